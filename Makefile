@@ -1,0 +1,26 @@
+# Two set-up commands (see README): `make demo` and `make test`.
+# Both install what is missing into $(VENV) first (idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= data/synth_kitti
+SEED ?= 0
+STAMP := $(VENV)/.dm3d_installed
+
+.PHONY: install data demo test checkpoints
+install: $(STAMP)
+$(STAMP): scripts/install.sh scripts/constraints-cpu.txt pyproject.toml
+	bash scripts/install.sh $(VENV)
+	touch $@
+
+data: install
+	$(PY) tools/make_synthetic_kitti.py --out $(DATA) --seed $(SEED)
+
+demo: data
+	$(PY) tools/demo.py --data-root $(DATA)
+
+test: install
+	$(PY) -m pytest -q tests
+
+# Re-train the shipped demo checkpoints (about 20 minutes each on 2 cores).
+checkpoints: data
+	$(PY) tools/train_demo_checkpoints.py --data-root $(DATA)

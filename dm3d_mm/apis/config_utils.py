@@ -1,0 +1,52 @@
+"""Config helpers shared by the tools: work dirs and re-pointing data paths."""
+import os.path as osp
+from typing import Any, Optional
+
+from mmengine.config import Config, ConfigDict
+
+
+def _retarget(node: Any, old: str, new: str) -> Any:
+    if isinstance(node, str):
+        return new + node[len(old):] if node.startswith(old) else node
+    if isinstance(node, (dict, ConfigDict)):
+        for key in list(node.keys()):
+            node[key] = _retarget(node[key], old, new)
+        return node
+    if isinstance(node, list):
+        return [_retarget(v, old, new) for v in node]
+    if isinstance(node, tuple):
+        return tuple(_retarget(v, old, new) for v in node)
+    return node
+
+
+def set_data_root(cfg: Config, data_root: str) -> Config:
+    """Point every path under the config's ``data_root`` (datasets, GT database,
+    evaluator ann files) at ``data_root`` instead."""
+    old = cfg.get('data_root', None)
+    if old is None:
+        raise KeyError('the config has no top-level data_root to replace')
+    new = data_root.rstrip('/') + '/'
+    if old == new:
+        return cfg
+    for key in list(cfg.keys()):
+        cfg[key] = _retarget(cfg[key], old, new)
+    return cfg
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None, launcher: str = 'none',
+                data_root: Optional[str] = None) -> Config:
+    """Config.fromfile plus the usual command-line overrides of mmdet3d's tools."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config not found: {path}')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if data_root is not None:
+        set_data_root(cfg, data_root)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg

@@ -1,0 +1,26 @@
+"""Shared fixtures: a few synthetic KITTI frames generated once per test session."""
+import os.path as osp
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CONFIGS = {
+    'second': osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'),
+    'pointpillars': osp.join(REPO, 'configs/demo/pointpillars_synth-kitti_cpu.py'),
+}
+
+
+@pytest.fixture(scope='session')
+def synth_root(tmp_path_factory):
+    """A tiny benchmark: val frames 0..7 (the full benchmark's first 8), 6 train frames."""
+    from dm3d_mm.datasets import SyntheticKittiConfig, generate
+    root = str(tmp_path_factory.mktemp('synth_kitti'))
+    generate(root, SyntheticKittiConfig(num_train=6, num_val=8, seed=0), workers=2,
+             progress=False)
+    return root + '/'
+
+
+def demo_config(name, data_root=None):
+    """A demo config, optionally re-pointed at another data root (all data paths)."""
+    from dm3d_mm.apis import load_config
+    return load_config(DEMO_CONFIGS[name], data_root=data_root)

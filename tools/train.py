@@ -1,0 +1,64 @@
+"""Train (or fine-tune) an mmdet3d detector with dm3d_mm loaded.
+
+Same arguments as mmdet3d's tools/train.py: --work-dir, --amp, --auto-scale-lr,
+--resume [CKPT], --cfg-options, --launcher.
+"""
+import argparse
+import os
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import dm3d_mm  # noqa: F401  (registers dm3d_mm modules, applies CPU fixes)
+from dm3d_mm.apis import load_config
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description='Train a 3D detector (dm3d_mm)')
+    p.add_argument('config', help='train config file path')
+    p.add_argument('--work-dir', help='the dir to save logs and models')
+    p.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
+    p.add_argument('--auto-scale-lr', action='store_true', help='scale lr with batch size')
+    p.add_argument('--resume', nargs='?', type=str, const='auto',
+                   help='resume from the given checkpoint, or the latest in work-dir')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings, key=value')
+    p.add_argument('--data-root', help='re-point every data path of the config here')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_config(args) -> Config:
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
+                      args.data_root)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+                               'config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = build_config(args)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
