@@ -76,8 +76,8 @@ val_evaluator = dict(ann_file=data_root + 'kitti_infos_val.pkl',
                      pcd_limit_range=point_cloud_range)
 test_evaluator = val_evaluator
 
-lr = 0.003
-epoch_num = 12
+lr = 0.002
+epoch_num = 20
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=epoch_num * 0.4, eta_min=lr * 10, begin=0,

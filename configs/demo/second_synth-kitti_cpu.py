@@ -81,8 +81,8 @@ val_evaluator = dict(ann_file=data_root + 'kitti_infos_val.pkl',
 test_evaluator = val_evaluator
 
 # schedule: one cycle (warm-up to 10x lr, cosine down) over a short CPU run
-lr = 0.003
-epoch_num = 12
+lr = 0.002
+epoch_num = 20
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=epoch_num * 0.4, eta_min=lr * 10, begin=0,

@@ -37,7 +37,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None, launcher: str = 'none',
                 data_root: Optional[str] = None) -> Config:
     """Config.fromfile plus the usual command-line overrides of mmdet3d's tools."""
-    if not osp.isfile(path):
+    if '::' not in path and not osp.isfile(path):  # 'mmdet3d::...' lives in the package
         raise FileNotFoundError(f'config not found: {path}')
     cfg = Config.fromfile(path)
     cfg.launcher = launcher

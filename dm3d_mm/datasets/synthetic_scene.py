@@ -12,9 +12,9 @@ import numpy as np
 
 # KITTI-like size statistics (mean, std) of (length, width, height) in metres.
 CLASS_SIZES = {
-    'Car': ((3.88, 1.63, 1.53), (0.35, 0.09, 0.10)),
-    'Pedestrian': ((0.84, 0.66, 1.76), (0.12, 0.08, 0.10)),
-    'Cyclist': ((1.76, 0.60, 1.74), (0.15, 0.06, 0.08)),
+    'Car': ((3.88, 1.63, 1.53), (0.25, 0.07, 0.07)),
+    'Pedestrian': ((0.84, 0.66, 1.76), (0.10, 0.06, 0.08)),
+    'Cyclist': ((1.76, 0.60, 1.74), (0.12, 0.05, 0.06)),
 }
 # Surface reflectivity per class, used for the simulated intensity channel.
 REFLECTIVITY = {'Car': 0.55, 'Pedestrian': 0.3, 'Cyclist': 0.4, 'wall': 0.25,
@@ -115,12 +115,16 @@ def _sample_size(rng, name):
 
 
 def _object_parts(name: str, l: float, w: float, h: float, rng) -> List[Tuple]:
-    """Parts in the object frame: (centre xyz, size lwh) so clouds look class-like."""
+    """Parts in the object frame: (centre xyz, size lwh) so clouds look class-like.
+
+    Parts stay a few centimetres inside the label box, as annotators draw boxes around the
+    visible surface (and range noise would otherwise push half the returns outside)."""
+    l, w, h = l - 0.12, w - 0.1, h - 0.05
     if name == 'Car':
         cab_l = l * rng.uniform(0.45, 0.6)
-        return [((0, 0, 0.08 * h), (0.8 * l, 0.9 * w, 0.16 * h)),       # wheels/skirt
-                ((0, 0, 0.38 * h), (l, w, 0.44 * h)),                   # body
-                ((-0.08 * l, 0, 0.8 * h), (cab_l, 0.92 * w, 0.4 * h))]  # cabin
+        return [((0, 0, 0.1 * h), (0.8 * l, 0.9 * w, 0.16 * h)),        # wheels/skirt
+                ((0, 0, 0.4 * h), (l, w, 0.44 * h)),                    # body
+                ((-0.08 * l, 0, 0.81 * h), (cab_l, 0.92 * w, 0.38 * h))]  # cabin
     if name == 'Pedestrian':
         return [((0, 0, 0.21 * h), (0.45 * l, 0.55 * w, 0.42 * h)),     # legs
                 ((0, 0, 0.6 * h), (0.5 * l, 0.85 * w, 0.36 * h)),       # torso
@@ -172,7 +176,7 @@ def sample_scene(rng: np.random.Generator, cfg: SceneConfig = SceneConfig()) -> 
         if pos is None:
             continue
         x, y = pos
-        if name == 'Pedestrian' or rng.random() < 0.3:
+        if name == 'Pedestrian' or rng.random() < 0.15:
             yaw = rng.uniform(-np.pi, np.pi)
         else:  # vehicles mostly follow the road, either direction
             yaw = road_yaw + (np.pi if rng.random() < 0.5 else 0.0) + rng.normal(0, 0.08)
