@@ -11,6 +11,17 @@ from typing import Dict, Iterable, Optional
 import torch
 
 from .counter import FlopsCounter
+from .layouts import offset_view
+
+
+def offset_ids(module) -> torch.Tensor:
+    """Kernel-offset index of every flat weight entry (same flattening as weight.view(-1))."""
+    n = module.weight.numel()
+    flat = torch.arange(n).reshape(module.weight.shape)
+    rows = offset_view(module, flat)  # (K, N) flat indices
+    ids = torch.empty(n, dtype=torch.long)
+    ids[rows.reshape(-1)] = torch.arange(rows.shape[0]).repeat_interleave(rows.shape[1])
+    return ids
 
 
 class CostModel:
@@ -36,6 +47,22 @@ class CostModel:
     def layer_macs(self, name: str, mask: Optional[torch.Tensor] = None) -> float:
         """Mean MACs per frame of a prunable layer at a mask (default: current weights)."""
         return self.layers[name].macs(mask) / self.frames
+
+    def curve_costs(self, name: str, order: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """MACs per frame of a layer when the first counts[k] weights of ``order`` are pruned,
+        for every k, in O(D): per-offset pruned counts are accumulated incrementally."""
+        st = self.layers[name]
+        ids = offset_ids(st.module)
+        k_off = int(ids.max()) + 1
+        per_offset = torch.bincount(ids, minlength=k_off)
+        pairs = st.pairs.double()
+        pruned = torch.zeros(k_off, dtype=torch.long)
+        out = torch.zeros(len(counts), dtype=torch.float64)
+        for k in range(len(counts)):
+            lo = int(counts[k - 1]) if k else 0
+            pruned += torch.bincount(ids[order[lo:int(counts[k])]], minlength=k_off)
+            out[k] = float((pairs * (per_offset - pruned)).sum()) / self.frames
+        return out
 
     def layer_dense_macs(self, name: str) -> float:
         return self.layers[name].dense_macs / self.frames

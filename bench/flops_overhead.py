@@ -1,0 +1,56 @@
+"""Overhead of joint-FLOPs counting: forward with the counter vs a plain forward.
+
+Runs the demo SECOND detector on the same val frames, alternating plain and counted passes
+so both see the same machine state, and prints a table of seconds per frame and the ratio.
+Example: python bench/flops_overhead.py --frames 10 --repeats 3
+"""
+import argparse
+import time
+
+import torch
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.apis import load_config
+from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.flops import FlopsCounter
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--config', default='configs/demo/second_synth-kitti_cpu.py')
+    p.add_argument('--checkpoint', default='checkpoints/second_synth-kitti_cpu.pth')
+    p.add_argument('--data-root', default='data/synth_kitti')
+    p.add_argument('--frames', type=int, default=10)
+    p.add_argument('--repeats', type=int, default=3)
+    args = p.parse_args()
+    from mmengine.runner import Runner
+    cfg = load_config(args.config, data_root=args.data_root)
+    model = build_detector(cfg, args.checkpoint)
+    loader_cfg = cfg.test_dataloader.copy()
+    loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(loader_cfg)
+    batches = [b for _, b in zip(range(args.frames), loader)]
+    times = {'plain': [], 'counted': []}
+    with torch.no_grad():
+        model.test_step(batches[0])  # warm-up
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            for b in batches:
+                model.test_step(b)
+            times['plain'].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            with FlopsCounter(model) as counter:
+                for b in batches:
+                    model.test_step(b)
+                    counter.add_frames(1)
+            times['counted'].append(time.perf_counter() - t0)
+    plain = min(times['plain']) / len(batches)
+    counted = min(times['counted']) / len(batches)
+    print(f'| forward ({len(batches)} frames, best of {args.repeats}) | s/frame | ratio |')
+    print('|---|---:|---:|')
+    print(f'| plain | {plain:.4f} | 1.00 |')
+    print(f'| with FlopsCounter | {counted:.4f} | {counted / plain:.2f} |')
+
+
+if __name__ == '__main__':
+    main()

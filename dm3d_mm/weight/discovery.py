@@ -1,0 +1,79 @@
+"""Which layers of a detector are pruned: by part, by name pattern, head outputs on request."""
+import fnmatch
+from collections import OrderedDict
+from typing import Dict, Iterable, Optional, Sequence
+
+from torch import nn
+
+from ..flops.counter import PARTS
+from ..flops.layouts import PRUNABLE
+
+# user-facing part keys (the detector attributes, pts_ variants included)
+PART_KEYS = tuple(dict.fromkeys(k.replace('pts_', '') for k in PARTS))
+# final prediction convs of mmdet3d's heads: pruned only when asked
+HEAD_OUTPUT_SUFFIXES = ('conv_cls', 'conv_reg', 'conv_dir_cls', 'conv_dir')
+
+
+def _part_key(name: str) -> str:
+    return name.split('.')[0].replace('pts_', '')
+
+
+def _is_head_output(name: str, module: nn.Module, model: nn.Module) -> bool:
+    if any(name.endswith(s) for s in HEAD_OUTPUT_SUFFIXES):
+        return True
+    # CenterHead's SeparateHead: the last conv of each task branch (heatmap, reg, ...)
+    parent_name, _, leaf = name.rpartition('.')
+    if 'task_heads' in name and leaf.isdigit():
+        parent = model.get_submodule(parent_name)
+        convs = [n for n, m in parent.named_children() if isinstance(m, PRUNABLE)]
+        return bool(convs) and convs[-1] == leaf
+    return False
+
+
+def find_prunable_layers(model: nn.Module, parts: Optional[Sequence[str]] = None,
+                         include: Optional[Iterable[str]] = None,
+                         exclude: Optional[Iterable[str]] = None,
+                         include_head_outputs: bool = False) -> Dict[str, nn.Module]:
+    """Prunable layers (spconv convs, Conv1d/2d/3d, ConvTranspose, Linear) in forward order.
+
+    parts: detector parts to prune (``middle_encoder``, ``backbone``, ``neck``,
+        ``bbox_head``, ``voxel_encoder``); None means all of them.
+    include / exclude: fnmatch patterns on layer names, applied after ``parts``.
+    """
+    present = {_part_key(n) for n, _ in model.named_children()}
+    if parts is not None:
+        parts = list(parts)
+        unknown = [p for p in parts if p.replace('pts_', '') not in PART_KEYS]
+        if unknown:
+            raise ValueError(f'unknown part(s) {unknown}; valid parts: {list(PART_KEYS)}')
+        missing = [p for p in parts if p.replace('pts_', '') not in present]
+        if missing:
+            raise ValueError(f'part(s) {missing} not in this model; it has '
+                             f'{sorted(present & set(PART_KEYS))}')
+        wanted = {p.replace('pts_', '') for p in parts}
+    else:
+        wanted = set(PART_KEYS)
+    layers = OrderedDict()
+    for name, module in model.named_modules():
+        if not isinstance(module, PRUNABLE) or _part_key(name) not in wanted:
+            continue
+        if not include_head_outputs and _is_head_output(name, module, model):
+            continue
+        layers[name] = module
+    for pattern_set, keep in ((include, True), (exclude, False)):
+        if not pattern_set:
+            continue
+        for pat in pattern_set:
+            hits = [n for n in layers if fnmatch.fnmatch(n, pat)]
+            if not hits:
+                raise ValueError(f'pattern {pat!r} matches no prunable layer; examples: '
+                                 f'{list(layers)[:5]}')
+        if keep:
+            layers = OrderedDict((n, m) for n, m in layers.items()
+                                 if any(fnmatch.fnmatch(n, p) for p in pattern_set))
+        else:
+            layers = OrderedDict((n, m) for n, m in layers.items()
+                                 if not any(fnmatch.fnmatch(n, p) for p in pattern_set))
+    if not layers:
+        raise ValueError('no prunable layer selected: check parts / include / exclude')
+    return layers

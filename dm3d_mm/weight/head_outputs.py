@@ -1,0 +1,62 @@
+"""The detector output y = [p_b; p_c] that DM3D's distortion is measured on (Eq. 2).
+
+mmdet3d's tensor-mode forward returns the head outputs before decoding and NMS. They are
+split into box terms p_b (regression, direction) and class confidence p_c (sigmoid of the
+class logits / heatmaps), flattened per frame and weighted by lambda = (lambda_b, lambda_c):
+the distortion is lambda_b ||dp_b||^2 + lambda_c ||dp_c||^2.
+"""
+from typing import List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+
+def _flat(tensors: List[Tensor], batch: int) -> Tensor:
+    if not tensors:
+        return torch.zeros(batch, 0)
+    return torch.cat([t.reshape(batch, -1) for t in tensors], 1)
+
+
+def detection_head(model: nn.Module) -> nn.Module:
+    for attr in ('bbox_head', 'pts_bbox_head'):
+        head = getattr(model, attr, None)
+        if head is not None:
+            return head
+    raise TypeError(f'{type(model).__name__} has no bbox_head / pts_bbox_head: DM3D needs a '
+                    'single-stage detection head (Anchor3DHead, CenterHead and friends)')
+
+
+def split_head_outputs(model: nn.Module, outs, batch: int) -> Tuple[Tensor, Tensor]:
+    """(p_b, p_c), each (batch, D), from the tensor-mode outputs of the model's head."""
+    head = detection_head(model)
+    boxes, scores = [], []
+    if hasattr(head, 'task_heads'):  # CenterHead: per level, per task, dict of maps
+        for level in outs:
+            for task in level:
+                for key, value in task.items():
+                    (scores if key == 'heatmap' else boxes).append(
+                        value.sigmoid() if key == 'heatmap' else value)
+    elif hasattr(head, 'conv_cls') and isinstance(outs, (tuple, list)) and len(outs) >= 2:
+        cls_scores, bbox_preds = outs[0], outs[1]
+        dir_preds = outs[2] if len(outs) > 2 and outs[2] is not None else []
+        scores = [c.sigmoid() for c in cls_scores]
+        boxes = list(bbox_preds) + [d for d in dir_preds if d is not None]
+    else:
+        raise NotImplementedError(
+            f'cannot split the outputs of {type(head).__name__} into box and class terms; '
+            'supported: Anchor3DHead-style heads (conv_cls/conv_reg) and CenterHead')
+    return _flat(boxes, batch), _flat(scores, batch)
+
+
+def forward_outputs(model: nn.Module, batch: dict) -> Tuple[Tensor, Tensor]:
+    """Tensor-mode forward of one collated batch: (p_b, p_c)."""
+    data = model.data_preprocessor(batch, training=False)
+    outs = model(**data, mode='tensor')
+    return split_head_outputs(model, outs, len(data['data_samples']))
+
+
+def weighted_distortion(ref: Tuple[Tensor, Tensor], new: Tuple[Tensor, Tensor],
+                        lambdas=(1.0, 1.0)) -> Tensor:
+    """Per-frame lambda_b ||p_b - p_b'||^2 + lambda_c ||p_c - p_c'||^2."""
+    (b0, c0), (b1, c1) = ref, new
+    return lambdas[0] * ((b1 - b0) ** 2).sum(1) + lambdas[1] * ((c1 - c0) ** 2).sum(1)

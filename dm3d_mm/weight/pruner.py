@@ -1,0 +1,212 @@
+"""DM3D post-training weight pruning (Alg. 2) and the baselines, behind one registry entry.
+
+    pruning = dict(type='DM3DPruner', flops_target=0.5, method='dm3d', estimator='fisher',
+                   num_ratios=32, parts=['middle_encoder', 'backbone', 'neck'])
+
+``prune(model, batches)`` counts the joint FLOPs on the calibration frames (post spatial
+pruning, whatever spatial modules the model has), selects the layers, computes per-layer
+distortion curves, allocates sparsity with the DP against the FLOPs cost model, applies the
+masks, and returns a PruneResult with everything the report needs.
+"""
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..flops import FlopsCounter
+from ..flops.cost_model import CostModel
+from ..registry import PRUNERS
+from .allocation import allocate
+from .baselines import BASELINES
+from .calibration import (actual_distortion_curves, collect_gradients, measured_distortion,
+                          reference_outputs)
+from .curves import distortion_curve, mask_at, prune_order, ratio_counts, taylor_scores
+from .discovery import find_prunable_layers
+from .head_outputs import forward_outputs
+from .masks import MaskSet
+
+METHODS = ('dm3d', ) + tuple(BASELINES)
+ESTIMATORS = ('fisher', 'taylor2', 'actual')
+
+
+@dataclass
+class LayerResult:
+    name: str
+    part: str
+    numel: int
+    ratio: float               # fraction of weights pruned
+    macs_before: float         # per frame
+    macs_after: float
+    predicted_distortion: Optional[float] = None
+
+
+@dataclass
+class PruneResult:
+    method: str
+    estimator: Optional[str]
+    flops_target: float
+    macs_before: float
+    macs_after: float
+    floor: float
+    layers: List[LayerResult]
+    masks: Dict[str, Tensor]
+    timings: Dict[str, float] = field(default_factory=dict)
+    curves: Dict[str, Dict[str, list]] = field(default_factory=dict)
+    measured_distortion: Optional[float] = None
+
+    @property
+    def achieved_ratio(self) -> float:
+        return self.macs_after / self.macs_before
+
+    def info(self) -> Dict:
+        """JSON-ready summary (without the masks)."""
+        return dict(method=self.method, estimator=self.estimator,
+                    flops_target=self.flops_target, macs_before=self.macs_before,
+                    macs_after=self.macs_after, achieved_ratio=self.achieved_ratio,
+                    floor=self.floor, timings=self.timings,
+                    measured_distortion=self.measured_distortion,
+                    layers=[vars(lr) for lr in self.layers])
+
+
+@PRUNERS.register_module()
+class DM3DPruner:
+
+    def __init__(self, flops_target: float, method: str = 'dm3d', estimator: str = 'fisher',
+                 num_ratios: int = 32, parts: Optional[Sequence[str]] = None,
+                 include: Optional[Sequence[str]] = None,
+                 exclude: Optional[Sequence[str]] = None,
+                 include_head_outputs: bool = False, lambdas=(1.0, 1.0), kappa: float = 0.0,
+                 num_projections: int = 2, min_density: float = 0.0,
+                 max_density: float = 1.0, keep_dense: Sequence[str] = (),
+                 num_buckets: int = 10000, seed: int = 0, progress: bool = True,
+                 calib: Optional[dict] = None):
+        if not 0 < flops_target <= 1:
+            raise ValueError(f'flops_target is a fraction of the dense FLOPs in (0, 1], got '
+                             f'{flops_target}')
+        if method not in METHODS:
+            raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
+        if estimator not in ESTIMATORS:
+            raise ValueError(f'unknown estimator {estimator!r}; choose from {ESTIMATORS}')
+        if not 0 <= min_density <= max_density <= 1:
+            raise ValueError('need 0 <= min_density <= max_density <= 1')
+        if num_ratios < 1:
+            raise ValueError('num_ratios must be at least 1')
+        self.flops_target = flops_target
+        self.method, self.estimator = method, estimator
+        self.num_ratios = num_ratios
+        self.select = dict(parts=parts, include=include, exclude=exclude,
+                           include_head_outputs=include_head_outputs)
+        self.lambdas = tuple(float(v) for v in lambdas)
+        self.kappa = kappa
+        self.num_projections = num_projections
+        self.min_density, self.max_density = min_density, max_density
+        self.keep_dense = list(keep_dense)
+        self.num_buckets = num_buckets
+        self.seed = seed
+        self.progress = progress
+        self.calib = dict(calib or {})
+
+    # ------------------------------------------------------------------------------
+    def cost_model(self, model: nn.Module, batches, names) -> CostModel:
+        with torch.no_grad(), FlopsCounter(model) as counter:
+            for b in batches:
+                forward_outputs(model, b)
+                counter.add_frames(len(b['data_samples']))
+        return CostModel(counter, names)
+
+    def prune(self, model: nn.Module, batches: Sequence[dict]) -> PruneResult:
+        """Prune ``model`` in place (masks applied); batches: one calibration frame each."""
+        if not batches:
+            raise ValueError('no calibration frames')
+        model.eval()
+        layers = find_prunable_layers(model, **self.select)
+        for pat in self.keep_dense:
+            if pat not in layers:
+                raise ValueError(f'keep_dense names {pat!r}, which is not a selected layer')
+        timings = {}
+        t0 = time.perf_counter()
+        cm = self.cost_model(model, batches, list(layers))
+        timings['flops_count'] = time.perf_counter() - t0
+        before = cm.total()
+        budget = self.flops_target * before
+        min_layer = {n: cm.curve_costs(n, torch.arange(m.weight.numel()),
+                                       torch.tensor([int(round((1 - self.min_density)
+                                                               * m.weight.numel()))]))[0]
+                     for n, m in layers.items() if n not in self.keep_dense}
+        reachable = cm.floor + sum(float(v) for v in min_layer.values()) + sum(
+            cm.layer_macs(n) for n in self.keep_dense)
+        if budget < reachable - 1e-6 * before:
+            raise ValueError(
+                f'flops_target={self.flops_target} asks for {budget / 1e9:.4f} GMACs per frame '
+                f'but the floor is {reachable / 1e9:.4f} GMACs ({reachable / before:.3f} of '
+                f'dense): layers that are not pruned cost {cm.floor / 1e9:.4f} GMACs. '
+                'Raise the target or prune more parts.')
+        curves: Dict[str, Dict[str, list]] = {}
+        if self.method == 'dm3d':
+            masks = self._dm3d(model, layers, batches, cm, budget, timings, curves)
+        else:
+            t0 = time.perf_counter()
+            masks = BASELINES[self.method](layers, cm, budget)
+            timings['allocation'] = time.perf_counter() - t0
+        after = cm.total(masks)
+        assert after <= budget * (1 + 1e-9), 'allocation exceeded the FLOPs budget'
+        results = [LayerResult(n, cm.layers[n].part, m.weight.numel(),
+                               1.0 - float(masks[n].float().mean()), cm.layer_macs(n),
+                               cm.layer_macs(n, masks[n]),
+                               curves.get(n, {}).get('chosen_distortion'))
+                   for n, m in layers.items()]
+        ref = reference_outputs(model, batches)
+        MaskSet(model, masks).apply()
+        measured = measured_distortion(model, batches, ref, self.lambdas)
+        return PruneResult(self.method, self.estimator if self.method == 'dm3d' else None,
+                           self.flops_target, before, after, cm.floor, results, masks,
+                           timings, curves, measured)
+
+    # ------------------------------------------------------------------------------
+    def _dm3d(self, model, layers, batches, cm, budget, timings, curves_out):
+        est = self.estimator
+        t0 = time.perf_counter()
+        grads = collect_gradients(model, layers, batches, self.lambdas,
+                                  'sum' if est == 'taylor2' else 'hutchinson',
+                                  self.num_projections, self.seed, self.progress)
+        timings['gradients'] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        orders, counts, dist = {}, {}, {}
+        for n, m in layers.items():
+            if est == 'actual':
+                orders[n] = prune_order(taylor_scores(m.weight, grads[n]))
+                counts[n] = ratio_counts(m.weight.numel(), self.num_ratios)
+            else:
+                c = distortion_curve(m.weight, grads[n], self.num_ratios, est, self.kappa)
+                orders[n], counts[n], dist[n] = c.order, c.counts, c.distortion
+        if est == 'actual':
+            ref = reference_outputs(model, batches)
+            dist = actual_distortion_curves(model, layers, batches, ref, orders, counts,
+                                            self.lambdas, self.progress)
+        timings['curves'] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        costs = {n: cm.curve_costs(n, orders[n], counts[n]) for n in layers}
+        timings['candidate_costs'] = time.perf_counter() - t0
+        names = list(layers)
+        allowed = []
+        for n in names:
+            density = 1.0 - counts[n].double() / layers[n].weight.numel()
+            ok = (density >= self.min_density - 1e-12) & (density <= self.max_density + 1e-12)
+            if n in self.keep_dense:
+                ok = counts[n] == 0
+            if not ok.any():
+                ok = counts[n] == counts[n][torch.argmin((density - self.min_density).abs())]
+            allowed.append(ok.tolist())
+        t0 = time.perf_counter()
+        alloc = allocate([costs[n].tolist() for n in names], [dist[n].tolist() for n in names],
+                         budget - cm.floor, self.num_buckets, allowed=allowed)
+        timings['dp'] = time.perf_counter() - t0
+        masks = {}
+        for n, k in zip(names, alloc.choice):
+            masks[n] = mask_at(layers[n].weight, orders[n], int(counts[n][k]))
+            curves_out[n] = dict(ratios=(counts[n].double() / layers[n].weight.numel()).tolist(),
+                                 distortion=dist[n].tolist(), macs=costs[n].tolist(),
+                                 chosen=int(k), chosen_distortion=float(dist[n][k]))
+        return masks

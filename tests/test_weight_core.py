@@ -1,0 +1,165 @@
+"""DM3D core pieces: DP allocation, distortion curves, masks under training."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import dm3d_mm  # noqa: F401
+import spconv.pytorch as spconv
+from dm3d_mm.weight import MaskSet, allocate, distortion_curve
+from dm3d_mm.weight.curves import mask_at, prune_order, ratio_counts, taylor_scores
+
+
+# -- dynamic programming -------------------------------------------------------------
+def exhaustive(costs, dists, budget):
+    best = np.inf
+    for choice in itertools.product(*[range(len(c)) for c in costs]):
+        c = sum(costs[i][k] for i, k in enumerate(choice))
+        if c <= budget:
+            best = min(best, sum(dists[i][k] for i, k in enumerate(choice)))
+    return best
+
+
+@pytest.mark.parametrize('seed', range(8))
+def test_dp_is_exact_optimum_on_integer_instances(seed):
+    rng = np.random.default_rng(seed)
+    layers, options = int(rng.integers(2, 5)), int(rng.integers(2, 6))
+    costs = [sorted(rng.integers(1, 30, options).tolist(), reverse=True) for _ in range(layers)]
+    dists = [sorted(rng.random(options).tolist()) for _ in range(layers)]
+    budget = int(sum(min(c) for c in costs) + rng.integers(0, 40))
+    res = allocate(costs, dists, budget, unit=1)
+    assert res.distortion == pytest.approx(exhaustive(costs, dists, budget))
+    assert res.cost <= budget
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_dp_never_exceeds_budget_with_float_costs(seed):
+    rng = np.random.default_rng(100 + seed)
+    costs = [np.sort(rng.random(9) * 1e6)[::-1].tolist() for _ in range(12)]
+    dists = [np.sort(rng.random(9)).tolist() for _ in range(12)]
+    for frac in (0.3, 0.5, 0.8):
+        budget = frac * sum(c[0] for c in costs)
+        res = allocate(costs, dists, budget, num_buckets=1000)
+        assert res.cost <= budget
+        exact = sum(costs[i][k] for i, k in enumerate(res.choice))
+        assert res.cost == pytest.approx(exact)
+        # the bucketed answer is close to the unbucketed optimum (fine grid)
+        fine = allocate(costs, dists, budget, num_buckets=100000)
+        assert res.distortion <= fine.distortion + 0.05 * sum(d[-1] for d in dists)
+
+
+def test_dp_infeasible_budget_is_a_clear_error():
+    with pytest.raises(ValueError, match='no allocation fits'):
+        allocate([[10, 5]], [[0, 1]], budget=4, unit=1)
+
+
+# -- distortion curves -----------------------------------------------------------------
+def _layer(seed=0, d=60, m=7):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(d, generator=g), torch.randn(m, d, generator=g)
+
+
+def test_fisher_curve_equals_explicit_quadratic_form():
+    w, grads = _layer()
+    kappa = 0.3
+    c = distortion_curve(w, grads, 6, 'fisher', kappa)
+    F = kappa * torch.eye(60, dtype=torch.float64) + grads.double().T @ grads.double() / 7
+    for k, n in enumerate(c.counts.tolist()):
+        dw = torch.zeros(60, dtype=torch.float64)
+        idx = c.order[:n]
+        dw[idx] = -w.double()[idx]
+        assert float(c.distortion[k]) == pytest.approx(float(dw @ F @ dw), rel=1e-9, abs=1e-12)
+
+
+def test_taylor2_curve_equals_paper_formula_and_incremental_equals_scratch():
+    w, grads = _layer(1)
+    gbar = grads.double().mean(0)
+    c = distortion_curve(w, grads, 5, 'taylor2', 0.1)
+    H = 0.1 * torch.eye(60, dtype=torch.float64) + grads.double().T @ grads.double() / 7
+    for k, n in enumerate(c.counts.tolist()):
+        # from scratch at ratio k: the same pruned set, no incremental state
+        dw = torch.zeros(60, dtype=torch.float64)
+        dw[c.order[:n]] = -w.double()[c.order[:n]]
+        expect = float(gbar @ dw + 0.5 * dw @ H @ dw)
+        assert float(c.distortion[k]) == pytest.approx(expect, rel=1e-9, abs=1e-12)
+
+
+def test_curve_prunes_least_important_first_and_counts_are_exact():
+    w, grads = _layer(2)
+    s = taylor_scores(w, grads)
+    order = prune_order(s)
+    assert torch.all(s[order][1:] >= s[order][:-1])
+    counts = ratio_counts(60, 4)
+    assert counts.tolist() == [0, 15, 30, 45, 60]
+    m = mask_at(w, order, 15)
+    assert int((~m).sum()) == 15 and bool(m[order[15:]].all())
+    c = distortion_curve(w, grads, 4)
+    assert c.distortion[0] == 0 and torch.all(c.distortion[1:] >= 0)
+
+
+# -- masks through training --------------------------------------------------------------
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.sp = spconv.SubMConv3d(3, 4, 3, padding=1, bias=False, indice_key='a')
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        f = self.sp(x).dense()  # (1, 4, D, H, W)
+        f = self.conv(f.sum(2))
+        return self.fc(f.mean((2, 3)))
+
+
+def _input():
+    g = torch.Generator().manual_seed(0)
+    idx = torch.unique(torch.randint(0, 6, (40, 3), generator=g), dim=0)
+    idx = torch.cat([torch.zeros(len(idx), 1, dtype=torch.long), idx], 1).int()
+    return spconv.SparseConvTensor(torch.randn(len(idx), 3, generator=g), idx, [6, 6, 6], 1)
+
+
+@pytest.mark.parametrize('opt', ['adamw', 'adam', 'sgd'])
+def test_masks_survive_optimizer_steps_with_momentum_and_weight_decay(opt):
+    torch.manual_seed(0)
+    net = TinyNet()
+    x = _input()
+    make = dict(adamw=lambda p: torch.optim.AdamW(p, 1e-2, weight_decay=0.1),
+                adam=lambda p: torch.optim.Adam(p, 1e-2, weight_decay=0.1),
+                sgd=lambda p: torch.optim.SGD(p, 1e-2, momentum=0.9, weight_decay=0.1))[opt]
+    optim = make(net.parameters())
+    for _ in range(3):  # dense steps first: the optimizer holds momentum for every weight
+        optim.zero_grad()
+        net(x).pow(2).sum().backward()
+        optim.step()
+    g = torch.Generator().manual_seed(1)
+    masks = {n: torch.rand(m.weight.shape, generator=g) > 0.5
+             for n, m in (('sp', net.sp), ('conv', net.conv), ('fc', net.fc))}
+    ms = MaskSet(net, masks).attach(optim)
+    kept_changed = False
+    for _ in range(50):
+        optim.zero_grad()
+        before = net.conv.weight.detach().clone()
+        net(x).pow(2).sum().backward()
+        optim.step()
+        kept_changed |= not torch.equal(before[masks['conv']], net.conv.weight[masks['conv']])
+    for n, m in (('sp', net.sp), ('conv', net.conv), ('fc', net.fc)):
+        assert torch.all(m.weight[~masks[n]] == 0), n
+    assert kept_changed  # training still updates the kept weights
+    # save / load round trip keeps the zeros and the masks read back from them
+    state = net.state_dict()
+    net2 = TinyNet()
+    net2.load_state_dict(state)
+    back = MaskSet.from_weights(net2, masks.keys())
+    for n in masks:
+        assert torch.equal(back.masks[n], masks[n] & (dict(net.named_modules())[n].weight != 0))
+    ms.detach()
+
+
+def test_mask_shape_and_name_errors():
+    net = TinyNet()
+    with pytest.raises(KeyError, match='does not have'):
+        MaskSet(net, {'nope': torch.ones(2)})
+    with pytest.raises(ValueError, match='shape'):
+        MaskSet(net, {'fc': torch.ones(3, 3)})
