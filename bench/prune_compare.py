@@ -1,0 +1,117 @@
+"""DM3D against the baselines at equal joint FLOPs, before any fine-tuning.
+
+For each FLOPs budget and method: prune the demo detector, measure the weighted output
+distortion on held-out val frames and the KITTI AP (val split); then the per-layer rank
+correlation of predicted (fisher, taylor2) against actual distortion curves (Tab. 5), and
+the wall time of allocation split into gradients / curves / DP against the 'actual'
+estimator. Prints markdown tables; writes bench_prune.json.
+
+Example: python bench/prune_compare.py --budgets 0.5 0.33 0.25 --calib-frames 16
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import tempfile
+
+import numpy as np
+import torch
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.apis import load_config
+from dm3d_mm.apis.demo import evaluate_checkpoint
+from dm3d_mm.apis.demo_report import summarize_kitti_metrics
+from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.prune import calibration_batches
+from dm3d_mm.weight import DM3DPruner
+from dm3d_mm.weight.calibration import measured_distortion, reference_outputs
+
+METHODS = ['dm3d', 'uniform', 'global_magnitude', 'lamp', 'erk']
+
+
+def spearman(a, b):
+    ra = np.argsort(np.argsort(a))
+    rb = np.argsort(np.argsort(b))
+    if ra.std() == 0 or rb.std() == 0:
+        return float('nan')
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def car_mod(ap):
+    return ap.get('Car', {}).get('moderate')
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--config', default='configs/demo/second_synth-kitti_cpu.py')
+    p.add_argument('--checkpoint', default='checkpoints/second_synth-kitti_cpu.pth')
+    p.add_argument('--data-root', default='data/synth_kitti')
+    p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33, 0.25])
+    p.add_argument('--methods', nargs='+', default=METHODS)
+    p.add_argument('--calib-frames', type=int, default=16)
+    p.add_argument('--heldout-frames', type=int, default=8)
+    p.add_argument('--num-ratios', type=int, default=16)
+    p.add_argument('--no-ap', action='store_true', help='skip KITTI AP (distortion only)')
+    p.add_argument('--out', default='work_dirs/bench_prune')
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    cfg = load_config(args.config, data_root=args.data_root)
+    dense = build_detector(cfg, args.checkpoint)
+    calib = calibration_batches(cfg, args.calib_frames, 'train')
+    heldout = calibration_batches(cfg, args.heldout_frames, 'val')
+    ref = reference_outputs(dense, heldout)
+    rows = []
+    dense_ap = None if args.no_ap else summarize_kitti_metrics(evaluate_checkpoint(
+        args.config, args.checkpoint, args.data_root, osp.join(args.out, 'dense')))
+    for budget in args.budgets:
+        for method in args.methods:
+            model = copy.deepcopy(dense)
+            res = DM3DPruner(budget, method=method, num_ratios=args.num_ratios,
+                             progress=False).prune(model, calib)
+            row = dict(budget=budget, method=method, achieved=res.achieved_ratio,
+                       distortion=measured_distortion(model, heldout, ref), timings=res.timings)
+            if not args.no_ap:
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = osp.join(tmp, 'm.pth')
+                    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
+                    row['ap'] = summarize_kitti_metrics(evaluate_checkpoint(
+                        args.config, path, args.data_root, osp.join(args.out, 'eval')))
+            rows.append(row)
+            print(f"[bench] {budget} {method}: achieved {row['achieved']:.3f} distortion "
+                  f"{row['distortion']:.4g} car-mod {car_mod(row.get('ap', {}))}")
+    # Tab. 5: predicted vs actual distortion curves, and the allocation time split
+    corr, times = {}, {}
+    curves = {}
+    for est in ('fisher', 'taylor2', 'actual'):
+        model = copy.deepcopy(dense)
+        res = DM3DPruner(args.budgets[0], estimator=est, num_ratios=args.num_ratios,
+                         progress=False).prune(model, calib)
+        curves[est] = {n: c['distortion'] for n, c in res.curves.items()}
+        times[est] = res.timings
+    for est in ('fisher', 'taylor2'):
+        corr[est] = float(np.nanmean([spearman(curves[est][n][1:], curves['actual'][n][1:])
+                                      for n in curves[est]]))
+    print('\n| budget | method | achieved FLOPs | held-out distortion | Car 3D AP mod |')
+    print('|---:|---|---:|---:|---:|')
+    if dense_ap:
+        print(f'| 1.00 | dense | 1.000 | 0 | {car_mod(dense_ap):.2f} |')
+    for r in rows:
+        ap = car_mod(r.get('ap', {}))
+        print(f"| {r['budget']:.2f} | {r['method']} | {r['achieved']:.3f} | "
+              f"{r['distortion']:.4g} | {'-' if ap is None else f'{ap:.2f}'} |")
+    print('\n| estimator | mean per-layer Spearman vs actual |\n|---|---:|')
+    for est, c in corr.items():
+        print(f'| {est} | {c:.3f} |')
+    print('\n| estimator | gradients s | curves s | candidate costs s | DP s |')
+    print('|---|---:|---:|---:|---:|')
+    for est, t in times.items():
+        print(f"| {est} | {t.get('gradients', 0):.2f} | {t.get('curves', 0):.2f} | "
+              f"{t.get('candidate_costs', 0):.2f} | {t.get('dp', 0):.3f} |")
+    with open(osp.join(args.out, 'bench_prune.json'), 'w') as f:
+        json.dump(dict(rows=rows, dense_ap=dense_ap, spearman=corr, timings=times), f,
+                  indent=1)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,113 @@
+"""DM3D pruning of a real mmdet3d detector (the demo SECOND) end to end."""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, demo_config
+
+SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
+
+
+@pytest.fixture(scope='module')
+def second(synth_root):
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import calibration_batches
+    cfg = demo_config('second', synth_root)
+    torch.manual_seed(0)
+    batches = calibration_batches(cfg, frames=2, split='train')
+    return cfg, batches, lambda: build_detector(cfg)
+
+
+@pytest.mark.parametrize('method,estimator', [('dm3d', 'fisher'), ('dm3d', 'taylor2'),
+                                              ('lamp', None), ('uniform', None)])
+def test_pruning_meets_the_flops_target_exactly_counted(second, method, estimator):
+    from dm3d_mm.weight import DM3DPruner
+    cfg, batches, make = second
+    torch.manual_seed(0)
+    model = make()
+    pruner = DM3DPruner(0.5, method=method, estimator=estimator or 'fisher', num_ratios=8,
+                        parts=['middle_encoder', 'backbone', 'neck'], progress=False)
+    res = pruner.prune(model, batches)
+    assert res.macs_after <= 0.5 * res.macs_before
+    assert res.achieved_ratio > 0.3  # the allocation uses the budget, it does not overshoot
+    modules = dict(model.named_modules())
+    for name, mask in res.masks.items():
+        assert torch.all(modules[name].weight[~mask] == 0)
+    # the reported cost equals a fresh count of the pruned model on the same frames
+    cm = pruner.cost_model(model, batches, list(res.masks))
+    assert cm.total() == pytest.approx(res.macs_after, rel=1e-9)
+    assert res.measured_distortion > 0
+    assert {lr.part for lr in res.layers} == {'3D backbone', '2D backbone', 'neck'}
+
+
+def test_bad_targets_and_names_are_clear_errors(second):
+    from dm3d_mm.weight import DM3DPruner
+    cfg, batches, make = second
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match='flops_target'):
+            DM3DPruner(bad)
+    with pytest.raises(ValueError, match='floor'):
+        DM3DPruner(0.05, parts=['neck'], progress=False).prune(make(), batches)
+    with pytest.raises(ValueError, match='unknown part'):
+        DM3DPruner(0.5, parts=['backbone3d'], progress=False).prune(make(), batches)
+    with pytest.raises(ValueError, match='matches no prunable layer'):
+        DM3DPruner(0.5, include=['backbone.nope*'], progress=False).prune(make(), batches)
+    with pytest.raises(ValueError, match='unknown method'):
+        DM3DPruner(0.5, method='random')
+
+
+def test_head_output_convs_only_when_asked(second):
+    from dm3d_mm.weight import find_prunable_layers
+    _, _, make = second
+    model = make()
+    default = find_prunable_layers(model, parts=['bbox_head'], include_head_outputs=True)
+    assert {'bbox_head.conv_cls', 'bbox_head.conv_reg'} <= set(default)
+    with pytest.raises(ValueError, match='no prunable layer'):
+        find_prunable_layers(model, parts=['bbox_head'])
+
+
+PLAIN_LOAD = r'''
+import sys, torch
+from mmengine.config import Config
+from mmdet3d.apis import init_model, inference_detector
+assert 'dm3d_mm' not in sys.modules
+cfg = Config.fromfile(sys.argv[1])
+cfg.pop('custom_imports')
+model = init_model(cfg, sys.argv[2], device='cpu')
+assert 'dm3d_mm' not in sys.modules
+ckpt = torch.load(sys.argv[2], map_location='cpu')  # safe (weights_only) load works too
+masks = ckpt['meta']['dm3d']['masks']
+mods = dict(model.named_modules())
+zeros = sum(int((mods[n].weight[~m] == 0).sum()) for n, m in masks.items())
+pruned = sum(int((~m).sum()) for m in masks.values())
+assert zeros == pruned > 0, (zeros, pruned)
+res, _ = inference_detector(model, sys.argv[3])
+print('OK', pruned, len(res.pred_instances_3d))
+'''
+
+
+def test_prune_tool_writes_checkpoint_that_plain_mmdet3d_loads(synth_root, tmp_path):
+    if not osp.exists(SECOND_CKPT):
+        pytest.fail(f'shipped checkpoint missing: {SECOND_CKPT}')
+    work = tmp_path / 'pruned'
+    cmd = [sys.executable, osp.join(REPO, 'tools/prune.py'),
+           osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'), '--checkpoint',
+           SECOND_CKPT, '--flops-target', '0.5', '--num-ratios', '8', '--calib-frames', '2',
+           '--data-root', synth_root, '--work-dir', str(work)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for f in ('pruned.pth', 'prune_report.json', 'prune_report.md', 'layer_sparsity.png'):
+        assert (work / f).exists(), f
+    assert 'achieved' in (work / 'prune_report.md').read_text()
+    env_cmd = [sys.executable, '-c', PLAIN_LOAD,
+               osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'), str(work / 'pruned.pth'),
+               osp.join(synth_root, 'training/velodyne/000000.bin')]
+    proc = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0 and 'OK' in proc.stdout, proc.stderr[-3000:]
+    # refusing to write over the input
+    proc = subprocess.run(cmd[:4] + [str(work / 'pruned.pth')] + cmd[5:], capture_output=True,
+                          text=True, cwd=REPO)
+    assert proc.returncode != 0 and 'input checkpoint' in proc.stderr

@@ -1,0 +1,75 @@
+"""Post-training weight pruning of an mmdet3d detector (DM3D or a baseline).
+
+Writes WORK_DIR/pruned.pth (zeros in the weights; masks, allocation and provenance in
+meta['dm3d']; never written over the input), prune_report.{json,md} and
+layer_sparsity.png. With --eval, dense and pruned AP on the val split go into the report.
+
+Example:
+  python tools/prune.py configs/demo/second_synth-kitti_cpu.py \
+      --checkpoint checkpoints/second_synth-kitti_cpu.pth --flops-target 0.5 --eval
+"""
+import argparse
+import os.path as osp
+import time
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.apis import load_config
+from dm3d_mm.apis.demo import evaluate_checkpoint
+from dm3d_mm.apis.demo_report import summarize_kitti_metrics
+from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.prune import (build_pruner, calibration_batches, save_result,
+                                write_reports)
+from dm3d_mm.weight.pruner import ESTIMATORS, METHODS
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('config')
+    p.add_argument('--checkpoint', required=True, help='dense checkpoint to prune')
+    p.add_argument('--flops-target', type=float,
+                   help='fraction of dense FLOPs to keep, in (0, 1] (default: config)')
+    p.add_argument('--method', choices=METHODS)
+    p.add_argument('--estimator', choices=ESTIMATORS)
+    p.add_argument('--num-ratios', type=int, help='candidate ratios per layer (K)')
+    p.add_argument('--parts', nargs='+', help='parts to prune, e.g. middle_encoder backbone')
+    p.add_argument('--calib-frames', type=int, help='calibration frames (default 16)')
+    p.add_argument('--calib-split', choices=['train', 'val', 'test'])
+    p.add_argument('--work-dir', help='output directory (default work_dirs/<config>_pruned)')
+    p.add_argument('--data-root', help='re-point the config\'s data paths here')
+    p.add_argument('--eval', action='store_true', help='dense and pruned AP on the val split')
+    return p.parse_args()
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args.config, data_root=args.data_root)
+    work_dir = args.work_dir or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0] + '_pruned')
+    out = osp.join(work_dir, 'pruned.pth')
+    if osp.exists(out) and osp.samefile(out, args.checkpoint):
+        raise SystemExit(f'{out} is the input checkpoint: choose another --work-dir')
+    pruner = build_pruner(cfg, flops_target=args.flops_target, method=args.method,
+                          estimator=args.estimator, num_ratios=args.num_ratios,
+                          parts=args.parts)
+    calib = dict(cfg.get('pruning', {}).get('calib', {}))
+    frames = args.calib_frames or calib.get('frames', 16)
+    split = args.calib_split or calib.get('split', 'train')
+    model = build_detector(cfg, args.checkpoint)
+    t0 = time.time()
+    batches = calibration_batches(cfg, frames, split)
+    result = pruner.prune(model, batches)
+    extra = dict(config=args.config, checkpoint=args.checkpoint, calib_frames=len(batches),
+                 calib_split=split, wall_seconds=round(time.time() - t0, 1))
+    save_result(model, result, out, args.checkpoint, args.config, extra)
+    if args.eval:
+        for tag, ckpt in (('dense', args.checkpoint), ('pruned', out)):
+            metrics = evaluate_checkpoint(args.config, ckpt, cfg.data_root,
+                                          osp.join(work_dir, f'eval_{tag}'))
+            extra[f'AP_{tag}'] = summarize_kitti_metrics(metrics)
+    paths = write_reports(result, work_dir, extra)
+    print(open(paths['md']).read())
+    print(f'pruned checkpoint: {out}\nreports: {paths}')
+
+
+if __name__ == '__main__':
+    main()
