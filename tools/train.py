@@ -4,14 +4,13 @@ Same arguments as mmdet3d's tools/train.py: --work-dir, --amp, --auto-scale-lr,
 --resume [CKPT], --cfg-options, --launcher.
 """
 import argparse
-import os
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import dm3d_mm  # noqa: F401  (registers dm3d_mm modules, applies CPU fixes)
-from dm3d_mm.apis import load_config
+from dm3d_mm.apis import add_runner_args, config_from_args, parse_runner_args
 
 
 def parse_args():
@@ -22,20 +21,11 @@ def parse_args():
     p.add_argument('--auto-scale-lr', action='store_true', help='scale lr with batch size')
     p.add_argument('--resume', nargs='?', type=str, const='auto',
                    help='resume from the given checkpoint, or the latest in work-dir')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings, key=value')
-    p.add_argument('--data-root', help='re-point every data path of the config here')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_runner_args(add_runner_args(p))
 
 
 def build_config(args) -> Config:
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
-                      args.data_root)
+    cfg = config_from_args(args)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'

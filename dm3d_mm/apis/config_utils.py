@@ -1,4 +1,6 @@
 """Config helpers shared by the tools: work dirs and re-pointing data paths."""
+import argparse
+import os
 import os.path as osp
 from typing import Any, Optional
 
@@ -50,3 +52,26 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def add_runner_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments mmdet3d's train/test tools share (--cfg-options, --launcher, ...)."""
+    from mmengine.config import DictAction
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--data-root', help='re-point every data path of the config here')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def config_from_args(args) -> Config:
+    return load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
+                       args.data_root)
