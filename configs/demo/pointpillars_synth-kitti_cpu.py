@@ -8,7 +8,7 @@ data_root = 'data/synth_kitti/'
 class_names = ['Pedestrian', 'Cyclist', 'Car']
 metainfo = dict(classes=class_names)
 point_cloud_range = [0, -25.6, -3, 51.2, 25.6, 1]
-voxel_size = [0.16, 0.16, 4]
+voxel_size = [0.2, 0.2, 4]
 backend_args = None
 
 model = dict(
@@ -17,7 +17,7 @@ model = dict(
                          max_voxels=(12000, 16000))),
     voxel_encoder=dict(feat_channels=[32], point_cloud_range=point_cloud_range,
                        voxel_size=voxel_size),
-    middle_encoder=dict(in_channels=32, output_shape=[320, 320]),
+    middle_encoder=dict(in_channels=32, output_shape=[256, 256]),
     backbone=dict(in_channels=32, layer_nums=[2, 3, 3], out_channels=[32, 64, 128]),
     neck=dict(in_channels=[32, 64, 128], out_channels=[64, 64, 64]),
     bbox_head=dict(
@@ -77,7 +77,7 @@ val_evaluator = dict(ann_file=data_root + 'kitti_infos_val.pkl',
 test_evaluator = val_evaluator
 
 lr = 0.002
-epoch_num = 20
+epoch_num = 16
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=epoch_num * 0.4, eta_min=lr * 10, begin=0,

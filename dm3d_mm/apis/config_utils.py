@@ -35,12 +35,28 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
     return cfg
 
 
+def resolve_config_path(path: str) -> str:
+    """A file path for ``path``; ``pkg::rel/cfg.py`` is looked up in the installed package's
+    shipped configs (``.mim/configs`` in wheels, ``configs`` in source checkouts)."""
+    if '::' in path:
+        import importlib
+        pkg, rel = path.split('::', 1)
+        root = osp.dirname(importlib.import_module(pkg).__file__)
+        for sub in ('.mim/configs', 'configs', osp.join('..', 'configs')):
+            cand = osp.normpath(osp.join(root, sub, rel))
+            if osp.isfile(cand):
+                return cand
+        raise FileNotFoundError(f'config not found: {path} (looked in {pkg}\'s shipped configs)')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config not found: {path}')
+    return path
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None, launcher: str = 'none',
                 data_root: Optional[str] = None) -> Config:
     """Config.fromfile plus the usual command-line overrides of mmdet3d's tools."""
-    if '::' not in path and not osp.isfile(path):  # 'mmdet3d::...' lives in the package
-        raise FileNotFoundError(f'config not found: {path}')
+    path = resolve_config_path(path)
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options:
