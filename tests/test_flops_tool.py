@@ -93,7 +93,10 @@ def test_tool_on_full_mmdet3d_configs_with_points(synth_root, tmp_path, name):
         # a sparse conv sees far fewer pairs than its dense grid would have
         assert all(r['pairs'] > 0 for r in sparse)
     assert '| **total** |' in stdout
-    assert report['params'] == report['nonzero_params'] > 0
+    # nothing is pruned: every layer's effective MACs are its dense MACs
+    assert all(r['effective_macs'] == r['dense_macs'] for r in rows)
+    assert report['total_dense_macs'] == pytest.approx(total)
+    assert 0 < report['nonzero_params'] <= report['params']
 
 
 def test_tool_on_demo_config_frames(synth_root, tmp_path):

@@ -21,7 +21,8 @@ model = dict(
         output_channels=64,
         encoder_channels=((8, ), (16, 16, 16), (32, 32, 32), (32, 32, 32))),
     backbone=dict(in_channels=128, layer_nums=[3, 3], out_channels=[64, 128]),
-    neck=dict(in_channels=[64, 128], out_channels=[128, 128]),
+    # upsample to a 0.4 m BEV grid (as SECOND's 0.05 m voxels give on KITTI)
+    neck=dict(in_channels=[64, 128], upsample_strides=[2, 4], out_channels=[128, 128]),
     bbox_head=dict(
         in_channels=256,
         feat_channels=256,
