@@ -75,7 +75,7 @@ def write_reports(result: PruneResult, out_dir: str, extra: Optional[Dict] = Non
 
 def save_result(model, result: PruneResult, path: str, source: Optional[str],
                 config: str, extra: Optional[Dict] = None) -> str:
-    info = dict(result.info(), config=config, **(extra or {}))
+    info = dict(result.info(), **dict(extra or {}, config=config))
     info.pop('layers')
     info['allocation'] = {lr.name: lr.ratio for lr in result.layers}
     return save_pruned_checkpoint(path, model, result.masks, info, source=source,
