@@ -75,7 +75,7 @@ import sys, torch
 from mmengine.config import Config
 from mmdet3d.apis import init_model, inference_detector
 assert 'dm3d_mm' not in sys.modules
-cfg = Config.fromfile(sys.argv[1])
+cfg = Config.fromfile(sys.argv[1], import_custom_modules=False)
 cfg.pop('custom_imports')
 model = init_model(cfg, sys.argv[2], device='cpu')
 assert 'dm3d_mm' not in sys.modules
