@@ -11,7 +11,7 @@ import torch
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.flops import build_detector, single_frame_loader
 from dm3d_mm.flops import FlopsCounter
 
 
@@ -23,12 +23,9 @@ def main():
     p.add_argument('--frames', type=int, default=10)
     p.add_argument('--repeats', type=int, default=3)
     args = p.parse_args()
-    from mmengine.runner import Runner
     cfg = load_config(args.config, data_root=args.data_root)
     model = build_detector(cfg, args.checkpoint)
-    loader_cfg = cfg.test_dataloader.copy()
-    loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
-    loader = Runner.build_dataloader(loader_cfg)
+    loader = single_frame_loader(cfg)
     batches = [b for _, b in zip(range(args.frames), loader)]
     times = {'plain': [], 'counted': []}
     with torch.no_grad():

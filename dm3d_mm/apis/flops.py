@@ -45,16 +45,19 @@ def count_on_points(model, path: str) -> FlopsCounter:
     return counter
 
 
+def single_frame_loader(cfg: Config, split: str = 'test'):
+    """The config's test (or val) dataloader, one frame per batch, in this process."""
+    from mmengine.runner import Runner
+    loader_cfg = cfg.get(f'{split}_dataloader').copy()
+    loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
+    return Runner.build_dataloader(loader_cfg)
+
+
 def count_on_dataset(model, cfg: Config, frames: int = 8, split: str = 'test') -> FlopsCounter:
     """Joint FLOPs over the first ``frames`` frames of the config's test (or val) split."""
-    from mmengine.runner import Runner
     if frames < 1:
         raise ValueError(f'--frames must be at least 1, got {frames}')
-    loader_cfg = cfg.get(f'{split}_dataloader').copy()
-    loader_cfg.batch_size = 1
-    loader_cfg.num_workers = 0
-    loader_cfg.persistent_workers = False
-    loader = Runner.build_dataloader(loader_cfg)
+    loader = single_frame_loader(cfg, split)
     with torch.no_grad(), FlopsCounter(model) as counter:
         for i, batch in enumerate(loader):
             if i >= frames:

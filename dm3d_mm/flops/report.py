@@ -25,16 +25,17 @@ def layer_rows(counter: FlopsCounter) -> List[Dict]:
 def part_totals(counter: FlopsCounter) -> Dict[str, Dict[str, float]]:
     n = max(counter.frames, 1)
     parts: Dict[str, Dict[str, float]] = OrderedDict()
+
+    def row(part):
+        return parts.setdefault(part, dict(dense_macs=0.0, effective_macs=0.0,
+                                           bias_flops=0.0, norm_act_flops=0.0))
     for st in counter.layers.values():
-        p = parts.setdefault(st.part, dict(dense_macs=0.0, effective_macs=0.0,
-                                            bias_flops=0.0, norm_act_flops=0.0))
+        p = row(st.part)
         p['dense_macs'] += st.dense_macs / n
         p['effective_macs'] += st.macs() / n
         p['bias_flops'] += st.bias_flops / n
     for st in counter.aux.values():
-        p = parts.setdefault(st.part, dict(dense_macs=0.0, effective_macs=0.0,
-                                            bias_flops=0.0, norm_act_flops=0.0))
-        p['norm_act_flops'] += st.flops / n
+        row(st.part)['norm_act_flops'] += st.flops / n
     return parts
 
 

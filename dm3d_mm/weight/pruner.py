@@ -144,8 +144,9 @@ class DM3DPruner:
                 f'dense): layers that are not pruned cost {cm.floor / 1e9:.4f} GMACs. '
                 'Raise the target or prune more parts.')
         curves: Dict[str, Dict[str, list]] = {}
+        ref = reference_outputs(model, batches)  # dense outputs, before any mask
         if self.method == 'dm3d':
-            masks = self._dm3d(model, layers, batches, cm, budget, timings, curves)
+            masks = self._dm3d(model, layers, batches, ref, cm, budget, timings, curves)
         else:
             t0 = time.perf_counter()
             masks = BASELINES[self.method](layers, cm, budget)
@@ -157,7 +158,6 @@ class DM3DPruner:
                                cm.layer_macs(n, masks[n]),
                                curves.get(n, {}).get('chosen_distortion'))
                    for n, m in layers.items()]
-        ref = reference_outputs(model, batches)
         MaskSet(model, masks).apply()
         measured = measured_distortion(model, batches, ref, self.lambdas)
         return PruneResult(self.method, self.estimator if self.method == 'dm3d' else None,
@@ -165,7 +165,7 @@ class DM3DPruner:
                            timings, curves, measured)
 
     # ------------------------------------------------------------------------------
-    def _dm3d(self, model, layers, batches, cm, budget, timings, curves_out):
+    def _dm3d(self, model, layers, batches, ref, cm, budget, timings, curves_out):
         est = self.estimator
         t0 = time.perf_counter()
         grads = collect_gradients(model, layers, batches, self.lambdas,
@@ -182,7 +182,6 @@ class DM3DPruner:
                 c = distortion_curve(m.weight, grads[n], self.num_ratios, est, self.kappa)
                 orders[n], counts[n], dist[n] = c.order, c.counts, c.distortion
         if est == 'actual':
-            ref = reference_outputs(model, batches)
             dist = actual_distortion_curves(model, layers, batches, ref, orders, counts,
                                             self.lambdas, self.progress)
         timings['curves'] = time.perf_counter() - t0
