@@ -7,7 +7,7 @@ kernel offset k when ``f = c * stride - padding + k * dilation`` (per axis). A r
 maps fine -> coarse, an inverse conv coarse -> fine, a submanifold conv has stride 1,
 padding (K - 1) / 2 * dilation and identical fine and coarse sets.
 """
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 
@@ -36,19 +36,20 @@ def _encode(idx: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
     return key
 
 
-def count_pairs(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1,
-                padding=0, dilation=1) -> torch.Tensor:
-    """Pairs per kernel offset between fine and coarse site sets (rows: batch, z, y, x).
+def rulebook(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1, padding=0,
+             dilation=1) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Per kernel offset, the paired (fine row, coarse row) indices of two site sets.
 
-    Returns a (K,) int64 tensor; its sum is the number of multiply-accumulate *vectors*
-    (each costs nnz(W_k) MACs).
+    Rows are (batch, z, y, x). Only the coarse sites given are searched, so a rulebook for a
+    subset of outputs costs (and holds) only that subset's pairs.
     """
     k_off = kernel_offsets(kernel_size)
     s = torch.tensor(_as3(stride))
     p = torch.tensor(_as3(padding))
     d = torch.tensor(_as3(dilation))
+    empty = torch.zeros(0, dtype=torch.long)
     if len(fine) == 0 or len(coarse) == 0:
-        return torch.zeros(len(k_off), dtype=torch.long)
+        return [(empty, empty) for _ in range(len(k_off))]
     fine = fine.long()
     coarse = coarse.long()
     # a common extent big enough for every candidate coordinate (shifted to be >= 0)
@@ -56,16 +57,29 @@ def count_pairs(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1,
     hi = torch.maximum(fine[:, 1:].max(0).values, coarse[:, 1:].max(0).values * s)
     extent = hi + s + (k_off.max(0).values * d) + 2 * shift + 1
     shift4 = torch.stack([torch.zeros((), dtype=torch.long), shift, shift, shift])
-    fine_keys = torch.sort(_encode(fine + shift4, extent)).values
-    counts = torch.zeros(len(k_off), dtype=torch.long)
+    fine_keys, fine_order = torch.sort(_encode(fine + shift4, extent))
+    coarse_rows = torch.arange(len(coarse))
     base = coarse[:, 1:] * s - p + shift
-    for i, k in enumerate(k_off):
+    out = []
+    for k in k_off:
         cand = torch.cat([coarse[:, :1], base + k * d], 1)
         ok = (cand[:, 1:] >= 0).all(1)
         keys = _encode(cand[ok], extent)
         pos = torch.searchsorted(fine_keys, keys).clamp(max=len(fine_keys) - 1)
-        counts[i] = int((fine_keys[pos] == keys).sum())
-    return counts
+        hit = fine_keys[pos] == keys
+        out.append((fine_order[pos[hit]], coarse_rows[ok][hit]))
+    return out
+
+
+def count_pairs(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1,
+                padding=0, dilation=1) -> torch.Tensor:
+    """Pairs per kernel offset between fine and coarse site sets (rows: batch, z, y, x).
+
+    Returns a (K,) int64 tensor; its sum is the number of multiply-accumulate *vectors*
+    (each costs nnz(W_k) MACs).
+    """
+    book = rulebook(fine, coarse, kernel_size, stride, padding, dilation)
+    return torch.tensor([len(f) for f, _ in book], dtype=torch.long)
 
 
 def regular_conv_outputs(fine: torch.Tensor, kernel_size, stride, padding, dilation,
