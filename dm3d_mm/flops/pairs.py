@@ -41,7 +41,8 @@ def rulebook(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1, pa
     """Per kernel offset, the paired (fine row, coarse row) indices of two site sets.
 
     Rows are (batch, z, y, x). Only the coarse sites given are searched, so a rulebook for a
-    subset of outputs costs (and holds) only that subset's pairs.
+    subset of outputs costs (and holds) only that subset's pairs. All offsets are looked up
+    in one sorted-key search (no Python loop over offsets).
     """
     k_off = kernel_offsets(kernel_size)
     s = torch.tensor(_as3(stride))
@@ -58,17 +59,19 @@ def rulebook(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1, pa
     extent = hi + s + (k_off.max(0).values * d) + 2 * shift + 1
     shift4 = torch.stack([torch.zeros((), dtype=torch.long), shift, shift, shift])
     fine_keys, fine_order = torch.sort(_encode(fine + shift4, extent))
-    coarse_rows = torch.arange(len(coarse))
-    base = coarse[:, 1:] * s - p + shift
-    out = []
-    for k in k_off:
-        cand = torch.cat([coarse[:, :1], base + k * d], 1)
-        ok = (cand[:, 1:] >= 0).all(1)
-        keys = _encode(cand[ok], extent)
-        pos = torch.searchsorted(fine_keys, keys).clamp(max=len(fine_keys) - 1)
-        hit = fine_keys[pos] == keys
-        out.append((fine_order[pos[hit]], coarse_rows[ok][hit]))
-    return out
+    # candidates: offsets major, coarse rows minor, so each offset's pairs are contiguous
+    xyz = (coarse[:, 1:] * s - p + shift)[None] + (k_off * d)[:, None]  # (K, M, 3)
+    ok = (xyz >= 0).all(-1)
+    batch = coarse[:, 0].expand(len(k_off), -1)
+    keys = _encode(torch.cat([batch[..., None], xyz.clamp(min=0)], -1).reshape(-1, 4),
+                   extent)
+    pos = torch.searchsorted(fine_keys, keys).clamp(max=len(fine_keys) - 1)
+    hit = (fine_keys[pos] == keys) & ok.reshape(-1)
+    flat = torch.nonzero(hit).flatten()
+    rows_in = fine_order[pos[flat]]
+    rows_out = flat % len(coarse)
+    counts = hit.reshape(len(k_off), -1).sum(1).tolist()
+    return list(zip(torch.split(rows_in, counts), torch.split(rows_out, counts)))
 
 
 def count_pairs(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1,
@@ -82,6 +85,21 @@ def count_pairs(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1,
     return torch.tensor([len(f) for f, _ in book], dtype=torch.long)
 
 
+def unique_sites(sites: torch.Tensor) -> torch.Tensor:
+    """Sorted unique (batch, z, y, x) rows; a 1-D unique of packed keys (unique(dim=0) is slow)."""
+    if len(sites) == 0:
+        return sites.long().reshape(0, 4)
+    sites = sites.long()
+    extent = sites[:, 1:].max(0).values + 1
+    keys = torch.unique(_encode(sites, extent))
+    out = torch.empty(len(keys), 4, dtype=torch.long)
+    for axis in (3, 2, 1):
+        out[:, axis] = keys % extent[axis - 1]
+        keys = torch.div(keys, extent[axis - 1], rounding_mode='floor')
+    out[:, 0] = keys
+    return out
+
+
 def regular_conv_outputs(fine: torch.Tensor, kernel_size, stride, padding, dilation,
                          spatial_shape: Sequence[int]) -> torch.Tensor:
     """Output sites of a regular sparse conv: every in-bounds c with a paired fine site."""
@@ -92,13 +110,11 @@ def regular_conv_outputs(fine: torch.Tensor, kernel_size, stride, padding, dilat
     ks = torch.tensor(_as3(kernel_size))
     shape = torch.tensor(list(spatial_shape))
     out_shape = (shape + 2 * p - d * (ks - 1) - 1) // s + 1
-    outs = []
-    for k in k_off:
-        num = fine[:, 1:].long() + p - k * d
-        ok = (num % s == 0).all(1)
-        c = num[ok] // s
-        inb = ((c >= 0) & (c < out_shape)).all(1)
-        outs.append(torch.cat([fine[ok][inb][:, :1].long(), c[inb]], 1))
-    if not outs:
+    if len(fine) == 0:
         return torch.zeros((0, 4), dtype=torch.long)
-    return torch.unique(torch.cat(outs), dim=0)
+    fine = fine.long()
+    num = (fine[:, 1:] + p)[None] - (k_off * d)[:, None]  # (K, N, 3)
+    c = torch.div(num, s, rounding_mode='floor')
+    ok = ((num - c * s) == 0).all(-1) & ((c >= 0) & (c < out_shape)).all(-1)
+    batch = fine[:, 0].expand(len(k_off), -1)
+    return unique_sites(torch.cat([batch[..., None], c], -1)[ok])

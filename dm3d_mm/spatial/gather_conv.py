@@ -1,0 +1,58 @@
+"""Sparse convolution computed from an explicit rulebook (one gather, a GEMM per offset, one
+scatter), and the flat rulebook it runs on.
+
+Only the outputs present in the rulebook are computed, so a rulebook restricted to the
+kept outputs really skips the pruned work (unlike computing everything and overwriting).
+"""
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import torch
+
+
+@dataclass
+class FlatRulebook:
+    """All (input row, output row) pairs, grouped by kernel offset (offset ids ascending)."""
+    rows_in: torch.Tensor
+    rows_out: torch.Tensor
+    offset: torch.Tensor  # kernel offset id of every pair
+    num_offsets: int
+
+    @classmethod
+    def from_pairs(cls, book: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> 'FlatRulebook':
+        counts = torch.tensor([len(i) for i, _ in book], dtype=torch.long)
+        offset = torch.repeat_interleave(torch.arange(len(book)), counts)
+        cat = (lambda ts: torch.cat(ts) if ts else torch.zeros(0, dtype=torch.long))
+        return cls(cat([i.long() for i, _ in book]), cat([o.long() for _, o in book]),
+                   offset, len(book))
+
+    def counts(self) -> torch.Tensor:
+        """Pairs per kernel offset, (K,) int64."""
+        return torch.bincount(self.offset, minlength=self.num_offsets)
+
+    def keep_outputs(self, keep_out: torch.Tensor, renumber: bool = False) -> 'FlatRulebook':
+        """Only the pairs whose output is kept (outputs renumbered to the kept ones if asked)."""
+        m = keep_out[self.rows_out]
+        rows_out = self.rows_out[m]
+        if renumber:
+            rows_out = (torch.cumsum(keep_out.long(), 0) - 1)[rows_out]
+        return FlatRulebook(self.rows_in[m], rows_out, self.offset[m], self.num_offsets)
+
+
+def spconv_offset_weights(weight: torch.Tensor) -> torch.Tensor:
+    """spconv 2.x weight (out, kz, ky, kx, in) -> (K, in, out), offsets in rulebook order."""
+    out_c, in_c = weight.shape[0], weight.shape[-1]
+    return weight.permute(1, 2, 3, 4, 0).reshape(-1, in_c, out_c)
+
+
+def conv_from_rulebook(features: torch.Tensor, weight_kio: torch.Tensor, book: FlatRulebook,
+                       num_out: int) -> torch.Tensor:
+    """out[o] = sum over pairs (i, o) at offset k of features[i] @ W_k."""
+    counts: List[int] = book.counts().tolist()
+    gathered = features.index_select(0, book.rows_in)
+    parts = [seg @ weight_kio[k] for k, seg in enumerate(torch.split(gathered, counts))
+             if counts[k]]
+    out = features.new_zeros(num_out, weight_kio.shape[-1])
+    if parts:
+        out.index_add_(0, book.rows_out, torch.cat(parts))
+    return out

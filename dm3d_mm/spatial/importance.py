@@ -1,0 +1,50 @@
+"""Voxel importance and per-sample keep masks for SPSS-style spatial pruning."""
+import torch
+from torch import nn
+
+try:
+    from spconv.pytorch import SubMConv3d
+except ImportError:  # pragma: no cover - spconv is a hard dependency
+    SubMConv3d = None
+
+IMPORTANCE_MODES = ('magnitude', 'learned')
+
+
+class VoxelImportance(nn.Module):
+    """Score in (0, 1) per active voxel: sigmoid(mean_c |x|) or a learned 1-channel subm conv.
+
+    The learned predictor only gets gradients when the features it scores are gated by it
+    (see ``SPSSSubMConv3d(gate=True)``).
+    """
+
+    def __init__(self, in_channels: int, mode: str = 'magnitude', kernel_size: int = 3):
+        super().__init__()
+        if mode not in IMPORTANCE_MODES:
+            raise ValueError(f'importance must be one of {IMPORTANCE_MODES}, got {mode!r}')
+        self.mode = mode
+        if mode == 'learned':
+            self.conv = SubMConv3d(in_channels, 1, kernel_size, padding=kernel_size // 2,
+                                   bias=True)
+
+    def forward(self, x) -> torch.Tensor:
+        if self.mode == 'magnitude':
+            return torch.sigmoid(x.features.abs().mean(1))
+        return torch.sigmoid(self.conv(x).features[:, 0])
+
+
+def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float) -> torch.Tensor:
+    """True for the voxels kept: in each sample the floor(n * prune_ratio) lowest scores go."""
+    n = scores.shape[0]
+    if n == 0 or prune_ratio <= 0:
+        return torch.ones(n, dtype=torch.bool, device=scores.device)
+    batch_idx = batch_idx.long()
+    order = torch.sort(scores.detach(), stable=True).indices
+    order = order[torch.sort(batch_idx[order], stable=True).indices]  # by batch, then score
+    counts = torch.bincount(batch_idx, minlength=int(batch_idx.max()) + 1)
+    starts = torch.cumsum(counts, 0) - counts
+    sorted_batch = batch_idx[order]
+    rank = torch.arange(n, device=scores.device) - starts[sorted_batch]
+    n_pruned = torch.floor(counts.double() * prune_ratio).long()
+    keep = torch.ones(n, dtype=torch.bool, device=scores.device)
+    keep[order[rank < n_pruned[sorted_batch]]] = False
+    return keep

@@ -1,0 +1,157 @@
+"""SPSS-Conv style spatially pruned sparse convolutions that compute only what they keep.
+
+``SPSSSubMConv3d``: outputs are computed at the important voxels only; the pruned voxels pass
+their input through (so in and out channels must match). ``SPSSSparseConv3d``: a strided
+conv whose important voxels dilate to all their output sites while each unimportant voxel
+keeps only its own site. Both build a rulebook over the computed outputs alone and report
+its pair counts to the FLOPs counter through ``flops_pairs``. With ``prune_ratio=0`` they are
+exactly spconv's SubMConv3d / SparseConv3d (same forward, same state_dict keys).
+"""
+import torch
+from spconv.pytorch import SparseConv3d, SparseConvTensor, SubMConv3d
+
+from ..flops.pairs import _as3, regular_conv_outputs, rulebook, unique_sites
+from .gather_conv import FlatRulebook, conv_from_rulebook, spconv_offset_weights
+from .importance import VoxelImportance, keep_mask
+from .native_rulebook import native_pairs_available, regular_rulebook, subm_rulebook
+
+
+class _SPSSMixin:
+    """Importance scoring, keep masks and pair bookkeeping shared by both convs."""
+
+    def _init_spss(self, prune_ratio, importance, gate):
+        if not 0.0 <= float(prune_ratio) < 1.0:
+            raise ValueError(f'prune_ratio must be in [0, 1), got {prune_ratio}')
+        self.prune_ratio = float(prune_ratio)
+        self.importance = VoxelImportance(self.in_channels, importance)
+        # gating by the score is what trains a learned predictor; off by default for the
+        # parameter-free magnitude score so that a dense checkpoint keeps its function
+        self.gate = (importance == 'learned') if gate is None else bool(gate)
+        self._last_pairs = None
+        self.last_keep = None
+        # 'spconv': decode spconv's C++ pair generation (CPU); 'torch': our sorted-key search
+        self.rulebook_backend = 'spconv'
+
+    def _score_and_gate(self, x):
+        scores = self.importance(x)
+        keep = keep_mask(scores, x.indices[:, 0], self.prune_ratio)
+        feats = x.features * scores[:, None] if self.gate else x.features
+        self.last_keep = keep.detach()
+        return feats, keep
+
+    def _conv(self, feats, book, num_out):
+        """Run the rulebook (computed outputs only) and remember its pair counts."""
+        self._last_pairs = book.counts()
+        out = conv_from_rulebook(feats, spconv_offset_weights(self.weight), book, num_out)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def _use_native(self, x) -> bool:
+        return self.rulebook_backend == 'spconv' and native_pairs_available(x)
+
+    def flops_pairs(self, inputs, output):
+        """Pairs actually computed by the last forward (None: the plain spconv path ran)."""
+        if self._last_pairs is None:
+            from ..flops.counter import sparse_conv_pairs
+            return sparse_conv_pairs(self, inputs[0], output)
+        return self._last_pairs
+
+
+class SPSSSubMConv3d(_SPSSMixin, SubMConv3d):
+    """Submanifold conv computing outputs at the kept voxels only (pruned ones pass through)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, *args, prune_ratio=0.5,
+                 importance='magnitude', gate=None, **kwargs):
+        super().__init__(in_channels, out_channels, kernel_size, *args, **kwargs)
+        if prune_ratio > 0 and in_channels != out_channels:
+            raise ValueError('SPSSSubMConv3d passes pruned voxels through, so it needs '
+                             f'in_channels == out_channels (got {in_channels} -> '
+                             f'{out_channels}); use prune_ratio=0 for this layer')
+        self._init_spss(prune_ratio, importance, gate)
+
+    def forward(self, x: SparseConvTensor) -> SparseConvTensor:
+        if self.prune_ratio == 0 and not self.force_rulebook:
+            self._last_pairs = None
+            return super().forward(x)
+        feats, keep = self._score_and_gate(x)
+        if self._use_native(x):
+            book = subm_rulebook(x, self).keep_outputs(keep)
+        else:
+            kept = torch.nonzero(keep).flatten()
+            pad = tuple((k - 1) // 2 * d for k, d in zip(_as3(self.kernel_size),
+                                                         _as3(self.dilation)))
+            book = FlatRulebook.from_pairs([(i, kept[o]) for i, o in rulebook(
+                x.indices, x.indices[kept], self.kernel_size, 1, pad, self.dilation)])
+        out = self._conv(feats, book, len(feats))
+        out = torch.where(keep[:, None], out, feats)
+        return x.replace_feature(out)
+
+    force_rulebook = False  # True: run the rulebook path even at ratio 0 (tests, bench)
+
+
+class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
+    """Strided sparse conv: important voxels dilate, unimportant ones keep their own site."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, *args, prune_ratio=0.5,
+                 importance='magnitude', gate=None, **kwargs):
+        super().__init__(in_channels, out_channels, kernel_size, *args, **kwargs)
+        self._init_spss(prune_ratio, importance, gate)
+
+    force_rulebook = False
+
+    def output_shape(self, spatial_shape):
+        ks, s, p, d = (torch.tensor(_as3(v)) for v in
+                       (self.kernel_size, self.stride, self.padding, self.dilation))
+        shape = torch.tensor(list(spatial_shape))
+        return (shape + 2 * p - d * (ks - 1) - 1) // s + 1
+
+    def own_sites(self, indices: torch.Tensor, out_shape: torch.Tensor) -> torch.Tensor:
+        """One output site per voxel: the coarse cell it falls in, if the kernel reaches it."""
+        ks, s, p, d = (torch.tensor(_as3(v)) for v in
+                       (self.kernel_size, self.stride, self.padding, self.dilation))
+        fine = indices[:, 1:].long()
+        own = torch.minimum(torch.div(fine + p, s, rounding_mode='floor'), out_shape - 1)
+        own = own.clamp(min=0)
+        k = fine + p - own * s
+        ok = ((k >= 0) & (k % d == 0) & (k // d < ks)).all(1)
+        return torch.cat([indices[ok, :1].long(), own[ok]], 1)
+
+    def forward(self, x: SparseConvTensor) -> SparseConvTensor:
+        if self.prune_ratio == 0 and not self.force_rulebook:
+            self._last_pairs = None
+            return super().forward(x)
+        feats, keep = self._score_and_gate(x)
+        out_shape = self.output_shape(x.spatial_shape)
+        own = self.own_sites(x.indices[~keep], out_shape)
+        if self._use_native(x):
+            full_sites, book = regular_rulebook(x, self)
+            computed = torch.zeros(len(full_sites), dtype=torch.bool)
+            computed[book.rows_out[keep[book.rows_in]]] = True  # reached by an important voxel
+            computed |= _member(full_sites, own)  # or the own site of an unimportant one
+            book = book.keep_outputs(computed, renumber=True)
+            sites = full_sites[computed].long()
+        else:
+            grown = regular_conv_outputs(x.indices[keep], self.kernel_size, self.stride,
+                                         self.padding, self.dilation, x.spatial_shape)
+            sites = unique_sites(torch.cat([grown, own]))
+            book = FlatRulebook.from_pairs(rulebook(x.indices, sites, self.kernel_size,
+                                                    self.stride, self.padding, self.dilation))
+        out = self._conv(feats, book, len(sites))
+        return SparseConvTensor(out, sites.int(), [int(v) for v in out_shape], x.batch_size,
+                                indice_dict=dict(x.indice_dict))
+
+
+def _member(sites: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """For each row of ``sites``, whether it occurs in ``query`` (rows: batch, z, y, x)."""
+    if len(query) == 0 or len(sites) == 0:
+        return torch.zeros(len(sites), dtype=torch.bool)
+    both = torch.cat([sites.long(), query.long()])
+    extent = both[:, 1:].max(0).values + 1
+    keys = both[:, 0]
+    for axis in range(3):
+        keys = keys * int(extent[axis]) + both[:, axis + 1]
+    q = torch.sort(keys[len(sites):]).values
+    k = keys[:len(sites)]
+    pos = torch.searchsorted(q, k).clamp(max=len(q) - 1)
+    return q[pos] == k

@@ -1,0 +1,75 @@
+"""SPSSSparseEncoder: mmdet3d's SparseEncoder with SPSS-Conv spatial pruning per stage."""
+from typing import Optional, Sequence, Union
+
+from mmdet3d.models.middle_encoders import SparseEncoder
+from mmdet3d.registry import MODELS
+import torch
+from spconv.pytorch import SparseConv3d, SubMConv3d
+from spconv.pytorch.ops import get_conv_output_size
+
+from .spss_conv import SPSSSparseConv3d, SPSSSubMConv3d
+
+
+def _per_stage(value, num_stages: int, name: str):
+    values = [value] * num_stages if isinstance(value, (int, float)) else list(value)
+    if len(values) != num_stages:
+        raise ValueError(f'{name} needs one value per encoder stage ({num_stages}), '
+                         f'got {len(values)}')
+    return values
+
+
+def _spss_like(conv, cls, prune_ratio, importance, gate):
+    """An SPSS conv with the geometry of ``conv`` (same weight shape and state_dict keys)."""
+    new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+              padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None,
+              indice_key=conv.indice_key, prune_ratio=prune_ratio, importance=importance,
+              gate=gate)
+    new.weight.data.copy_(conv.weight.data)
+    if conv.bias is not None:
+        new.bias.data.copy_(conv.bias.data)
+    return new
+
+
+@MODELS.register_module()
+class SPSSSparseEncoder(SparseEncoder):
+    """SparseEncoder whose encoder stages prune voxels as SPSS-Conv does.
+
+    Args (in addition to SparseEncoder's):
+        prune_ratios: fraction of voxels pruned, one float for all stages or one per stage.
+            In a stage, every submanifold conv with equal in/out channels computes only its
+            kept voxels, and (``prune_downsample``) the strided conv dilates only them.
+        importance: 'magnitude' (sigmoid of mean |feature|) or 'learned' (1-channel subm conv).
+        gate: multiply features by their importance (default: only for 'learned').
+    """
+
+    def __init__(self, *args, prune_ratios: Union[float, Sequence[float]] = 0.5,
+                 importance: str = 'magnitude', gate: Optional[bool] = None,
+                 prune_downsample: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prune_ratios = _per_stage(prune_ratios, self.stage_num, 'prune_ratios')
+        for ratio, stage in zip(self.prune_ratios, self.encoder_layers):
+            if ratio <= 0:
+                continue
+            for parent in list(stage.modules()):
+                for name, child in list(parent.named_children()):
+                    if type(child) is SubMConv3d and child.in_channels == child.out_channels:
+                        cls = SPSSSubMConv3d
+                    elif type(child) is SparseConv3d and prune_downsample:
+                        cls = SPSSSparseConv3d
+                    else:
+                        continue
+                    setattr(parent, name, _spss_like(child, cls, ratio, importance, gate))
+
+    def forward(self, voxel_features, coors, batch_size):
+        """SparseEncoder's forward; a frame set without voxels gives an all-zero BEV map
+        (spconv itself cannot run on zero voxels)."""
+        if coors.shape[0] == 0:
+            shape = list(self.sparse_shape)
+            for m in self.modules():  # strided convs in forward order
+                if isinstance(m, SparseConv3d):
+                    shape = get_conv_output_size(shape, m.kernel_size, m.stride, m.padding,
+                                                 m.dilation)
+            d, h, w = shape
+            zeros = voxel_features.new_zeros(batch_size, self.output_channels * d, h, w)
+            return (zeros, []) if self.return_middle_feats else zeros
+        return super().forward(voxel_features, coors, batch_size)
