@@ -196,4 +196,5 @@ def test_empty_and_single_voxel_inputs(demo_encoder_inputs, num_voxels):
     with torch.no_grad():
         out = enc(feats, coors, 1)
     assert out.shape == full_shape and torch.isfinite(out).all()
-    assert (out.abs().sum() > 0) == (num_voxels > 0) or num_voxels == 1
+    if num_voxels == 0:
+        assert not out.any()

@@ -22,9 +22,8 @@ class FlatRulebook:
     def from_pairs(cls, book: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> 'FlatRulebook':
         counts = torch.tensor([len(i) for i, _ in book], dtype=torch.long)
         offset = torch.repeat_interleave(torch.arange(len(book)), counts)
-        cat = (lambda ts: torch.cat(ts) if ts else torch.zeros(0, dtype=torch.long))
-        return cls(cat([i.long() for i, _ in book]), cat([o.long() for _, o in book]),
-                   offset, len(book))
+        cat = (lambda ts: torch.cat(ts).long() if ts else torch.zeros(0, dtype=torch.long))
+        return cls(cat([i for i, _ in book]), cat([o for _, o in book]), offset, len(book))
 
     def counts(self) -> torch.Tensor:
         """Pairs per kernel offset, (K,) int64."""
@@ -32,11 +31,12 @@ class FlatRulebook:
 
     def keep_outputs(self, keep_out: torch.Tensor, renumber: bool = False) -> 'FlatRulebook':
         """Only the pairs whose output is kept (outputs renumbered to the kept ones if asked)."""
-        m = keep_out[self.rows_out]
-        rows_out = self.rows_out[m]
+        sel = torch.nonzero(keep_out[self.rows_out]).flatten()
+        rows_out = self.rows_out.index_select(0, sel)
         if renumber:
-            rows_out = (torch.cumsum(keep_out.long(), 0) - 1)[rows_out]
-        return FlatRulebook(self.rows_in[m], rows_out, self.offset[m], self.num_offsets)
+            rows_out = (torch.cumsum(keep_out.long(), 0) - 1).index_select(0, rows_out)
+        return FlatRulebook(self.rows_in.index_select(0, sel), rows_out,
+                            self.offset.index_select(0, sel), self.num_offsets)
 
 
 def spconv_offset_weights(weight: torch.Tensor) -> torch.Tensor:
@@ -50,9 +50,18 @@ def conv_from_rulebook(features: torch.Tensor, weight_kio: torch.Tensor, book: F
     """out[o] = sum over pairs (i, o) at offset k of features[i] @ W_k."""
     counts: List[int] = book.counts().tolist()
     gathered = features.index_select(0, book.rows_in)
-    parts = [seg @ weight_kio[k] for k, seg in enumerate(torch.split(gathered, counts))
-             if counts[k]]
     out = features.new_zeros(num_out, weight_kio.shape[-1])
-    if parts:
-        out.index_add_(0, book.rows_out, torch.cat(parts))
-    return out
+    if not len(gathered):
+        return out
+    if torch.is_grad_enabled() and (features.requires_grad or weight_kio.requires_grad):
+        products = torch.cat([seg @ weight_kio[k] for k, seg in
+                              enumerate(torch.split(gathered, counts)) if counts[k]])
+    else:  # inference: write each offset's GEMM straight into one buffer (no concat copy)
+        products = features.new_empty(len(gathered), weight_kio.shape[-1])
+        start = 0
+        for k, n in enumerate(counts):
+            if n:
+                torch.mm(gathered[start:start + n], weight_kio[k],
+                         out=products[start:start + n])
+                start += n
+    return out.index_add_(0, book.rows_out, products)

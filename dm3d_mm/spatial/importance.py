@@ -33,18 +33,20 @@ class VoxelImportance(nn.Module):
 
 
 def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float) -> torch.Tensor:
-    """True for the voxels kept: in each sample the floor(n * prune_ratio) lowest scores go."""
+    """True for the voxels kept: in each sample the floor(n * prune_ratio) lowest scores go
+    (ties broken by position, so the mask is deterministic)."""
     n = scores.shape[0]
-    if n == 0 or prune_ratio <= 0:
-        return torch.ones(n, dtype=torch.bool, device=scores.device)
-    batch_idx = batch_idx.long()
-    order = torch.sort(scores.detach(), stable=True).indices
-    order = order[torch.sort(batch_idx[order], stable=True).indices]  # by batch, then score
-    counts = torch.bincount(batch_idx, minlength=int(batch_idx.max()) + 1)
-    starts = torch.cumsum(counts, 0) - counts
-    sorted_batch = batch_idx[order]
-    rank = torch.arange(n, device=scores.device) - starts[sorted_batch]
-    n_pruned = torch.floor(counts.double() * prune_ratio).long()
     keep = torch.ones(n, dtype=torch.bool, device=scores.device)
-    keep[order[rank < n_pruned[sorted_batch]]] = False
+    if n == 0 or prune_ratio <= 0:
+        return keep
+    batch_idx = batch_idx.long()
+    scores = scores.detach()
+    first, last = int(batch_idx.min()), int(batch_idx.max())
+    for b in range(first, last + 1):
+        rows = torch.arange(n, device=scores.device) if first == last else \
+            torch.nonzero(batch_idx == b).flatten()
+        n_pruned = int(len(rows) * prune_ratio)
+        if n_pruned:
+            lowest = torch.sort(scores[rows], stable=True).indices[:n_pruned]
+            keep[rows[lowest]] = False
     return keep

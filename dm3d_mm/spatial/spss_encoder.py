@@ -61,15 +61,19 @@ class SPSSSparseEncoder(SparseEncoder):
                     setattr(parent, name, _spss_like(child, cls, ratio, importance, gate))
 
     def forward(self, voxel_features, coors, batch_size):
-        """SparseEncoder's forward; a frame set without voxels gives an all-zero BEV map
-        (spconv itself cannot run on zero voxels)."""
+        """SparseEncoder's forward; no voxels at all give an all-zero BEV map."""
         if coors.shape[0] == 0:
-            shape = list(self.sparse_shape)
-            for m in self.modules():  # strided convs in forward order
-                if isinstance(m, SparseConv3d):
-                    shape = get_conv_output_size(shape, m.kernel_size, m.stride, m.padding,
-                                                 m.dilation)
-            d, h, w = shape
-            zeros = voxel_features.new_zeros(batch_size, self.output_channels * d, h, w)
-            return (zeros, []) if self.return_middle_feats else zeros
+            return empty_bev(self, voxel_features, batch_size)
         return super().forward(voxel_features, coors, batch_size)
+
+
+def empty_bev(encoder: SparseEncoder, voxel_features, batch_size):
+    """The all-zero output a SparseEncoder would give without voxels (spconv cannot run on
+    zero voxels): shape from the strided convs' output-size formula, in forward order."""
+    shape = list(encoder.sparse_shape)
+    for m in encoder.modules():
+        if isinstance(m, SparseConv3d):
+            shape = get_conv_output_size(shape, m.kernel_size, m.stride, m.padding, m.dilation)
+    d, h, w = shape
+    zeros = voxel_features.new_zeros(batch_size, encoder.output_channels * d, h, w)
+    return (zeros, []) if encoder.return_middle_feats else zeros

@@ -1,0 +1,129 @@
+"""SPSS-Conv spatial pruning: 3D-backbone wall time and MACs against the dense SparseEncoder.
+
+Side by side in one run, on the same frames, timings interleaved (best of --repeats):
+  * the demo SECOND encoder (narrow channels, 0.1 m voxels) with its checkpoint;
+  * mmdet3d's full SECOND KITTI encoder (16-64 channels, 0.05 m voxels), random weights;
+at 0, 30, 50, 70 % voxel pruning. With --map, also the demo mAP at 50 % before and after a
+short fine-tune (configs/demo/second_synth-kitti_cpu_spss50.py).
+Example: python bench/spatial_speed.py --frames 8 --repeats 3 --map
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import time
+
+import torch
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.apis import load_config
+from dm3d_mm.apis.demo import evaluate_checkpoint
+from dm3d_mm.apis.demo_report import summarize_kitti_metrics
+from dm3d_mm.apis.finetune import finetune_and_test
+from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.prune import calibration_batches
+from dm3d_mm.flops import FlopsCounter
+from mmdet3d.registry import MODELS
+
+SETTINGS = {
+    'demo SECOND': ('configs/demo/second_synth-kitti_cpu.py',
+                    'checkpoints/second_synth-kitti_cpu.pth'),
+    'mmdet3d SECOND (full)': ('mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py',
+                              None),
+}
+SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
+
+
+def encoder_inputs(model, batches):
+    out = []
+    with torch.no_grad():
+        for batch in batches:
+            vd = model.data_preprocessor(batch, False)['inputs']['voxels']
+            feats = model.voxel_encoder(vd['voxels'], vd['num_points'], vd['coors'])
+            out.append((feats, vd['coors'], 1))
+    return out
+
+
+def spss_encoder(cfg, dense, ratio):
+    c = copy.deepcopy(cfg.model.middle_encoder)
+    c.update(type='SPSSSparseEncoder', prune_ratios=ratio)
+    enc = MODELS.build(c)
+    enc.load_state_dict(dense.state_dict())
+    return enc.eval()
+
+
+def measure(encoders, inputs, repeats):
+    best = {name: float('inf') for name in encoders}
+    macs = {}
+    with torch.no_grad():
+        for name, enc in encoders.items():  # warm-up + MACs
+            with FlopsCounter(enc) as counter:
+                for i in inputs:
+                    enc(*i)
+            macs[name] = counter.total_macs()
+        for _ in range(repeats):
+            for name, enc in encoders.items():
+                t0 = time.perf_counter()
+                for i in inputs:
+                    enc(*i)
+                best[name] = min(best[name], (time.perf_counter() - t0) / len(inputs))
+    return best, macs
+
+
+def car_ped_cyc(summary):
+    return ' | '.join(f"{summary.get(c, {}).get('moderate', float('nan')):.1f}"
+                      for c in ('Car', 'Pedestrian', 'Cyclist'))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--data-root', default='data/synth_kitti')
+    p.add_argument('--frames', type=int, default=8)
+    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--ratios', type=float, nargs='+', default=[0.3, 0.5, 0.7])
+    p.add_argument('--map', action='store_true', help='also demo mAP before/after fine-tune')
+    p.add_argument('--epochs', type=int, default=None, help='fine-tune epochs (config: 2)')
+    p.add_argument('--out', default='work_dirs/bench_spatial')
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    print(f'torch threads: {torch.get_num_threads()}')
+    result = {}
+    lines = ['| encoder | voxel pruning | MACs / dense | wall time / dense | ms per frame |',
+             '|---|---:|---:|---:|---:|']
+    for title, (config, ckpt) in SETTINGS.items():
+        cfg = load_config(config, data_root=args.data_root)
+        model = build_detector(cfg, ckpt)
+        inputs = encoder_inputs(model, calibration_batches(cfg, args.frames, 'val'))
+        dense = model.middle_encoder.eval()
+        encoders = {0.0: dense}
+        encoders.update({r: spss_encoder(cfg, dense, r) for r in args.ratios})
+        best, macs = measure(encoders, inputs, args.repeats)
+        result[title] = dict(seconds=best, macs=macs,
+                             voxels=sum(len(i[0]) for i in inputs) / len(inputs))
+        for r in encoders:
+            lines.append(f'| {title} | {r:.0%} | {macs[r] / macs[0.0]:.3f} | '
+                         f'{best[r] / best[0.0]:.3f} | {best[r] * 1e3:.1f} |')
+    print('\n'.join(lines))
+    if args.map:
+        dense_ap = summarize_kitti_metrics(evaluate_checkpoint(
+            SETTINGS['demo SECOND'][0], SETTINGS['demo SECOND'][1], args.data_root,
+            osp.join(args.out, 'eval_dense')))
+        before = summarize_kitti_metrics(evaluate_checkpoint(
+            SPSS50, SETTINGS['demo SECOND'][1], args.data_root, osp.join(args.out, 'eval_before')))
+        ft = finetune_and_test(SPSS50, args.data_root, osp.join(args.out, 'finetune_spss50'),
+                               epochs=args.epochs)
+        after = summarize_kitti_metrics(ft['metrics'])
+        result['map'] = dict(dense=dense_ap, before=before, after=after,
+                             finetune_seconds=ft['train_seconds'])
+        print('\n| demo SECOND, val 3D AP40 moderate | Car | Ped | Cyc |\n|---|---:|---:|---:|')
+        print(f'| dense | {car_ped_cyc(dense_ap)} |')
+        print(f'| SPSS 50 %, no fine-tune | {car_ped_cyc(before)} |')
+        print(f"| SPSS 50 %, fine-tuned ({ft['train_seconds'] / 60:.1f} min) | "
+              f'{car_ped_cyc(after)} |')
+    with open(osp.join(args.out, 'bench_spatial.json'), 'w') as f:
+        json.dump(result, f, indent=1, default=str)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,174 @@
+"""Ada3D-style pruning: BEV importance, column dropping, SPBN, sparse BEV convs, and the
+detector's importance loss, on the demo SECOND."""
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.flops import FlopsCounter
+from dm3d_mm.spatial import (SparseBEVConv2d, SparsityPreservingBN2d, center_heatmap,
+                             column_keep)
+from mmdet3d.registry import MODELS
+from mmengine.structures import InstanceData
+
+from conftest import REPO, demo_config
+
+ADA3D = f'{REPO}/configs/demo/second_synth-kitti_cpu_ada3d50.py'
+
+
+def _sparse_bev(seed=0, shape=(2, 5, 12, 10), density=0.2):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g)
+    mask = (torch.rand(shape[0], 1, *shape[2:], generator=g) < density).float()
+    return x * mask, mask
+
+
+def test_spbn_keeps_zeros_and_normalises_over_active_pixels():
+    x, mask = _sparse_bev()
+    bn = SparsityPreservingBN2d(5, eps=0.0, momentum=1.0).train()
+    y = bn(x)
+    assert torch.equal(y * (1 - mask), torch.zeros_like(y))  # zeros stay zero
+    active = mask.expand_as(x).bool()
+    for c in range(5):
+        vals = x[:, c][active[:, c]]
+        expect = vals / vals.square().mean().sqrt()
+        assert torch.allclose(y[:, c][active[:, c]], expect, atol=1e-5)
+    # a BatchNorm2d state dict converts: E[x^2] = var + mean^2, beta dropped
+    ref = nn.BatchNorm2d(5)
+    ref.running_mean.fill_(2.0)
+    ref.running_var.fill_(3.0)
+    new = SparsityPreservingBN2d(5)
+    new.load_state_dict(ref.state_dict())
+    assert torch.allclose(new.running_sq, torch.full((5, ), 7.0))
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_sparse_bev_conv_masks_outputs_and_counts_active_pairs(stride):
+    x, mask = _sparse_bev(seed=1)
+    conv = SparseBEVConv2d(5, 3, 3, stride=stride, padding=1, bias=False)
+    dense = nn.Conv2d(5, 3, 3, stride=stride, padding=1, bias=False)
+    dense.weight.data.copy_(conv.weight.data)
+    with FlopsCounter(conv) as counter, torch.no_grad():
+        y = conv(x)
+    ref = dense(x)
+    out_active = torch.nn.functional.max_pool2d(mask, stride, stride, ceil_mode=True) \
+        if stride > 1 else mask
+    assert torch.allclose(y, ref * out_active, atol=1e-6)
+    # brute force: (active output, offset) pairs whose input pixel is active
+    n, _, h, w = x.shape
+    counts = [0] * 9
+    for b, oy, ox in itertools.product(range(n), range(y.shape[2]), range(y.shape[3])):
+        if not out_active[b, 0, oy, ox]:
+            continue
+        for k, (dy, dx) in enumerate(itertools.product(range(3), repeat=2)):
+            iy, ix = oy * stride - 1 + dy, ox * stride - 1 + dx
+            counts[k] += bool(0 <= iy < h and 0 <= ix < w and mask[b, 0, iy, ix])
+    assert counter.layers[''].pairs.tolist() == counts
+    assert counter.total_macs() == sum(counts) * 5 * 3
+
+
+def test_column_keep_drops_whole_columns_per_sample():
+    g = torch.Generator().manual_seed(0)
+    idx = torch.unique(torch.stack([torch.randint(0, 2, (600, ), generator=g),
+                                    torch.randint(0, 6, (600, ), generator=g),
+                                    torch.randint(0, 16, (600, ), generator=g),
+                                    torch.randint(0, 16, (600, ), generator=g)], 1), dim=0)
+    imp = torch.rand(2, 1, 8, 8, generator=g)  # a coarser importance grid than the voxels
+    keep = column_keep(idx, (16, 16), imp, 0.4)
+    for b in range(2):
+        cols = {}
+        for row, k in zip(idx[idx[:, 0] == b].tolist(), keep[idx[:, 0] == b].tolist()):
+            cols.setdefault((row[2], row[3]), set()).add(k)
+        assert all(len(v) == 1 for v in cols.values())  # a column is kept or dropped whole
+        kept = sum(v == {True} for v in cols.values())
+        assert kept == len(cols) - int(len(cols) * 0.6)
+        # the kept columns are the most important ones
+        score = {c: float(imp[b, 0, c[0] // 2, c[1] // 2]) for c in cols}
+        kept_min = min(score[c] for c, v in cols.items() if v == {True})
+        dropped_max = max(score[c] for c, v in cols.items() if v == {False})
+        assert kept_min >= dropped_max
+
+
+def test_center_heatmap_peaks_at_box_centres():
+    from mmdet3d.structures import LiDARInstance3DBoxes
+    boxes = LiDARInstance3DBoxes(torch.tensor([[10.2, -3.0, -1.0, 4.0, 1.8, 1.5, 0.3]]))
+    hm = center_heatmap([InstanceData(bboxes_3d=boxes)], 1, (128, 128), [0, -25.6, -3],
+                        [0.4, 0.4])
+    cy, cx = int((-3.0 + 25.6) / 0.4), int(10.2 / 0.4)
+    assert hm[0, 0, cy, cx] == 1.0 and hm.max() == 1.0
+    assert hm[0, 0, cy, cx + 10] == 0 and hm[0, 0, :, :cx - 10].sum() == 0
+
+
+@pytest.fixture(scope='module')
+def ada3d_setup(synth_root):
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.prune import calibration_batches
+    cfg = load_config(ADA3D, data_root=synth_root)
+    model = MODELS.build(cfg.model)
+    return cfg, model, calibration_batches(cfg, 1, 'val')[0]
+
+
+def test_ada3d_training_iteration_trains_the_predictor(ada3d_setup, synth_root):
+    from mmdet3d.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+    cfg, model, _ = ada3d_setup
+    model.train()
+    ds = DATASETS.build(cfg.train_dataloader.dataset)
+    data = model.data_preprocessor(pseudo_collate([ds[0], ds[1]]), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert losses['loss_importance'] > 0
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    grad = model.middle_encoder.predictor.net[0].weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    # BEV pixels outside the kept half stay exactly zero through the SPBN backbone
+    assert all(isinstance(m, SparsityPreservingBN2d) for m in model.backbone.modules()
+               if 'BN' in type(m).__name__ or 'Norm' in type(m).__name__)
+
+
+def test_ada3d_prunes_voxels_and_bev_pixels(ada3d_setup, synth_root):
+    from dm3d_mm.apis.flops import build_detector
+    cfg, model, batch = ada3d_setup
+    model.eval()
+    dense = build_detector(demo_config('second', synth_root))
+    with torch.no_grad():
+        vd = model.data_preprocessor(batch, False)['inputs']['voxels']
+        n_vox = len(vd['coors'])
+        with FlopsCounter(model) as pruned:
+            model.test_step(batch)
+        with FlopsCounter(dense) as full:
+            dense.test_step(batch)
+    enc = model.middle_encoder
+    seen = pruned.layers['middle_encoder.conv_input.0'].sites_in
+    keep = column_keep(vd['coors'], enc.sparse_shape[1:], torch.sigmoid(enc.last_logits), 0.5)
+    assert seen == int(keep.sum()) < n_vox  # the voxels of the dropped columns are gone
+    mask = enc.last_bev_mask
+    first_conv = pruned.layers['backbone.blocks.0.0']
+    assert first_conv.sites_in == mask[0].numel()
+    for part in ('3D backbone', '2D backbone'):
+        p = sum(s.macs() for s in pruned.layers.values() if s.part == part)
+        d = sum(s.macs() for s in full.layers.values() if s.part == part)
+        assert p < d, part
+    # the 2D backbone's first conv only pairs active (kept) pixels
+    assert int(first_conv.pairs[4]) == int(mask.sum())
+
+
+@pytest.mark.parametrize('num_voxels', [0, 1])
+def test_ada3d_encoder_empty_and_single_voxel(ada3d_setup, num_voxels):
+    _, model, _ = ada3d_setup
+    enc = model.middle_encoder.eval()
+    feats = torch.randn(num_voxels, 4)
+    coors = torch.tensor([[0, 20, 100, 200]] * num_voxels, dtype=torch.int32).reshape(-1, 4)
+    with torch.no_grad():
+        out = enc(feats, coors, 1)
+    assert out.shape[:1] == (1, ) and torch.isfinite(out).all()
+
+
+def test_bad_keep_ratio_location_is_a_clear_error(synth_root):
+    from dm3d_mm.apis import load_config
+    cfg = load_config(ADA3D, data_root=synth_root)
+    cfg.model.middle_encoder.keep_ratios = dict(stage9=0.5)
+    with pytest.raises(ValueError, match='stage9'):
+        MODELS.build(cfg.model)
