@@ -198,3 +198,28 @@ def test_empty_and_single_voxel_inputs(demo_encoder_inputs, num_voxels):
     assert out.shape == full_shape and torch.isfinite(out).all()
     if num_voxels == 0:
         assert not out.any()
+
+
+def test_torchsparse_backend_degrades_with_a_clear_message(demo_encoder_inputs):
+    cfg, _, _ = demo_encoder_inputs
+    c = copy.deepcopy(cfg.model.middle_encoder)
+    c.update(type='SPSSSparseEncoder', backend='torchsparse')
+    with pytest.raises((ImportError, NotImplementedError), match='torchsparse'):
+        MODELS.build(c)
+    c.update(backend='minkowski')
+    with pytest.raises(ValueError, match='unknown sparse backend'):
+        MODELS.build(c)
+
+
+def test_weight_pruning_skips_importance_predictors(synth_root):
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.weight.discovery import find_prunable_layers
+    from conftest import REPO
+    cfg = load_config(f'{REPO}/configs/demo/second_synth-kitti_cpu_spss50.py',
+                      data_root=synth_root)
+    cfg.model.middle_encoder.importance = 'learned'
+    model = MODELS.build(cfg.model)
+    assert any(n.endswith('importance.conv') for n, _ in model.named_modules())
+    layers = find_prunable_layers(model, parts=['middle_encoder'])
+    assert not any('importance' in n for n in layers)
+    assert any(isinstance(m, SPSSSubMConv3d) for m in layers.values())

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from mmdet3d.models.middle_encoders import SparseEncoder
 from mmdet3d.registry import MODELS
 
+from .backends import require_backend
+
 from .importance import keep_mask
 from .spss_encoder import empty_bev
 
@@ -51,7 +53,8 @@ class Ada3DSparseEncoder(SparseEncoder):
     """
 
     def __init__(self, *args, predictor: Optional[dict] = None,
-                 keep_ratios: Optional[Dict[str, float]] = None, **kwargs):
+                 keep_ratios: Optional[Dict[str, float]] = None, backend: str = 'spconv', **kwargs):
+        require_backend(backend)
         super().__init__(*args, **kwargs)
         predictor = dict(type='BEVImportancePredictor', in_channels=self.in_channels,
                          **(predictor or {}))

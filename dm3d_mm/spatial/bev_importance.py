@@ -16,6 +16,8 @@ class BEVImportancePredictor(nn.Module):
     log voxel count. ``downsample`` d sets the cell size in voxels.
     """
 
+    dm3d_skip_pruning = True  # weight pruning leaves the predictor alone
+
     def __init__(self, in_channels: int = 4, feat_channels: int = 16, downsample: int = 4,
                  num_convs: int = 2):
         super().__init__()

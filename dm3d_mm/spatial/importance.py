@@ -17,6 +17,8 @@ class VoxelImportance(nn.Module):
     (see ``SPSSSubMConv3d(gate=True)``).
     """
 
+    dm3d_skip_pruning = True  # weight pruning leaves the predictor alone
+
     def __init__(self, in_channels: int, mode: str = 'magnitude', kernel_size: int = 3):
         super().__init__()
         if mode not in IMPORTANCE_MODES:

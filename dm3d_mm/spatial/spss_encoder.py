@@ -3,10 +3,10 @@ from typing import Optional, Sequence, Union
 
 from mmdet3d.models.middle_encoders import SparseEncoder
 from mmdet3d.registry import MODELS
-import torch
 from spconv.pytorch import SparseConv3d, SubMConv3d
 from spconv.pytorch.ops import get_conv_output_size
 
+from .backends import require_backend
 from .spss_conv import SPSSSparseConv3d, SPSSSubMConv3d
 
 
@@ -44,7 +44,8 @@ class SPSSSparseEncoder(SparseEncoder):
 
     def __init__(self, *args, prune_ratios: Union[float, Sequence[float]] = 0.5,
                  importance: str = 'magnitude', gate: Optional[bool] = None,
-                 prune_downsample: bool = True, **kwargs):
+                 prune_downsample: bool = True, backend: str = 'spconv', **kwargs):
+        require_backend(backend)
         super().__init__(*args, **kwargs)
         self.prune_ratios = _per_stage(prune_ratios, self.stage_num, 'prune_ratios')
         for ratio, stage in zip(self.prune_ratios, self.encoder_layers):
