@@ -45,11 +45,14 @@ def encoder_inputs(model, batches):
     return out
 
 
-def spss_encoder(cfg, dense, ratio):
+def spss_encoder(cfg, dense, ratio, gemm):
     c = copy.deepcopy(cfg.model.middle_encoder)
     c.update(type='SPSSSparseEncoder', prune_ratios=ratio)
     enc = MODELS.build(c)
     enc.load_state_dict(dense.state_dict())
+    for m in enc.modules():
+        if hasattr(m, 'gemm_backend'):
+            m.gemm_backend = gemm
     return enc.eval()
 
 
@@ -82,6 +85,8 @@ def main():
     p.add_argument('--frames', type=int, default=8)
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--ratios', type=float, nargs='+', default=[0.3, 0.5, 0.7])
+    p.add_argument('--gemm', choices=['spconv', 'torch'], default='torch',
+                   help='who multiplies on the pruned rulebooks')
     p.add_argument('--map', action='store_true', help='also demo mAP before/after fine-tune')
     p.add_argument('--epochs', type=int, default=None, help='fine-tune epochs (config: 2)')
     p.add_argument('--out', default='work_dirs/bench_spatial')
@@ -97,7 +102,7 @@ def main():
         inputs = encoder_inputs(model, calibration_batches(cfg, args.frames, 'val'))
         dense = model.middle_encoder.eval()
         encoders = {0.0: dense}
-        encoders.update({r: spss_encoder(cfg, dense, r) for r in args.ratios})
+        encoders.update({r: spss_encoder(cfg, dense, r, args.gemm) for r in args.ratios})
         best, macs = measure(encoders, inputs, args.repeats)
         result[title] = dict(seconds=best, macs=macs,
                              voxels=sum(len(i[0]) for i in inputs) / len(inputs))

@@ -112,3 +112,25 @@ def test_prune_tool_writes_checkpoint_that_plain_mmdet3d_loads(synth_root, tmp_p
     proc = subprocess.run(cmd[:4] + [str(work / 'pruned.pth')] + cmd[5:], capture_output=True,
                           text=True, cwd=REPO)
     assert proc.returncode != 0 and 'input checkpoint' in proc.stderr
+
+
+def test_confidence_box_weighting_scales_each_anchor_by_its_score(second):
+    from dm3d_mm.weight.head_outputs import forward_outputs
+    cfg, batches, build = second
+    model = build()
+    with torch.no_grad():
+        data = model.data_preprocessor(batches[0], training=False)
+        cls, box, dirs = model(**data, mode='tensor')
+        b_plain, c_plain = forward_outputs(model, batches[0], 'none')
+        b_conf, c_conf = forward_outputs(model, batches[0], 'confidence')
+    assert torch.equal(c_plain, c_conf)
+    n_cls = model.bbox_head.num_classes
+    prob = cls[0].sigmoid()
+    b, ac, h, w = prob.shape
+    conf = prob.reshape(b, ac // n_cls, n_cls, h, w).amax(2)  # (B, A, H, W)
+    a = conf.shape[1]
+    expect = box[0].reshape(b, a, -1, h, w) * conf.sqrt()[:, :, None]
+    assert torch.allclose(b_conf[:, :box[0].numel()], expect.reshape(b, -1), atol=1e-6)
+    assert torch.allclose(b_plain[:, :box[0].numel()], box[0].reshape(b, -1))
+    with pytest.raises(ValueError, match='box_weighting'):
+        forward_outputs(model, batches[0], 'sqrt')

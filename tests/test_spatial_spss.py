@@ -52,11 +52,12 @@ def _brute_pairs(fine, coarse, ks, stride, pad):
 
 @pytest.mark.parametrize('backend', ['spconv', 'torch'])
 @pytest.mark.parametrize('ratio', [0.0, 0.3, 0.6])
-def test_pruned_subm_computes_kept_sites_exactly(backend, ratio):
+@pytest.mark.parametrize('gemm', ['spconv', 'torch'])
+def test_pruned_subm_computes_kept_sites_exactly(backend, ratio, gemm):
     shape = (9, 14, 12)
     idx, feats = _random_voxels(400, shape)
     conv = SPSSSubMConv3d(8, 8, 3, padding=1, bias=False, indice_key='k', prune_ratio=ratio)
-    conv.rulebook_backend, conv.force_rulebook = backend, True
+    conv.rulebook_backend, conv.force_rulebook, conv.gemm_backend = backend, True, gemm
     x = SparseConvTensor(feats, idx, list(shape), 2)
     with torch.no_grad():
         out = conv(x)
@@ -90,11 +91,12 @@ def _expected_regular_sites(idx, keep, shape, ks, stride, pad):
 
 @pytest.mark.parametrize('backend', ['spconv', 'torch'])
 @pytest.mark.parametrize('ratio,pad', [(0.0, 1), (0.5, 1), (0.5, 0), (0.8, 1)])
-def test_pruned_strided_conv_sites_values_and_pairs(backend, ratio, pad):
+@pytest.mark.parametrize('gemm', ['spconv', 'torch'])
+def test_pruned_strided_conv_sites_values_and_pairs(backend, ratio, pad, gemm):
     shape = (9, 14, 12)
     idx, feats = _random_voxels(300, shape, seed=1)
     conv = SPSSSparseConv3d(8, 6, 3, stride=2, padding=pad, bias=False, prune_ratio=ratio)
-    conv.rulebook_backend, conv.force_rulebook = backend, True
+    conv.rulebook_backend, conv.force_rulebook, conv.gemm_backend = backend, True, gemm
     with torch.no_grad():
         out = conv(SparseConvTensor(feats, idx, list(shape), 2))
     sites, out_shape = _expected_regular_sites(idx, conv.last_keep, shape, 3, 2, pad)
@@ -223,3 +225,22 @@ def test_weight_pruning_skips_importance_predictors(synth_root):
     layers = find_prunable_layers(model, parts=['middle_encoder'])
     assert not any('importance' in n for n in layers)
     assert any(isinstance(m, SPSSSubMConv3d) for m in layers.values())
+
+
+def test_gemm_backends_agree_on_gradients():
+    shape = (9, 14, 12)
+    idx, feats = _random_voxels(300, shape, seed=3)
+    grads = {}
+    for gemm in ('spconv', 'torch'):
+        torch.manual_seed(0)
+        conv = SPSSSparseConv3d(8, 6, 3, stride=2, padding=1, bias=True, prune_ratio=0.5,
+                                importance='learned')
+        conv.gemm_backend = gemm
+        f = feats.clone().requires_grad_(True)
+        out = conv(SparseConvTensor(f, idx, list(shape), 2))
+        (out.features * torch.arange(out.features.numel()).reshape(out.features.shape)
+         .float().sin()).sum().backward()
+        grads[gemm] = (f.grad, conv.weight.grad, conv.bias.grad,
+                       conv.importance.conv.weight.grad)
+    for a, b in zip(grads['spconv'], grads['torch']):
+        assert torch.allclose(a, b, atol=1e-4)

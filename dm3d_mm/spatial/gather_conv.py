@@ -65,3 +65,26 @@ def conv_from_rulebook(features: torch.Tensor, weight_kio: torch.Tensor, book: F
                          out=products[start:start + n])
                 start += n
     return out.index_add_(0, book.rows_out, products)
+
+
+def spconv_pair_tensors(book: FlatRulebook) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The rulebook in spconv's native layout: pairs (2, K, max_n) int32 and counts (K,)."""
+    counts = book.counts()
+    width = max(int(counts.max()) if len(counts) else 0, 1)
+    starts = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(len(book.offset)) - starts[book.offset]
+    pairs = torch.full((2, book.num_offsets, width), -1, dtype=torch.int32)
+    pairs[0, book.offset, pos] = book.rows_in.int()
+    pairs[1, book.offset, pos] = book.rows_out.int()
+    return pairs, counts.int()
+
+
+def spconv_conv_from_rulebook(features: torch.Tensor, weight: torch.Tensor, book: FlatRulebook,
+                              num_out: int) -> torch.Tensor:
+    """The same product through spconv's own gather-GEMM-scatter (and its backward)."""
+    from spconv.core import ConvAlgo
+    from spconv.pytorch import functional as Fsp
+    if len(book.rows_in) == 0:
+        return features.new_zeros(num_out, weight.shape[0]) + 0 * weight.sum()
+    pairs, counts = spconv_pair_tensors(book)
+    return Fsp.indice_conv(features, weight, pairs, counts, num_out, ConvAlgo.Native)

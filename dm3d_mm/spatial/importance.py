@@ -49,6 +49,11 @@ def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float)
             torch.nonzero(batch_idx == b).flatten()
         n_pruned = int(len(rows) * prune_ratio)
         if n_pruned:
-            lowest = torch.sort(scores[rows], stable=True).indices[:n_pruned]
-            keep[rows[lowest]] = False
+            sample = scores[rows]
+            # the n_pruned-th smallest score in O(n); ties at it go lowest position first
+            thr = torch.kthvalue(sample, n_pruned).values
+            below = sample < thr
+            ties = torch.nonzero(sample == thr).flatten()[:n_pruned - int(below.sum())]
+            below[ties] = True
+            keep[rows[below]] = False
     return keep

@@ -18,7 +18,11 @@ from .gather_conv import FlatRulebook
 
 def native_pairs_available(x) -> bool:
     """The decoder knows spconv's CPU layout only."""
-    return x.features.device.type == 'cpu'
+    return native_pairs_available_for(x.features)
+
+
+def native_pairs_available_for(features: torch.Tensor) -> bool:
+    return features.device.type == 'cpu'
 
 
 def _indice_data(x, conv, subm: bool) -> IndiceData:

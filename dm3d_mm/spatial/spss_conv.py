@@ -11,9 +11,11 @@ import torch
 from spconv.pytorch import SparseConv3d, SparseConvTensor, SubMConv3d
 
 from ..flops.pairs import _as3, regular_conv_outputs, rulebook, unique_sites
-from .gather_conv import FlatRulebook, conv_from_rulebook, spconv_offset_weights
+from .gather_conv import (FlatRulebook, conv_from_rulebook, spconv_conv_from_rulebook,
+                          spconv_offset_weights)
 from .importance import VoxelImportance, keep_mask
-from .native_rulebook import native_pairs_available, regular_rulebook, subm_rulebook
+from .native_rulebook import (native_pairs_available, native_pairs_available_for,
+                              regular_rulebook, subm_rulebook)
 
 
 class _SPSSMixin:
@@ -31,6 +33,9 @@ class _SPSSMixin:
         self.last_keep = None
         # 'spconv': decode spconv's C++ pair generation (CPU); 'torch': our sorted-key search
         self.rulebook_backend = 'spconv'
+        # who runs gather-GEMM-scatter on the rulebook: spconv's kernels (the ones the dense
+        # layers use) or torch index_select / mm / index_add_
+        self.gemm_backend = 'torch'
 
     def _score_and_gate(self, x):
         scores = self.importance(x)
@@ -42,7 +47,10 @@ class _SPSSMixin:
     def _conv(self, feats, book, num_out):
         """Run the rulebook (computed outputs only) and remember its pair counts."""
         self._last_pairs = book.counts()
-        out = conv_from_rulebook(feats, spconv_offset_weights(self.weight), book, num_out)
+        if self.gemm_backend == 'spconv' and native_pairs_available_for(feats):
+            out = spconv_conv_from_rulebook(feats, self.weight, book, num_out)
+        else:
+            out = conv_from_rulebook(feats, spconv_offset_weights(self.weight), book, num_out)
         if self.bias is not None:
             out = out + self.bias
         return out

@@ -14,13 +14,15 @@ def _frames(batch: dict) -> int:
 
 
 @torch.no_grad()
-def reference_outputs(model: nn.Module, batches: Sequence[dict]) -> List[Tuple[Tensor, Tensor]]:
-    return [forward_outputs(model, b) for b in batches]
+def reference_outputs(model: nn.Module, batches: Sequence[dict],
+                      box_weighting: str = 'confidence') -> List[Tuple[Tensor, Tensor]]:
+    return [forward_outputs(model, b, box_weighting) for b in batches]
 
 
 def collect_gradients(model: nn.Module, layers: Dict[str, nn.Module], batches: Sequence[dict],
                       lambdas=(1.0, 1.0), mode: str = 'hutchinson', num_projections: int = 2,
-                      seed: int = 0, progress: bool = True) -> Dict[str, Tensor]:
+                      seed: int = 0, progress: bool = True,
+                      box_weighting: str = 'confidence') -> Dict[str, Tensor]:
     """Gradient rows (M, D) per layer of one scalar per frame and projection.
 
     ``hutchinson``: z = sqrt(lb) u_b.p_b + sqrt(lc) u_c.p_c with Rademacher u, so that
@@ -40,7 +42,7 @@ def collect_gradients(model: nn.Module, layers: Dict[str, nn.Module], batches: S
     for batch in batches:
         if _frames(batch) != 1:
             raise ValueError('calibration batches must hold exactly one frame each')
-        p_b, p_c = forward_outputs(model, batch)
+        p_b, p_c = forward_outputs(model, batch, box_weighting)
         for r in range(reps):
             if mode == 'hutchinson':
                 ub = torch.randint(0, 2, p_b.shape, generator=gen).to(p_b) * 2 - 1
@@ -60,11 +62,13 @@ def collect_gradients(model: nn.Module, layers: Dict[str, nn.Module], batches: S
 
 @torch.no_grad()
 def measured_distortion(model: nn.Module, batches: Sequence[dict],
-                        ref: List[Tuple[Tensor, Tensor]], lambdas=(1.0, 1.0)) -> float:
+                        ref: List[Tuple[Tensor, Tensor]], lambdas=(1.0, 1.0),
+                        box_weighting: str = 'confidence') -> float:
     """Mean per-frame weighted output distortion of the model as it is now."""
     total, frames = 0.0, 0
     for batch, r in zip(batches, ref):
-        total += float(weighted_distortion(r, forward_outputs(model, batch), lambdas).sum())
+        new = forward_outputs(model, batch, box_weighting)
+        total += float(weighted_distortion(r, new, lambdas).sum())
         frames += _frames(batch)
     return total / max(frames, 1)
 
@@ -73,7 +77,8 @@ def measured_distortion(model: nn.Module, batches: Sequence[dict],
 def actual_distortion_curves(model: nn.Module, layers: Dict[str, nn.Module],
                              batches: Sequence[dict], ref, orders: Dict[str, Tensor],
                              counts: Dict[str, Tensor], lambdas=(1.0, 1.0),
-                             progress: bool = True) -> Dict[str, Tensor]:
+                             progress: bool = True,
+                             box_weighting: str = 'confidence') -> Dict[str, Tensor]:
     """The paper's 'actual distortion' (Tab. 5): prune one layer alone to each candidate
     ratio, run the calibration frames, measure the output distortion."""
     out = {}
@@ -83,7 +88,7 @@ def actual_distortion_curves(model: nn.Module, layers: Dict[str, nn.Module],
         curve = torch.zeros(len(counts[name]), dtype=torch.float64)
         for k in range(1, len(counts[name])):
             module.weight.copy_(w0 * mask_at(w0, orders[name], int(counts[name][k])))
-            curve[k] = measured_distortion(model, batches, ref, lambdas)
+            curve[k] = measured_distortion(model, batches, ref, lambdas, box_weighting)
             if bar:
                 bar.update()
         module.weight.copy_(w0)

@@ -24,7 +24,7 @@ from .calibration import (actual_distortion_curves, collect_gradients, measured_
                           reference_outputs)
 from .curves import distortion_curve, mask_at, prune_order, ratio_counts, taylor_scores
 from .discovery import find_prunable_layers
-from .head_outputs import forward_outputs
+from .head_outputs import BOX_WEIGHTINGS, forward_outputs
 from .masks import MaskSet
 
 METHODS = ('dm3d', ) + tuple(BASELINES)
@@ -81,7 +81,7 @@ class DM3DPruner:
                  num_projections: int = 2, min_density: float = 0.0,
                  max_density: float = 1.0, keep_dense: Sequence[str] = (),
                  num_buckets: int = 10000, seed: int = 0, progress: bool = True,
-                 calib: Optional[dict] = None):
+                 calib: Optional[dict] = None, box_weighting: str = 'confidence'):
         if not 0 < flops_target <= 1:
             raise ValueError(f'flops_target is a fraction of the dense FLOPs in (0, 1], got '
                              f'{flops_target}')
@@ -93,6 +93,10 @@ class DM3DPruner:
             raise ValueError('need 0 <= min_density <= max_density <= 1')
         if num_ratios < 1:
             raise ValueError('num_ratios must be at least 1')
+        if box_weighting not in BOX_WEIGHTINGS:
+            raise ValueError(f'box_weighting must be one of {BOX_WEIGHTINGS}, got '
+                             f'{box_weighting!r}')
+        self.box_weighting = box_weighting
         self.flops_target = flops_target
         self.method, self.estimator = method, estimator
         self.num_ratios = num_ratios
@@ -144,7 +148,7 @@ class DM3DPruner:
                 f'dense): layers that are not pruned cost {cm.floor / 1e9:.4f} GMACs. '
                 'Raise the target or prune more parts.')
         curves: Dict[str, Dict[str, list]] = {}
-        ref = reference_outputs(model, batches)  # dense outputs, before any mask
+        ref = reference_outputs(model, batches, self.box_weighting)  # dense, before any mask
         if self.method == 'dm3d':
             masks = self._dm3d(model, layers, batches, ref, cm, budget, timings, curves)
         else:
@@ -159,7 +163,7 @@ class DM3DPruner:
                                curves.get(n, {}).get('chosen_distortion'))
                    for n, m in layers.items()]
         MaskSet(model, masks).apply()
-        measured = measured_distortion(model, batches, ref, self.lambdas)
+        measured = measured_distortion(model, batches, ref, self.lambdas, self.box_weighting)
         return PruneResult(self.method, self.estimator if self.method == 'dm3d' else None,
                            self.flops_target, before, after, cm.floor, results, masks,
                            timings, curves, measured)
@@ -170,7 +174,8 @@ class DM3DPruner:
         t0 = time.perf_counter()
         grads = collect_gradients(model, layers, batches, self.lambdas,
                                   'sum' if est == 'taylor2' else 'hutchinson',
-                                  self.num_projections, self.seed, self.progress)
+                                  self.num_projections, self.seed, self.progress,
+                                  self.box_weighting)
         timings['gradients'] = time.perf_counter() - t0
         t0 = time.perf_counter()
         orders, counts, dist = {}, {}, {}
@@ -183,7 +188,7 @@ class DM3DPruner:
                 orders[n], counts[n], dist[n] = c.order, c.counts, c.distortion
         if est == 'actual':
             dist = actual_distortion_curves(model, layers, batches, ref, orders, counts,
-                                            self.lambdas, self.progress)
+                                            self.lambdas, self.progress, self.box_weighting)
         timings['curves'] = time.perf_counter() - t0
         t0 = time.perf_counter()
         costs = {n: cm.curve_costs(n, orders[n], counts[n]) for n in layers}
