@@ -42,6 +42,12 @@ def car_mod(ap):
     return ap.get('Car', {}).get('moderate')
 
 
+def map_mod(ap):
+    """Mean over Car, Pedestrian, Cyclist of the moderate 3D AP40."""
+    vals = [ap.get(c, {}).get('moderate') for c in ('Car', 'Pedestrian', 'Cyclist')]
+    return None if any(v is None for v in vals) else sum(vals) / 3
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--config', default='configs/demo/second_synth-kitti_cpu.py')
@@ -52,6 +58,9 @@ def main():
     p.add_argument('--calib-frames', type=int, default=16)
     p.add_argument('--heldout-frames', type=int, default=8)
     p.add_argument('--num-ratios', type=int, default=16)
+    p.add_argument('--corr-ratios', type=int, default=8,
+                   help='candidate ratios for the fisher/taylor2/actual comparison (actual '
+                        'runs the calibration set once per layer and ratio)')
     p.add_argument('--no-ap', action='store_true', help='skip KITTI AP (distortion only)')
     p.add_argument('--out', default='work_dirs/bench_prune')
     args = p.parse_args()
@@ -79,31 +88,35 @@ def main():
                         args.config, path, args.data_root, osp.join(args.out, 'eval')))
             rows.append(row)
             print(f"[bench] {budget} {method}: achieved {row['achieved']:.3f} distortion "
-                  f"{row['distortion']:.4g} car-mod {car_mod(row.get('ap', {}))}")
+                  f"{row['distortion']:.4g} car-mod {car_mod(row.get('ap', {}))} "
+                  f"mAP {map_mod(row.get('ap', {}))}", flush=True)
     # Tab. 5: predicted vs actual distortion curves, and the allocation time split
     corr, times = {}, {}
     curves = {}
     for est in ('fisher', 'taylor2', 'actual'):
         model = copy.deepcopy(dense)
-        res = DM3DPruner(args.budgets[0], estimator=est, num_ratios=args.num_ratios,
+        res = DM3DPruner(args.budgets[0], estimator=est, num_ratios=args.corr_ratios,
                          progress=False).prune(model, calib)
         curves[est] = {n: c['distortion'] for n, c in res.curves.items()}
         times[est] = res.timings
     for est in ('fisher', 'taylor2'):
         corr[est] = float(np.nanmean([spearman(curves[est][n][1:], curves['actual'][n][1:])
                                       for n in curves[est]]))
-    print('\n| budget | method | achieved FLOPs | held-out distortion | Car 3D AP mod |')
-    print('|---:|---|---:|---:|---:|')
+    fmt = (lambda v: '-' if v is None else f'{v:.1f}')
+    print('\n| budget | method | achieved FLOPs | held-out distortion | Car mod | mAP mod |')
+    print('|---:|---|---:|---:|---:|---:|')
     if dense_ap:
-        print(f'| 1.00 | dense | 1.000 | 0 | {car_mod(dense_ap):.2f} |')
+        print(f'| 1.00 | dense | 1.000 | 0 | {fmt(car_mod(dense_ap))} | '
+              f'{fmt(map_mod(dense_ap))} |')
     for r in rows:
-        ap = car_mod(r.get('ap', {}))
+        ap = r.get('ap', {})
         print(f"| {r['budget']:.2f} | {r['method']} | {r['achieved']:.3f} | "
-              f"{r['distortion']:.4g} | {'-' if ap is None else f'{ap:.2f}'} |")
+              f"{r['distortion']:.4g} | {fmt(car_mod(ap))} | {fmt(map_mod(ap))} |")
     print('\n| estimator | mean per-layer Spearman vs actual |\n|---|---:|')
     for est, c in corr.items():
         print(f'| {est} | {c:.3f} |')
-    print('\n| estimator | gradients s | curves s | candidate costs s | DP s |')
+    print(f'\n| estimator ({args.corr_ratios} ratios, budget {args.budgets[0]}) | gradients s '
+          '| curves s | candidate costs s | DP s |')
     print('|---|---:|---:|---:|---:|')
     for est, t in times.items():
         print(f"| {est} | {t.get('gradients', 0):.2f} | {t.get('curves', 0):.2f} | "

@@ -18,7 +18,7 @@ def second(synth_root):
     cfg = demo_config('second', synth_root)
     torch.manual_seed(0)
     batches = calibration_batches(cfg, frames=2, split='train')
-    return cfg, batches, lambda: build_detector(cfg)
+    return cfg, batches, lambda: build_detector(cfg, SECOND_CKPT)  # trained: real outputs
 
 
 @pytest.mark.parametrize('method,estimator', [('dm3d', 'fisher'), ('dm3d', 'taylor2'),

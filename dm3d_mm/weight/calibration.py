@@ -6,7 +6,7 @@ from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
 from .curves import mask_at
-from .head_outputs import forward_outputs, weighted_distortion
+from .head_outputs import DEFAULT_LAMBDAS, forward_outputs, weighted_distortion
 
 
 def _frames(batch: dict) -> int:
@@ -20,7 +20,7 @@ def reference_outputs(model: nn.Module, batches: Sequence[dict],
 
 
 def collect_gradients(model: nn.Module, layers: Dict[str, nn.Module], batches: Sequence[dict],
-                      lambdas=(1.0, 1.0), mode: str = 'hutchinson', num_projections: int = 2,
+                      lambdas=DEFAULT_LAMBDAS, mode: str = 'hutchinson', num_projections: int = 2,
                       seed: int = 0, progress: bool = True,
                       box_weighting: str = 'confidence') -> Dict[str, Tensor]:
     """Gradient rows (M, D) per layer of one scalar per frame and projection.
@@ -62,7 +62,7 @@ def collect_gradients(model: nn.Module, layers: Dict[str, nn.Module], batches: S
 
 @torch.no_grad()
 def measured_distortion(model: nn.Module, batches: Sequence[dict],
-                        ref: List[Tuple[Tensor, Tensor]], lambdas=(1.0, 1.0),
+                        ref: List[Tuple[Tensor, Tensor]], lambdas=DEFAULT_LAMBDAS,
                         box_weighting: str = 'confidence') -> float:
     """Mean per-frame weighted output distortion of the model as it is now."""
     total, frames = 0.0, 0
@@ -76,7 +76,7 @@ def measured_distortion(model: nn.Module, batches: Sequence[dict],
 @torch.no_grad()
 def actual_distortion_curves(model: nn.Module, layers: Dict[str, nn.Module],
                              batches: Sequence[dict], ref, orders: Dict[str, Tensor],
-                             counts: Dict[str, Tensor], lambdas=(1.0, 1.0),
+                             counts: Dict[str, Tensor], lambdas=DEFAULT_LAMBDAS,
                              progress: bool = True,
                              box_weighting: str = 'confidence') -> Dict[str, Tensor]:
     """The paper's 'actual distortion' (Tab. 5): prune one layer alone to each candidate

@@ -34,6 +34,11 @@ def detection_head(model: nn.Module) -> nn.Module:
 
 
 BOX_WEIGHTINGS = ('confidence', 'none')
+# Class confidence only by default: on the demo SECOND, DM3D before fine-tuning reached val
+# mAP (moderate, 3D AP40) 64.0 at 33 % FLOPs with lambda = (0, 1), against 61.0 with
+# (0.03, 1), 57.0 with (0.12, 1) and 53.9 with (1, 1) (confidence-weighted boxes), and 47.7
+# with the paper's plain (1, 1); at 25 % (0, 1) and (0.12, 1) were within 1.1 points.
+DEFAULT_LAMBDAS = (0.0, 1.0)
 
 
 def _anchor_weighted(maps: Tensor, conf: Tensor) -> Tensor:
@@ -89,7 +94,7 @@ def forward_outputs(model: nn.Module, batch: dict,
 
 
 def weighted_distortion(ref: Tuple[Tensor, Tensor], new: Tuple[Tensor, Tensor],
-                        lambdas=(1.0, 1.0)) -> Tensor:
+                        lambdas=DEFAULT_LAMBDAS) -> Tensor:
     """Per-frame lambda_b ||p_b - p_b'||^2 + lambda_c ||p_c - p_c'||^2."""
     (b0, c0), (b1, c1) = ref, new
     return lambdas[0] * ((b1 - b0) ** 2).sum(1) + lambdas[1] * ((c1 - c0) ** 2).sum(1)

@@ -24,7 +24,7 @@ from .calibration import (actual_distortion_curves, collect_gradients, measured_
                           reference_outputs)
 from .curves import distortion_curve, mask_at, prune_order, ratio_counts, taylor_scores
 from .discovery import find_prunable_layers
-from .head_outputs import BOX_WEIGHTINGS, forward_outputs
+from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, forward_outputs
 from .masks import MaskSet
 
 METHODS = ('dm3d', ) + tuple(BASELINES)
@@ -77,7 +77,8 @@ class DM3DPruner:
                  num_ratios: int = 32, parts: Optional[Sequence[str]] = None,
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = None,
-                 include_head_outputs: bool = False, lambdas=(1.0, 1.0), kappa: float = 0.0,
+                 include_head_outputs: bool = False, lambdas=DEFAULT_LAMBDAS,
+                 kappa: float = 0.0,
                  num_projections: int = 2, min_density: float = 0.0,
                  max_density: float = 1.0, keep_dense: Sequence[str] = (),
                  num_buckets: int = 10000, seed: int = 0, progress: bool = True,
@@ -103,6 +104,9 @@ class DM3DPruner:
         self.select = dict(parts=parts, include=include, exclude=exclude,
                            include_head_outputs=include_head_outputs)
         self.lambdas = tuple(float(v) for v in lambdas)
+        if len(self.lambdas) != 2 or min(self.lambdas) < 0 or max(self.lambdas) == 0:
+            raise ValueError(f'lambdas = (lambda_b, lambda_c) must be two non-negative weights, '
+                             f'not both 0; got {lambdas}')
         self.kappa = kappa
         self.num_projections = num_projections
         self.min_density, self.max_density = min_density, max_density
