@@ -118,6 +118,12 @@ def main():
     print(f'\n| estimator ({args.corr_ratios} ratios, budget {args.budgets[0]}) | gradients s '
           '| curves s | candidate costs s | DP s |')
     print('|---|---:|---:|---:|---:|')
+    for r in rows:
+        if r['method'] == 'dm3d':
+            t = r['timings']
+            print(f"| fisher ({args.num_ratios} ratios, budget {r['budget']}) | "
+                  f"{t.get('gradients', 0):.2f} | {t.get('curves', 0):.2f} | "
+                  f"{t.get('candidate_costs', 0):.2f} | {t.get('dp', 0):.3f} |")
     for est, t in times.items():
         print(f"| {est} | {t.get('gradients', 0):.2f} | {t.get('curves', 0):.2f} | "
               f"{t.get('candidate_costs', 0):.2f} | {t.get('dp', 0):.3f} |")
