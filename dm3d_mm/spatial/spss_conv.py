@@ -114,8 +114,9 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
         shape = torch.tensor(list(spatial_shape))
         return (shape + 2 * p - d * (ks - 1) - 1) // s + 1
 
-    def own_sites(self, indices: torch.Tensor, out_shape: torch.Tensor) -> torch.Tensor:
-        """One output site per voxel: the coarse cell it falls in, if the kernel reaches it."""
+    def _own(self, indices: torch.Tensor, out_shape: torch.Tensor):
+        """Per voxel: its own output cell (floor((f + p) / s), clamped into the output), the
+        kernel offset id that pairs it there, and whether the kernel reaches that cell."""
         ks, s, p, d = (torch.tensor(_as3(v)) for v in
                        (self.kernel_size, self.stride, self.padding, self.dilation))
         fine = indices[:, 1:].long()
@@ -123,6 +124,13 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
         own = own.clamp(min=0)
         k = fine + p - own * s
         ok = ((k >= 0) & (k % d == 0) & (k // d < ks)).all(1)
+        kk = torch.div(k, d, rounding_mode='floor')
+        offset = (kk[:, 0] * ks[1] + kk[:, 1]) * ks[2] + kk[:, 2]
+        return own, offset, ok
+
+    def own_sites(self, indices: torch.Tensor, out_shape: torch.Tensor) -> torch.Tensor:
+        """One output site per voxel: the coarse cell it falls in, if the kernel reaches it."""
+        own, _, ok = self._own(indices, out_shape)
         return torch.cat([indices[ok, :1].long(), own[ok]], 1)
 
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
@@ -131,15 +139,19 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
             return super().forward(x)
         feats, keep = self._score_and_gate(x)
         out_shape = self.output_shape(x.spatial_shape)
-        own = self.own_sites(x.indices[~keep], out_shape)
         if self._use_native(x):
             full_sites, book = regular_rulebook(x, self)
+            _, own_offset, ok = self._own(x.indices, out_shape)
+            # computed: every output an important voxel reaches, and the own cell of each
+            # unimportant one (the pair at its own offset)
+            src = book.rows_in
+            hit = keep[src] | ((book.offset == own_offset[src]) & ok[src])
             computed = torch.zeros(len(full_sites), dtype=torch.bool)
-            computed[book.rows_out[keep[book.rows_in]]] = True  # reached by an important voxel
-            computed |= _member(full_sites, own)  # or the own site of an unimportant one
+            computed[book.rows_out[hit]] = True
             book = book.keep_outputs(computed, renumber=True)
             sites = full_sites[computed].long()
         else:
+            own = self.own_sites(x.indices[~keep], out_shape)
             grown = regular_conv_outputs(x.indices[keep], self.kernel_size, self.stride,
                                          self.padding, self.dilation, x.spatial_shape)
             sites = unique_sites(torch.cat([grown, own]))
@@ -149,17 +161,3 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
         return SparseConvTensor(out, sites.int(), [int(v) for v in out_shape], x.batch_size,
                                 indice_dict=dict(x.indice_dict))
 
-
-def _member(sites: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-    """For each row of ``sites``, whether it occurs in ``query`` (rows: batch, z, y, x)."""
-    if len(query) == 0 or len(sites) == 0:
-        return torch.zeros(len(sites), dtype=torch.bool)
-    both = torch.cat([sites.long(), query.long()])
-    extent = both[:, 1:].max(0).values + 1
-    keys = both[:, 0]
-    for axis in range(3):
-        keys = keys * int(extent[axis]) + both[:, axis + 1]
-    q = torch.sort(keys[len(sites):]).values
-    k = keys[:len(sites)]
-    pos = torch.searchsorted(q, k).clamp(max=len(q) - 1)
-    return q[pos] == k
