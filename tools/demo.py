@@ -4,7 +4,9 @@
    mmdet3d's KittiMetric (a missing checkpoint is trained first, 15-20 min on 2 cores);
 2. prunes SECOND with DM3D to a joint-FLOPs target (default 50 %) and evaluates the pruned
    checkpoint before any fine-tuning;
-3. prints per-class AP and the joint FLOPs per part, and writes the pruning report.
+3. the same with SPSS-Conv spatial pruning of 50 % of the voxels: spatial only, then spatial
+   + DM3D (the weight budget counted on the spatially pruned model, DM3D paper Tab. 6);
+4. prints per-class AP and the joint FLOPs, and writes the pruning reports.
 """
 import argparse
 import os.path as osp
@@ -17,6 +19,9 @@ from dm3d_mm.apis.demo_report import kitti_ap_table, summarize_kitti_metrics
 from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, save_result,
                                 write_reports)
+
+SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
+SPSS50_DM3D = 'configs/demo/second_synth-kitti_cpu_spss50_dm3d50.py'
 
 
 def main():
@@ -41,25 +46,38 @@ def main():
         tables.append(f'### {name} (dense)\n' +
                       kitti_ap_table(summarize_kitti_metrics(metrics)))
 
-    config = args.configs[0]
+    dense_ckpt = ckpts[args.configs[0]]
+    lines = []
+    for config, label in ((args.configs[0], 'DM3D'), (SPSS50_DM3D, 'SPSS 50 % voxels + DM3D')):
+        if config == SPSS50_DM3D:  # spatial pruning alone first
+            metrics = evaluate_checkpoint(SPSS50, dense_ckpt, args.data_root,
+                                          osp.join(args.work_dir, config_name(SPSS50)))
+            tables.append(f'### {config_name(SPSS50)}: SPSS-Conv, 50 % of the voxels pruned '
+                          '(no fine-tuning)\n' + kitti_ap_table(summarize_kitti_metrics(metrics)))
+        ap, result, report = prune_and_evaluate(config, dense_ckpt, args)
+        tables.append(f'### {config_name(config)}: {label} to {result.achieved_ratio:.3f} of '
+                      'its joint FLOPs (no fine-tuning)\n' + kitti_ap_table(ap))
+        lines.append(f'[demo] {label}: joint MACs per frame {result.macs_before / 1e9:.3f} G -> '
+                     f'{result.macs_after / 1e9:.3f} G; report: {report}')
+    print('\n[demo] results on the synthetic val split\n')
+    print('\n\n'.join(tables))
+    print('\n' + '\n'.join(lines))
+
+
+def prune_and_evaluate(config, checkpoint, args):
+    """DM3D-prune ``config`` from ``checkpoint``, save the result, evaluate it on val."""
     name = config_name(config)
     cfg = load_config(config, data_root=args.data_root)
-    model = build_detector(cfg, ckpts[config])
+    model = build_detector(cfg, checkpoint)
     pruner = build_pruner(cfg, flops_target=args.flops_target, progress=True)
     print(f'\n[demo] DM3D pruning of {name} to {args.flops_target:.0%} of its joint FLOPs')
     result = pruner.prune(model, calibration_batches(cfg, args.calib_frames, 'train'))
     out_dir = osp.join(args.work_dir, f'{name}_dm3d{int(100 * args.flops_target)}')
-    pruned = save_result(model, result, osp.join(out_dir, 'pruned.pth'), ckpts[config],
-                         config)
-    metrics = evaluate_checkpoint(config, pruned, args.data_root, osp.join(out_dir, 'eval'))
-    ap = summarize_kitti_metrics(metrics)
+    pruned = save_result(model, result, osp.join(out_dir, 'pruned.pth'), checkpoint, config)
+    ap = summarize_kitti_metrics(evaluate_checkpoint(config, pruned, args.data_root,
+                                                     osp.join(out_dir, 'eval')))
     paths = write_reports(result, out_dir, dict(AP_pruned=ap))
-    tables.append(f'### {name} pruned by DM3D to {result.achieved_ratio:.3f} of its FLOPs '
-                  '(no fine-tuning)\n' + kitti_ap_table(ap))
-    print('\n[demo] results on the synthetic val split\n')
-    print('\n\n'.join(tables))
-    print(f'\n[demo] joint MACs per frame: {result.macs_before / 1e9:.3f} G dense -> '
-          f'{result.macs_after / 1e9:.3f} G pruned; report: {paths["md"]}')
+    return ap, result, paths['md']
 
 
 if __name__ == '__main__':
