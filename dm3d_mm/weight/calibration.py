@@ -1,11 +1,12 @@
 """Calibration passes: reference outputs, per-frame gradient rows, measured distortion."""
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
 from .curves import mask_at
+from .distributed import gather_rows, sum_over_ranks
 from .head_outputs import DEFAULT_LAMBDAS, forward_outputs, weighted_distortion
 
 
@@ -22,13 +23,17 @@ def reference_outputs(model: nn.Module, batches: Sequence[dict],
 def collect_gradients(model: nn.Module, layers: Dict[str, nn.Module], batches: Sequence[dict],
                       lambdas=DEFAULT_LAMBDAS, mode: str = 'hutchinson', num_projections: int = 2,
                       seed: int = 0, progress: bool = True,
-                      box_weighting: str = 'confidence') -> Dict[str, Tensor]:
+                      box_weighting: str = 'confidence',
+                      frame_ids: Optional[Sequence[int]] = None) -> Dict[str, Tensor]:
     """Gradient rows (M, D) per layer of one scalar per frame and projection.
 
     ``hutchinson``: z = sqrt(lb) u_b.p_b + sqrt(lc) u_c.p_c with Rademacher u, so that
     E[g g^T] = lb J_b^T J_b + lc J_c^T J_c (the Fisher of the weighted vector output).
     ``sum``: z = lb sum(p_b) + lc sum(p_c), the output gradient the paper averages (Alg. 2).
-    Calibration batches must hold one frame each (per-frame gradients).
+    Calibration batches must hold one frame each (per-frame gradients). The projections of
+    frame i are drawn from a generator seeded by (seed, i), and under a distributed launcher
+    the rows of all ranks are gathered in frame order (``frame_ids``: this rank's global
+    frame indices), so any number of ranks gives one process's result.
     """
     if mode not in ('hutchinson', 'sum'):
         raise ValueError(f'unknown gradient mode {mode!r}')
@@ -36,12 +41,13 @@ def collect_gradients(model: nn.Module, layers: Dict[str, nn.Module], batches: S
     names = list(layers)
     weights = [layers[n].weight for n in names]
     rows: Dict[str, List[Tensor]] = {n: [] for n in names}
-    gen = torch.Generator().manual_seed(seed)
+    frame_ids = list(range(len(batches))) if frame_ids is None else list(frame_ids)
     sb, sc = float(lambdas[0]) ** 0.5, float(lambdas[1]) ** 0.5
     bar = ProgressBar(len(batches) * reps) if progress else None
-    for batch in batches:
+    for fid, batch in zip(frame_ids, batches):
         if _frames(batch) != 1:
             raise ValueError('calibration batches must hold exactly one frame each')
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + fid)
         p_b, p_c = forward_outputs(model, batch, box_weighting)
         for r in range(reps):
             if mode == 'hutchinson':
@@ -57,7 +63,7 @@ def collect_gradients(model: nn.Module, layers: Dict[str, nn.Module], batches: S
                 rows[n].append(g.detach().reshape(-1).float().cpu())
             if bar:
                 bar.update()
-    return {n: torch.stack(v) for n, v in rows.items()}
+    return gather_rows({n: torch.stack(v) for n, v in rows.items()}, frame_ids, reps)
 
 
 @torch.no_grad()
@@ -70,6 +76,7 @@ def measured_distortion(model: nn.Module, batches: Sequence[dict],
         new = forward_outputs(model, batch, box_weighting)
         total += float(weighted_distortion(r, new, lambdas).sum())
         frames += _frames(batch)
+    total, frames = sum_over_ranks(total, frames)  # all ranks' frames
     return total / max(frames, 1)
 
 

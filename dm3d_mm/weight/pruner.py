@@ -24,6 +24,7 @@ from .calibration import (actual_distortion_curves, collect_gradients, measured_
                           reference_outputs)
 from .curves import distortion_curve, mask_at, prune_order, ratio_counts, taylor_scores
 from .discovery import find_prunable_layers
+from .distributed import reduce_counter, shard, world
 from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, forward_outputs
 from .masks import MaskSet
 
@@ -122,12 +123,14 @@ class DM3DPruner:
             for b in batches:
                 forward_outputs(model, b)
                 counter.add_frames(len(b['data_samples']))
+        reduce_counter(counter)  # all ranks' frames under a distributed launcher
         return CostModel(counter, names)
 
     def prune(self, model: nn.Module, batches: Sequence[dict]) -> PruneResult:
         """Prune ``model`` in place (masks applied); batches: one calibration frame each."""
         if not batches:
             raise ValueError('no calibration frames')
+        batches, self._frame_ids = shard(batches)  # this rank's share (all of them alone)
         model.eval()
         layers = find_prunable_layers(model, **self.select)
         for pat in self.keep_dense:
@@ -178,8 +181,9 @@ class DM3DPruner:
         t0 = time.perf_counter()
         grads = collect_gradients(model, layers, batches, self.lambdas,
                                   'sum' if est == 'taylor2' else 'hutchinson',
-                                  self.num_projections, self.seed, self.progress,
-                                  self.box_weighting)
+                                  self.num_projections, self.seed,
+                                  self.progress and world()[0] == 0, self.box_weighting,
+                                  self._frame_ids)
         timings['gradients'] = time.perf_counter() - t0
         t0 = time.perf_counter()
         orders, counts, dist = {}, {}, {}
@@ -192,7 +196,8 @@ class DM3DPruner:
                 orders[n], counts[n], dist[n] = c.order, c.counts, c.distortion
         if est == 'actual':
             dist = actual_distortion_curves(model, layers, batches, ref, orders, counts,
-                                            self.lambdas, self.progress, self.box_weighting)
+                                            self.lambdas, self.progress and world()[0] == 0,
+                                            self.box_weighting)
         timings['curves'] = time.perf_counter() - t0
         t0 = time.perf_counter()
         costs = {n: cm.curve_costs(n, orders[n], counts[n]) for n in layers}

@@ -1,0 +1,54 @@
+"""DM3D calibration under a 2-process gloo group equals the single-process result."""
+import os.path as osp
+
+import torch
+import torch.multiprocessing as mp
+
+from conftest import REPO, demo_config
+
+CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
+FRAMES, RATIOS = 4, 8
+
+
+def _prune(synth_root):
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import calibration_batches
+    from dm3d_mm.weight import DM3DPruner
+    cfg = demo_config('second', synth_root)
+    model = build_detector(cfg, CKPT)
+    batches = calibration_batches(cfg, FRAMES, 'train')
+    res = DM3DPruner(0.5, num_ratios=RATIOS, progress=False).prune(model, batches)
+    return dict(masks=res.masks, macs_before=res.macs_before, macs_after=res.macs_after,
+                curves={n: c['distortion'] for n, c in res.curves.items()},
+                measured=res.measured_distortion)
+
+
+def _worker(rank, world, init_file, synth_root, out_dir):
+    import torch.distributed as tdist
+    torch.set_num_threads(1)
+    tdist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                             world_size=world)
+    try:
+        torch.save(_prune(synth_root), osp.join(out_dir, f'rank{rank}.pt'))
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_two_process_calibration_equals_single_process(synth_root, tmp_path):
+    mp.spawn(_worker, args=(2, str(tmp_path / 'init'), synth_root, str(tmp_path)), nprocs=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same arithmetic as the workers
+    try:
+        single = _prune(synth_root)
+    finally:
+        torch.set_num_threads(threads)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f'rank{rank}.pt', weights_only=False)
+        assert got['macs_before'] == single['macs_before']  # pairs summed over ranks
+        assert got['macs_after'] == single['macs_after']
+        for name, curve in single['curves'].items():
+            assert torch.allclose(torch.tensor(got['curves'][name]), torch.tensor(curve),
+                                  rtol=1e-5, atol=1e-9), name
+        assert set(got['masks']) == set(single['masks'])
+        assert all(torch.equal(got['masks'][n], single['masks'][n]) for n in single['masks'])
+        assert abs(got['measured'] - single['measured']) <= 1e-6 * max(single['measured'], 1)
