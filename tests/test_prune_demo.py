@@ -1,4 +1,5 @@
 """DM3D pruning of a real mmdet3d detector (the demo SECOND) end to end."""
+import json
 import os.path as osp
 import subprocess
 import sys
@@ -98,11 +99,15 @@ def test_prune_tool_writes_checkpoint_that_plain_mmdet3d_loads(synth_root, tmp_p
            osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'), '--checkpoint',
            SECOND_CKPT, '--flops-target', '0.5', '--num-ratios', '8', '--calib-frames', '2',
            '--data-root', synth_root, '--work-dir', str(work)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(cmd + ['--eval'], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for f in ('pruned.pth', 'prune_report.json', 'prune_report.md', 'layer_sparsity.png'):
         assert (work / f).exists(), f
     assert 'achieved' in (work / 'prune_report.md').read_text()
+    report = json.loads((work / 'prune_report.json').read_text())
+    for tag in ('AP_dense', 'AP_pruned'):  # --eval: KittiMetric on the val split
+        assert 0 <= report[tag]['Car']['moderate'] <= 100, tag
+    assert report['AP_dense']['Car']['moderate'] > 20  # the trained checkpoint
     env_cmd = [sys.executable, '-c', PLAIN_LOAD,
                osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'), str(work / 'pruned.pth'),
                osp.join(synth_root, 'training/velodyne/000000.bin')]
