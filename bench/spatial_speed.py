@@ -1,4 +1,5 @@
-"""SPSS-Conv spatial pruning: 3D-backbone wall time and MACs against the dense SparseEncoder.
+"""SPSS-Conv spatial pruning: 3D-backbone wall time and MACs against the dense SparseEncoder
+(SPSS-Conv and Ada3D-style input-column dropping).
 
 Side by side in one run, on the same frames, timings interleaved (best of --repeats):
   * the demo SECOND encoder (narrow channels, 0.1 m voxels) with its checkpoint;
@@ -26,11 +27,11 @@ from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.flops import FlopsCounter
 from mmdet3d.registry import MODELS
 
-SETTINGS = {
+SETTINGS = {  # config, checkpoint, Ada3D predictor cell size (voxels)
     'demo SECOND': ('configs/demo/second_synth-kitti_cpu.py',
-                    'checkpoints/second_synth-kitti_cpu.pth'),
+                    'checkpoints/second_synth-kitti_cpu.pth', 4),
     'mmdet3d SECOND (full)': ('mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py',
-                              None),
+                              None, 8),
 }
 SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
 
@@ -53,6 +54,18 @@ def spss_encoder(cfg, dense, ratio, gemm):
     for m in enc.modules():
         if hasattr(m, 'gemm_backend'):
             m.gemm_backend = gemm
+    return enc.eval()
+
+
+def ada3d_encoder(cfg, dense, ratio, downsample):
+    """Ada3D-style: drop the voxels of the least important ``ratio`` of BEV columns at the
+    encoder input (the predictor is untrained here: timing and MACs only)."""
+    c = copy.deepcopy(cfg.model.middle_encoder)
+    c.update(type='Ada3DSparseEncoder', keep_ratios=dict(input=1.0 - ratio),
+             predictor=dict(downsample=downsample))
+    enc = MODELS.build(c)
+    missing, unexpected = enc.load_state_dict(dense.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith('predictor.') for k in missing)
     return enc.eval()
 
 
@@ -94,21 +107,26 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     print(f'torch threads: {torch.get_num_threads()}')
     result = {}
-    lines = ['| encoder | voxel pruning | MACs / dense | wall time / dense | ms per frame |',
-             '|---|---:|---:|---:|---:|']
-    for title, (config, ckpt) in SETTINGS.items():
+    lines = ['| encoder | method | voxel pruning | MACs / dense | wall time / dense | '
+             'ms per frame |', '|---|---|---:|---:|---:|---:|']
+    for title, (config, ckpt, ada_cell) in SETTINGS.items():
         cfg = load_config(config, data_root=args.data_root)
         model = build_detector(cfg, ckpt)
         inputs = encoder_inputs(model, calibration_batches(cfg, args.frames, 'val'))
         dense = model.middle_encoder.eval()
-        encoders = {0.0: dense}
-        encoders.update({r: spss_encoder(cfg, dense, r, args.gemm) for r in args.ratios})
+        encoders = {('dense', 0.0): dense}
+        encoders.update({('SPSS-Conv', r): spss_encoder(cfg, dense, r, args.gemm)
+                         for r in args.ratios})
+        encoders.update({('Ada3D input columns', r): ada3d_encoder(cfg, dense, r, ada_cell)
+                         for r in args.ratios})
         best, macs = measure(encoders, inputs, args.repeats)
-        result[title] = dict(seconds=best, macs=macs,
+        base = ('dense', 0.0)
+        result[title] = dict(seconds={f'{m} {r}': v for (m, r), v in best.items()},
+                             macs={f'{m} {r}': v for (m, r), v in macs.items()},
                              voxels=sum(len(i[0]) for i in inputs) / len(inputs))
-        for r in encoders:
-            lines.append(f'| {title} | {r:.0%} | {macs[r] / macs[0.0]:.3f} | '
-                         f'{best[r] / best[0.0]:.3f} | {best[r] * 1e3:.1f} |')
+        for key in encoders:
+            lines.append(f'| {title} | {key[0]} | {key[1]:.0%} | {macs[key] / macs[base]:.3f} | '
+                         f'{best[key] / best[base]:.3f} | {best[key] * 1e3:.1f} |')
     print('\n'.join(lines))
     if args.map:
         dense_ap = summarize_kitti_metrics(evaluate_checkpoint(

@@ -27,30 +27,28 @@ def table_spatial_weight(results: Dict) -> str:
     return '\n'.join(lines)
 
 
-def table_parts(results: Dict) -> str:
-    """Tab. 4 layout: which parts are weight-pruned, at one budget."""
-    rows = [r for r in _rows(results) if r['kind'] == 'weight' and r['estimator'] == 'fisher']
-    if len({r['parts'] for r in rows}) < 2:
+def _weight_cells_by(results: Dict, field: str, fixed: Dict, header: str) -> str:
+    """Weight-only cells that differ in ``field`` (others as in ``fixed``), one row each."""
+    rows = [r for r in _rows(results) if r['kind'] == 'weight'
+            and all(r[k] == v for k, v in fixed.items())]
+    if len({r[field] for r in rows}) < 2:
         return ''
-    lines = ['| parts pruned | budget | FLOPs vs dense | Car | Ped | Cyc | mAP |',
+    lines = [f'| {header} | budget | FLOPs vs dense | Car | Ped | Cyc | mAP |',
              '|---|---:|---:|---:|---:|---:|---:|']
-    for r in sorted(rows, key=lambda r: (-r['budget'], r['parts'])):
-        lines.append(f"| {r['parts']} | {r['budget']:.2f} | {r['flops_ratio']:.3f} | "
+    for r in sorted(rows, key=lambda r: (-r['budget'], r[field])):
+        lines.append(f"| {r[field]} | {r['budget']:.2f} | {r['flops_ratio']:.3f} | "
                      f'{_ap_cells(r)} |')
     return '\n'.join(lines)
+
+
+def table_parts(results: Dict) -> str:
+    """Tab. 4 layout: which parts are weight-pruned."""
+    return _weight_cells_by(results, 'parts', dict(estimator='fisher'), 'parts pruned')
 
 
 def table_estimators(results: Dict) -> str:
     """Tab. 5 layout: Hessian (fisher) against actual distortion curves."""
-    rows = [r for r in _rows(results) if r['kind'] == 'weight' and r['parts'] == 'all']
-    if len({r['estimator'] for r in rows}) < 2:
-        return ''
-    lines = ['| distortion curves | budget | FLOPs vs dense | Car | Ped | Cyc | mAP |',
-             '|---|---:|---:|---:|---:|---:|---:|']
-    for r in sorted(rows, key=lambda r: (-r['budget'], r['estimator'])):
-        lines.append(f"| {r['estimator']} | {r['budget']:.2f} | {r['flops_ratio']:.3f} | "
-                     f'{_ap_cells(r)} |')
-    return '\n'.join(lines)
+    return _weight_cells_by(results, 'estimator', dict(parts='all'), 'distortion curves')
 
 
 def plot_ap_vs_flops(results: Dict, path: str) -> str:
