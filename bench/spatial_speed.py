@@ -29,7 +29,7 @@ from mmdet3d.registry import MODELS
 
 SETTINGS = {  # config, checkpoint, Ada3D predictor cell size (voxels)
     'demo SECOND': ('configs/demo/second_synth-kitti_cpu.py',
-                    'checkpoints/second_synth-kitti_cpu.pth', 4),
+                    'checkpoints/second_synth-kitti_cpu.pth', 8),
     'mmdet3d SECOND (full)': ('mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py',
                               None, 8),
 }
@@ -63,6 +63,7 @@ def ada3d_encoder(cfg, dense, ratio, downsample):
     c = copy.deepcopy(cfg.model.middle_encoder)
     c.update(type='Ada3DSparseEncoder', keep_ratios=dict(input=1.0 - ratio),
              predictor=dict(downsample=downsample))
+    torch.manual_seed(0)  # the same (untrained) predictor, so one ranking for every ratio
     enc = MODELS.build(c)
     missing, unexpected = enc.load_state_dict(dense.state_dict(), strict=False)
     assert not unexpected and all(k.startswith('predictor.') for k in missing)

@@ -8,7 +8,7 @@ model = dict(
     importance_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
                          voxel_size={{_base_.voxel_size}}, weight=1.0),
     middle_encoder=dict(type='Ada3DSparseEncoder',
-                        predictor=dict(feat_channels=16, downsample=4),
+                        predictor=dict(feat_channels=16, downsample=8),
                         keep_ratios=dict(input=0.5, bev=0.5)),
     backbone=dict(conv_cfg=dict(type='SparseBEVConv2d', bias=False),
                   norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.01)))
