@@ -7,7 +7,7 @@ weight at each --budgets; --parts adds weight pruning of 3D / 2D / head alone (T
 re-run skips finished cells), markdown tables on stdout and WORK_DIR/ablation.md, and the
 AP-against-FLOPs plot WORK_DIR/ap_vs_flops.png.
 
-Example: python tools/ablate.py --budgets 0.5 0.33 --parts --actual --epochs 2
+Example: python tools/ablate.py --budgets 0.5 0.33 --parts --actual
 """
 import argparse
 import os.path as osp
@@ -23,7 +23,8 @@ def main():
     p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33])
     p.add_argument('--parts', action='store_true', help='also 3D / 2D / head alone (Tab. 4)')
     p.add_argument('--actual', action='store_true', help='also actual distortion (Tab. 5)')
-    p.add_argument('--epochs', type=int, default=2, help='fine-tune epochs (0: none)')
+    p.add_argument('--epochs', type=int, default=None,
+                   help="fine-tune epochs (default: each config's schedule; 0: no fine-tune)")
     p.add_argument('--calib-frames', type=int, default=16)
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint', default=DENSE_CKPT, help='dense demo checkpoint')

@@ -82,7 +82,8 @@ def joint_gmacs(model, batches) -> float:
 class Ablation:
     """Runs cells, keeps results in ``work_dir/ablation.json`` (atomic writes)."""
 
-    def __init__(self, work_dir: str, data_root: str, epochs: int = 2, calib_frames: int = 16,
+    def __init__(self, work_dir: str, data_root: str, epochs: Optional[int] = None,
+                 calib_frames: int = 16,
                  flops_frames: int = 4, dense_ckpt: str = DENSE_CKPT,
                  cfg_options: Optional[dict] = None):
         self.work_dir, self.data_root, self.epochs = work_dir, data_root, epochs
@@ -133,7 +134,7 @@ class Ablation:
             result = pruner.prune(model, calibration_batches(cfg, self.calib_frames, 'train'))
             ckpt = save_result(model, result, osp.join(cell_dir, 'pruned.pth'),
                                self.dense_ckpt, config)
-        if self.epochs > 0 and cell.kind != 'dense':
+        if self.epochs != 0 and cell.kind != 'dense':  # None: the config's own schedule
             options = dict(self.cfg_options or {})
             if cell.budget is not None:
                 options['custom_hooks'] = [dict(type='DM3DPruningHook', prune_on_start=False,
@@ -148,8 +149,10 @@ class Ablation:
         gmacs = joint_gmacs(model, calibration_batches(self._cfg(config), self.flops_frames,
                                                        'val'))
         ap = summarize_kitti_metrics(metrics)
+        epochs = 0 if cell.kind == 'dense' else (
+            self.epochs if self.epochs is not None else self._cfg(config).train_cfg.max_epochs)
         row = dict(asdict(cell), name=cell.name, kind=cell.kind, gmacs=gmacs,
-                   flops_ratio=gmacs / dense_gmacs, ap=ap, epochs=self.epochs,
+                   flops_ratio=gmacs / dense_gmacs, ap=ap, epochs=epochs,
                    mAP=sum(ap[c]['moderate'] for c in ('Car', 'Pedestrian', 'Cyclist')) / 3)
         self.results[cell.name] = row
         self._save()
