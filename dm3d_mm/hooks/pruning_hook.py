@@ -24,15 +24,19 @@ class DM3DPruningHook(Hook):
         prune_on_start: prune when the loaded weights carry no masks; if False, such a run
             is an error (fine-tuning a dense model with this hook is almost surely a mistake).
         flops_frames: calibration frames whose joint FLOPs are logged (0: do not count).
+        freeze_norm_stats: keep BatchNorm layers in eval mode while training, so a short
+            fine-tune uses (and keeps) the statistics the pruning was calibrated with.
     """
     priority = 'ABOVE_NORMAL'
 
     def __init__(self, pruner: Optional[dict] = None, calib: Optional[dict] = None,
-                 prune_on_start: bool = True, flops_frames: int = 2):
+                 prune_on_start: bool = True, flops_frames: int = 2,
+                 freeze_norm_stats: bool = False):
         self.pruner_cfg = pruner
         self.calib = dict(frames=16, split='train', **(calib or {}))
         self.prune_on_start = prune_on_start
         self.flops_frames = flops_frames
+        self.freeze_norm_stats = freeze_norm_stats
         self.loaded: Optional[Dict] = None
         self.masks: Optional[MaskSet] = None
         self.info: Dict = {}
@@ -107,6 +111,12 @@ class DM3DPruningHook(Hook):
             msg += (f", joint {self.flops['gmacs']:.3f} GMACs/frame "
                     f"({self.flops['ratio']:.3f} of dense)")
         runner.logger.info(msg)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if self.freeze_norm_stats:
+            for m in self._model(runner).modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     def after_train_epoch(self, runner) -> None:
         if self.masks is not None:
