@@ -13,10 +13,7 @@ import os.path as osp
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence
 
-import torch
-
-from ..flops import FlopsCounter
-from ..weight.head_outputs import forward_outputs
+from ..weight.calibration import count_flops
 from .config_utils import load_config
 from .demo import evaluate_checkpoint
 from .demo_report import summarize_kitti_metrics
@@ -67,15 +64,8 @@ def plan(budgets: Sequence[float], parts: bool = False, actual: bool = False) ->
     return cells
 
 
-@torch.no_grad()
 def joint_gmacs(model, batches) -> float:
-    was = model.training
-    model.eval()
-    with FlopsCounter(model) as counter:
-        for b in batches:
-            forward_outputs(model, b)
-            counter.add_frames(1)
-    model.train(was)
+    counter = count_flops(model, batches)
     return counter.total_macs() / counter.frames / 1e9
 
 

@@ -8,9 +8,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ..flops import FlopsCounter
 from ..weight.checkpoint import META_KEY, read_dm3d_meta
-from ..weight.head_outputs import forward_outputs
+from ..weight.calibration import count_flops
 from ..weight.masks import MaskSet
 
 
@@ -72,13 +71,7 @@ class DM3DPruningHook(Hook):
         if batches is None:
             from ..apis.prune import calibration_batches
             batches = calibration_batches(runner.cfg, self.flops_frames, self.calib['split'])
-        was_training = model.training
-        model.eval()
-        with FlopsCounter(model) as counter:
-            for b in batches[:self.flops_frames]:
-                forward_outputs(model, b)
-                counter.add_frames(1)
-        model.train(was_training)
+        counter = count_flops(model, batches[:self.flops_frames])
         dense = sum(st.dense_macs for st in counter.layers.values())
         self.flops = dict(gmacs=counter.total_macs() / 1e9 / counter.frames,
                           ratio=counter.total_macs() / max(dense, 1))

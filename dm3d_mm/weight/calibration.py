@@ -15,6 +15,20 @@ def _frames(batch: dict) -> int:
 
 
 @torch.no_grad()
+def count_flops(model: nn.Module, batches: Sequence[dict]):
+    """A FlopsCounter over a tensor-mode eval forward of each batch (train mode restored)."""
+    from ..flops import FlopsCounter
+    was_training = model.training
+    model.eval()
+    with FlopsCounter(model) as counter:
+        for b in batches:
+            forward_outputs(model, b)
+            counter.add_frames(_frames(b))
+    model.train(was_training)
+    return counter
+
+
+@torch.no_grad()
 def reference_outputs(model: nn.Module, batches: Sequence[dict],
                       box_weighting: str = 'confidence') -> List[Tuple[Tensor, Tensor]]:
     return [forward_outputs(model, b, box_weighting) for b in batches]

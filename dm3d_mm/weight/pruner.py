@@ -15,17 +15,16 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..flops import FlopsCounter
 from ..flops.cost_model import CostModel
 from ..registry import PRUNERS
 from .allocation import allocate
 from .baselines import BASELINES
-from .calibration import (actual_distortion_curves, collect_gradients, measured_distortion,
-                          reference_outputs)
+from .calibration import (actual_distortion_curves, collect_gradients, count_flops,
+                          measured_distortion, reference_outputs)
 from .curves import distortion_curve, mask_at, prune_order, ratio_counts, taylor_scores
 from .discovery import find_prunable_layers
 from .distributed import reduce_counter, shard, world
-from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, forward_outputs
+from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS
 from .masks import MaskSet
 
 METHODS = ('dm3d', ) + tuple(BASELINES)
@@ -119,10 +118,7 @@ class DM3DPruner:
 
     # ------------------------------------------------------------------------------
     def cost_model(self, model: nn.Module, batches, names) -> CostModel:
-        with torch.no_grad(), FlopsCounter(model) as counter:
-            for b in batches:
-                forward_outputs(model, b)
-                counter.add_frames(len(b['data_samples']))
+        counter = count_flops(model, batches)
         reduce_counter(counter)  # all ranks' frames under a distributed launcher
         return CostModel(counter, names)
 
