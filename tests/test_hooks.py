@@ -41,7 +41,7 @@ def _pruned_entries_are_zero(model, masks):
 def finetuned(synth_root, tmp_path_factory):
     from mmengine.runner import Runner
     work = tmp_path_factory.mktemp('dm3d_ft')
-    runner = Runner.from_cfg(_cfg(synth_root, work, epochs=1))
+    runner = Runner.from_cfg(_cfg(synth_root, work, epochs=1, freeze_norm_stats=True))
     runner.train()
     return runner, work
 
@@ -65,10 +65,24 @@ def test_finetune_keeps_exact_sparsity(finetuned):
     assert saved['flops']['ratio'] == pytest.approx(hook.flops['ratio'])
 
 
+def test_freeze_norm_stats_keeps_bn_statistics_but_trains_bn_affine(finetuned):
+    """With freeze_norm_stats the BN running statistics stay those of the dense checkpoint
+    (the ones the pruning was calibrated with) while the BN scale/shift still train."""
+    runner, _ = finetuned
+    dense = torch.load(DENSE, map_location='cpu', weights_only=False)['state_dict']
+    bns = [(n, m) for n, m in runner.model.named_modules()
+           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(bns) > 10
+    for n, m in bns:
+        assert torch.equal(m.running_mean, dense[n + '.running_mean']), n
+        assert torch.equal(m.running_var, dense[n + '.running_var']), n
+    assert any(not torch.equal(m.weight.detach(), dense[n + '.weight']) for n, m in bns)
+
+
 def test_resume_restores_masks_and_flops(finetuned, synth_root):
     from mmengine.runner import Runner
     first, work = finetuned
-    cfg = _cfg(synth_root, work, epochs=2)
+    cfg = _cfg(synth_root, work, epochs=2, freeze_norm_stats=True)
     cfg.resume = True
     cfg.load_from = osp.join(work, 'epoch_1.pth')
     runner = Runner.from_cfg(cfg)

@@ -72,3 +72,30 @@ def test_pvrcnn_builds_but_point_ops_need_cuda():
         from mmcv.ops import furthest_point_sample
         with pytest.raises((TypeError, RuntimeError), match='CUDA'):
             furthest_point_sample(torch.rand(1, 64, 3), 8)
+
+
+def test_pvrcnn_dm3d_prunes_on_its_first_stage_outputs():
+    """DM3D on PV-RCNN: the distortion is measured on the RPN head's dense outputs (the RoI
+    stage needs the CUDA point ops), which runs on CPU; the allocation meets the budget."""
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.weight.head_outputs import detection_head, forward_outputs, is_two_stage
+    from mmdet3d.registry import MODELS
+    cfg = load_config(osp.join(REPO, 'configs/dm3d/pvrcnn_kitti_dm3d27.py'))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    assert is_two_stage(model) and detection_head(model) is model.rpn_head
+    frames = []
+    for seed in range(2):
+        b = _batch(cfg, 4, 3, seed=seed)
+        frames.append(dict(inputs=dict(points=b['inputs']['points'][:1]),
+                           data_samples=b['data_samples'][:1]))
+    with torch.no_grad():
+        p_b, p_c = forward_outputs(model, frames[0])
+    # per anchor: 3 class confidences, 7 box terms and 2 direction logits
+    assert p_c.shape[0] == 1 and p_c.shape[1] > 0 and p_b.shape[1] > p_c.shape[1]
+    res = DM3DPruner(0.5, num_ratios=4, parts=['middle_encoder', 'backbone', 'neck'],
+                     progress=False).prune(model, frames)
+    assert res.macs_after <= 0.5 * res.macs_before
+    assert res.achieved_ratio > 0.3
+    assert any(n.startswith('middle_encoder') for n in res.masks)

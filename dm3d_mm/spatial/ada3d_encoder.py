@@ -16,7 +16,7 @@ from mmdet3d.registry import MODELS
 from .backends import require_backend
 
 from .importance import keep_mask
-from .spss_encoder import empty_bev
+from .spss_encoder import empty_bev, encode
 
 
 def _importance_at(imp: torch.Tensor, hw) -> torch.Tensor:
@@ -81,7 +81,6 @@ class Ada3DSparseEncoder(SparseEncoder):
                                 x.batch_size)  # fresh rulebooks: the voxel set changed
 
     def forward(self, voxel_features, coors, batch_size):
-        from spconv.pytorch import SparseConvTensor
         logits = self.predictor(voxel_features, coors, batch_size, self.sparse_shape)
         self.last_logits = logits
         imp = torch.sigmoid(logits)
@@ -91,15 +90,10 @@ class Ada3DSparseEncoder(SparseEncoder):
         if coors.shape[0] == 0:
             self.last_bev_mask = None
             return empty_bev(self, voxel_features, batch_size)
-        x = SparseConvTensor(voxel_features, coors.int(), self.sparse_shape, batch_size)
-        x = self.conv_input(x)
-        encode_features = []
-        for i, stage in enumerate(self.encoder_layers):
-            x = self._prune_tensor(stage(x), f'stage{i + 1}', imp)
-            encode_features.append(x)
-        out = self.conv_out(encode_features[-1]).dense()
-        n, c, d, h, w = out.shape
-        out = out.view(n, c * d, h, w)
+        encoded = encode(self, voxel_features, coors, batch_size,
+                         lambda i, x: self._prune_tensor(x, f'stage{i + 1}', imp))
+        out, encode_features = encoded if self.return_middle_feats else (encoded, None)
+        n, _, h, w = out.shape
         if 'bev' in self.keep_ratios:
             active = (out != 0).any(1)
             idx = torch.nonzero(active)
@@ -109,6 +103,4 @@ class Ada3DSparseEncoder(SparseEncoder):
             mask[idx[keep, 0], idx[keep, 1], idx[keep, 2]] = True
             out = out * mask[:, None].to(out.dtype)
             self.last_bev_mask = mask
-        if self.return_middle_feats:
-            return out, encode_features
-        return out
+        return (out, encode_features) if self.return_middle_feats else out

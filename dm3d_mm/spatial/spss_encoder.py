@@ -1,12 +1,14 @@
 """SPSSSparseEncoder: mmdet3d's SparseEncoder with SPSS-Conv spatial pruning per stage."""
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
+import torch
 from mmdet3d.models.middle_encoders import SparseEncoder
 from mmdet3d.registry import MODELS
-from spconv.pytorch import SparseConv3d, SubMConv3d
+from spconv.pytorch import SparseConv3d, SparseConvTensor, SubMConv3d
 from spconv.pytorch.ops import get_conv_output_size
 
 from .backends import require_backend
+from .bev_scatter import sparse_to_bev
 from .spss_conv import SPSSSparseConv3d, SPSSSubMConv3d
 
 
@@ -65,7 +67,24 @@ class SPSSSparseEncoder(SparseEncoder):
         """SparseEncoder's forward; no voxels at all give an all-zero BEV map."""
         if coors.shape[0] == 0:
             return empty_bev(self, voxel_features, batch_size)
-        return super().forward(voxel_features, coors, batch_size)
+        return encode(self, voxel_features, coors, batch_size)
+
+
+def encode(encoder: SparseEncoder, voxel_features, coors, batch_size,
+           after_stage: Optional[Callable] = None):
+    """SparseEncoder's forward (full precision, as mmdet3d runs it), with the BEV map written
+    by ``sparse_to_bev`` and an optional ``after_stage(i, x) -> x`` between stages."""
+    with torch.autocast(voxel_features.device.type, enabled=False):
+        x = SparseConvTensor(voxel_features, coors.int(), encoder.sparse_shape, batch_size)
+        x = encoder.conv_input(x)
+        encode_features = []
+        for i, stage in enumerate(encoder.encoder_layers):
+            x = stage(x)
+            if after_stage is not None:
+                x = after_stage(i, x)
+            encode_features.append(x)
+        bev = sparse_to_bev(encoder.conv_out(encode_features[-1]))
+    return (bev, encode_features) if encoder.return_middle_feats else bev
 
 
 def empty_bev(encoder: SparseEncoder, voxel_features, batch_size):

@@ -11,6 +11,11 @@ all of them are background whose boxes never become detections, yet they dominat
 (the default) each anchor's box terms are scaled by sqrt of its own (detached) best class
 confidence, so the distortion counts box changes where the head actually detects something.
 ``'none'`` is the paper's plain Eq. 2.
+
+Two-stage detectors (PV-RCNN, Part-A2): y is the first stage's (RPN head's) dense output. The
+pruned parts (3D encoder, 2D backbone, neck) all feed it, and the RoI stage behind it depends
+on them only through proposals picked by NMS (not differentiable) and, for PV-RCNN, through
+point ops that mmcv implements for CUDA only.
 """
 from typing import List, Tuple
 
@@ -24,13 +29,19 @@ def _flat(tensors: List[Tensor], batch: int) -> Tensor:
     return torch.cat([t.reshape(batch, -1) for t in tensors], 1)
 
 
+def is_two_stage(model: nn.Module) -> bool:
+    return getattr(model, 'rpn_head', None) is not None and hasattr(model, 'roi_head')
+
+
 def detection_head(model: nn.Module) -> nn.Module:
-    for attr in ('bbox_head', 'pts_bbox_head'):
+    """The dense head whose outputs y are: bbox_head / pts_bbox_head, or a two-stage
+    detector's rpn_head."""
+    for attr in ('bbox_head', 'pts_bbox_head', 'rpn_head'):
         head = getattr(model, attr, None)
         if head is not None:
             return head
-    raise TypeError(f'{type(model).__name__} has no bbox_head / pts_bbox_head: DM3D needs a '
-                    'single-stage detection head (Anchor3DHead, CenterHead and friends)')
+    raise TypeError(f'{type(model).__name__} has no bbox_head / pts_bbox_head / rpn_head: DM3D '
+                    'needs a dense detection head (Anchor3DHead, CenterHead and friends)')
 
 
 BOX_WEIGHTINGS = ('confidence', 'none')
@@ -89,7 +100,12 @@ def forward_outputs(model: nn.Module, batch: dict,
                     box_weighting: str = 'confidence') -> Tuple[Tensor, Tensor]:
     """Tensor-mode forward of one collated batch: (p_b, p_c)."""
     data = model.data_preprocessor(batch, training=False)
-    outs = model(**data, mode='tensor')
+    if is_two_stage(model):  # first stage only (see the module docstring)
+        feats = model.extract_feat(data['inputs'])
+        x = feats.get('neck_feats', feats) if isinstance(feats, dict) else feats
+        outs = model.rpn_head(x)
+    else:
+        outs = model(**data, mode='tensor')
     return split_head_outputs(model, outs, len(data['data_samples']), box_weighting)
 
 
