@@ -45,6 +45,27 @@ def test_pruning_meets_the_flops_target_exactly_counted(second, method, estimato
     assert {lr.part for lr in res.layers} == {'3D backbone', '2D backbone', 'neck'}
 
 
+def test_a_part_alone_goes_to_the_budget_of_its_own_flops(second):
+    """budget_of='parts' (Tab. 4): the 3D encoder alone to 50 % of its own joint FLOPs, a
+    target no fraction of the whole model could express (the 3D part is a small share)."""
+    from dm3d_mm.weight import DM3DPruner
+    cfg, batches, make = second
+    model = make()
+    with pytest.raises(ValueError, match='floor'):
+        DM3DPruner(0.5, parts=['middle_encoder'], num_ratios=8, progress=False).prune(
+            model, batches)
+    model = make()
+    res = DM3DPruner(0.5, parts=['middle_encoder'], num_ratios=8, budget_of='parts',
+                     progress=False).prune(model, batches)
+    part_before = res.macs_before - res.floor
+    part_after = res.macs_after - res.floor
+    assert 0.3 * part_before < part_after <= 0.5 * part_before
+    assert res.masks and all(n.startswith('middle_encoder') for n in res.masks)
+    assert res.info()['budget_of'] == 'parts'
+    with pytest.raises(ValueError, match='budget_of'):
+        DM3DPruner(0.5, budget_of='layers')
+
+
 def test_bad_targets_and_names_are_clear_errors(second):
     from dm3d_mm.weight import DM3DPruner
     cfg, batches, make = second

@@ -155,15 +155,35 @@ def test_ada3d_prunes_voxels_and_bev_pixels(ada3d_setup, synth_root):
     assert int(first_conv.pairs[4]) == int(mask.sum())
 
 
-@pytest.mark.parametrize('num_voxels', [0, 1])
-def test_ada3d_encoder_empty_and_single_voxel(ada3d_setup, num_voxels):
-    _, model, _ = ada3d_setup
+def test_ada3d_encoder_empty_and_single_voxel(ada3d_setup):
+    """One voxel: its column is the only one, so the input pruning keeps it and the output
+    equals mmdet3d's SparseEncoder with the same weights; the BEV pruning then keeps
+    n - floor(n / 2) of the n pixels it reaches. No voxels: an all-zero BEV map."""
+    cfg, model, _ = ada3d_setup
     enc = model.middle_encoder.eval()
-    feats = torch.randn(num_voxels, 4)
-    coors = torch.tensor([[0, 20, 100, 200]] * num_voxels, dtype=torch.int32).reshape(-1, 4)
+    plain_cfg = {k: v for k, v in cfg.model.middle_encoder.items()
+                 if k not in ('predictor', 'keep_ratios', 'backend')}
+    plain = MODELS.build(dict(plain_cfg, type='SparseEncoder')).eval()
+    missing, unexpected = plain.load_state_dict(enc.state_dict(), strict=False)
+    assert not missing and all(k.startswith('predictor.') for k in unexpected)
+    torch.manual_seed(0)
+    feats = torch.randn(1, 4)
+    coors = torch.tensor([[0, 20, 100, 200]], dtype=torch.int32)
+    assert enc.keep_ratios == dict(input=0.5, bev=0.5)
     with torch.no_grad():
-        out = enc(feats, coors, 1)
-    assert out.shape[:1] == (1, ) and torch.isfinite(out).all()
+        ref = plain(feats, coors, 1)
+        with_bev = enc(feats, coors, 1)
+        enc.keep_ratios = dict(input=0.5)
+        one = enc(feats, coors, 1)
+        empty = enc(feats[:0], coors[:0], 1)
+    assert one.shape == ref.shape and torch.equal(one, ref)
+    active = (ref != 0).any(1)
+    n = int(active.sum())
+    assert n > 1  # the strided convs spread one voxel over several BEV pixels
+    kept = (with_bev != 0).any(1)
+    assert int(kept.sum()) == n - n // 2 and not (kept & ~active).any()
+    assert torch.equal(with_bev, ref * kept[:, None])
+    assert empty.shape == ref.shape and not empty.any()
 
 
 def test_bad_keep_ratio_location_is_a_clear_error(synth_root):

@@ -262,3 +262,49 @@ def test_sparse_to_bev_matches_spconv_dense_values_and_gradients():
     g_ref, = torch.autograd.grad((ref * w).sum(), feats)
     g_ours, = torch.autograd.grad((ours * w).sum(), feats)
     assert torch.equal(g_ref, g_ours)
+
+
+@pytest.mark.parametrize('backend', ['spconv', 'torch'])
+def test_block_passthrough_skips_norm_and_act_for_pruned_voxels(backend):
+    """SPSSBlock: kept voxels get relu(bn(conv)) of the full input, pruned voxels keep their
+    input exactly (no norm, no activation); training-mode BN sees the kept voxels only."""
+    from dm3d_mm.spatial import SPSSBlock
+    shape = (9, 10, 11)
+    idx, feats = _random_voxels(300, shape, seed=3)
+    conv = SPSSSubMConv3d(8, 8, 3, padding=1, bias=False, indice_key='k', prune_ratio=0.5)
+    conv.rulebook_backend = backend
+    bn = torch.nn.BatchNorm1d(8)
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    block = SPSSBlock(conv, bn, torch.nn.ReLU(inplace=True)).eval()
+    with torch.no_grad():
+        out = block(SparseConvTensor(feats, idx, list(shape), 2)).features
+    keep = conv.last_keep
+    assert 0 < int(keep.sum()) < len(keep)
+    ref = _dense_at(idx, feats, shape, 2, conv.weight, idx, 1, 1)
+    ref = torch.relu(torch.nn.functional.batch_norm(ref, bn.running_mean, bn.running_var,
+                                                    bn.weight, bn.bias, eps=bn.eps))
+    assert torch.allclose(out[keep], ref[keep], atol=1e-4)
+    assert torch.equal(out[~keep], feats[~keep])
+    # training mode: batch statistics over the kept voxels only
+    block.train()
+    bn.reset_running_stats()
+    bn.momentum = 1.0
+    block(SparseConvTensor(feats, idx, list(shape), 2))
+    conv_kept = _dense_at(idx, feats, shape, 2, conv.weight, idx[conv.last_keep], 1, 1)
+    assert torch.allclose(bn.running_mean, conv_kept.mean(0), atol=1e-4)
+
+
+def test_block_passthrough_encoder_wraps_blocks_and_keeps_keys(demo_encoder_inputs):
+    from dm3d_mm.spatial import SPSSBlock
+    cfg, dense, inputs = demo_encoder_inputs
+    conv_mode = _spss_encoder(cfg, dense, prune_ratios=0.5)
+    block_mode = _spss_encoder(cfg, dense, prune_ratios=0.5, passthrough='block')
+    assert set(block_mode.state_dict()) == set(conv_mode.state_dict())
+    assert any(isinstance(m, SPSSBlock) for m in block_mode.modules())
+    with torch.no_grad():
+        for feats, coors, bs in inputs:
+            a, b = conv_mode(feats, coors, bs), block_mode(feats, coors, bs)
+            assert a.shape == b.shape and not torch.equal(a, b)
+    with pytest.raises(ValueError, match='passthrough'):
+        _spss_encoder(cfg, dense, prune_ratios=0.5, passthrough='layer')

@@ -10,6 +10,7 @@ finished cells.
 import json
 import os
 import os.path as osp
+import time
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -111,6 +112,7 @@ class Ablation:
         if cell.name in self.results:
             log(f'[ablate] {cell.name}: done before, skipped')
             return self.results[cell.name]
+        start = time.perf_counter()
         dense_gmacs = self.dense_gmacs()
         config = SPATIAL_CONFIG if cell.spatial else DENSE_CONFIG
         cell_dir = osp.join(self.work_dir, cell.name)
@@ -118,8 +120,13 @@ class Ablation:
         cfg = self._cfg(config)
         if cell.budget is not None:
             model = build_detector(cfg, self.dense_ckpt)
+            # a part alone goes to the budget of its own FLOPs (Tab. 4); the head of an anchor
+            # detector has only its output convs
+            alone = cell.parts != 'all'
             pruner = build_pruner(cfg, flops_target=cell.budget, parts=PART_SETS[cell.parts],
-                                  estimator=cell.estimator, num_ratios=16, progress=False)
+                                  estimator=cell.estimator, num_ratios=16, progress=False,
+                                  budget_of='parts' if alone else None,
+                                  include_head_outputs=(cell.parts == 'head') or None)
             cfg = self._cfg(config)  # init_model edits the config it is given
             result = pruner.prune(model, calibration_batches(cfg, self.calib_frames, 'train'))
             ckpt = save_result(model, result, osp.join(cell_dir, 'pruned.pth'),
@@ -146,7 +153,8 @@ class Ablation:
             self.epochs if self.epochs is not None else self._cfg(config).train_cfg.max_epochs)
         row = dict(asdict(cell), name=cell.name, kind=cell.kind, gmacs=gmacs,
                    flops_ratio=gmacs / dense_gmacs, ap=ap, epochs=epochs,
-                   mAP=sum(ap[c]['moderate'] for c in ('Car', 'Pedestrian', 'Cyclist')) / 3)
+                   mAP=sum(ap[c]['moderate'] for c in ('Car', 'Pedestrian', 'Cyclist')) / 3,
+                   seconds=time.perf_counter() - start)
         self.results[cell.name] = row
         self._save()
         log(f"[ablate] {cell.name}: {row['flops_ratio']:.3f} of dense FLOPs, "

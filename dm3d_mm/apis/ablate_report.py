@@ -43,7 +43,9 @@ def _weight_cells_by(results: Dict, field: str, fixed: Dict, header: str) -> str
 
 def table_parts(results: Dict) -> str:
     """Tab. 4 layout: which parts are weight-pruned."""
-    return _weight_cells_by(results, 'parts', dict(estimator='fisher'), 'parts pruned')
+    table = _weight_cells_by(results, 'parts', dict(estimator='fisher'), 'parts pruned')
+    return table and table + ("\n\nbudget: fraction of the pruned part's own joint FLOPs "
+                              "(all: of the whole detector's)")
 
 
 def table_estimators(results: Dict) -> str:

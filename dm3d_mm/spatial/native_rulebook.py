@@ -16,12 +16,8 @@ from spconv.pytorch.core import IndiceData
 from .gather_conv import FlatRulebook
 
 
-def native_pairs_available(x) -> bool:
-    """The decoder knows spconv's CPU layout only."""
-    return native_pairs_available_for(x.features)
-
-
-def native_pairs_available_for(features: torch.Tensor) -> bool:
+def native_pairs_available(features: torch.Tensor) -> bool:
+    """The decoder knows spconv's CPU layout only (``features`` of the sparse tensor)."""
     return features.device.type == 'cpu'
 
 

@@ -6,16 +6,16 @@ conv whose important voxels dilate to all their output sites while each unimport
 keeps only its own site. Both build a rulebook over the computed outputs alone and report
 its pair counts to the FLOPs counter through ``flops_pairs``. With ``prune_ratio=0`` they are
 exactly spconv's SubMConv3d / SparseConv3d (same forward, same state_dict keys).
+``SPSSBlock`` lets pruned voxels skip a whole conv-norm-act block instead of the conv alone.
 """
 import torch
-from spconv.pytorch import SparseConv3d, SparseConvTensor, SubMConv3d
+from spconv.pytorch import SparseConv3d, SparseConvTensor, SparseSequential, SubMConv3d
 
 from ..flops.pairs import _as3, regular_conv_outputs, rulebook, unique_sites
 from .gather_conv import (FlatRulebook, conv_from_rulebook, spconv_conv_from_rulebook,
                           spconv_offset_weights)
 from .importance import VoxelImportance, keep_mask
-from .native_rulebook import (native_pairs_available, native_pairs_available_for,
-                              regular_rulebook, subm_rulebook)
+from .native_rulebook import native_pairs_available, regular_rulebook, subm_rulebook
 
 
 class _SPSSMixin:
@@ -47,7 +47,7 @@ class _SPSSMixin:
     def _conv(self, feats, book, num_out):
         """Run the rulebook (computed outputs only) and remember its pair counts."""
         self._last_pairs = book.counts()
-        if self.gemm_backend == 'spconv' and native_pairs_available_for(feats):
+        if self.gemm_backend == 'spconv' and native_pairs_available(feats):
             out = spconv_conv_from_rulebook(feats, self.weight, book, num_out)
         else:
             out = conv_from_rulebook(feats, spconv_offset_weights(self.weight), book, num_out)
@@ -56,7 +56,7 @@ class _SPSSMixin:
         return out
 
     def _use_native(self, x) -> bool:
-        return self.rulebook_backend == 'spconv' and native_pairs_available(x)
+        return self.rulebook_backend == 'spconv' and native_pairs_available(x.features)
 
     def flops_pairs(self, inputs, output):
         """Pairs actually computed by the last forward (None: the plain spconv path ran)."""
@@ -78,22 +78,25 @@ class SPSSSubMConv3d(_SPSSMixin, SubMConv3d):
                              f'{out_channels}); use prune_ratio=0 for this layer')
         self._init_spss(prune_ratio, importance, gate)
 
+    def kept_outputs(self, x: SparseConvTensor):
+        """(input features as passed through, kept rows, conv outputs at the kept rows only)."""
+        feats, keep = self._score_and_gate(x)
+        kept = torch.nonzero(keep).flatten()
+        if self._use_native(x):
+            book = subm_rulebook(x, self).keep_outputs(keep, renumber=True)
+        else:
+            pad = tuple((k - 1) // 2 * d for k, d in zip(_as3(self.kernel_size),
+                                                         _as3(self.dilation)))
+            book = FlatRulebook.from_pairs(rulebook(x.indices, x.indices[kept],
+                                                    self.kernel_size, 1, pad, self.dilation))
+        return feats, kept, self._conv(feats, book, len(kept))
+
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
         if self.prune_ratio == 0 and not self.force_rulebook:
             self._last_pairs = None
             return super().forward(x)
-        feats, keep = self._score_and_gate(x)
-        if self._use_native(x):
-            book = subm_rulebook(x, self).keep_outputs(keep)
-        else:
-            kept = torch.nonzero(keep).flatten()
-            pad = tuple((k - 1) // 2 * d for k, d in zip(_as3(self.kernel_size),
-                                                         _as3(self.dilation)))
-            book = FlatRulebook.from_pairs([(i, kept[o]) for i, o in rulebook(
-                x.indices, x.indices[kept], self.kernel_size, 1, pad, self.dilation)])
-        out = self._conv(feats, book, len(feats))
-        out = torch.where(keep[:, None], out, feats)
-        return x.replace_feature(out)
+        feats, kept, out = self.kept_outputs(x)
+        return x.replace_feature(feats.index_copy(0, kept, out))
 
     force_rulebook = False  # True: run the rulebook path even at ratio 0 (tests, bench)
 
@@ -161,3 +164,21 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
         return SparseConvTensor(out, sites.int(), [int(v) for v in out_shape], x.batch_size,
                                 indice_dict=dict(x.indice_dict))
 
+
+
+class SPSSBlock(SparseSequential):
+    """A (SPSSSubMConv3d, norm, act...) block whose pruned voxels skip the whole block: the
+    conv, norm and activation run on the kept voxels only and the pruned ones keep the
+    block's input. SPS-Conv passes pruned voxels through the conv alone, so norm statistics
+    fitted to conv outputs then meet raw inputs; skipping the block keeps a trained model's
+    features in range and also saves the norm / activation work. Same children and
+    state_dict keys as the SparseSequential it replaces."""
+
+    def forward(self, x: SparseConvTensor) -> SparseConvTensor:
+        conv, rest = self[0], list(self)[1:]
+        if (conv.prune_ratio == 0 and not conv.force_rulebook) or len(x.indices) == 0:
+            return super().forward(x)
+        feats, kept, out = conv.kept_outputs(x)
+        for m in rest:
+            out = m(out)
+        return x.replace_feature(feats.index_copy(0, kept, out))

@@ -4,12 +4,13 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from mmdet3d.models.middle_encoders import SparseEncoder
 from mmdet3d.registry import MODELS
-from spconv.pytorch import SparseConv3d, SparseConvTensor, SubMConv3d
+from spconv.pytorch import SparseConv3d, SparseConvTensor, SparseSequential, SubMConv3d
+from spconv.pytorch.modules import is_spconv_module
 from spconv.pytorch.ops import get_conv_output_size
 
 from .backends import require_backend
 from .bev_scatter import sparse_to_bev
-from .spss_conv import SPSSSparseConv3d, SPSSSubMConv3d
+from .spss_conv import SPSSBlock, SPSSSparseConv3d, SPSSSubMConv3d
 
 
 def _per_stage(value, num_stages: int, name: str):
@@ -42,12 +43,18 @@ class SPSSSparseEncoder(SparseEncoder):
             kept voxels, and (``prune_downsample``) the strided conv dilates only them.
         importance: 'magnitude' (sigmoid of mean |feature|) or 'learned' (1-channel subm conv).
         gate: multiply features by their importance (default: only for 'learned').
+        passthrough: what the pruned voxels of a submanifold conv skip: 'conv' (SPS-Conv:
+            the conv only; the block's norm and activation still apply to them) or 'block'
+            (the whole conv-norm-act block, see SPSSBlock).
     """
 
     def __init__(self, *args, prune_ratios: Union[float, Sequence[float]] = 0.5,
                  importance: str = 'magnitude', gate: Optional[bool] = None,
-                 prune_downsample: bool = True, backend: str = 'spconv', **kwargs):
+                 prune_downsample: bool = True, passthrough: str = 'conv',
+                 backend: str = 'spconv', **kwargs):
         require_backend(backend)
+        if passthrough not in ('conv', 'block'):
+            raise ValueError(f"passthrough must be 'conv' or 'block', got {passthrough!r}")
         super().__init__(*args, **kwargs)
         self.prune_ratios = _per_stage(prune_ratios, self.stage_num, 'prune_ratios')
         for ratio, stage in zip(self.prune_ratios, self.encoder_layers):
@@ -62,12 +69,24 @@ class SPSSSparseEncoder(SparseEncoder):
                     else:
                         continue
                     setattr(parent, name, _spss_like(child, cls, ratio, importance, gate))
+            if passthrough == 'block':
+                _wrap_blocks(stage)
 
     def forward(self, voxel_features, coors, batch_size):
         """SparseEncoder's forward; no voxels at all give an all-zero BEV map."""
         if coors.shape[0] == 0:
             return empty_bev(self, voxel_features, batch_size)
         return encode(self, voxel_features, coors, batch_size)
+
+
+def _wrap_blocks(stage):
+    """SparseSequential blocks led by an SPSSSubMConv3d -> SPSSBlock (same children)."""
+    for parent in list(stage.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is SparseSequential and len(child) > 1 and \
+                    isinstance(child[0], SPSSSubMConv3d) and \
+                    not any(is_spconv_module(m) for m in list(child)[1:]):
+                setattr(parent, name, SPSSBlock(*child))
 
 
 def encode(encoder: SparseEncoder, voxel_features, coors, batch_size,

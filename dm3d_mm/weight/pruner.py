@@ -55,6 +55,7 @@ class PruneResult:
     timings: Dict[str, float] = field(default_factory=dict)
     curves: Dict[str, Dict[str, list]] = field(default_factory=dict)
     measured_distortion: Optional[float] = None
+    budget_of: str = 'model'  # flops_target is a fraction of: 'model' or 'parts' FLOPs
 
     @property
     def achieved_ratio(self) -> float:
@@ -63,15 +64,22 @@ class PruneResult:
     def info(self) -> Dict:
         """JSON-ready summary (without the masks)."""
         return dict(method=self.method, estimator=self.estimator,
-                    flops_target=self.flops_target, macs_before=self.macs_before,
+                    flops_target=self.flops_target, budget_of=self.budget_of,
+                    macs_before=self.macs_before,
                     macs_after=self.macs_after, achieved_ratio=self.achieved_ratio,
                     floor=self.floor, timings=self.timings,
                     measured_distortion=self.measured_distortion,
                     layers=[vars(lr) for lr in self.layers])
 
 
+BUDGET_OF = ('model', 'parts')
+
+
 @PRUNERS.register_module()
 class DM3DPruner:
+    """Prunes a detector's weights to ``flops_target`` of its joint FLOPs (``budget_of=
+    'model'``) or of the selected parts' own joint FLOPs (``'parts'``), by DM3D or a baseline.
+    """
 
     def __init__(self, flops_target: float, method: str = 'dm3d', estimator: str = 'fisher',
                  num_ratios: int = 32, parts: Optional[Sequence[str]] = None,
@@ -82,7 +90,8 @@ class DM3DPruner:
                  num_projections: int = 2, min_density: float = 0.0,
                  max_density: float = 1.0, keep_dense: Sequence[str] = (),
                  num_buckets: int = 10000, seed: int = 0, progress: bool = True,
-                 calib: Optional[dict] = None, box_weighting: str = 'confidence'):
+                 calib: Optional[dict] = None, box_weighting: str = 'confidence',
+                 budget_of: str = 'model'):
         if not 0 < flops_target <= 1:
             raise ValueError(f'flops_target is a fraction of the dense FLOPs in (0, 1], got '
                              f'{flops_target}')
@@ -97,6 +106,9 @@ class DM3DPruner:
         if box_weighting not in BOX_WEIGHTINGS:
             raise ValueError(f'box_weighting must be one of {BOX_WEIGHTINGS}, got '
                              f'{box_weighting!r}')
+        if budget_of not in BUDGET_OF:
+            raise ValueError(f'budget_of must be one of {BUDGET_OF}, got {budget_of!r}')
+        self.budget_of = budget_of
         self.box_weighting = box_weighting
         self.flops_target = flops_target
         self.method, self.estimator = method, estimator
@@ -137,7 +149,10 @@ class DM3DPruner:
         cm = self.cost_model(model, batches, list(layers))
         timings['flops_count'] = time.perf_counter() - t0
         before = cm.total()
-        budget = self.flops_target * before
+        # 'parts': the selected layers go to flops_target of their own joint FLOPs (Tab. 4:
+        # a part alone often cannot reach a fraction of the whole model)
+        budget = self.flops_target * before if self.budget_of == 'model' else \
+            cm.floor + self.flops_target * (before - cm.floor)
         min_layer = {n: cm.curve_costs(n, torch.arange(m.weight.numel()),
                                        torch.tensor([int(round((1 - self.min_density)
                                                                * m.weight.numel()))]))[0]
@@ -169,7 +184,7 @@ class DM3DPruner:
         measured = measured_distortion(model, batches, ref, self.lambdas, self.box_weighting)
         return PruneResult(self.method, self.estimator if self.method == 'dm3d' else None,
                            self.flops_target, before, after, cm.floor, results, masks,
-                           timings, curves, measured)
+                           timings, curves, measured, budget_of=self.budget_of)
 
     # ------------------------------------------------------------------------------
     def _dm3d(self, model, layers, batches, ref, cm, budget, timings, curves_out):
