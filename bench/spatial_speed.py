@@ -48,9 +48,9 @@ def encoder_inputs(model, batches):
     return out
 
 
-def spss_encoder(cfg, dense, ratio, gemm):
+def spss_encoder(cfg, dense, ratio, gemm, passthrough='conv'):
     c = copy.deepcopy(cfg.model.middle_encoder)
-    c.update(type='SPSSSparseEncoder', prune_ratios=ratio)
+    c.update(type='SPSSSparseEncoder', prune_ratios=ratio, passthrough=passthrough)
     enc = MODELS.build(c)
     enc.load_state_dict(dense.state_dict())
     for m in enc.modules():
@@ -124,6 +124,8 @@ def main():
                     ('dense + fast BEV scatter', 0.0): spss_encoder(cfg, dense, 0.0, args.gemm)}
         encoders.update({('SPSS-Conv', r): spss_encoder(cfg, dense, r, args.gemm)
                          for r in args.ratios})
+        encoders.update({('SPSS-Conv, block pass-through', r):
+                         spss_encoder(cfg, dense, r, args.gemm, 'block') for r in args.ratios})
         encoders.update({('Ada3D input columns', r): ada3d_encoder(cfg, dense, r, ada_cell)
                          for r in args.ratios})
         best, macs = measure(encoders, inputs, args.repeats)

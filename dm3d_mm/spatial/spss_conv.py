@@ -165,7 +165,6 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
                                 indice_dict=dict(x.indice_dict))
 
 
-
 class SPSSBlock(SparseSequential):
     """A (SPSSSubMConv3d, norm, act...) block whose pruned voxels skip the whole block: the
     conv, norm and activation run on the kept voxels only and the pruned ones keep the
@@ -178,7 +177,9 @@ class SPSSBlock(SparseSequential):
         conv, rest = self[0], list(self)[1:]
         if (conv.prune_ratio == 0 and not conv.force_rulebook) or len(x.indices) == 0:
             return super().forward(x)
-        feats, kept, out = conv.kept_outputs(x)
+        y = conv(x)  # through __call__, so FLOPs hooks see the pairs it computed
+        kept = torch.nonzero(conv.last_keep).flatten()
+        out = y.features.index_select(0, kept)  # rows not kept hold the (gated) input
         for m in rest:
             out = m(out)
-        return x.replace_feature(feats.index_copy(0, kept, out))
+        return y.replace_feature(y.features.index_copy(0, kept, out))
