@@ -101,3 +101,27 @@ def test_dense_checkpoint_without_pruning_is_a_clear_error(synth_root, tmp_path)
     runner = Runner.from_cfg(_cfg(synth_root, tmp_path, epochs=1, prune_on_start=False))
     with pytest.raises(RuntimeError, match='no meta'):
         runner.train()
+
+
+def test_calibration_frames_follow_one_precedence(finetuned):
+    """hook argument > pruning.calib > defaults, counted on the frames really used."""
+    import copy
+
+    from mmengine.config import Config
+
+    from dm3d_mm.hooks import DM3DPruningHook
+    from dm3d_mm.weight.calib_frames import resolve_calib
+    runner, _ = finetuned
+    assert _hook(runner).calib_used == 2  # the config's pruning.calib.frames, not 16
+    hook = DM3DPruningHook(calib=dict(frames=1))
+    model = copy.deepcopy(_hook(runner)._model(runner))
+    hook._prune(runner, model)
+    assert hook.calib_used == 1  # the hook's own argument wins over pruning.calib
+    cfg = Config(dict(pruning=dict(calib=dict(frames=64))))
+    assert resolve_calib(cfg) == dict(frames=64, split='train')
+    assert resolve_calib(cfg, dict(frames=3, split=None)) == dict(frames=3, split='train')
+    assert resolve_calib(Config()) == dict(frames=16, split='train')
+    with pytest.raises(ValueError, match='unknown key'):
+        resolve_calib(cfg, dict(frame=3))
+    with pytest.raises(ValueError, match='split'):
+        resolve_calib(cfg, dict(split='testing'))

@@ -79,19 +79,19 @@ def test_pvrcnn_dm3d_prunes_on_its_first_stage_outputs():
     stage needs the CUDA point ops), which runs on CPU; the allocation meets the budget."""
     from dm3d_mm.apis import load_config
     from dm3d_mm.weight import DM3DPruner
-    from dm3d_mm.weight.head_outputs import detection_head, forward_outputs, is_two_stage
+    from dm3d_mm.weight.head_outputs import build_head_outputs, detection_head
     from mmdet3d.registry import MODELS
     cfg = load_config(osp.join(REPO, 'configs/dm3d/pvrcnn_kitti_dm3d27.py'))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).eval()
-    assert is_two_stage(model) and detection_head(model) is model.rpn_head
+    assert detection_head(model) is model.rpn_head
     frames = []
     for seed in range(2):
         b = _batch(cfg, 4, 3, seed=seed)
         frames.append(dict(inputs=dict(points=b['inputs']['points'][:1]),
                            data_samples=b['data_samples'][:1]))
     with torch.no_grad():
-        p_b, p_c = forward_outputs(model, frames[0])
+        p_b, p_c = build_head_outputs(model)(model, frames[0])
     # per anchor: 3 class confidences, 7 box terms and 2 direction logits
     assert p_c.shape[0] == 1 and p_c.shape[1] > 0 and p_b.shape[1] > p_c.shape[1]
     res = DM3DPruner(0.5, num_ratios=4, parts=['middle_encoder', 'backbone', 'neck'],
@@ -99,3 +99,38 @@ def test_pvrcnn_dm3d_prunes_on_its_first_stage_outputs():
     assert res.macs_after <= 0.5 * res.macs_before
     assert res.achieved_ratio > 0.3
     assert any(n.startswith('middle_encoder') for n in res.masks)
+
+
+PRUNED_CONFIGS = sorted(
+    [osp.join('configs/dm3d', f) for f in __import__('os').listdir(osp.join(REPO, 'configs/dm3d'))
+     if '_dm3d' in f] +
+    [osp.join('configs/demo', f) for f in __import__('os').listdir(osp.join(REPO, 'configs/demo'))
+     if 'dm3d' in f])
+
+
+@pytest.mark.parametrize('rel', PRUNED_CONFIGS)
+def test_every_dm3d_config_prunes_on_generated_points(rel):
+    """Each shipped DM3D config's own ``pruning`` dict (fewer candidate ratios) prunes its
+    model on two generated frames: the budget is met and the masks are in the weights."""
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.prune import build_pruner
+    from mmdet3d.registry import MODELS
+    cfg = load_config(osp.join(REPO, rel))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    dims = 5 if 'nus' in rel else 4
+    frames = []
+    for seed in range(2):
+        b = _batch(cfg, dims, 3, box_dims=9 if dims == 5 else 7, seed=seed)
+        frames.append(dict(inputs=dict(points=b['inputs']['points'][:1]),
+                           data_samples=b['data_samples'][:1]))
+    pruner = build_pruner(cfg, num_ratios=4, num_projections=1, progress=False)
+    res = pruner.prune(model, frames)
+    target = cfg.pruning.flops_target
+    assert res.macs_after <= target * res.macs_before * (1 + 1e-9)
+    assert res.achieved_ratio > 0.5 * target
+    named = dict(model.named_modules())
+    assert res.masks
+    for name, mask in res.masks.items():
+        assert torch.all(named[name].weight[~mask] == 0)
+        assert name.split('.')[0] in cfg.pruning.parts

@@ -141,14 +141,14 @@ def test_prune_tool_writes_checkpoint_that_plain_mmdet3d_loads(synth_root, tmp_p
 
 
 def test_confidence_box_weighting_scales_each_anchor_by_its_score(second):
-    from dm3d_mm.weight.head_outputs import forward_outputs
+    from dm3d_mm.weight.head_outputs import AnchorHeadOutputs, build_head_outputs
     cfg, batches, build = second
     model = build()
     with torch.no_grad():
         data = model.data_preprocessor(batches[0], training=False)
         cls, box, dirs = model(**data, mode='tensor')
-        b_plain, c_plain = forward_outputs(model, batches[0], 'none')
-        b_conf, c_conf = forward_outputs(model, batches[0], 'confidence')
+        b_plain, c_plain = build_head_outputs(model, box_weighting='none')(model, batches[0])
+        b_conf, c_conf = build_head_outputs(model)(model, batches[0])
     assert torch.equal(c_plain, c_conf)
     n_cls = model.bbox_head.num_classes
     prob = cls[0].sigmoid()
@@ -159,4 +159,4 @@ def test_confidence_box_weighting_scales_each_anchor_by_its_score(second):
     assert torch.allclose(b_conf[:, :box[0].numel()], expect.reshape(b, -1), atol=1e-6)
     assert torch.allclose(b_plain[:, :box[0].numel()], box[0].reshape(b, -1))
     with pytest.raises(ValueError, match='box_weighting'):
-        forward_outputs(model, batches[0], 'sqrt')
+        AnchorHeadOutputs('sqrt')

@@ -29,11 +29,13 @@ def main():
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint', default=DENSE_CKPT, help='dense demo checkpoint')
     p.add_argument('--work-dir', default='work_dirs/ablate')
+    p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
     args = p.parse_args()
     if any(not 0 < b <= 1 for b in args.budgets):
         p.error(f'budgets are fractions of the dense FLOPs in (0, 1], got {args.budgets}')
     abl = Ablation(args.work_dir, args.data_root, epochs=args.epochs,
-                   calib_frames=args.calib_frames, dense_ckpt=args.checkpoint)
+                   calib_frames=args.calib_frames, dense_ckpt=args.checkpoint,
+                   device=args.device)
     for cell in plan(args.budgets, parts=args.parts, actual=args.actual):
         abl.run(cell)
     text = '\n\n'.join(t for t in (table_spatial_weight(abl.results), table_parts(abl.results),

@@ -19,6 +19,7 @@ from dm3d_mm.apis.demo_report import kitti_ap_table, summarize_kitti_metrics
 from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, save_result,
                                 write_reports)
+from dm3d_mm.apis.quiet import logged_to
 
 SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
 SPSS50_DM3D = 'configs/demo/second_synth-kitti_cpu_spss50_dm3d50.py'
@@ -33,16 +34,21 @@ def main():
     p.add_argument('--flops-target', type=float, default=0.5)
     p.add_argument('--calib-frames', type=int, default=16)
     args = p.parse_args()
+    args.log = osp.join(args.work_dir, 'demo.log')
+    print(f'[demo] logs of every step: {args.log}', flush=True)
     tables = []
     ckpts = {}
     for config in args.configs:
         name = config_name(config)
         ckpt = ckpts[config] = osp.join(args.checkpoint_dir, f'{name}.pth')
         if not osp.exists(ckpt):
-            print(f'[demo] {ckpt} missing: training it first')
-            train_demo_checkpoint(config, args.data_root, args.checkpoint_dir)
-        metrics = evaluate_checkpoint(config, ckpt, args.data_root,
-                                      osp.join(args.work_dir, name))
+            print(f'[demo] {ckpt} missing: training it first', flush=True)
+            with logged_to(args.log):
+                train_demo_checkpoint(config, args.data_root, args.checkpoint_dir)
+        print(f'[demo] evaluating {name} on the val split', flush=True)
+        with logged_to(args.log):
+            metrics = evaluate_checkpoint(config, ckpt, args.data_root,
+                                          osp.join(args.work_dir, name))
         tables.append(f'### {name} (dense)\n' +
                       kitti_ap_table(summarize_kitti_metrics(metrics)))
 
@@ -50,8 +56,10 @@ def main():
     lines = []
     for config, label in ((args.configs[0], 'DM3D'), (SPSS50_DM3D, 'SPSS 50 % voxels + DM3D')):
         if config == SPSS50_DM3D:  # spatial pruning alone first
-            metrics = evaluate_checkpoint(SPSS50, dense_ckpt, args.data_root,
-                                          osp.join(args.work_dir, config_name(SPSS50)))
+            print(f'[demo] evaluating {config_name(SPSS50)}', flush=True)
+            with logged_to(args.log):
+                metrics = evaluate_checkpoint(SPSS50, dense_ckpt, args.data_root,
+                                              osp.join(args.work_dir, config_name(SPSS50)))
             tables.append(f'### {config_name(SPSS50)}: SPSS-Conv, 50 % of the voxels pruned '
                           '(no fine-tuning)\n' + kitti_ap_table(summarize_kitti_metrics(metrics)))
         ap, result, report = prune_and_evaluate(config, dense_ckpt, args)
@@ -67,15 +75,18 @@ def main():
 def prune_and_evaluate(config, checkpoint, args):
     """DM3D-prune ``config`` from ``checkpoint``, save the result, evaluate it on val."""
     name = config_name(config)
-    cfg = load_config(config, data_root=args.data_root)
-    model = build_detector(cfg, checkpoint)
-    pruner = build_pruner(cfg, flops_target=args.flops_target, progress=True)
-    print(f'\n[demo] DM3D pruning of {name} to {args.flops_target:.0%} of its joint FLOPs')
-    result = pruner.prune(model, calibration_batches(cfg, args.calib_frames, 'train'))
+    print(f'[demo] DM3D pruning of {name} to {args.flops_target:.0%} of its joint FLOPs, '
+          'then evaluating it', flush=True)
     out_dir = osp.join(args.work_dir, f'{name}_dm3d{int(100 * args.flops_target)}')
-    pruned = save_result(model, result, osp.join(out_dir, 'pruned.pth'), checkpoint, config)
-    ap = summarize_kitti_metrics(evaluate_checkpoint(config, pruned, args.data_root,
-                                                     osp.join(out_dir, 'eval')))
+    with logged_to(args.log):
+        cfg = load_config(config, data_root=args.data_root)
+        model = build_detector(cfg, checkpoint)
+        pruner = build_pruner(cfg, flops_target=args.flops_target, progress=False)
+        result = pruner.prune(model, calibration_batches(cfg, args.calib_frames, 'train'))
+        pruned = save_result(model, result, osp.join(out_dir, 'pruned.pth'), checkpoint,
+                             config)
+        ap = summarize_kitti_metrics(evaluate_checkpoint(config, pruned, args.data_root,
+                                                         osp.join(out_dir, 'eval')))
     paths = write_reports(result, out_dir, dict(AP_pruned=ap))
     return ap, result, paths['md']
 

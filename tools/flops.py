@@ -13,11 +13,14 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.flops import build_detector, count_on_dataset, count_on_points
+from dm3d_mm.apis.cli import add_debug_arg, run_cli
+from dm3d_mm.apis.flops import (build_detector, count_on_dataset, count_on_points,
+                                default_device)
 from dm3d_mm.flops.report import flops_report, markdown
 
 
 def parse_args():
+    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('config', help='config file (mmdet3d:: prefixes work)')
     p.add_argument('--checkpoint', help='weights (pruned ones count their zeros)')
@@ -26,14 +29,21 @@ def parse_args():
     src.add_argument('--points', help='one KITTI-format .bin (float32 x y z intensity)')
     p.add_argument('--data-root', help='re-point the config\'s data paths here')
     p.add_argument('--json', help='write every number of the table here')
+    p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
+    p.add_argument('--allow-partial', action='store_true',
+                   help='load a checkpoint that does not fit the model (keys that fit only)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings, key=value')
+    add_debug_arg(p)
     return p.parse_args()
 
 
 def main():
     args = parse_args()
     config = args.config
-    cfg = load_config(config, data_root=args.data_root)
-    model = build_detector(cfg, args.checkpoint)
+    cfg = load_config(config, args.cfg_options, data_root=args.data_root)
+    model = build_detector(cfg, args.checkpoint, args.device or default_device(),
+                           strict=not args.allow_partial)
     if args.points:
         counter = count_on_points(model, args.points)
     else:
@@ -49,4 +59,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -14,15 +14,15 @@ import time
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.demo import evaluate_checkpoint
-from dm3d_mm.apis.demo_report import summarize_kitti_metrics
-from dm3d_mm.apis.flops import build_detector
-from dm3d_mm.apis.prune import (build_pruner, calibration_batches, save_result,
-                                write_reports)
+from dm3d_mm.apis.cli import add_debug_arg, run_cli
+from dm3d_mm.apis.flops import build_detector, default_device
+from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
+                                save_result, write_reports)
 from dm3d_mm.weight.pruner import ESTIMATORS, METHODS
 
 
 def parse_args():
+    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('config')
     p.add_argument('--checkpoint', required=True, help='dense checkpoint to prune')
@@ -32,36 +32,56 @@ def parse_args():
     p.add_argument('--estimator', choices=ESTIMATORS)
     p.add_argument('--num-ratios', type=int, help='candidate ratios per layer (K)')
     p.add_argument('--parts', nargs='+', help='parts to prune, e.g. middle_encoder backbone')
-    p.add_argument('--calib-frames', type=int, help='calibration frames (default 16)')
+    p.add_argument('--calib-frames', type=int,
+                   help='calibration frames (default: pruning.calib.frames, else 16)')
     p.add_argument('--calib-split', choices=['train', 'val', 'test'])
     p.add_argument('--work-dir', help='output directory (default work_dirs/<config>_pruned)')
     p.add_argument('--data-root', help='re-point the config\'s data paths here')
+    p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
+    p.add_argument('--allow-partial', action='store_true',
+                   help='load a checkpoint that does not fit the model (keys that fit only)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings, key=value')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                   help='distributed calibration: frames are sharded over ranks')
     p.add_argument('--eval', action='store_true', help='dense and pruned AP on the val split')
+    add_debug_arg(p)
     return p.parse_args()
 
 
 def main():
     args = parse_args()
-    cfg = load_config(args.config, data_root=args.data_root)
+    cfg = load_config(args.config, args.cfg_options, data_root=args.data_root,
+                      launcher=args.launcher)
+    if args.launcher != 'none':
+        from mmengine.dist import init_dist
+        init_dist(args.launcher, backend=cfg.get('env_cfg', {}).get('dist_cfg', {}).get(
+            'backend', 'nccl'))
     work_dir = args.work_dir or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0] + '_pruned')
     out = osp.join(work_dir, 'pruned.pth')
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     if osp.exists(out) and osp.samefile(out, args.checkpoint):
-        raise SystemExit(f'{out} is the input checkpoint: choose another --work-dir')
+        raise FileExistsError(f'{out} is the input checkpoint: choose another --work-dir')
     pruner = build_pruner(cfg, flops_target=args.flops_target, method=args.method,
                           estimator=args.estimator, num_ratios=args.num_ratios,
                           parts=args.parts)
-    calib = dict(cfg.get('pruning', {}).get('calib', {}))
-    frames = args.calib_frames or calib.get('frames', 16)
-    split = args.calib_split or calib.get('split', 'train')
-    model = build_detector(cfg, args.checkpoint)
+    calib = resolve_calib(cfg, dict(frames=args.calib_frames, split=args.calib_split))
+    model = build_detector(cfg, args.checkpoint, args.device or default_device(),
+                           strict=not args.allow_partial)
     t0 = time.time()
-    batches = calibration_batches(cfg, frames, split)
+    batches = calibration_batches(cfg, calib['frames'], calib['split'])
     result = pruner.prune(model, batches)
     extra = dict(config=args.config, checkpoint=args.checkpoint, calib_frames=len(batches),
-                 calib_split=split, wall_seconds=round(time.time() - t0, 1))
+                 calib_split=calib['split'], wall_seconds=round(time.time() - t0, 1))
+    from mmengine.dist import is_main_process
+    if not is_main_process():
+        return
     save_result(model, result, out, args.checkpoint, args.config, extra)
     if args.eval:
+        from dm3d_mm.apis.demo import evaluate_checkpoint
+        from dm3d_mm.apis.demo_report import summarize_kitti_metrics
         for tag, ckpt in (('dense', args.checkpoint), ('pruned', out)):
             metrics = evaluate_checkpoint(args.config, ckpt, cfg.data_root,
                                           osp.join(work_dir, f'eval_{tag}'))
@@ -72,4 +92,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence
 
-from ..weight.calibration import count_flops
+from ..flops import count_flops
+from ..weight.head_outputs import build_head_outputs
 from .config_utils import load_config
 from .demo import evaluate_checkpoint
 from .demo_report import summarize_kitti_metrics
@@ -66,7 +67,7 @@ def plan(budgets: Sequence[float], parts: bool = False, actual: bool = False) ->
 
 
 def joint_gmacs(model, batches) -> float:
-    counter = count_flops(model, batches)
+    counter = count_flops(model, batches, build_head_outputs(model))
     return counter.total_macs() / counter.frames / 1e9
 
 
@@ -76,7 +77,8 @@ class Ablation:
     def __init__(self, work_dir: str, data_root: str, epochs: Optional[int] = None,
                  calib_frames: int = 16,
                  flops_frames: int = 4, dense_ckpt: str = DENSE_CKPT,
-                 cfg_options: Optional[dict] = None):
+                 cfg_options: Optional[dict] = None, device: Optional[str] = None):
+        self.device = device
         self.work_dir, self.data_root, self.epochs = work_dir, data_root, epochs
         self.calib_frames, self.flops_frames = calib_frames, flops_frames
         self.dense_ckpt = dense_ckpt
@@ -102,7 +104,7 @@ class Ablation:
     def dense_gmacs(self) -> float:
         if 'dense_gmacs' not in self.results.get('_meta', {}):
             cfg = self._cfg(DENSE_CONFIG)
-            model = build_detector(cfg, self.dense_ckpt)
+            model = build_detector(cfg, self.dense_ckpt, self.device)
             frames = calibration_batches(cfg, self.flops_frames, 'val')
             self.results.setdefault('_meta', {})['dense_gmacs'] = joint_gmacs(model, frames)
             self._save()
@@ -119,7 +121,7 @@ class Ablation:
         ckpt = self.dense_ckpt
         cfg = self._cfg(config)
         if cell.budget is not None:
-            model = build_detector(cfg, self.dense_ckpt)
+            model = build_detector(cfg, self.dense_ckpt, self.device)
             # a part alone goes to the budget of its own FLOPs (Tab. 4); the head of an anchor
             # detector has only its output convs
             alone = cell.parts != 'all'
@@ -145,7 +147,7 @@ class Ablation:
         else:
             metrics = evaluate_checkpoint(config, ckpt, self.data_root,
                                           osp.join(cell_dir, 'eval'))
-        model = build_detector(self._cfg(config), ckpt)
+        model = build_detector(self._cfg(config), ckpt, self.device)
         gmacs = joint_gmacs(model, calibration_batches(self._cfg(config), self.flops_frames,
                                                        'val'))
         ap = summarize_kitti_metrics(metrics)

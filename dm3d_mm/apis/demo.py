@@ -6,6 +6,7 @@ import time
 from typing import Dict, Optional
 
 import torch
+from mmengine.runner.checkpoint import get_state_dict, save_checkpoint, weights_to_cpu
 
 from .config_utils import load_config
 from .demo_report import summarize_kitti_metrics
@@ -46,7 +47,8 @@ def train_demo_checkpoint(config: str, data_root: str, out_dir: str = 'checkpoin
     meta = dict(config=config, train_seconds=round(train_s, 1),
                 epochs=cfg.train_cfg.max_epochs, torch=torch.__version__)
     tmp = ckpt + '.tmp'
-    torch.save(dict(state_dict=runner.model.state_dict(), meta=meta), tmp)
+    save_checkpoint(dict(state_dict=weights_to_cpu(get_state_dict(runner.model)), meta=meta),
+                    tmp)
     os.replace(tmp, ckpt)  # never leave a half-written checkpoint behind
     summary = dict(meta, checkpoint=ckpt, metrics_3d=summarize_kitti_metrics(metrics),
                    metrics_bev=summarize_kitti_metrics(metrics, 'BEV'))

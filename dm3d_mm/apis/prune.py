@@ -1,59 +1,17 @@
 """prune(): calibration frames from a config, the registry-built pruner, pruned checkpoint and
 reports. Used by tools/prune.py and the benchmarks."""
-import copy
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
-import numpy as np
-from mmengine.config import Config, ConfigDict
-
-from ..registry import PRUNERS
+from ..weight.builder import build_pruner
+from ..weight.calib_frames import calibration_batches, resolve_calib
 from ..weight.checkpoint import save_pruned_checkpoint
 from ..weight.pruner import PruneResult
 
-
-def _innermost(dataset_cfg):
-    while 'dataset' in dataset_cfg:
-        dataset_cfg = dataset_cfg['dataset']
-    return dataset_cfg
-
-
-def calibration_batches(cfg: Config, frames: int = 16, split: str = 'train') -> List[dict]:
-    """``frames`` evenly spaced frames of a split, through the *test* pipeline (no
-    augmentation), one frame per batch."""
-    from mmengine.dataset import pseudo_collate
-    from mmdet3d.registry import DATASETS
-    if frames < 1:
-        raise ValueError(f'need at least one calibration frame, got {frames}')
-    if split not in ('train', 'val', 'test'):
-        raise ValueError(f"calibration split must be train, val or test, got {split!r}")
-    ds_cfg = copy.deepcopy(_innermost(cfg.test_dataloader.dataset))
-    if split == 'train':
-        src = _innermost(cfg.train_dataloader.dataset)
-        for key in ('ann_file', 'data_prefix', 'data_root'):
-            if key in src:
-                ds_cfg[key] = copy.deepcopy(src[key])
-    elif split == 'val':
-        ds_cfg = copy.deepcopy(_innermost(cfg.val_dataloader.dataset))
-    ds_cfg['test_mode'] = True
-    dataset = DATASETS.build(ds_cfg)
-    if len(dataset) == 0:
-        raise ValueError(f'the {split} split is empty')
-    idx = np.unique(np.linspace(0, len(dataset) - 1, min(frames, len(dataset))).round())
-    return [pseudo_collate([dataset[int(i)]]) for i in idx]
-
-
-def build_pruner(cfg: Config, **overrides):
-    """The config's ``pruning`` dict (or DM3DPruner defaults) with CLI overrides."""
-    pcfg = ConfigDict(cfg.get('pruning', dict(type='DM3DPruner', flops_target=0.5)))
-    pcfg.setdefault('type', 'DM3DPruner')
-    for k, v in overrides.items():
-        if v is not None:
-            pcfg[k] = v
-    pcfg.pop('calib', None)
-    return PRUNERS.build(pcfg)
+__all__ = ['build_pruner', 'calibration_batches', 'resolve_calib', 'write_reports',
+           'save_result']
 
 
 def write_reports(result: PruneResult, out_dir: str, extra: Optional[Dict] = None) -> Dict:

@@ -59,7 +59,7 @@ class LayerStats:
     def nnz_per_offset(self, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Non-zero weights per kernel offset, of the weights or of a candidate mask."""
         src = self.module.weight.detach() if mask is None else mask
-        return (offset_view(self.module, src) != 0).sum(1).long()
+        return (offset_view(self.module, src) != 0).sum(1).long().cpu()
 
     def macs(self, mask: Optional[torch.Tensor] = None) -> int:
         """Effective MACs: sum_k pairs_k x nnz_k."""
@@ -116,7 +116,7 @@ class FlopsCounter:
                 st = self.layers[name] = LayerStats(
                     name, module, kind, part_of(name),
                     torch.zeros(kernel_volume(module), dtype=torch.long))
-            st.pairs += pairs
+            st.pairs += pairs.cpu()  # counts are kept on the CPU whatever the model's device
             st.calls += 1
             st.sites_in += s_in
             st.sites_out += s_out

@@ -8,8 +8,12 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from ..flops import count_flops
+from ..registry import PRUNERS
+from ..weight.builder import build_pruner
+from ..weight.calib_frames import calibration_batches, resolve_calib
 from ..weight.checkpoint import META_KEY, read_dm3d_meta
-from ..weight.calibration import count_flops
+from ..weight.head_outputs import build_head_outputs
 from ..weight.masks import MaskSet
 
 
@@ -18,13 +22,19 @@ class DM3DPruningHook(Hook):
     """Weight pruning inside ``tools/train.py``.
 
     Args:
-        pruner: a PRUNERS config; default: the config's top-level ``pruning`` dict.
-        calib: dict(frames=16, split='train') for pruning at start (test pipeline).
-        prune_on_start: prune when the loaded weights carry no masks; if False, such a run
-            is an error (fine-tuning a dense model with this hook is almost surely a mistake).
-        flops_frames: calibration frames whose joint FLOPs are logged (0: do not count).
-        freeze_norm_stats: keep BatchNorm layers in eval mode while training, so a short
-            fine-tune uses (and keeps) the statistics the pruning was calibrated with.
+        pruner (dict, optional): a PRUNERS config; None: the config's top-level ``pruning``
+            dict. Defaults to None.
+        calib (dict, optional): calibration frames for pruning at start (test pipeline),
+            ``frames`` and ``split``. Precedence: this argument > ``pruning.calib`` >
+            dict(frames=16, split='train'). Defaults to None.
+        prune_on_start (bool): prune when the loaded weights carry no masks; if False, such a
+            run is an error (fine-tuning a dense model with this hook is almost surely a
+            mistake). Defaults to True.
+        flops_frames (int): calibration frames whose joint FLOPs are logged (0: do not
+            count). Defaults to 2.
+        freeze_norm_stats (bool): keep BatchNorm layers in eval mode while training, so a
+            short fine-tune uses (and keeps) the statistics the pruning was calibrated with.
+            Defaults to False.
     """
     priority = 'ABOVE_NORMAL'
 
@@ -32,7 +42,7 @@ class DM3DPruningHook(Hook):
                  prune_on_start: bool = True, flops_frames: int = 2,
                  freeze_norm_stats: bool = False):
         self.pruner_cfg = pruner
-        self.calib = dict(frames=16, split='train', **(calib or {}))
+        self.calib = dict(calib or {})
         self.prune_on_start = prune_on_start
         self.flops_frames = flops_frames
         self.freeze_norm_stats = freeze_norm_stats
@@ -40,6 +50,8 @@ class DM3DPruningHook(Hook):
         self.masks: Optional[MaskSet] = None
         self.info: Dict = {}
         self.flops: Dict[str, float] = {}
+        self.calib_used = 0  # calibration frames the pruning at start really used
+        self._outputs = None
 
     @staticmethod
     def _model(runner):
@@ -51,17 +63,17 @@ class DM3DPruningHook(Hook):
             self.loaded = meta
 
     def _prune(self, runner, model):
-        from ..apis.prune import build_pruner, calibration_batches
-        from ..registry import PRUNERS
         pruner = PRUNERS.build(dict(self.pruner_cfg)) if self.pruner_cfg else \
             build_pruner(runner.cfg)
-        calib = dict(runner.cfg.get('pruning', {}).get('calib', {}), **self.calib)
+        calib = resolve_calib(runner.cfg, self.calib)
         batches = calibration_batches(runner.cfg, calib['frames'], calib['split'])
         runner.logger.info(f'DM3DPruningHook: pruning at start on {len(batches)} '
                            f'{calib["split"]} frames')
         was_training = model.training
         result = pruner.prune(model, batches)
         model.train(was_training)
+        self.calib_used = len(batches)
+        self._outputs = pruner.outputs(model)
         return result.masks, result.info(), batches
 
     @torch.no_grad()
@@ -69,9 +81,11 @@ class DM3DPruningHook(Hook):
         if not self.flops_frames:
             return
         if batches is None:
-            from ..apis.prune import calibration_batches
-            batches = calibration_batches(runner.cfg, self.flops_frames, self.calib['split'])
-        counter = count_flops(model, batches[:self.flops_frames])
+            split = resolve_calib(runner.cfg, self.calib)['split']
+            batches = calibration_batches(runner.cfg, self.flops_frames, split)
+        outputs = self._outputs or build_head_outputs(
+            model, (runner.cfg.get('pruning') or {}).get('head_outputs'))
+        counter = count_flops(model, batches[:self.flops_frames], outputs)
         dense = sum(st.dense_macs for st in counter.layers.values())
         self.flops = dict(gmacs=counter.total_macs() / 1e9 / counter.frames,
                           ratio=counter.total_macs() / max(dense, 1))

@@ -20,9 +20,11 @@ class FlatRulebook:
 
     @classmethod
     def from_pairs(cls, book: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> 'FlatRulebook':
-        counts = torch.tensor([len(i) for i, _ in book], dtype=torch.long)
-        offset = torch.repeat_interleave(torch.arange(len(book)), counts)
-        cat = (lambda ts: torch.cat(ts).long() if ts else torch.zeros(0, dtype=torch.long))
+        dev = book[0][0].device if len(book) else None
+        counts = torch.tensor([len(i) for i, _ in book], dtype=torch.long, device=dev)
+        offset = torch.repeat_interleave(torch.arange(len(book), device=dev), counts)
+        cat = (lambda ts: torch.cat(ts).long() if ts else
+               torch.zeros(0, dtype=torch.long, device=dev))
         return cls(cat([i for i, _ in book]), cat([o for _, o in book]), offset, len(book))
 
     def counts(self) -> torch.Tensor:
@@ -72,8 +74,9 @@ def spconv_pair_tensors(book: FlatRulebook) -> Tuple[torch.Tensor, torch.Tensor]
     counts = book.counts()
     width = max(int(counts.max()) if len(counts) else 0, 1)
     starts = torch.cumsum(counts, 0) - counts
-    pos = torch.arange(len(book.offset)) - starts[book.offset]
-    pairs = torch.full((2, book.num_offsets, width), -1, dtype=torch.int32)
+    pos = torch.arange(len(book.offset), device=counts.device) - starts[book.offset]
+    pairs = torch.full((2, book.num_offsets, width), -1, dtype=torch.int32,
+                       device=counts.device)
     pairs[0, book.offset, pos] = book.rows_in.int()
     pairs[1, book.offset, pos] = book.rows_out.int()
     return pairs, counts.int()

@@ -11,7 +11,7 @@ exactly spconv's SubMConv3d / SparseConv3d (same forward, same state_dict keys).
 import torch
 from spconv.pytorch import SparseConv3d, SparseConvTensor, SparseSequential, SubMConv3d
 
-from ..flops.pairs import _as3, regular_conv_outputs, rulebook, unique_sites
+from ..sparse.rulebook import _as3, geometry, regular_conv_outputs, rulebook, unique_sites
 from .gather_conv import (FlatRulebook, conv_from_rulebook, spconv_conv_from_rulebook,
                           spconv_offset_weights)
 from .importance import VoxelImportance, keep_mask
@@ -111,17 +111,17 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
 
     force_rulebook = False
 
-    def output_shape(self, spatial_shape):
-        ks, s, p, d = (torch.tensor(_as3(v)) for v in
-                       (self.kernel_size, self.stride, self.padding, self.dilation))
-        shape = torch.tensor(list(spatial_shape))
+    def output_shape(self, spatial_shape, device=None):
+        ks, s, p, d = geometry(device, self.kernel_size, self.stride, self.padding,
+                               self.dilation)
+        shape = torch.tensor(list(spatial_shape), dtype=torch.long, device=device)
         return (shape + 2 * p - d * (ks - 1) - 1) // s + 1
 
     def _own(self, indices: torch.Tensor, out_shape: torch.Tensor):
         """Per voxel: its own output cell (floor((f + p) / s), clamped into the output), the
         kernel offset id that pairs it there, and whether the kernel reaches that cell."""
-        ks, s, p, d = (torch.tensor(_as3(v)) for v in
-                       (self.kernel_size, self.stride, self.padding, self.dilation))
+        ks, s, p, d = geometry(indices.device, self.kernel_size, self.stride, self.padding,
+                               self.dilation)
         fine = indices[:, 1:].long()
         own = torch.minimum(torch.div(fine + p, s, rounding_mode='floor'), out_shape - 1)
         own = own.clamp(min=0)
@@ -141,7 +141,7 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
             self._last_pairs = None
             return super().forward(x)
         feats, keep = self._score_and_gate(x)
-        out_shape = self.output_shape(x.spatial_shape)
+        out_shape = self.output_shape(x.spatial_shape, x.indices.device)
         if self._use_native(x):
             full_sites, book = regular_rulebook(x, self)
             _, own_offset, ok = self._own(x.indices, out_shape)
@@ -149,7 +149,7 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
             # unimportant one (the pair at its own offset)
             src = book.rows_in
             hit = keep[src] | ((book.offset == own_offset[src]) & ok[src])
-            computed = torch.zeros(len(full_sites), dtype=torch.bool)
+            computed = torch.zeros(len(full_sites), dtype=torch.bool, device=keep.device)
             computed[book.rows_out[hit]] = True
             book = book.keep_outputs(computed, renumber=True)
             sites = full_sites[computed].long()

@@ -6,6 +6,7 @@ import os.path as osp
 from typing import Dict, Optional
 
 import torch
+from mmengine.runner.checkpoint import get_state_dict, save_checkpoint, weights_to_cpu
 
 META_KEY = 'dm3d'
 
@@ -30,8 +31,9 @@ def save_pruned_checkpoint(path: str, model: torch.nn.Module, masks: Dict[str, t
     meta[META_KEY] = dict(info, masks={n: m.cpu() for n, m in masks.items()},
                           source=source, source_sha256=file_sha256(source) if source else None)
     tmp = path + '.tmp'
-    torch.save(dict(state_dict=model.state_dict(), meta=meta), tmp)
-    os.replace(tmp, path)
+    state = weights_to_cpu(get_state_dict(model))
+    save_checkpoint(dict(state_dict=state, meta=meta), tmp)  # mmengine's writer, then an
+    os.replace(tmp, path)                                      # atomic rename
     return path
 
 

@@ -24,7 +24,7 @@ from torch import Tensor
 def taylor_scores(weight: Tensor, grads: Tensor) -> Tensor:
     """S = |W| * ||dy/dW||: |W| times the RMS of the gradient rows (flattened like W)."""
     rms = grads.double().pow(2).mean(0).sqrt()
-    return weight.detach().reshape(-1).double().abs() * rms
+    return weight.detach().reshape(-1).double().cpu().abs() * rms.cpu()
 
 
 def prune_order(scores: Tensor) -> Tensor:
@@ -53,8 +53,8 @@ def distortion_curve(weight: Tensor, grads: Tensor, num_ratios: int,
     """Incremental Fisher / Taylor-2 distortion curve of one layer (see module doc)."""
     if estimator not in ('fisher', 'taylor2'):
         raise ValueError(f"estimator must be 'fisher' or 'taylor2', got {estimator!r}")
-    w = weight.detach().reshape(-1).double()
-    g = grads.double()
+    w = weight.detach().reshape(-1).double().cpu()  # curves are computed on the CPU
+    g = grads.double().cpu()
     m = g.shape[0]
     if g.shape[1] != w.numel():
         raise ValueError(f'gradient rows have {g.shape[1]} entries, the weight {w.numel()}')
@@ -83,5 +83,5 @@ def distortion_curve(weight: Tensor, grads: Tensor, num_ratios: int,
 def mask_at(weight: Tensor, order: Tensor, count: int) -> Tensor:
     """Binary mask (weight's shape) pruning the first ``count`` weights of ``order``."""
     mask = torch.ones(weight.numel(), dtype=torch.bool, device=weight.device)
-    mask[order[:count]] = False
+    mask[order[:count].to(weight.device)] = False
     return mask.reshape(weight.shape)

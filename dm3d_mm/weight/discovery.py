@@ -1,7 +1,7 @@
 """Which layers of a detector are pruned: by part, by name pattern, head outputs on request."""
 import fnmatch
 from collections import OrderedDict
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from torch import nn
 
@@ -81,3 +81,40 @@ def find_prunable_layers(model: nn.Module, parts: Optional[Sequence[str]] = None
     if not layers:
         raise ValueError('no prunable layer selected: check parts / include / exclude')
     return layers
+
+
+NOT_RUN = 'never ran in the inference forward (training-only or second-stage layers)'
+NO_INFLUENCE = 'do not reach the measured head outputs (zero gradient on every frame)'
+
+
+def settle_selection(candidates: Dict[str, nn.Module], ran: Iterable[str],
+                     influencing: Iterable[str], parts: Optional[Sequence[str]] = None,
+                     include: Optional[Iterable[str]] = None, **_) -> Tuple[
+                         Dict[str, nn.Module], Dict[str, List[str]]]:
+    """Narrow a selection to the layers the counted forward ran and whose weights reach y.
+
+    Left-out layers are returned by reason. Asking for them explicitly stays an error: an
+    ``include`` pattern naming one layer (no wildcard) that is left out, a pattern or a
+    ``part`` left with no layer at all.
+    """
+    ran, influencing = set(ran), set(influencing)
+    left_out = {NOT_RUN: [n for n in candidates if n not in ran],
+                NO_INFLUENCE: [n for n in candidates if n in ran and n not in influencing]}
+    dropped = {n: reason for reason, names in left_out.items() for n in names}
+    layers = OrderedDict((n, m) for n, m in candidates.items() if n not in dropped)
+    for pat in include or ():
+        hits = [n for n in candidates if fnmatch.fnmatch(n, pat)]
+        if not any(n in layers for n in hits) or (pat in dropped):
+            name = pat if pat in dropped else hits[0]
+            raise ValueError(f'include pattern {pat!r} selects layers that cannot be pruned: '
+                             f'{name} {dropped[name]}')
+    for part in parts or ():
+        key = part.replace('pts_', '')
+        if not any(_part_key(n) == key for n in layers):
+            reasons = sorted({dropped[n] for n in candidates if _part_key(n) == key})
+            raise ValueError(f'part {part!r} has no layer that can be pruned: its layers '
+                             f'{"; ".join(reasons) or "are excluded"}')
+    if not layers:
+        raise ValueError('no selected layer both runs in the inference forward and reaches '
+                         'the head outputs: check parts / include / exclude')
+    return layers, {k: v for k, v in left_out.items() if v}

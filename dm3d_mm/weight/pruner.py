@@ -15,16 +15,18 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from mmengine.logging import print_log
+
+from ..flops import count_flops
 from ..flops.cost_model import CostModel
 from ..registry import PRUNERS
 from .allocation import allocate
 from .baselines import BASELINES
-from .calibration import (actual_distortion_curves, collect_gradients, count_flops,
-                          measured_distortion, reference_outputs)
+from .calibration import actual_distortion_curves, calibration_pass, measured_distortion
 from .curves import distortion_curve, mask_at, prune_order, ratio_counts, taylor_scores
-from .discovery import find_prunable_layers
+from .discovery import find_prunable_layers, settle_selection
 from .distributed import reduce_counter, shard, world
-from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS
+from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, build_head_outputs
 from .masks import MaskSet
 
 METHODS = ('dm3d', ) + tuple(BASELINES)
@@ -56,6 +58,8 @@ class PruneResult:
     curves: Dict[str, Dict[str, list]] = field(default_factory=dict)
     measured_distortion: Optional[float] = None
     budget_of: str = 'model'  # flops_target is a fraction of: 'model' or 'parts' FLOPs
+    left_out: Dict[str, List[str]] = field(default_factory=dict)  # reason -> layer names
+    head_outputs: str = ''
 
     @property
     def achieved_ratio(self) -> float:
@@ -69,6 +73,7 @@ class PruneResult:
                     macs_after=self.macs_after, achieved_ratio=self.achieved_ratio,
                     floor=self.floor, timings=self.timings,
                     measured_distortion=self.measured_distortion,
+                    left_out=self.left_out, head_outputs=self.head_outputs,
                     layers=[vars(lr) for lr in self.layers])
 
 
@@ -77,8 +82,45 @@ BUDGET_OF = ('model', 'parts')
 
 @PRUNERS.register_module()
 class DM3DPruner:
-    """Prunes a detector's weights to ``flops_target`` of its joint FLOPs (``budget_of=
-    'model'``) or of the selected parts' own joint FLOPs (``'parts'``), by DM3D or a baseline.
+    """Prunes a detector's weights to a fraction of its joint FLOPs, by DM3D or a baseline.
+
+    ``prune(model, batches)`` runs one calibration pass (joint FLOPs counted post spatial
+    pruning, dense reference outputs, gradient rows), selects the layers that ran and reach
+    the outputs, computes per-layer distortion curves, allocates sparsity with the DP against
+    the FLOPs cost model, applies the masks and returns a :class:`PruneResult`.
+
+    Args:
+        flops_target (float): fraction of the dense joint FLOPs to keep, in (0, 1].
+        method (str): ``'dm3d'`` or a baseline (``'uniform'``, ``'global_magnitude'``,
+            ``'lamp'``, ``'erk'``). Defaults to ``'dm3d'``.
+        estimator (str): distortion curves: ``'fisher'``, ``'taylor2'`` (the paper's Eq. 9/13)
+            or ``'actual'`` (measured). Defaults to ``'fisher'``.
+        num_ratios (int): candidate pruning ratios per layer (K). Defaults to 32.
+        parts (Sequence[str], optional): detector parts to prune (``middle_encoder``,
+            ``backbone``, ``neck``, ``bbox_head``, ...); None: all. Defaults to None.
+        include (Sequence[str], optional): fnmatch patterns of layer names to keep in the
+            selection (explicit: a named layer that never runs is an error). Defaults to None.
+        exclude (Sequence[str], optional): fnmatch patterns to leave out. Defaults to None.
+        include_head_outputs (bool): also prune the heads' final prediction convs.
+            Defaults to False.
+        lambdas (tuple[float, float]): (lambda_b, lambda_c) weights of the box and
+            class-confidence distortion. Defaults to (0, 1).
+        kappa (float): damping of the empirical Fisher (kappa I + G^T G / M). Defaults to 0.
+        num_projections (int): Hutchinson projections per frame. Defaults to 2.
+        min_density (float): lowest weight density a layer may get. Defaults to 0.
+        max_density (float): highest weight density a pruned layer may keep. Defaults to 1.
+        keep_dense (Sequence[str]): selected layers that stay dense. Defaults to ().
+        num_buckets (int): budget resolution of the DP. Defaults to 10000.
+        seed (int): seed of the Hutchinson projections. Defaults to 0.
+        progress (bool): show a progress bar. Defaults to True.
+        calib (dict, optional): calibration frames (``frames``, ``split``); read by the
+            tools and the hook, not by :meth:`prune`. Defaults to None.
+        box_weighting (str): ``'confidence'`` or ``'none'`` (see
+            :class:`~dm3d_mm.weight.head_outputs.HeadOutputs`). Defaults to ``'confidence'``.
+        budget_of (str): ``'model'``: the target is a fraction of the whole detector's FLOPs;
+            ``'parts'``: of the selected layers' own FLOPs (Tab. 4). Defaults to ``'model'``.
+        head_outputs (dict, optional): a ``HEAD_OUTPUTS`` config; None chooses the
+            extractor of the model's head family. Defaults to None.
     """
 
     def __init__(self, flops_target: float, method: str = 'dm3d', estimator: str = 'fisher',
@@ -91,8 +133,9 @@ class DM3DPruner:
                  max_density: float = 1.0, keep_dense: Sequence[str] = (),
                  num_buckets: int = 10000, seed: int = 0, progress: bool = True,
                  calib: Optional[dict] = None, box_weighting: str = 'confidence',
-                 budget_of: str = 'model'):
-        if not 0 < flops_target <= 1:
+                 budget_of: str = 'model', head_outputs: Optional[dict] = None):
+        if isinstance(flops_target, bool) or not isinstance(flops_target, (int, float)) \
+                or not 0 < flops_target <= 1:
             raise ValueError(f'flops_target is a fraction of the dense FLOPs in (0, 1], got '
                              f'{flops_target}')
         if method not in METHODS:
@@ -110,6 +153,7 @@ class DM3DPruner:
             raise ValueError(f'budget_of must be one of {BUDGET_OF}, got {budget_of!r}')
         self.budget_of = budget_of
         self.box_weighting = box_weighting
+        self.head_outputs = None if head_outputs is None else dict(head_outputs)
         self.flops_target = flops_target
         self.method, self.estimator = method, estimator
         self.num_ratios = num_ratios
@@ -129,25 +173,62 @@ class DM3DPruner:
         self.calib = dict(calib or {})
 
     # ------------------------------------------------------------------------------
-    def cost_model(self, model: nn.Module, batches, names) -> CostModel:
-        counter = count_flops(model, batches)
-        reduce_counter(counter)  # all ranks' frames under a distributed launcher
+    def outputs(self, model: nn.Module):
+        """The head-output extractor this pruner measures distortion with on ``model``."""
+        return build_head_outputs(model, self.head_outputs, self.box_weighting)
+
+    def cost_model(self, model: nn.Module, batches: Sequence[dict], names) -> CostModel:
+        """The joint FLOPs cost model of ``model`` as it is now on ``batches`` (all ranks)."""
+        counter = count_flops(model, batches, self.outputs(model))
+        reduce_counter(counter)
         return CostModel(counter, names)
 
+    def _gradient_mode(self) -> Optional[str]:
+        if self.method != 'dm3d':
+            return None
+        return 'sum' if self.estimator == 'taylor2' else 'hutchinson'
+
     def prune(self, model: nn.Module, batches: Sequence[dict]) -> PruneResult:
-        """Prune ``model`` in place (masks applied); batches: one calibration frame each."""
+        """Prune ``model`` in place (masks applied).
+
+        Args:
+            model (nn.Module): an mmdet3d detector (eval mode is used; the mode is restored).
+            batches (Sequence[dict]): calibration batches of one frame each, as a dataloader
+                with ``pseudo_collate`` gives them.
+
+        Returns:
+            PruneResult: masks, per-layer allocation, FLOPs before / after, timings.
+        """
         if not batches:
             raise ValueError('no calibration frames')
         batches, self._frame_ids = shard(batches)  # this rank's share (all of them alone)
+        was_training = model.training
         model.eval()
-        layers = find_prunable_layers(model, **self.select)
+        try:
+            return self._prune(model, batches)
+        finally:
+            model.train(was_training)
+
+    def _prune(self, model, batches) -> PruneResult:
+        outputs = self.outputs(model)
+        candidates = find_prunable_layers(model, **self.select)
         for pat in self.keep_dense:
-            if pat not in layers:
+            if pat not in candidates:
                 raise ValueError(f'keep_dense names {pat!r}, which is not a selected layer')
         timings = {}
         t0 = time.perf_counter()
-        cm = self.cost_model(model, batches, list(layers))
-        timings['flops_count'] = time.perf_counter() - t0
+        calib = calibration_pass(model, candidates, batches, outputs, self.lambdas,
+                                 self._gradient_mode(), self.num_projections, self.seed,
+                                 self.progress and world()[0] == 0,
+                                 frame_ids=self._frame_ids)
+        timings['calibration_pass'] = time.perf_counter() - t0
+        layers, left_out = settle_selection(candidates, calib.counter.layers,
+                                            calib.influencing(), **self.select)
+        for reason, names in left_out.items():
+            print_log(f'DM3DPruner: left out {len(names)} layer(s) that {reason}: '
+                      f'{", ".join(names)}', logger='current')
+        cm = CostModel(calib.counter, list(layers))
+        keep_dense = [n for n in self.keep_dense if n in layers]
         before = cm.total()
         # 'parts': the selected layers go to flops_target of their own joint FLOPs (Tab. 4:
         # a part alone often cannot reach a fraction of the whole model)
@@ -156,9 +237,9 @@ class DM3DPruner:
         min_layer = {n: cm.curve_costs(n, torch.arange(m.weight.numel()),
                                        torch.tensor([int(round((1 - self.min_density)
                                                                * m.weight.numel()))]))[0]
-                     for n, m in layers.items() if n not in self.keep_dense}
+                     for n, m in layers.items() if n not in keep_dense}
         reachable = cm.floor + sum(float(v) for v in min_layer.values()) + sum(
-            cm.layer_macs(n) for n in self.keep_dense)
+            cm.layer_macs(n) for n in keep_dense)
         if budget < reachable - 1e-6 * before:
             raise ValueError(
                 f'flops_target={self.flops_target} asks for {budget / 1e9:.4f} GMACs per frame '
@@ -166,13 +247,15 @@ class DM3DPruner:
                 f'dense): layers that are not pruned cost {cm.floor / 1e9:.4f} GMACs. '
                 'Raise the target or prune more parts.')
         curves: Dict[str, Dict[str, list]] = {}
-        ref = reference_outputs(model, batches, self.box_weighting)  # dense, before any mask
         if self.method == 'dm3d':
-            masks = self._dm3d(model, layers, batches, ref, cm, budget, timings, curves)
+            grads = {n: calib.grads[n] for n in layers}
+            masks = self._dm3d(model, layers, grads, batches, calib.reference, outputs, cm,
+                               budget, keep_dense, timings, curves)
         else:
             t0 = time.perf_counter()
             masks = BASELINES[self.method](layers, cm, budget)
             timings['allocation'] = time.perf_counter() - t0
+        timings['total'] = sum(timings.values())
         after = cm.total(masks)
         assert after <= budget * (1 + 1e-9), 'allocation exceeded the FLOPs budget'
         results = [LayerResult(n, cm.layers[n].part, m.weight.numel(),
@@ -181,21 +264,16 @@ class DM3DPruner:
                                curves.get(n, {}).get('chosen_distortion'))
                    for n, m in layers.items()]
         MaskSet(model, masks).apply()
-        measured = measured_distortion(model, batches, ref, self.lambdas, self.box_weighting)
+        measured = measured_distortion(model, batches, calib.reference, outputs, self.lambdas)
         return PruneResult(self.method, self.estimator if self.method == 'dm3d' else None,
                            self.flops_target, before, after, cm.floor, results, masks,
-                           timings, curves, measured, budget_of=self.budget_of)
+                           timings, curves, measured, budget_of=self.budget_of,
+                           left_out=left_out, head_outputs=repr(outputs))
 
     # ------------------------------------------------------------------------------
-    def _dm3d(self, model, layers, batches, ref, cm, budget, timings, curves_out):
+    def _dm3d(self, model, layers, grads, batches, ref, outputs, cm, budget, keep_dense,
+              timings, curves_out):
         est = self.estimator
-        t0 = time.perf_counter()
-        grads = collect_gradients(model, layers, batches, self.lambdas,
-                                  'sum' if est == 'taylor2' else 'hutchinson',
-                                  self.num_projections, self.seed,
-                                  self.progress and world()[0] == 0, self.box_weighting,
-                                  self._frame_ids)
-        timings['gradients'] = time.perf_counter() - t0
         t0 = time.perf_counter()
         orders, counts, dist = {}, {}, {}
         for n, m in layers.items():
@@ -207,8 +285,8 @@ class DM3DPruner:
                 orders[n], counts[n], dist[n] = c.order, c.counts, c.distortion
         if est == 'actual':
             dist = actual_distortion_curves(model, layers, batches, ref, orders, counts,
-                                            self.lambdas, self.progress and world()[0] == 0,
-                                            self.box_weighting)
+                                            outputs, self.lambdas,
+                                            self.progress and world()[0] == 0)
         timings['curves'] = time.perf_counter() - t0
         t0 = time.perf_counter()
         costs = {n: cm.curve_costs(n, orders[n], counts[n]) for n in layers}
@@ -218,7 +296,7 @@ class DM3DPruner:
         for n in names:
             density = 1.0 - counts[n].double() / layers[n].weight.numel()
             ok = (density >= self.min_density - 1e-12) & (density <= self.max_density + 1e-12)
-            if n in self.keep_dense:
+            if n in keep_dense:
                 ok = counts[n] == 0
             if not ok.any():
                 ok = counts[n] == counts[n][torch.argmin((density - self.min_density).abs())]
@@ -229,7 +307,8 @@ class DM3DPruner:
         timings['dp'] = time.perf_counter() - t0
         masks = {}
         for n, k in zip(names, alloc.choice):
-            masks[n] = mask_at(layers[n].weight, orders[n], int(counts[n][k]))
+            masks[n] = mask_at(layers[n].weight, orders[n].to(layers[n].weight.device),
+                               int(counts[n][k]))
             curves_out[n] = dict(ratios=(counts[n].double() / layers[n].weight.numel()).tolist(),
                                  distortion=dist[n].tolist(), macs=costs[n].tolist(),
                                  chosen=int(k), chosen_distortion=float(dist[n][k]))

@@ -1,0 +1,57 @@
+"""The demo workflow on the embedded benchmark: train a demo checkpoint, evaluate one."""
+import json
+import os
+import os.path as osp
+import time
+from typing import Dict, Optional
+
+import torch
+from mmengine.runner.checkpoint import get_state_dict, save_checkpoint, weights_to_cpu
+
+from .config_utils import load_config
+from .demo_report import summarize_kitti_metrics
+
+DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu.py',
+                'configs/demo/pointpillars_synth-kitti_cpu.py')
+
+
+def config_name(config: str) -> str:
+    return osp.splitext(osp.basename(config))[0]
+
+
+def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
+                        work_dir: str) -> Dict[str, float]:
+    """KittiMetric results of a checkpoint (None: untrained weights) on the val split."""
+    from mmengine.runner import Runner
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    cfg = load_config(config, work_dir=work_dir, data_root=data_root)
+    cfg.load_from = checkpoint
+    return Runner.from_cfg(cfg).test()
+
+
+def train_demo_checkpoint(config: str, data_root: str, out_dir: str = 'checkpoints',
+                          work_root: str = 'work_dirs/demo_checkpoints') -> Dict:
+    """Train a demo config, evaluate it once, save weights-only checkpoint + JSON summary."""
+    from mmengine.runner import Runner
+    name = config_name(config)
+    cfg = load_config(config, work_dir=osp.join(work_root, name), data_root=data_root)
+    cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1  # evaluated once below
+    runner = Runner.from_cfg(cfg)
+    t0 = time.time()
+    runner.train()
+    train_s = time.time() - t0
+    metrics = runner.test()
+    os.makedirs(out_dir, exist_ok=True)
+    ckpt = osp.join(out_dir, f'{name}.pth')
+    meta = dict(config=config, train_seconds=round(train_s, 1),
+                epochs=cfg.train_cfg.max_epochs, torch=torch.__version__)
+    tmp = ckpt + '.tmp'
+    save_checkpoint(dict(state_dict=weights_to_cpu(get_state_dict(runner.model)), meta=meta),
+                    tmp)
+    os.replace(tmp, ckpt)  # never leave a half-written checkpoint behind
+    summary = dict(meta, checkpoint=ckpt, metrics_3d=summarize_kitti_metrics(metrics),
+                   metrics_bev=summarize_kitti_metrics(metrics, 'BEV'))
+    with open(osp.join(out_dir, f'{name}.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+    return summary

@@ -1,0 +1,31 @@
+"""Fine-tune a (pruned) config with mmengine's Runner and evaluate the result."""
+import os.path as osp
+import time
+from typing import Dict, Optional
+
+from .config_utils import load_config
+
+
+def finetune_and_test(config: str, data_root: str, work_dir: str,
+                      load_from: Optional[str] = None, epochs: Optional[int] = None,
+                      cfg_options: Optional[dict] = None) -> Dict:
+    """Train ``config`` (from ``load_from`` if given), then test; returns the val metrics,
+    the last checkpoint's path and the training seconds."""
+    from mmengine.runner import Runner
+    cfg = load_config(config, cfg_options=cfg_options, work_dir=work_dir, data_root=data_root)
+    if load_from is not None:
+        if not osp.isfile(load_from):
+            raise FileNotFoundError(f'checkpoint to fine-tune from not found: {load_from}')
+        cfg.load_from = load_from
+    if epochs is not None:
+        cfg.train_cfg.max_epochs = epochs
+    cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1  # tested once below
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        interval=cfg.train_cfg.max_epochs)
+    runner = Runner.from_cfg(cfg)
+    t0 = time.time()
+    runner.train()
+    seconds = time.time() - t0
+    metrics = runner.test()
+    ckpt = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    return dict(metrics=metrics, checkpoint=ckpt, train_seconds=seconds)

@@ -1,0 +1,145 @@
+"""Count a detector's joint FLOPs on dataset frames or on one KITTI-format point file."""
+import logging
+import re
+from collections import OrderedDict
+import os.path as osp
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from ..flops import FlopsCounter
+
+
+def default_device() -> str:
+    """CUDA when available, else the CPU (the tools' ``--device`` default)."""
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict:
+    """Load a checkpoint's state_dict into ``model``; a checkpoint that does not fit (missing,
+    unexpected or mis-shaped keys) is an error naming them unless ``strict=False``, which
+    loads the keys that fit and returns the report."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{path} holds no state_dict')
+    metadata = getattr(state, '_metadata', None)  # per-module versions: spconv layouts
+    state = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
+    own = model.state_dict()
+    report = dict(missing=[k for k in own if k not in state],
+                  unexpected=[k for k in state if k not in own], mismatched=[])
+    def keep(keys):
+        out = OrderedDict((k, state[k]) for k in keys)
+        if metadata is not None:
+            out._metadata = OrderedDict((k[7:] if k.startswith('module.') else k, v)
+                                        for k, v in metadata.items())
+        return out
+    fits = keep([k for k in state if k in own])
+    try:  # modules may convert layouts on load (spconv weights): let them judge the shapes
+        model.load_state_dict(fits, strict=False)
+    except RuntimeError as e:
+        report['mismatched'] = re.findall(r'size mismatch for ([^:]+):', str(e))
+        if not report['mismatched']:
+            raise
+        model.load_state_dict(keep([k for k in fits if k not in report['mismatched']]),
+                              strict=False)
+    if any(report.values()):
+        summary = '; '.join(f'{len(v)} {kind} key(s), e.g. {v[0]}'
+                            for kind, v in report.items() if v)
+        msg = f'checkpoint {path} does not fit {type(model).__name__}: {summary}'
+        if strict:
+            raise ValueError(msg + ' (--allow-partial loads the keys that fit)')
+        print_log(msg + '; loaded the keys that fit', logger='current', level=logging.WARNING)
+    meta = ckpt.get('meta') or {}
+    if meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    return report
+
+
+def build_detector(cfg: Config, checkpoint: Optional[str] = None,
+                   device: Optional[str] = None, strict: bool = True):
+    """mmdet3d's init_model on ``device`` (default: CUDA when available), with the
+    checkpoint loaded strictly (see :func:`load_weights`)."""
+    from mmdet3d.apis import init_model
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    model = init_model(cfg, None, device=device or default_device())
+    if checkpoint is not None:
+        load_weights(model, checkpoint, strict)
+    if not getattr(model, 'dataset_meta', None) and cfg.get('class_names'):
+        model.dataset_meta = dict(classes=list(cfg.class_names))
+    model.eval()
+    return model
+
+
+def check_point_file(path: str, load_dim: int = 4) -> int:
+    """Number of points in a float32 KITTI-format file; errors name the problem."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'point file not found: {path}')
+    size = osp.getsize(path)
+    if size == 0:
+        raise ValueError(f'empty point cloud: {path} has no points')
+    if size % (4 * load_dim):
+        raise ValueError(f'{path}: {size} bytes is not a whole number of {load_dim}-float32 '
+                         'points (x, y, z, intensity)')
+    pts = np.fromfile(path, dtype=np.float32).reshape(-1, load_dim)
+    if not np.isfinite(pts).all():
+        raise ValueError(f'{path} holds NaN or infinite coordinates')
+    return len(pts)
+
+
+def points_in_range(model, path: str, load_dim: int = 4) -> int:
+    """Points of a KITTI-format file inside the model's voxelization range."""
+    pts = np.fromfile(path, dtype=np.float32).reshape(-1, load_dim)
+    layer = getattr(model.data_preprocessor, 'voxel_layer', None)
+    rng = getattr(layer, 'point_cloud_range', None)
+    if rng is None:
+        return len(pts)
+    lo, hi = np.asarray(rng[:3], np.float32), np.asarray(rng[3:], np.float32)
+    return int(((pts[:, :3] >= lo) & (pts[:, :3] < hi)).all(1).sum())
+
+
+def count_on_points(model, path: str) -> FlopsCounter:
+    """Joint FLOPs of one forward on a point file, through the config's test pipeline. A
+    cloud with no point inside the point range voxelizes to nothing: it is counted as one
+    frame with zero voxels and zero MACs (the detector is not run)."""
+    from mmdet3d.apis import inference_detector
+    check_point_file(path)
+    if points_in_range(model, path) == 0:
+        print_log(f'{path}: no point inside the point range: 0 voxels, 0 MACs',
+                  logger='current', level=logging.WARNING)
+        counter = FlopsCounter(model)
+        counter.add_frames(1)
+        return counter
+    with torch.no_grad(), FlopsCounter(model) as counter:
+        inference_detector(model, path)
+        counter.add_frames(1)
+    return counter
+
+
+def single_frame_loader(cfg: Config, split: str = 'test'):
+    """The config's test (or val) dataloader, one frame per batch, in this process."""
+    from mmengine.runner import Runner
+    loader_cfg = cfg.get(f'{split}_dataloader').copy()
+    loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
+    return Runner.build_dataloader(loader_cfg)
+
+
+def count_on_dataset(model, cfg: Config, frames: int = 8, split: str = 'test') -> FlopsCounter:
+    """Joint FLOPs over the first ``frames`` frames of the config's test (or val) split."""
+    if frames < 1:
+        raise ValueError(f'--frames must be at least 1, got {frames}')
+    loader = single_frame_loader(cfg, split)
+    with torch.no_grad(), FlopsCounter(model) as counter:
+        for i, batch in enumerate(loader):
+            if i >= frames:
+                break
+            model.test_step(batch)
+            counter.add_frames(len(batch['data_samples']))
+    return counter

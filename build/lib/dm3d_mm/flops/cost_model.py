@@ -1,0 +1,85 @@
+"""FLOPs cost model that pruning allocators query.
+
+Built from a FlopsCounter after a forward over calibration frames: the MACs of any prunable
+layer at any candidate mask are exact (sum over offsets of post-spatial-pruning pairs times
+non-zero weights at that offset); layers that are not pruned contribute a fixed cost. All
+numbers are means per frame.
+"""
+from collections import OrderedDict
+from typing import Dict, Iterable, Optional
+
+import torch
+
+from .counter import FlopsCounter
+from .layouts import offset_view
+
+
+def offset_ids(module) -> torch.Tensor:
+    """Kernel-offset index of every flat weight entry (same flattening as weight.view(-1))."""
+    n = module.weight.numel()
+    flat = torch.arange(n).reshape(module.weight.shape)
+    rows = offset_view(module, flat)  # (K, N) flat indices
+    ids = torch.empty(n, dtype=torch.long)
+    ids[rows.reshape(-1)] = torch.arange(rows.shape[0]).repeat_interleave(rows.shape[1])
+    return ids
+
+
+class CostModel:
+
+    def __init__(self, counter: FlopsCounter, prunable: Iterable[str]):
+        if counter.frames <= 0:
+            raise ValueError('the FLOPs counter saw no frames: run a forward pass inside '
+                             '`with counter:` and call counter.add_frames(n)')
+        self.frames = counter.frames
+        self.layers = counter.layers
+        self.prunable = list(prunable)
+        unknown = [n for n in self.prunable if n not in self.layers]
+        if unknown:
+            raise KeyError(f'layers never ran in the counted forward: {unknown[:5]}')
+        fixed = [n for n in self.layers if n not in set(self.prunable)]
+        self.fixed_macs = sum(self.layers[n].macs() for n in fixed) / self.frames
+        self.dense_total = sum(st.dense_macs for st in self.layers.values()) / self.frames
+
+    def pairs(self, name: str) -> torch.Tensor:
+        """Mean (input, output) pairs per kernel offset per frame."""
+        return self.layers[name].pairs.double() / self.frames
+
+    def layer_macs(self, name: str, mask: Optional[torch.Tensor] = None) -> float:
+        """Mean MACs per frame of a prunable layer at a mask (default: current weights)."""
+        return self.layers[name].macs(mask) / self.frames
+
+    def curve_costs(self, name: str, order: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """MACs per frame of a layer when the first counts[k] weights of ``order`` are pruned,
+        for every k, in O(D): per-offset pruned counts are accumulated incrementally."""
+        st = self.layers[name]
+        ids = offset_ids(st.module)
+        k_off = int(ids.max()) + 1
+        per_offset = torch.bincount(ids, minlength=k_off)
+        pairs = st.pairs.double()
+        pruned = torch.zeros(k_off, dtype=torch.long)
+        out = torch.zeros(len(counts), dtype=torch.float64)
+        for k in range(len(counts)):
+            lo = int(counts[k - 1]) if k else 0
+            pruned += torch.bincount(ids[order[lo:int(counts[k])]], minlength=k_off)
+            out[k] = float((pairs * (per_offset - pruned)).sum()) / self.frames
+        return out
+
+    def layer_dense_macs(self, name: str) -> float:
+        return self.layers[name].dense_macs / self.frames
+
+    def total(self, masks: Optional[Dict[str, torch.Tensor]] = None) -> float:
+        """Mean MACs per frame of the whole model with the given masks on prunable layers."""
+        masks = masks or {}
+        return self.fixed_macs + sum(self.layer_macs(n, masks.get(n)) for n in self.prunable)
+
+    @property
+    def floor(self) -> float:
+        """The cost no allocation can go below: layers that are not pruned."""
+        return self.fixed_macs
+
+    def by_part(self, masks: Optional[Dict[str, torch.Tensor]] = None) -> Dict[str, float]:
+        masks = masks or {}
+        out: Dict[str, float] = OrderedDict()
+        for name, st in self.layers.items():
+            out[st.part] = out.get(st.part, 0.0) + st.macs(masks.get(name)) / self.frames
+        return out

@@ -1,0 +1,187 @@
+"""Joint FLOPs counting from real forward passes.
+
+Forward hooks record, per layer and call, the active sites and the (input, output) pairs at
+every kernel offset; MACs then follow from the weights (or any candidate mask) as
+sum_k pairs_k * nnz(W_k). Sparse convs are counted from their coordinates (see pairs.py);
+dense layers from their tensor shapes. A module may override its pair count by defining
+``flops_pairs(inputs, output) -> (K,) tensor`` (the spatial-pruning modules do, so that only
+the outputs they really compute are counted).
+
+mmengine.analysis (fvcore-style tracing) counts dense layers but cannot see spconv's
+SparseConvTensor, so it would miss the 3D backbone entirely; hooks see both.
+"""
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Optional
+
+import torch
+from torch import nn
+
+from .layouts import (DENSE_CONV, DENSE_DECONV, PRUNABLE, is_sparse_conv, kernel_volume,
+                      offset_view)
+from .pairs import count_pairs
+
+NORM = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+ACT = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.GELU, nn.SiLU, nn.Hardswish)
+
+# detector attribute -> part name (the rows of the DM3D paper's Tab. 4)
+PARTS = OrderedDict([
+    ('voxel_encoder', 'voxel encoder'), ('pts_voxel_encoder', 'voxel encoder'),
+    ('middle_encoder', '3D backbone'), ('pts_middle_encoder', '3D backbone'),
+    ('backbone', '2D backbone'), ('pts_backbone', '2D backbone'),
+    ('neck', 'neck'), ('pts_neck', 'neck'),
+    ('bbox_head', 'head'), ('pts_bbox_head', 'head'), ('rpn_head', 'head'),
+    ('roi_head', 'head'), ('points_encoder', 'voxel encoder'),
+])
+
+
+def part_of(name: str) -> str:
+    return PARTS.get(name.split('.')[0], 'other')
+
+
+@dataclass
+class LayerStats:
+    """What one prunable layer did over the counted frames (totals, not means)."""
+    name: str
+    module: nn.Module
+    kind: str
+    part: str
+    pairs: torch.Tensor  # (K,) int64, summed over calls
+    calls: int = 0
+    sites_in: int = 0
+    sites_out: int = 0
+    bias_flops: int = 0
+
+    @property
+    def weights_per_offset(self) -> int:
+        return offset_view(self.module).shape[1]
+
+    def nnz_per_offset(self, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Non-zero weights per kernel offset, of the weights or of a candidate mask."""
+        src = self.module.weight.detach() if mask is None else mask
+        return (offset_view(self.module, src) != 0).sum(1).long().cpu()
+
+    def macs(self, mask: Optional[torch.Tensor] = None) -> int:
+        """Effective MACs: sum_k pairs_k x nnz_k."""
+        return int((self.pairs * self.nnz_per_offset(mask)).sum())
+
+    @property
+    def dense_macs(self) -> int:
+        return int(self.pairs.sum()) * self.weights_per_offset
+
+
+@dataclass
+class AuxStats:
+    """Non-prunable per-element work: normalisation and activation layers."""
+    name: str
+    kind: str
+    part: str
+    flops: int = 0
+
+
+@dataclass
+class FlopsCounter:
+    """Hooks a model; every forward inside ``with counter:`` is counted."""
+    model: nn.Module
+    layers: Dict[str, LayerStats] = field(default_factory=OrderedDict)
+    aux: Dict[str, AuxStats] = field(default_factory=OrderedDict)
+    frames: int = 0
+
+    def __post_init__(self):
+        self._handles = []
+
+    def __enter__(self):
+        for name, module in self.model.named_modules():
+            if isinstance(module, PRUNABLE):
+                self._handles.append(module.register_forward_hook(self._layer_hook(name)))
+            elif isinstance(module, NORM + ACT):
+                self._handles.append(module.register_forward_hook(self._aux_hook(name)))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def add_frames(self, n: int):
+        self.frames += int(n)
+
+    # -- hooks ---------------------------------------------------------------------
+    def _layer_hook(self, name):
+        def hook(module, inputs, output):
+            pairs, s_in, s_out, out_elems = layer_pairs(module, inputs, output)
+            st = self.layers.get(name)
+            if st is None:
+                kind = type(module).__name__
+                st = self.layers[name] = LayerStats(
+                    name, module, kind, part_of(name),
+                    torch.zeros(kernel_volume(module), dtype=torch.long))
+            st.pairs += pairs.cpu()  # counts are kept on the CPU whatever the model's device
+            st.calls += 1
+            st.sites_in += s_in
+            st.sites_out += s_out
+            if getattr(module, 'bias', None) is not None:
+                st.bias_flops += out_elems
+        return hook
+
+    def _aux_hook(self, name):
+        def hook(module, inputs, output):
+            x = inputs[0]
+            x = getattr(x, 'features', x)  # spconv tensors carry features (N, C)
+            st = self.aux.setdefault(
+                name, AuxStats(name, type(module).__name__, part_of(name)))
+            per = 2 if isinstance(module, NORM) else 1  # scale + shift, or one op
+            st.flops += per * int(x.numel())
+        return hook
+
+    # -- summaries -----------------------------------------------------------------
+    def total_macs(self, masks: Optional[Dict[str, torch.Tensor]] = None,
+                   names: Optional[Iterable[str]] = None) -> int:
+        masks = masks or {}
+        names = self.layers.keys() if names is None else names
+        return sum(self.layers[n].macs(masks.get(n)) for n in names)
+
+
+def layer_pairs(module: nn.Module, inputs, output):
+    """(pairs per offset, sites in, sites out, output elements) of one call."""
+    custom = getattr(module, 'flops_pairs', None)
+    x = inputs[0]
+    if is_sparse_conv(module):
+        pairs = custom(inputs, output) if custom else sparse_conv_pairs(module, x, output)
+        return (pairs, int(x.indices.shape[0]), int(output.indices.shape[0]),
+                int(output.features.numel()))
+    if custom:
+        pairs = custom(inputs, output)
+    elif isinstance(module, nn.Linear):
+        pairs = torch.tensor([x.numel() // x.shape[-1]])
+    elif isinstance(module, DENSE_CONV):
+        positions = output.shape[0] * output[0, 0].numel()
+        pairs = torch.full((kernel_volume(module), ), positions, dtype=torch.long)
+    elif isinstance(module, DENSE_DECONV):
+        positions = x.shape[0] * x[0, 0].numel()
+        pairs = torch.full((kernel_volume(module), ), positions, dtype=torch.long)
+    else:  # pragma: no cover - PRUNABLE is exhaustive above
+        raise TypeError(type(module))
+    sites_in = x.numel() // x.shape[1] if x.dim() > 1 else 1
+    sites_out = output.numel() // output.shape[1] if output.dim() > 1 else 1
+    if isinstance(module, nn.Linear):
+        sites_in = sites_out = int(pairs[0])
+    return pairs.long(), int(sites_in), int(sites_out), int(output.numel())
+
+
+def sparse_conv_pairs(module, x, out) -> torch.Tensor:
+    """Pairs per offset of an spconv / mmcv sparse conv call, from its coordinates."""
+    ks, dil = module.kernel_size, module.dilation
+    if getattr(module, 'subm', False):
+        k3 = (ks, ) * 3 if isinstance(ks, int) else tuple(ks)
+        d3 = (dil, ) * 3 if isinstance(dil, int) else tuple(dil)
+        pad = tuple((k - 1) // 2 * d for k, d in zip(k3, d3))
+        return count_pairs(x.indices, x.indices, ks, 1, pad, dil)
+    if getattr(module, 'inverse', False):
+        # an inverse conv undoes the regular conv that made these indices: same geometry
+        data = x.indice_dict[module.indice_key]
+        return count_pairs(out.indices, x.indices, data.ksize, data.stride, data.padding,
+                           data.dilation)
+    if getattr(module, 'transposed', False):  # coarse input scattered to fine outputs
+        return count_pairs(out.indices, x.indices, ks, module.stride, module.padding, dil)
+    return count_pairs(x.indices, out.indices, ks, module.stride, module.padding, dil)

@@ -1,0 +1,136 @@
+"""DM3DPruningHook: prune at the start of training unless the loaded checkpoint already
+carries masks, keep the masks exact through every optimizer step, restore them on resume,
+log sparsity and joint FLOPs each epoch, and save masks + allocation in every checkpoint."""
+from typing import Dict, Optional
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+from ..flops import count_flops
+from ..registry import PRUNERS
+from ..weight.builder import build_pruner
+from ..weight.calib_frames import calibration_batches, resolve_calib
+from ..weight.checkpoint import META_KEY, read_dm3d_meta
+from ..weight.head_outputs import build_head_outputs
+from ..weight.masks import MaskSet
+
+
+@HOOKS.register_module()
+class DM3DPruningHook(Hook):
+    """Weight pruning inside ``tools/train.py``.
+
+    Args:
+        pruner (dict, optional): a PRUNERS config; None: the config's top-level ``pruning``
+            dict. Defaults to None.
+        calib (dict, optional): calibration frames for pruning at start (test pipeline),
+            ``frames`` and ``split``. Precedence: this argument > ``pruning.calib`` >
+            dict(frames=16, split='train'). Defaults to None.
+        prune_on_start (bool): prune when the loaded weights carry no masks; if False, such a
+            run is an error (fine-tuning a dense model with this hook is almost surely a
+            mistake). Defaults to True.
+        flops_frames (int): calibration frames whose joint FLOPs are logged (0: do not
+            count). Defaults to 2.
+        freeze_norm_stats (bool): keep BatchNorm layers in eval mode while training, so a
+            short fine-tune uses (and keeps) the statistics the pruning was calibrated with.
+            Defaults to False.
+    """
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, pruner: Optional[dict] = None, calib: Optional[dict] = None,
+                 prune_on_start: bool = True, flops_frames: int = 2,
+                 freeze_norm_stats: bool = False):
+        self.pruner_cfg = pruner
+        self.calib = dict(calib or {})
+        self.prune_on_start = prune_on_start
+        self.flops_frames = flops_frames
+        self.freeze_norm_stats = freeze_norm_stats
+        self.loaded: Optional[Dict] = None
+        self.masks: Optional[MaskSet] = None
+        self.info: Dict = {}
+        self.flops: Dict[str, float] = {}
+        self.calib_used = 0  # calibration frames the pruning at start really used
+        self._outputs = None
+
+    @staticmethod
+    def _model(runner):
+        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+    def after_load_checkpoint(self, runner, checkpoint) -> None:
+        meta = read_dm3d_meta(checkpoint)
+        if meta and meta.get('masks'):
+            self.loaded = meta
+
+    def _prune(self, runner, model):
+        pruner = PRUNERS.build(dict(self.pruner_cfg)) if self.pruner_cfg else \
+            build_pruner(runner.cfg)
+        calib = resolve_calib(runner.cfg, self.calib)
+        batches = calibration_batches(runner.cfg, calib['frames'], calib['split'])
+        runner.logger.info(f'DM3DPruningHook: pruning at start on {len(batches)} '
+                           f'{calib["split"]} frames')
+        was_training = model.training
+        result = pruner.prune(model, batches)
+        model.train(was_training)
+        self.calib_used = len(batches)
+        self._outputs = pruner.outputs(model)
+        return result.masks, result.info(), batches
+
+    @torch.no_grad()
+    def _count_flops(self, runner, model, batches) -> None:
+        if not self.flops_frames:
+            return
+        if batches is None:
+            split = resolve_calib(runner.cfg, self.calib)['split']
+            batches = calibration_batches(runner.cfg, self.flops_frames, split)
+        outputs = self._outputs or build_head_outputs(
+            model, (runner.cfg.get('pruning') or {}).get('head_outputs'))
+        counter = count_flops(model, batches[:self.flops_frames], outputs)
+        dense = sum(st.dense_macs for st in counter.layers.values())
+        self.flops = dict(gmacs=counter.total_macs() / 1e9 / counter.frames,
+                          ratio=counter.total_macs() / max(dense, 1))
+
+    def before_train(self, runner) -> None:
+        model = self._model(runner)
+        batches = None
+        if self.loaded is not None:
+            masks = self.loaded['masks']
+            self.info = {k: v for k, v in self.loaded.items() if k != 'masks'}
+            runner.logger.info(f'DM3DPruningHook: {len(masks)} layer masks from the checkpoint')
+        elif self.prune_on_start:
+            masks, self.info, batches = self._prune(runner, model)
+        else:
+            raise RuntimeError('DM3DPruningHook(prune_on_start=False): the loaded checkpoint '
+                               f"has no meta['{META_KEY}'] masks; load a pruned checkpoint "
+                               '(tools/prune.py) or allow pruning at start')
+        optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
+        self.masks = MaskSet(model, masks).attach(optimizer)
+        self._count_flops(runner, model, batches)
+        self._log(runner)
+
+    def _log(self, runner) -> None:
+        sparsity = self.masks.total_sparsity()
+        runner.message_hub.update_scalar('dm3d/sparsity', sparsity)
+        msg = f'DM3DPruningHook: weight sparsity {sparsity:.4f} over {len(self.masks.masks)} layers'
+        if self.flops:
+            runner.message_hub.update_scalar('dm3d/gmacs', self.flops['gmacs'])
+            runner.message_hub.update_scalar('dm3d/flops_ratio', self.flops['ratio'])
+            msg += (f", joint {self.flops['gmacs']:.3f} GMACs/frame "
+                    f"({self.flops['ratio']:.3f} of dense)")
+        runner.logger.info(msg)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if self.freeze_norm_stats:
+            for m in self._model(runner).modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def after_train_epoch(self, runner) -> None:
+        if self.masks is not None:
+            self._log(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint) -> None:
+        if self.masks is None:
+            return
+        meta = checkpoint.setdefault('meta', {})
+        meta[META_KEY] = dict(self.info, masks=self.masks.state(), flops=dict(self.flops))

@@ -1,0 +1,16 @@
+"""Spatial (voxel / BEV pixel) pruning modules that really skip the pruned work."""
+from .importance import VoxelImportance, keep_mask
+from .spss_conv import SPSSBlock, SPSSSparseConv3d, SPSSSubMConv3d
+
+__all__ = ['VoxelImportance', 'keep_mask', 'SPSSSubMConv3d', 'SPSSSparseConv3d', 'SPSSBlock']
+from .spss_encoder import SPSSSparseEncoder  # noqa: E402
+
+__all__ += ['SPSSSparseEncoder']
+from .ada3d_detector import Ada3DVoxelNet  # noqa: E402
+from .ada3d_encoder import Ada3DSparseEncoder, column_keep  # noqa: E402
+from .bev_importance import BEVImportancePredictor, center_heatmap  # noqa: E402
+from .sparse_bev_conv import SparseBEVConv2d  # noqa: E402
+from .spbn import SparsityPreservingBN2d  # noqa: E402
+
+__all__ += ['Ada3DVoxelNet', 'Ada3DSparseEncoder', 'column_keep', 'BEVImportancePredictor',
+            'center_heatmap', 'SparseBEVConv2d', 'SparsityPreservingBN2d']

@@ -1,0 +1,51 @@
+"""Ada3DVoxelNet: VoxelNet whose loss also trains the BEV importance predictor of an
+Ada3DSparseEncoder (MSE of its sigmoid to a gaussian centre heatmap of the GT boxes)."""
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmdet3d.models.detectors import VoxelNet
+from mmdet3d.registry import MODELS
+
+from .bev_importance import center_heatmap
+
+
+@MODELS.register_module()
+class Ada3DVoxelNet(VoxelNet):
+    """VoxelNet + ``loss_importance``; needs ``middle_encoder.type='Ada3DSparseEncoder'``.
+
+    Args (in addition to VoxelNet's):
+        importance_loss: dict(point_cloud_range, voxel_size, weight=1.0, min_overlap=0.1,
+            min_radius=2); the range and voxel size of the voxel layer place the heatmap.
+    """
+
+    def __init__(self, *args, importance_loss: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not hasattr(self.middle_encoder, 'predictor'):
+            raise TypeError('Ada3DVoxelNet needs an Ada3DSparseEncoder middle encoder, got '
+                            f'{type(self.middle_encoder).__name__}')
+        cfg = dict(weight=1.0, min_overlap=0.1, min_radius=2)
+        cfg.update(importance_loss)
+        for key in ('point_cloud_range', 'voxel_size'):
+            if key not in cfg:
+                raise KeyError(f'importance_loss needs {key!r}')
+        self.importance_loss = cfg
+
+    def importance_target(self, batch_data_samples) -> torch.Tensor:
+        """(B, 1, H, W) centre heatmap on the predictor's BEV grid."""
+        cfg = self.importance_loss
+        encoder = self.middle_encoder
+        cell = [v * encoder.predictor.downsample for v in cfg['voxel_size'][:2]]
+        grid = encoder.predictor.grid_shape(encoder.sparse_shape)
+        gts = [s.gt_instances_3d for s in batch_data_samples]
+        return center_heatmap(gts, len(gts), grid, cfg['point_cloud_range'], cell,
+                              cfg['min_overlap'], cfg['min_radius'])
+
+    def loss(self, batch_inputs_dict, batch_data_samples, **kwargs):
+        target = self.importance_target(batch_data_samples)  # before the head touches GTs
+        losses = super().loss(batch_inputs_dict, batch_data_samples, **kwargs)
+        logits = self.middle_encoder.last_logits
+        target = target.to(logits.device)
+        losses['loss_importance'] = self.importance_loss['weight'] * F.mse_loss(
+            torch.sigmoid(logits), target)
+        return losses

@@ -1,0 +1,106 @@
+"""Ada3DSparseEncoder: SparseEncoder that drops the voxels of unimportant BEV columns.
+
+A BEVImportancePredictor scores the BEV cells from the encoder's input voxels. At every
+location named in ``keep_ratios`` ('input', 'stage1'..'stageN' = after that encoder stage,
+'bev' = the output BEV map) the top fraction of that location's non-empty cells is kept
+and the rest dropped: voxels are removed from the sparse tensor (later convs never see
+them), BEV pixels are zeroed (SparseBEVConv2d + SPBN2d in the 2D backbone keep them zero).
+"""
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from mmdet3d.models.middle_encoders import SparseEncoder
+from mmdet3d.registry import MODELS
+
+from .backends import require_backend
+
+from .importance import keep_mask
+from .spss_encoder import empty_bev, encode
+
+
+def _importance_at(imp: torch.Tensor, hw) -> torch.Tensor:
+    """The (B, 1, H, W) importance map resampled to another BEV grid (max over merged cells)."""
+    if tuple(imp.shape[-2:]) == tuple(hw):
+        return imp
+    if hw[0] <= imp.shape[-2] and hw[1] <= imp.shape[-1]:
+        return F.adaptive_max_pool2d(imp, hw)
+    return F.interpolate(imp, size=tuple(hw), mode='nearest')
+
+
+def column_keep(indices: torch.Tensor, spatial_hw, imp: torch.Tensor,
+                keep_ratio: float) -> torch.Tensor:
+    """Per voxel row: whether its BEV column is among the kept top ``keep_ratio`` fraction
+    of the sample's non-empty columns, ranked by ``imp`` resampled to ``spatial_hw``."""
+    if len(indices) == 0 or keep_ratio >= 1:
+        return torch.ones(len(indices), dtype=torch.bool, device=indices.device)
+    h, w = int(spatial_hw[0]), int(spatial_hw[1])
+    grid = _importance_at(imp.detach(), (h, w))
+    col = (indices[:, 0].long() * h + indices[:, 2].long()) * w + indices[:, 3].long()
+    cols, inverse = torch.unique(col, return_inverse=True)
+    batch = torch.div(cols, h * w, rounding_mode='floor')
+    scores = grid.reshape(-1)[cols]
+    return keep_mask(scores, batch, 1.0 - keep_ratio)[inverse]
+
+
+@MODELS.register_module()
+class Ada3DSparseEncoder(SparseEncoder):
+    """SparseEncoder + Ada3D BEV-column pruning (see the module docstring).
+
+    Args (in addition to SparseEncoder's):
+        predictor: BEVImportancePredictor config.
+        keep_ratios: location -> fraction of non-empty BEV cells kept there.
+    """
+
+    def __init__(self, *args, predictor: Optional[dict] = None,
+                 keep_ratios: Optional[Dict[str, float]] = None, backend: str = 'spconv', **kwargs):
+        require_backend(backend)
+        super().__init__(*args, **kwargs)
+        predictor = dict(type='BEVImportancePredictor', in_channels=self.in_channels,
+                         **(predictor or {}))
+        self.predictor = MODELS.build(predictor)
+        self.keep_ratios = dict(keep_ratios or dict(input=0.5, bev=0.5))
+        valid = {'input', 'bev'} | {f'stage{i + 1}' for i in range(self.stage_num)}
+        for loc, r in self.keep_ratios.items():
+            if loc not in valid:
+                raise ValueError(f'unknown keep_ratios location {loc!r}; use {sorted(valid)}')
+            if not 0 < r <= 1:
+                raise ValueError(f'keep ratio at {loc!r} must be in (0, 1], got {r}')
+        self.last_logits = None  # for the importance loss (Ada3DVoxelNet)
+        self.last_bev_mask = None
+
+    def _prune_tensor(self, x, loc, imp):
+        r = self.keep_ratios.get(loc)
+        if r is None or r >= 1:
+            return x
+        keep = column_keep(x.indices, x.spatial_shape[1:], imp, r)
+        if bool(keep.all()):
+            return x
+        from spconv.pytorch import SparseConvTensor
+        return SparseConvTensor(x.features[keep], x.indices[keep], x.spatial_shape,
+                                x.batch_size)  # fresh rulebooks: the voxel set changed
+
+    def forward(self, voxel_features, coors, batch_size):
+        logits = self.predictor(voxel_features, coors, batch_size, self.sparse_shape)
+        self.last_logits = logits
+        imp = torch.sigmoid(logits)
+        if 'input' in self.keep_ratios:
+            keep = column_keep(coors, self.sparse_shape[1:], imp, self.keep_ratios['input'])
+            voxel_features, coors = voxel_features[keep], coors[keep]
+        if coors.shape[0] == 0:
+            self.last_bev_mask = None
+            return empty_bev(self, voxel_features, batch_size)
+        encoded = encode(self, voxel_features, coors, batch_size,
+                         lambda i, x: self._prune_tensor(x, f'stage{i + 1}', imp))
+        out, encode_features = encoded if self.return_middle_feats else (encoded, None)
+        n, _, h, w = out.shape
+        if 'bev' in self.keep_ratios:
+            active = (out != 0).any(1)
+            idx = torch.nonzero(active)
+            keep = column_keep(torch.stack([idx[:, 0], idx[:, 0] * 0, idx[:, 1], idx[:, 2]], 1),
+                               (h, w), imp, self.keep_ratios['bev'])
+            mask = torch.zeros(n, h, w, dtype=torch.bool, device=out.device)
+            mask[idx[keep, 0], idx[keep, 1], idx[keep, 2]] = True
+            out = out * mask[:, None].to(out.dtype)
+            self.last_bev_mask = mask
+        return (out, encode_features) if self.return_middle_feats else out

@@ -1,0 +1,93 @@
+"""Sparse convolution computed from an explicit rulebook (one gather, a GEMM per offset, one
+scatter), and the flat rulebook it runs on.
+
+Only the outputs present in the rulebook are computed, so a rulebook restricted to the
+kept outputs really skips the pruned work (unlike computing everything and overwriting).
+"""
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import torch
+
+
+@dataclass
+class FlatRulebook:
+    """All (input row, output row) pairs, grouped by kernel offset (offset ids ascending)."""
+    rows_in: torch.Tensor
+    rows_out: torch.Tensor
+    offset: torch.Tensor  # kernel offset id of every pair
+    num_offsets: int
+
+    @classmethod
+    def from_pairs(cls, book: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> 'FlatRulebook':
+        dev = book[0][0].device if len(book) else None
+        counts = torch.tensor([len(i) for i, _ in book], dtype=torch.long, device=dev)
+        offset = torch.repeat_interleave(torch.arange(len(book), device=dev), counts)
+        cat = (lambda ts: torch.cat(ts).long() if ts else
+               torch.zeros(0, dtype=torch.long, device=dev))
+        return cls(cat([i for i, _ in book]), cat([o for _, o in book]), offset, len(book))
+
+    def counts(self) -> torch.Tensor:
+        """Pairs per kernel offset, (K,) int64."""
+        return torch.bincount(self.offset, minlength=self.num_offsets)
+
+    def keep_outputs(self, keep_out: torch.Tensor, renumber: bool = False) -> 'FlatRulebook':
+        """Only the pairs whose output is kept (outputs renumbered to the kept ones if asked)."""
+        sel = torch.nonzero(keep_out[self.rows_out]).flatten()
+        rows_out = self.rows_out.index_select(0, sel)
+        if renumber:
+            rows_out = (torch.cumsum(keep_out.long(), 0) - 1).index_select(0, rows_out)
+        return FlatRulebook(self.rows_in.index_select(0, sel), rows_out,
+                            self.offset.index_select(0, sel), self.num_offsets)
+
+
+def spconv_offset_weights(weight: torch.Tensor) -> torch.Tensor:
+    """spconv 2.x weight (out, kz, ky, kx, in) -> (K, in, out), offsets in rulebook order."""
+    out_c, in_c = weight.shape[0], weight.shape[-1]
+    return weight.permute(1, 2, 3, 4, 0).reshape(-1, in_c, out_c)
+
+
+def conv_from_rulebook(features: torch.Tensor, weight_kio: torch.Tensor, book: FlatRulebook,
+                       num_out: int) -> torch.Tensor:
+    """out[o] = sum over pairs (i, o) at offset k of features[i] @ W_k."""
+    counts: List[int] = book.counts().tolist()
+    gathered = features.index_select(0, book.rows_in)
+    out = features.new_zeros(num_out, weight_kio.shape[-1])
+    if not len(gathered):
+        return out
+    if torch.is_grad_enabled() and (features.requires_grad or weight_kio.requires_grad):
+        products = torch.cat([seg @ weight_kio[k] for k, seg in
+                              enumerate(torch.split(gathered, counts)) if counts[k]])
+    else:  # inference: write each offset's GEMM straight into one buffer (no concat copy)
+        products = features.new_empty(len(gathered), weight_kio.shape[-1])
+        start = 0
+        for k, n in enumerate(counts):
+            if n:
+                torch.mm(gathered[start:start + n], weight_kio[k],
+                         out=products[start:start + n])
+                start += n
+    return out.index_add_(0, book.rows_out, products)
+
+
+def spconv_pair_tensors(book: FlatRulebook) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The rulebook in spconv's native layout: pairs (2, K, max_n) int32 and counts (K,)."""
+    counts = book.counts()
+    width = max(int(counts.max()) if len(counts) else 0, 1)
+    starts = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(len(book.offset), device=counts.device) - starts[book.offset]
+    pairs = torch.full((2, book.num_offsets, width), -1, dtype=torch.int32,
+                       device=counts.device)
+    pairs[0, book.offset, pos] = book.rows_in.int()
+    pairs[1, book.offset, pos] = book.rows_out.int()
+    return pairs, counts.int()
+
+
+def spconv_conv_from_rulebook(features: torch.Tensor, weight: torch.Tensor, book: FlatRulebook,
+                              num_out: int) -> torch.Tensor:
+    """The same product through spconv's own gather-GEMM-scatter (and its backward)."""
+    from spconv.core import ConvAlgo
+    from spconv.pytorch import functional as Fsp
+    if len(book.rows_in) == 0:
+        return features.new_zeros(num_out, weight.shape[0]) + 0 * weight.sum()
+    pairs, counts = spconv_pair_tensors(book)
+    return Fsp.indice_conv(features, weight, pairs, counts, num_out, ConvAlgo.Native)

@@ -1,0 +1,59 @@
+"""Voxel importance and per-sample keep masks for SPSS-style spatial pruning."""
+import torch
+from torch import nn
+
+try:
+    from spconv.pytorch import SubMConv3d
+except ImportError:  # pragma: no cover - spconv is a hard dependency
+    SubMConv3d = None
+
+IMPORTANCE_MODES = ('magnitude', 'learned')
+
+
+class VoxelImportance(nn.Module):
+    """Score in (0, 1) per active voxel: sigmoid(mean_c |x|) or a learned 1-channel subm conv.
+
+    The learned predictor only gets gradients when the features it scores are gated by it
+    (see ``SPSSSubMConv3d(gate=True)``).
+    """
+
+    dm3d_skip_pruning = True  # weight pruning leaves the predictor alone
+
+    def __init__(self, in_channels: int, mode: str = 'magnitude', kernel_size: int = 3):
+        super().__init__()
+        if mode not in IMPORTANCE_MODES:
+            raise ValueError(f'importance must be one of {IMPORTANCE_MODES}, got {mode!r}')
+        self.mode = mode
+        if mode == 'learned':
+            self.conv = SubMConv3d(in_channels, 1, kernel_size, padding=kernel_size // 2,
+                                   bias=True)
+
+    def forward(self, x) -> torch.Tensor:
+        if self.mode == 'magnitude':
+            return torch.sigmoid(x.features.abs().mean(1))
+        return torch.sigmoid(self.conv(x).features[:, 0])
+
+
+def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float) -> torch.Tensor:
+    """True for the voxels kept: in each sample the floor(n * prune_ratio) lowest scores go
+    (ties broken by position, so the mask is deterministic)."""
+    n = scores.shape[0]
+    keep = torch.ones(n, dtype=torch.bool, device=scores.device)
+    if n == 0 or prune_ratio <= 0:
+        return keep
+    batch_idx = batch_idx.long()
+    scores = scores.detach()
+    first, last = int(batch_idx.min()), int(batch_idx.max())
+    for b in range(first, last + 1):
+        rows = torch.arange(n, device=scores.device) if first == last else \
+            torch.nonzero(batch_idx == b).flatten()
+        n_pruned = int(len(rows) * prune_ratio)
+        if n_pruned:
+            sample = scores[rows]
+            # the n_pruned-th smallest score in O(n); ties at it go lowest position first
+            thr = torch.kthvalue(sample, n_pruned).values
+            below = sample < thr
+            ties = torch.nonzero(sample == thr).flatten()[:n_pruned - int(below.sum())]
+            below[ties] = True
+            keep[rows[below]] = False
+    return keep

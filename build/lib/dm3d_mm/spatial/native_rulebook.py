@@ -1,0 +1,69 @@
+"""Rulebooks from spconv's own (C++) native pair generation, decoded to explicit pairs.
+
+On CPU spconv stores a submanifold rulebook compactly: the centre offset is implicit (every
+site pairs with itself) and offsets past the centre hold their pairs under the count of
+their mirror offset. ``subm_rulebook`` decodes that into a flat rulebook and caches both
+spconv's data (under the layer's ``indice_key``, as spconv's own SubMConv3d does) and the
+decoded form, so pruned and plain layers of a stage share one pair generation.
+"""
+from typing import List, Tuple
+
+import torch
+from spconv.core import ConvAlgo
+from spconv.pytorch import ops
+from spconv.pytorch.core import IndiceData
+
+from .gather_conv import FlatRulebook
+
+
+def native_pairs_available(features: torch.Tensor) -> bool:
+    """The decoder knows spconv's CPU layout only (``features`` of the sparse tensor)."""
+    return features.device.type == 'cpu'
+
+
+def _indice_data(x, conv, subm: bool) -> IndiceData:
+    key = conv.indice_key
+    datas = x.find_indice_pair(key) if (subm and key is not None) else None
+    if datas is not None:
+        return datas
+    outids, pairs, num = ops.get_indice_pairs(
+        x.indices, x.batch_size, x.spatial_shape, ConvAlgo.Native, conv.kernel_size,
+        conv.stride, conv.padding, conv.dilation, conv.output_padding, subm, False)
+    out_shape = x.spatial_shape if subm else ops.get_conv_output_size(
+        x.spatial_shape, conv.kernel_size, conv.stride, conv.padding, conv.dilation)
+    datas = IndiceData(outids, x.indices, pairs, num, x.spatial_shape, out_shape,
+                       is_subm=subm, algo=ConvAlgo.Native, ksize=conv.kernel_size,
+                       stride=conv.stride, dilation=conv.dilation, padding=conv.padding)
+    if subm and key is not None:
+        x.indice_dict[key] = datas  # shared by the tensors replace_feature makes from x
+    return datas
+
+
+def _decode(datas: IndiceData, num_sites: int, subm: bool) -> FlatRulebook:
+    pairs, num = datas.indice_pairs, datas.indice_pair_num.tolist()
+    k = len(num)
+    centre = k // 2
+    book: List[Tuple[torch.Tensor, torch.Tensor]] = []
+    for i in range(k):
+        if subm and i == centre:
+            rows = torch.arange(num_sites)
+            book.append((rows, rows))
+            continue
+        n = num[k - 1 - i] if (subm and i > centre) else num[i]
+        book.append((pairs[0, i, :n], pairs[1, i, :n]))
+    return FlatRulebook.from_pairs(book)
+
+
+def subm_rulebook(x, conv) -> FlatRulebook:
+    """Full (all sites) rulebook of a submanifold conv on ``x``, centre offset included."""
+    datas = _indice_data(x, conv, subm=True)
+    flat = getattr(datas, 'dm3d_flat', None)
+    if flat is None:
+        flat = datas.dm3d_flat = _decode(datas, x.indices.shape[0], subm=True)
+    return flat
+
+
+def regular_rulebook(x, conv) -> Tuple[torch.Tensor, FlatRulebook]:
+    """(output sites, rulebook) of the full regular sparse conv on ``x``."""
+    datas = _indice_data(x, conv, subm=False)
+    return datas.out_indices, _decode(datas, x.indices.shape[0], subm=False)

@@ -1,0 +1,47 @@
+"""Sparsity-Preserving BatchNorm (Ada3D): statistics over non-zero pixels only, no mean
+subtraction and no shift, so a zero (pruned) BEV pixel stays exactly zero."""
+import torch
+from mmengine.registry import MODELS
+from torch import nn
+
+
+@MODELS.register_module('SPBN2d')
+class SparsityPreservingBN2d(nn.Module):
+    """y = gamma * x / sqrt(E[x^2] + eps), E over the non-zero pixels of each channel.
+
+    Loading a BatchNorm2d state dict converts its statistics (E[x^2] = var + mean^2) and
+    drops beta, so a dense checkpoint is a sensible start for fine-tuning.
+    """
+    _abbr_ = 'bn'
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = nn.Parameter(torch.ones(num_features)) if affine else None
+        self.register_buffer('running_sq', torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            active = (x != 0).any(1, keepdim=True)  # pixels that carry features
+            n = active.sum().clamp(min=1)
+            sq = (x.square() * active).sum((0, 2, 3)) / n
+            with torch.no_grad():
+                self.running_sq.mul_(1 - self.momentum).add_(self.momentum * sq.detach())
+        else:
+            sq = self.running_sq
+        y = x * torch.rsqrt(sq + self.eps)[None, :, None, None]
+        if self.weight is not None:
+            y = y * self.weight[None, :, None, None]
+        return y
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        mean, var = prefix + 'running_mean', prefix + 'running_var'
+        if var in state_dict and prefix + 'running_sq' not in state_dict:
+            m = state_dict.pop(mean, torch.zeros_like(state_dict[var]))
+            state_dict[prefix + 'running_sq'] = state_dict.pop(var) + m.square()
+            for extra in ('bias', 'num_batches_tracked'):
+                state_dict.pop(prefix + extra, None)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)

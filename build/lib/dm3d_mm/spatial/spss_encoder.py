@@ -1,0 +1,118 @@
+"""SPSSSparseEncoder: mmdet3d's SparseEncoder with SPSS-Conv spatial pruning per stage."""
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from mmdet3d.models.middle_encoders import SparseEncoder
+from mmdet3d.registry import MODELS
+from spconv.pytorch import SparseConv3d, SparseConvTensor, SparseSequential, SubMConv3d
+from spconv.pytorch.modules import is_spconv_module
+from spconv.pytorch.ops import get_conv_output_size
+
+from .backends import require_backend
+from .bev_scatter import sparse_to_bev
+from .spss_conv import SPSSBlock, SPSSSparseConv3d, SPSSSubMConv3d
+
+
+def _per_stage(value, num_stages: int, name: str):
+    values = [value] * num_stages if isinstance(value, (int, float)) else list(value)
+    if len(values) != num_stages:
+        raise ValueError(f'{name} needs one value per encoder stage ({num_stages}), '
+                         f'got {len(values)}')
+    return values
+
+
+def _spss_like(conv, cls, prune_ratio, importance, gate):
+    """An SPSS conv with the geometry of ``conv`` (same weight shape and state_dict keys)."""
+    new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+              padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None,
+              indice_key=conv.indice_key, prune_ratio=prune_ratio, importance=importance,
+              gate=gate)
+    new.weight.data.copy_(conv.weight.data)
+    if conv.bias is not None:
+        new.bias.data.copy_(conv.bias.data)
+    return new
+
+
+@MODELS.register_module()
+class SPSSSparseEncoder(SparseEncoder):
+    """SparseEncoder whose encoder stages prune voxels as SPSS-Conv does.
+
+    Args (in addition to SparseEncoder's):
+        prune_ratios: fraction of voxels pruned, one float for all stages or one per stage.
+            In a stage, every submanifold conv with equal in/out channels computes only its
+            kept voxels, and (``prune_downsample``) the strided conv dilates only them.
+        importance: 'magnitude' (sigmoid of mean |feature|) or 'learned' (1-channel subm conv).
+        gate: multiply features by their importance (default: only for 'learned').
+        passthrough: what the pruned voxels of a submanifold conv skip: 'conv' (SPS-Conv:
+            the conv only; the block's norm and activation still apply to them) or 'block'
+            (the whole conv-norm-act block, see SPSSBlock).
+    """
+
+    def __init__(self, *args, prune_ratios: Union[float, Sequence[float]] = 0.5,
+                 importance: str = 'magnitude', gate: Optional[bool] = None,
+                 prune_downsample: bool = True, passthrough: str = 'conv',
+                 backend: str = 'spconv', **kwargs):
+        require_backend(backend)
+        if passthrough not in ('conv', 'block'):
+            raise ValueError(f"passthrough must be 'conv' or 'block', got {passthrough!r}")
+        super().__init__(*args, **kwargs)
+        self.prune_ratios = _per_stage(prune_ratios, self.stage_num, 'prune_ratios')
+        for ratio, stage in zip(self.prune_ratios, self.encoder_layers):
+            if ratio <= 0:
+                continue
+            for parent in list(stage.modules()):
+                for name, child in list(parent.named_children()):
+                    if type(child) is SubMConv3d and child.in_channels == child.out_channels:
+                        cls = SPSSSubMConv3d
+                    elif type(child) is SparseConv3d and prune_downsample:
+                        cls = SPSSSparseConv3d
+                    else:
+                        continue
+                    setattr(parent, name, _spss_like(child, cls, ratio, importance, gate))
+            if passthrough == 'block':
+                _wrap_blocks(stage)
+
+    def forward(self, voxel_features, coors, batch_size):
+        """SparseEncoder's forward; no voxels at all give an all-zero BEV map."""
+        if coors.shape[0] == 0:
+            return empty_bev(self, voxel_features, batch_size)
+        return encode(self, voxel_features, coors, batch_size)
+
+
+def _wrap_blocks(stage):
+    """SparseSequential blocks led by an SPSSSubMConv3d -> SPSSBlock (same children)."""
+    for parent in list(stage.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is SparseSequential and len(child) > 1 and \
+                    isinstance(child[0], SPSSSubMConv3d) and \
+                    not any(is_spconv_module(m) for m in list(child)[1:]):
+                setattr(parent, name, SPSSBlock(*child))
+
+
+def encode(encoder: SparseEncoder, voxel_features, coors, batch_size,
+           after_stage: Optional[Callable] = None):
+    """SparseEncoder's forward (full precision, as mmdet3d runs it), with the BEV map written
+    by ``sparse_to_bev`` and an optional ``after_stage(i, x) -> x`` between stages."""
+    with torch.autocast(voxel_features.device.type, enabled=False):
+        x = SparseConvTensor(voxel_features, coors.int(), encoder.sparse_shape, batch_size)
+        x = encoder.conv_input(x)
+        encode_features = []
+        for i, stage in enumerate(encoder.encoder_layers):
+            x = stage(x)
+            if after_stage is not None:
+                x = after_stage(i, x)
+            encode_features.append(x)
+        bev = sparse_to_bev(encoder.conv_out(encode_features[-1]))
+    return (bev, encode_features) if encoder.return_middle_feats else bev
+
+
+def empty_bev(encoder: SparseEncoder, voxel_features, batch_size):
+    """The all-zero output a SparseEncoder would give without voxels (spconv cannot run on
+    zero voxels): shape from the strided convs' output-size formula, in forward order."""
+    shape = list(encoder.sparse_shape)
+    for m in encoder.modules():
+        if isinstance(m, SparseConv3d):
+            shape = get_conv_output_size(shape, m.kernel_size, m.stride, m.padding, m.dilation)
+    d, h, w = shape
+    zeros = voxel_features.new_zeros(batch_size, encoder.output_channels * d, h, w)
+    return (zeros, []) if encoder.return_middle_feats else zeros

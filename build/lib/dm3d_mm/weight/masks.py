@@ -1,0 +1,85 @@
+"""Binary weight masks that stay exact through training.
+
+Masks are held outside the modules (no extra state_dict keys, so a pruned checkpoint still
+loads into plain mmdet3d): pruned weights are zeroed in place, gradients of pruned entries
+are zeroed, and the weights are re-masked before every forward and after every optimizer
+step, so neither momentum nor weight decay can revive a pruned weight.
+"""
+from typing import Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+
+def _premask(mask: Tensor):
+    def hook(module, inputs):  # returns None: the inputs are left as they are
+        module.weight.data.mul_(mask.to(module.weight.device))
+    return hook
+
+
+class MaskSet:
+
+    def __init__(self, model: nn.Module, masks: Dict[str, Tensor]):
+        modules = dict(model.named_modules())
+        unknown = [n for n in masks if n not in modules]
+        if unknown:
+            raise KeyError(f'masks name layers this model does not have: {unknown[:5]}')
+        self.model = model
+        self.masks: Dict[str, Tensor] = {}
+        for name, mask in masks.items():
+            weight = modules[name].weight
+            if tuple(mask.shape) != tuple(weight.shape):
+                raise ValueError(f'mask of {name} has shape {tuple(mask.shape)}, its weight '
+                                 f'{tuple(weight.shape)}')
+            self.masks[name] = mask.to(device=weight.device, dtype=torch.bool)
+        self._handles = []
+
+    def _weights(self):
+        modules = dict(self.model.named_modules())
+        for name, mask in self.masks.items():
+            yield name, modules[name].weight, mask
+
+    @torch.no_grad()
+    def apply(self) -> 'MaskSet':
+        """Zero every pruned weight in place."""
+        for _, weight, mask in self._weights():
+            if mask.device != weight.device:
+                mask = mask.to(weight.device)
+            weight.mul_(mask)
+        return self
+
+    def attach(self, optimizer: Optional[torch.optim.Optimizer] = None) -> 'MaskSet':
+        """Keep masks exact: pre-forward re-masking, masked gradients, post-step re-masking."""
+        self.detach()
+        self.apply()
+        modules = dict(self.model.named_modules())
+        for name, weight, mask in self._weights():
+            self._handles.append(modules[name].register_forward_pre_hook(_premask(mask)))
+            self._handles.append(weight.register_hook(
+                lambda grad, m=mask: grad * m.to(grad.device)))
+        if optimizer is not None:
+            self._handles.append(optimizer.register_step_post_hook(
+                lambda opt, args, kwargs: self.apply()))
+        return self
+
+    def detach(self):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def sparsity(self) -> Dict[str, float]:
+        return {n: 1.0 - float(m.float().mean()) for n, m in self.masks.items()}
+
+    def total_sparsity(self) -> float:
+        pruned = sum(int((~m).sum()) for m in self.masks.values())
+        return pruned / max(sum(m.numel() for m in self.masks.values()), 1)
+
+    def state(self) -> Dict[str, Tensor]:
+        """CPU bool masks, for a checkpoint's meta."""
+        return {n: m.detach().cpu().clone() for n, m in self.masks.items()}
+
+    @classmethod
+    def from_weights(cls, model: nn.Module, names) -> 'MaskSet':
+        """Masks read back from zeros in the weights (a pruned checkpoint without meta)."""
+        modules = dict(model.named_modules())
+        return cls(model, {n: modules[n].weight.detach() != 0 for n in names})

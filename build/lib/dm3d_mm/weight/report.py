@@ -1,0 +1,51 @@
+"""Human-readable pruning reports: a markdown table and the layer-wise sparsity plot
+(the layout of the DM3D paper's Fig. 4)."""
+from typing import Dict, Optional
+
+from .pruner import PruneResult
+
+
+def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
+    est = f', estimator {result.estimator}' if result.estimator else ''
+    lines = [f'# Pruning report: {result.method}{est}', '',
+             f'- FLOPs target: {result.flops_target:.3f} of dense',
+             f'- MACs per frame: {result.macs_before / 1e9:.4f} G -> '
+             f'{result.macs_after / 1e9:.4f} G (achieved {result.achieved_ratio:.4f}; floor '
+             f'of unpruned layers {result.floor / 1e9:.4f} G)',
+             f'- measured output distortion on the calibration frames: '
+             f'{result.measured_distortion:.6g}']
+    for k, v in (extra or {}).items():
+        lines.append(f'- {k}: {v}')
+    if result.timings:
+        lines.append('- time (s): ' + ', '.join(f'{k} {v:.2f}' for k, v in
+                                                 result.timings.items()))
+    lines += ['', '| layer | part | weights | pruned | GMACs before | GMACs after | predicted '
+              'distortion |', '|---|---|---:|---:|---:|---:|---:|']
+    for lr in result.layers:
+        pd = '-' if lr.predicted_distortion is None else f'{lr.predicted_distortion:.4g}'
+        lines.append(f'| {lr.name} | {lr.part} | {lr.numel} | {100 * lr.ratio:.1f}% | '
+                     f'{lr.macs_before / 1e9:.5f} | {lr.macs_after / 1e9:.5f} | {pd} |')
+    return '\n'.join(lines) + '\n'
+
+
+def sparsity_plot(result: PruneResult, path: str):
+    """Bar chart of the pruned fraction per layer, coloured by part."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    parts = sorted({lr.part for lr in result.layers})
+    colours = {p: plt.cm.tab10(i) for i, p in enumerate(parts)}
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(result.layers)), 3.5))
+    ax.bar(range(len(result.layers)), [100 * lr.ratio for lr in result.layers],
+           color=[colours[lr.part] for lr in result.layers])
+    ax.set_xticks(range(len(result.layers)))
+    ax.set_xticklabels([lr.name for lr in result.layers], rotation=90, fontsize=6)
+    ax.set_ylabel('weights pruned (%)')
+    ax.set_ylim(0, 100)
+    ax.set_title(f'{result.method} at {result.achieved_ratio:.2f} of dense FLOPs')
+    for p in parts:
+        ax.bar([], [], color=colours[p], label=p)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

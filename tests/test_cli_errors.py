@@ -1,0 +1,111 @@
+"""User mistakes at the command line: one line ``error: ...`` on stderr, exit status 2, and
+nothing written or changed; an out-of-range cloud is a clean zero-voxel count."""
+import hashlib
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+SECOND = 'configs/demo/second_synth-kitti_cpu.py'
+SECOND_CKPT = 'checkpoints/second_synth-kitti_cpu.pth'
+PP_CKPT = 'checkpoints/pointpillars_synth-kitti_cpu.pth'
+
+
+def _sha(path):
+    return hashlib.sha256(open(osp.join(REPO, path), 'rb').read()).hexdigest()
+
+
+def _run(tool, *args):
+    return subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *args],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+def _one_line_error(proc, *words):
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith('error: ')]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize('args,words', [
+    (['--checkpoint', PP_CKPT], ['does not fit', 'missing', 'unexpected']),
+    (['--checkpoint', SECOND_CKPT, '--flops-target', '0'], ['flops_target']),
+    (['--checkpoint', SECOND_CKPT, '--flops-target', '1.5'], ['flops_target']),
+    (['--checkpoint', SECOND_CKPT, '--flops-target', '0.01', '--parts', 'neck',
+      '--calib-frames', '1'], ['floor']),
+    (['--checkpoint', SECOND_CKPT, '--parts', 'encoder'], ['unknown part']),
+    (['--checkpoint', 'checkpoints/missing.pth'], ['checkpoint not found']),
+    (['--checkpoint', SECOND_CKPT, '--cfg-options', 'pruning.flops_targt=0.5'],
+     ['pruning config']),
+])
+def test_prune_tool_user_errors_are_one_line_and_write_nothing(synth_root, tmp_path, args,
+                                                               words):
+    work = tmp_path / 'out'
+    before = {p: _sha(p) for p in (SECOND_CKPT, PP_CKPT)}
+    proc = _run('prune.py', SECOND, *args, '--work-dir', str(work), '--data-root', synth_root)
+    _one_line_error(proc, *words)
+    assert not work.exists() or not os.listdir(work)
+    assert before == {p: _sha(p) for p in before}
+
+
+def test_missing_config_is_one_line(tmp_path):
+    proc = _run('prune.py', 'configs/demo/nope.py', '--checkpoint', SECOND_CKPT,
+                '--work-dir', str(tmp_path / 'o'))
+    _one_line_error(proc, 'config not found')
+    proc = _run('flops.py', 'configs/demo/nope.py')
+    _one_line_error(proc, 'config not found')
+
+
+def test_allow_partial_loads_what_fits(synth_root, tmp_path):
+    """--allow-partial is the explicit way to prune a checkpoint that does not fit."""
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.flops import build_detector, load_weights
+    cfg = load_config(osp.join(REPO, SECOND), data_root=synth_root)
+    model = build_detector(cfg, None, 'cpu')
+    report = load_weights(model, osp.join(REPO, PP_CKPT), strict=False)
+    assert report['missing'] and report['unexpected']
+    with pytest.raises(ValueError, match='allow-partial'):
+        load_weights(model, osp.join(REPO, PP_CKPT))
+    assert not any(load_weights(model, osp.join(REPO, SECOND_CKPT)).values())
+
+
+@pytest.mark.parametrize('content,words', [
+    (b'', ['empty point cloud']),
+    (np.zeros(7, np.float32).tobytes(), ['whole number']),
+])
+def test_flops_tool_bad_point_files(tmp_path, content, words):
+    f = tmp_path / 'p.bin'
+    f.write_bytes(content)
+    out = tmp_path / 'f.json'
+    proc = _run('flops.py', SECOND, '--points', str(f), '--json', str(out))
+    _one_line_error(proc, *words)
+    assert not out.exists()
+
+
+def test_flops_tool_out_of_range_cloud_counts_zero_voxels(tmp_path):
+    pts = np.zeros((500, 4), np.float32)
+    pts[:, 0] = -40.0  # behind the sensor: outside [0, 51.2) in x
+    f = tmp_path / 'behind.bin'
+    pts.tofile(f)
+    out = tmp_path / 'f.json'
+    proc = _run('flops.py', SECOND, '--checkpoint', SECOND_CKPT, '--points', str(f),
+                '--json', str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report['frames'] == 1 and report['total_effective_macs'] == 0
+    assert '0 voxels' in proc.stdout + proc.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = _run('prune.py', SECOND, '--checkpoint', SECOND_CKPT, '--flops-target', '0',
+                '--work-dir', str(tmp_path / 'o'), '--debug')
+    assert proc.returncode != 0 and 'Traceback' in proc.stderr
