@@ -56,11 +56,21 @@ def test_full_unpickling_only_for_mmengine_before_0_11():
 
 
 def test_wheel_ships_the_configs(tmp_path):
+    """A wheel built from a copy of the sources (the checkout stays clean) holds the configs."""
+    import shutil
+    src = tmp_path / 'src'
+    for name in ('pyproject.toml', 'README.md'):
+        shutil.copy(osp.join(REPO, name), src / name) if src.exists() else (
+            src.mkdir(), shutil.copy(osp.join(REPO, name), src / name))
+    shutil.copytree(osp.join(REPO, 'configs'), src / 'configs')
+    shutil.copytree(osp.join(REPO, 'dm3d_mm'), src / 'dm3d_mm', symlinks=True,
+                    ignore=shutil.ignore_patterns('__pycache__', '*.egg-info'))
+    out = tmp_path / 'dist'
     proc = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
-                           '--no-build-isolation', '-q', '-w', str(tmp_path), REPO],
+                           '--no-build-isolation', '-q', '-w', str(out), str(src)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    wheel = next(p for p in tmp_path.iterdir() if p.suffix == '.whl')
+    wheel = next(p for p in out.iterdir() if p.suffix == '.whl')
     names = zipfile.ZipFile(wheel).namelist()
     for cfg in ('dm3d_mm/.mim/configs/demo/second_synth-kitti_cpu.py',
                 'dm3d_mm/.mim/configs/dm3d/centerpoint_voxel01_nus_dm3d25.py'):

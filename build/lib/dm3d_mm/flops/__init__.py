@@ -1,6 +1,0 @@
-"""Joint FLOPs under voxel (spatial) and weight sparsity, counted from real forwards."""
-from .counted_forward import count_flops, frames_in
-from .counter import FlopsCounter, LayerStats, part_of
-from .pairs import count_pairs
-
-__all__ = ['FlopsCounter', 'LayerStats', 'count_flops', 'count_pairs', 'frames_in', 'part_of']

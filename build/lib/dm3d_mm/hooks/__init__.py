@@ -1,4 +1,0 @@
-"""mmengine hooks that carry DM3D pruning through training (custom_hooks in a config)."""
-from .pruning_hook import DM3DPruningHook
-
-__all__ = ['DM3DPruningHook']
