@@ -31,16 +31,19 @@ class CalibrationPass:
         counter (FlopsCounter | None): joint FLOPs of the frames (all ranks), if counted.
         reference (list): this rank's per-batch dense outputs (p_b, p_c), detached.
         grads (dict): per layer, gradient rows (M, D) of all ranks in frame order (only the
-            first frame's rows when no gradient mode was asked: enough to tell which layers
-            reach the outputs).
+            first frame's rows when no gradient mode was asked).
+        reached (list): layers whose weights are in the autograd graph of the measured
+            outputs (lambda-weighted terms with a zero lambda are not measured). A layer
+            whose gradient is zero on these frames (a ReLU-dead branch) still reaches them.
     """
     counter: Optional[FlopsCounter]
     reference: List[Tuple[Tensor, Tensor]]
     grads: Dict[str, Tensor]
+    reached: List[str]
 
     def influencing(self) -> List[str]:
-        """Layers with a non-zero gradient row: those whose weights reach the outputs."""
-        return [n for n, g in self.grads.items() if bool(g.abs().sum() > 0)]
+        """Layers whose weights reach the measured outputs."""
+        return list(self.reached)
 
 
 def calibration_pass(model: nn.Module, layers: Dict[str, nn.Module], batches: Sequence[dict],
@@ -68,6 +71,7 @@ def calibration_pass(model: nn.Module, layers: Dict[str, nn.Module], batches: Se
     frame_ids = list(range(len(batches))) if frame_ids is None else list(frame_ids)
     sb, sc = float(lambdas[0]) ** 0.5, float(lambdas[1]) ** 0.5
     reference = []
+    reached: set = set()
     bar = ProgressBar(len(batches)) if progress else None
     was_training = model.training
     model.eval()
@@ -84,8 +88,9 @@ def calibration_pass(model: nn.Module, layers: Dict[str, nn.Module], batches: Se
                 if count:
                     counter.add_frames(1)
                 if differentiate:
-                    _gradient_rows(p_b, p_c, weights, names, rows, mode or 'hutchinson',
-                                   reps if mode else 1, sb, sc, lambdas, seed, fid)
+                    reached |= _gradient_rows(p_b, p_c, weights, names, rows,
+                                              mode or 'hutchinson', reps if mode else 1, sb,
+                                              sc, lambdas, seed, fid)
                 if bar:
                     bar.update()
     finally:
@@ -95,26 +100,36 @@ def calibration_pass(model: nn.Module, layers: Dict[str, nn.Module], batches: Se
     stacked = {n: torch.stack(v) for n, v in rows.items()}
     if mode is not None:
         stacked = gather_rows(stacked, frame_ids, reps)
-    else:  # first frames only: a layer reaches the outputs if it does on any rank
-        nonzero = sum_over_ranks(*[float(g.abs().sum() > 0) for g in stacked.values()])
-        stacked = {n: g if g.abs().sum() > 0 or not nz else torch.ones_like(g)
-                   for (n, g), nz in zip(stacked.items(), nonzero)}
-    return CalibrationPass(counter, reference, stacked)
+    # a layer reaches the outputs if it does on any rank
+    hits = sum_over_ranks(*[float(n in reached) for n in names])
+    return CalibrationPass(counter, reference, stacked,
+                           [n for n, h in zip(names, hits) if h > 0])
 
 
-def _gradient_rows(p_b, p_c, weights, names, rows, mode, reps, sb, sc, lambdas, seed, fid):
+def _gradient_rows(p_b, p_c, weights, names, rows, mode, reps, sb, sc, lambdas, seed,
+                   fid) -> set:
+    """Append this frame's gradient rows; return the layers in the outputs' graph."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + fid)
+    reached = set()
     for r in range(reps):
-        if mode == 'hutchinson':
-            ub = torch.randint(0, 2, p_b.shape, generator=gen).to(p_b) * 2 - 1
-            uc = torch.randint(0, 2, p_c.shape, generator=gen).to(p_c) * 2 - 1
-            z = sb * (ub * p_b).sum() + sc * (uc * p_c).sum()
-        else:
-            z = lambdas[0] * p_b.sum() + lambdas[1] * p_c.sum()
+        ub = torch.randint(0, 2, p_b.shape, generator=gen).to(p_b) * 2 - 1
+        uc = torch.randint(0, 2, p_c.shape, generator=gen).to(p_c) * 2 - 1
+        terms = []  # a zero lambda leaves its outputs out of the graph (not measured)
+        if sb > 0:
+            terms.append(sb * (ub * p_b).sum() if mode == 'hutchinson' else
+                         lambdas[0] * p_b.sum())
+        if sc > 0:
+            terms.append(sc * (uc * p_c).sum() if mode == 'hutchinson' else
+                         lambdas[1] * p_c.sum())
+        z = sum(terms)
         grads = torch.autograd.grad(z, weights, retain_graph=r < reps - 1, allow_unused=True)
         for n, g, w in zip(names, grads, weights):
-            g = torch.zeros_like(w) if g is None else g
+            if g is None:
+                g = torch.zeros_like(w)
+            else:
+                reached.add(n)
             rows[n].append(g.detach().reshape(-1).float().cpu())
+    return reached
 
 
 def collect_gradients(model: nn.Module, layers: Dict[str, nn.Module], batches: Sequence[dict],

@@ -84,24 +84,27 @@ def find_prunable_layers(model: nn.Module, parts: Optional[Sequence[str]] = None
 
 
 NOT_RUN = 'never ran in the inference forward (training-only or second-stage layers)'
-NO_INFLUENCE = 'do not reach the measured head outputs (zero gradient on every frame)'
+NO_INFLUENCE = 'do not reach the measured head outputs (not in their autograd graph)'
 
 
 def settle_selection(candidates: Dict[str, nn.Module], ran: Iterable[str],
                      influencing: Iterable[str], parts: Optional[Sequence[str]] = None,
                      include: Optional[Iterable[str]] = None, **_) -> Tuple[
                          Dict[str, nn.Module], Dict[str, List[str]]]:
-    """Narrow a selection to the layers the counted forward ran and whose weights reach y.
+    """Narrow a selection to the layers the counted forward ran and whose weights reach y,
+    in the order the forward ran them (network order, not registration order).
 
     Left-out layers are returned by reason. Asking for them explicitly stays an error: an
     ``include`` pattern naming one layer (no wildcard) that is left out, a pattern or a
     ``part`` left with no layer at all.
     """
+    order = {n: i for i, n in enumerate(ran)}
     ran, influencing = set(ran), set(influencing)
     left_out = {NOT_RUN: [n for n in candidates if n not in ran],
                 NO_INFLUENCE: [n for n in candidates if n in ran and n not in influencing]}
     dropped = {n: reason for reason, names in left_out.items() for n in names}
-    layers = OrderedDict((n, m) for n, m in candidates.items() if n not in dropped)
+    layers = OrderedDict(sorted(((n, m) for n, m in candidates.items() if n not in dropped),
+                                key=lambda item: order[item[0]]))
     for pat in include or ():
         hits = [n for n in candidates if fnmatch.fnmatch(n, pat)]
         if not any(n in layers for n in hits) or (pat in dropped):
