@@ -74,33 +74,6 @@ def test_pvrcnn_builds_but_point_ops_need_cuda():
             furthest_point_sample(torch.rand(1, 64, 3), 8)
 
 
-def test_pvrcnn_dm3d_prunes_on_its_first_stage_outputs():
-    """DM3D on PV-RCNN: the distortion is measured on the RPN head's dense outputs (the RoI
-    stage needs the CUDA point ops), which runs on CPU; the allocation meets the budget."""
-    from dm3d_mm.apis import load_config
-    from dm3d_mm.weight import DM3DPruner
-    from dm3d_mm.weight.head_outputs import build_head_outputs, detection_head
-    from mmdet3d.registry import MODELS
-    cfg = load_config(osp.join(REPO, 'configs/dm3d/pvrcnn_kitti_dm3d27.py'))
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model).eval()
-    assert detection_head(model) is model.rpn_head
-    frames = []
-    for seed in range(2):
-        b = _batch(cfg, 4, 3, seed=seed)
-        frames.append(dict(inputs=dict(points=b['inputs']['points'][:1]),
-                           data_samples=b['data_samples'][:1]))
-    with torch.no_grad():
-        p_b, p_c = build_head_outputs(model)(model, frames[0])
-    # per anchor: 3 class confidences, 7 box terms and 2 direction logits
-    assert p_c.shape[0] == 1 and p_c.shape[1] > 0 and p_b.shape[1] > p_c.shape[1]
-    res = DM3DPruner(0.5, num_ratios=4, parts=['middle_encoder', 'backbone', 'neck'],
-                     progress=False).prune(model, frames)
-    assert res.macs_after <= 0.5 * res.macs_before
-    assert res.achieved_ratio > 0.3
-    assert any(n.startswith('middle_encoder') for n in res.masks)
-
-
 PRUNED_CONFIGS = sorted(
     [osp.join('configs/dm3d', f) for f in __import__('os').listdir(osp.join(REPO, 'configs/dm3d'))
      if '_dm3d' in f] +
@@ -111,7 +84,8 @@ PRUNED_CONFIGS = sorted(
 @pytest.mark.parametrize('rel', PRUNED_CONFIGS)
 def test_every_dm3d_config_prunes_on_generated_points(rel):
     """Each shipped DM3D config's own ``pruning`` dict (fewer candidate ratios) prunes its
-    model on two generated frames: the budget is met and the masks are in the weights."""
+    model on a generated frame: the budget is met and the masks are in the weights. (The
+    detector families' defaults on two frames: test_zoo_plug_and_play.py.)"""
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.prune import build_pruner
     from mmdet3d.registry import MODELS
@@ -120,7 +94,7 @@ def test_every_dm3d_config_prunes_on_generated_points(rel):
     model = MODELS.build(cfg.model).eval()
     dims = 5 if 'nus' in rel else 4
     frames = []
-    for seed in range(2):
+    for seed in range(1):
         b = _batch(cfg, dims, 3, box_dims=9 if dims == 5 else 7, seed=seed)
         frames.append(dict(inputs=dict(points=b['inputs']['points'][:1]),
                            data_samples=b['data_samples'][:1]))

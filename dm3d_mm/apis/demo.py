@@ -12,7 +12,8 @@ from .config_utils import load_config
 from .demo_report import summarize_kitti_metrics
 
 DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu.py',
-                'configs/demo/pointpillars_synth-kitti_cpu.py')
+                'configs/demo/pointpillars_synth-kitti_cpu.py',
+                'configs/demo/centerpoint_synth-kitti_cpu.py')
 
 
 def config_name(config: str) -> str:

@@ -1,6 +1,6 @@
 """Anchor heads: Anchor3DHead and its subclasses (SECOND, PointPillars, Part-A2 / PV-RCNN
 RPNs, FreeAnchor, SA-SSD) and SSN's ShapeAwareHead."""
-from typing import Tuple
+from typing import List, Tuple
 
 from torch import Tensor, nn
 
@@ -36,17 +36,18 @@ class AnchorHeadOutputs(HeadOutputs):
             prob = cls.sigmoid()
             scores.append(prob)
             level = [box] + ([dirs] if dirs is not None else [])
-            if self.weigh:
-                b, ac, h, w = prob.shape
-                conf = prob.detach().reshape(b, ac // head.num_classes, head.num_classes,
-                                             h, w).amax(2)
-                level = [_anchor_weighted(t, conf) for t in level]
-            boxes.extend(level)
+            boxes.extend(self.weighted(head, prob.detach(), level) if self.weigh else level)
         return flat(boxes, batch, cls_scores[0]), flat(scores, batch, cls_scores[0])
+
+    def weighted(self, head: nn.Module, prob: Tensor, level: List[Tensor]) -> List[Tensor]:
+        """Scale each anchor's box / direction maps by sqrt of its best class confidence."""
+        b, ac, h, w = prob.shape
+        conf = prob.reshape(b, ac // head.num_classes, head.num_classes, h, w).amax(2)
+        return [_anchor_weighted(t, conf) for t in level]
 
 
 @HEAD_OUTPUTS.register_module()
-class ShapeAwareHeadOutputs(HeadOutputs):
+class ShapeAwareHeadOutputs(AnchorHeadOutputs):
     """SSN's ShapeAwareHead: per level, all shape groups' anchors concatenated as (B, N, C)
     class logits, (B, N, code) box deltas and (B, N, 2) direction logits.
 
@@ -55,17 +56,6 @@ class ShapeAwareHeadOutputs(HeadOutputs):
     """
     head_types = ('ShapeAwareHead', )
 
-    def split(self, head: nn.Module, outs, batch: int) -> Tuple[Tensor, Tensor]:
-        cls_scores, bbox_preds = outs[0], outs[1]
-        dir_preds = outs[2] if len(outs) > 2 and outs[2] is not None else \
-            [None] * len(bbox_preds)
-        boxes, scores = [], []
-        for cls, box, dirs in zip(cls_scores, bbox_preds, dir_preds):
-            prob = cls.sigmoid()
-            scores.append(prob)
-            level = [box] + ([dirs] if dirs is not None else [])
-            if self.weigh:
-                conf = prob.detach().amax(-1, keepdim=True).sqrt()  # (B, N, 1)
-                level = [t * conf for t in level]
-            boxes.extend(level)
-        return flat(boxes, batch, cls_scores[0]), flat(scores, batch, cls_scores[0])
+    def weighted(self, head: nn.Module, prob: Tensor, level: List[Tensor]) -> List[Tensor]:
+        conf = prob.amax(-1, keepdim=True).sqrt()  # (B, N, 1)
+        return [t * conf for t in level]
