@@ -76,3 +76,20 @@ def test_wheel_ships_the_configs(tmp_path):
                 'dm3d_mm/.mim/configs/dm3d/centerpoint_voxel01_nus_dm3d25.py'):
         assert cfg in names
     assert osp.isfile(osp.join(REPO, 'dm3d_mm/.mim/configs/demo/second_synth-kitti_cpu.py'))
+
+
+def test_logged_to_captures_python_and_c_level_output(tmp_path, capfd):
+    import os
+
+    from dm3d_mm.apis.quiet import logged_to
+    log = tmp_path / 'run.log'
+    print('before')
+    with logged_to(str(log)):
+        print('python chatter', flush=True)
+        os.write(2, b'c-level warning\n')
+    print('after')
+    out, err = capfd.readouterr()
+    assert 'before' in out and 'after' in out
+    assert 'chatter' not in out + err and 'c-level' not in out + err
+    text = log.read_text()
+    assert 'python chatter' in text and 'c-level warning' in text
