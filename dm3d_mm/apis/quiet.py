@@ -12,7 +12,8 @@ import sys
 
 @contextlib.contextmanager
 def logged_to(path: str):
-    """Redirect stdout and stderr (file descriptors 1 and 2) into ``path`` (appended)."""
+    """Redirect stdout and stderr (file descriptors 1 and 2, and ``sys.stdout`` /
+    ``sys.stderr``) into ``path`` (appended)."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -20,8 +21,9 @@ def logged_to(path: str):
     with open(path, 'a') as f:
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
-        try:
-            yield
+        try:  # and the Python objects, wherever they point (a test's capture, say)
+            with contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+                yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
