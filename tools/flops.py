@@ -13,14 +13,13 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.cli import add_debug_arg, run_cli
+from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.flops import (build_detector, count_on_dataset, count_on_points,
                                 default_device)
 from dm3d_mm.flops.report import flops_report, markdown
 
 
 def parse_args():
-    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('config', help='config file (mmdet3d:: prefixes work)')
     p.add_argument('--checkpoint', help='weights (pruned ones count their zeros)')
@@ -29,11 +28,7 @@ def parse_args():
     src.add_argument('--points', help='one KITTI-format .bin (float32 x y z intensity)')
     p.add_argument('--data-root', help='re-point the config\'s data paths here')
     p.add_argument('--json', help='write every number of the table here')
-    p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
-    p.add_argument('--allow-partial', action='store_true',
-                   help='load a checkpoint that does not fit the model (keys that fit only)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings, key=value')
+    add_model_args(p)
     add_debug_arg(p)
     return p.parse_args()
 

@@ -14,7 +14,7 @@ import time
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.cli import add_debug_arg, run_cli
+from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.flops import build_detector, default_device
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
                                 save_result, write_reports)
@@ -22,7 +22,6 @@ from dm3d_mm.weight.pruner import ESTIMATORS, METHODS
 
 
 def parse_args():
-    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('config')
     p.add_argument('--checkpoint', required=True, help='dense checkpoint to prune')
@@ -37,11 +36,7 @@ def parse_args():
     p.add_argument('--calib-split', choices=['train', 'val', 'test'])
     p.add_argument('--work-dir', help='output directory (default work_dirs/<config>_pruned)')
     p.add_argument('--data-root', help='re-point the config\'s data paths here')
-    p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
-    p.add_argument('--allow-partial', action='store_true',
-                   help='load a checkpoint that does not fit the model (keys that fit only)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings, key=value')
+    add_model_args(p)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                    help='distributed calibration: frames are sharded over ranks')
     p.add_argument('--eval', action='store_true', help='dense and pruned AP on the val split')

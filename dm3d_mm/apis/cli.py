@@ -8,6 +8,17 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADir
                IsADirectoryError, TypeError)
 
 
+def add_model_args(parser):
+    """--device, --allow-partial and --cfg-options: how a tool builds and loads its model."""
+    from mmengine.config import DictAction
+    parser.add_argument('--device', help='cuda or cpu (default: cuda when available)')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='load a checkpoint that does not fit the model (keys that fit)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    return parser
+
+
 def add_debug_arg(parser):
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of an error')
