@@ -16,11 +16,12 @@ FAMILIES = {
     'centerpoint_voxel': 'centerpoint/centerpoint_voxel01_second_secfpn_8xb4-cyclic-20e_nus-3d.py',
     'centerpoint_pillar': 'centerpoint/centerpoint_pillar02_second_secfpn_8xb4-cyclic-20e_nus-3d.py',
     'ssn': 'ssn/ssn_hv_secfpn_sbn-all_16xb2-2x_nus-3d.py',
-    'free_anchor': 'free_anchor/pointpillars_hv_fpn_head-free-anchor_sbn-all_8xb4-2x_nus-3d.py',
     'parta2': 'parta2/parta2_hv_secfpn_8xb2-cyclic-80e_kitti-3d-3class.py',
     'sassd': 'sassd/sassd_8xb6-80e_kitti-3d-3class.py',
     'pv_rcnn': 'pv_rcnn/pv_rcnn_8xb2-80e_kitti-3d-3class.py',
 }
+# also passed once by hand (not in the suite, to keep it under 15 minutes): free_anchor
+# (free_anchor/pointpillars_hv_fpn_head-free-anchor_sbn-all_8xb4-2x_nus-3d.py)
 CUDA_ONLY = ['dynamic_voxelization', 'mvxnet', '3dssd', 'point_rcnn']
 EXTRACTORS = {'centerpoint_voxel': 'CenterHeadOutputs', 'centerpoint_pillar': 'CenterHeadOutputs',
               'ssn': 'ShapeAwareHeadOutputs'}
