@@ -29,16 +29,18 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f'{path} holds no state_dict')
+    def strip(items):
+        return OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in items)
     metadata = getattr(state, '_metadata', None)  # per-module versions: spconv layouts
-    state = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
+    metadata = None if metadata is None else strip(metadata.items())
+    state = strip(state.items())
     own = model.state_dict()
     report = dict(missing=[k for k in own if k not in state],
                   unexpected=[k for k in state if k not in own], mismatched=[])
     def keep(keys):
         out = OrderedDict((k, state[k]) for k in keys)
         if metadata is not None:
-            out._metadata = OrderedDict((k[7:] if k.startswith('module.') else k, v)
-                                        for k, v in metadata.items())
+            out._metadata = metadata
         return out
     fits = keep([k for k in state if k in own])
     try:  # modules may convert layouts on load (spconv weights): let them judge the shapes
@@ -78,8 +80,8 @@ def build_detector(cfg: Config, checkpoint: Optional[str] = None,
     return model
 
 
-def check_point_file(path: str, load_dim: int = 4) -> int:
-    """Number of points in a float32 KITTI-format file; errors name the problem."""
+def read_point_file(path: str, load_dim: int = 4) -> np.ndarray:
+    """The (N, load_dim) points of a float32 KITTI-format file; errors name the problem."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'point file not found: {path}')
     size = osp.getsize(path)
@@ -91,12 +93,16 @@ def check_point_file(path: str, load_dim: int = 4) -> int:
     pts = np.fromfile(path, dtype=np.float32).reshape(-1, load_dim)
     if not np.isfinite(pts).all():
         raise ValueError(f'{path} holds NaN or infinite coordinates')
-    return len(pts)
+    return pts
 
 
-def points_in_range(model, path: str, load_dim: int = 4) -> int:
-    """Points of a KITTI-format file inside the model's voxelization range."""
-    pts = np.fromfile(path, dtype=np.float32).reshape(-1, load_dim)
+def check_point_file(path: str, load_dim: int = 4) -> int:
+    """Number of points in a float32 KITTI-format file; errors name the problem."""
+    return len(read_point_file(path, load_dim))
+
+
+def points_in_range(model, pts: np.ndarray) -> int:
+    """Points of an (N, >= 3) array inside the model's voxelization range."""
     layer = getattr(model.data_preprocessor, 'voxel_layer', None)
     rng = getattr(layer, 'point_cloud_range', None)
     if rng is None:
@@ -110,8 +116,7 @@ def count_on_points(model, path: str) -> FlopsCounter:
     cloud with no point inside the point range voxelizes to nothing: it is counted as one
     frame with zero voxels and zero MACs (the detector is not run)."""
     from mmdet3d.apis import inference_detector
-    check_point_file(path)
-    if points_in_range(model, path) == 0:
+    if points_in_range(model, read_point_file(path)) == 0:
         print_log(f'{path}: no point inside the point range: 0 voxels, 0 MACs',
                   logger='current', level=logging.WARNING)
         counter = FlopsCounter(model)

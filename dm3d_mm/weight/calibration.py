@@ -41,10 +41,6 @@ class CalibrationPass:
     grads: Dict[str, Tensor]
     reached: List[str]
 
-    def influencing(self) -> List[str]:
-        """Layers whose weights reach the measured outputs."""
-        return list(self.reached)
-
 
 def calibration_pass(model: nn.Module, layers: Dict[str, nn.Module], batches: Sequence[dict],
                      outputs: Outputs, lambdas=DEFAULT_LAMBDAS,

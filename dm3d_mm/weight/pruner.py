@@ -223,7 +223,7 @@ class DM3DPruner:
                                  frame_ids=self._frame_ids)
         timings['calibration_pass'] = time.perf_counter() - t0
         layers, left_out = settle_selection(candidates, calib.counter.layers,
-                                            calib.influencing(), **self.select)
+                                            calib.reached, **self.select)
         for reason, names in left_out.items():
             print_log(f'DM3DPruner: left out {len(names)} layer(s) that {reason}: '
                       f'{", ".join(names)}', logger='current')
@@ -307,8 +307,7 @@ class DM3DPruner:
         timings['dp'] = time.perf_counter() - t0
         masks = {}
         for n, k in zip(names, alloc.choice):
-            masks[n] = mask_at(layers[n].weight, orders[n].to(layers[n].weight.device),
-                               int(counts[n][k]))
+            masks[n] = mask_at(layers[n].weight, orders[n], int(counts[n][k]))
             curves_out[n] = dict(ratios=(counts[n].double() / layers[n].weight.numel()).tolist(),
                                  distortion=dist[n].tolist(), macs=costs[n].tolist(),
                                  chosen=int(k), chosen_distortion=float(dist[n][k]))
