@@ -1,36 +1,92 @@
-"""Every shipped config parses (with mmdet3d's own bases), builds its model, and builds its
-pruner and hooks when it has them."""
+"""Every shipped config parses (with mmdet3d's own bases), builds its model, its pruner and
+its hooks, and inherits what it claims to: variants -> their fine-tune base -> mmdet3d's
+config + the shared fine-tune schedule."""
 import glob
 import os.path as osp
+import re
 
 import pytest
 
 from conftest import REPO
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*', '*.py')))
+PAPER = sorted(glob.glob(osp.join(REPO, 'configs', 'dm3d', '*.py')))
+SCHEDULE = '../_base_/schedules/dm3d_finetune.py'
+
+
+def _bases(path):
+    from mmengine.config import Config
+    return Config._get_base_files(path)
+
+
+def _chain(path):
+    """The local base files of ``path``, nearest first (mmdet3d:: bases end the chain)."""
+    out, todo = [], [path]
+    while todo:
+        p = todo.pop(0)
+        for b in _bases(p):
+            if b.startswith('mmdet3d::'):
+                out.append(b)
+            else:
+                full = osp.normpath(osp.join(osp.dirname(p), b))
+                out.append(full)
+                todo.append(full)
+    return out
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO))
 def test_config_parses_and_builds(path):
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.prune import build_pruner
+    from dm3d_mm.hooks import DM3DPruningHook
     from mmdet3d.registry import MODELS
     from mmengine.registry import HOOKS
     cfg = load_config(path)
     assert 'dm3d_mm' in cfg.custom_imports['imports']
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
-    if 'pruning' in cfg:
-        assert 0 < build_pruner(cfg).flops_target <= 1
-    for hook in cfg.get('custom_hooks', []):
-        HOOKS.build(hook)
+    name = osp.basename(path)
+    target = re.search(r'dm3d(\d+)', name)
+    if target:  # the file name states the FLOPs target its pruner is built with
+        pruner = build_pruner(cfg)
+        assert pruner.flops_target == pytest.approx(int(target.group(1)) / 100)
+        hooks = [HOOKS.build(h) for h in cfg.custom_hooks]
+        assert any(isinstance(h, DM3DPruningHook) for h in hooks)
+    else:
+        assert 'pruning' not in cfg
     enc = cfg.model.get('middle_encoder', cfg.model.get('pts_middle_encoder', {}))
-    if 'spss' in osp.basename(path):
-        assert enc['type'] == 'SPSSSparseEncoder'
+    if 'spss' in name:
+        assert enc['type'] == 'SPSSSparseEncoder' and enc['prune_ratios'] == 0.5
 
 
-def test_every_variant_inherits_a_shipped_base():
-    names = {osp.basename(p) for p in CONFIGS}
-    assert {'second_kitti_dm3d50.py', 'centerpoint_voxel01_nus_spss50_dm3d50.py',
-            'centerpoint_voxel0075_nus_dm3d25.py', 'pvrcnn_kitti_dm3d27.py',
-            'pointpillars_kitti_dm3d50.py'} <= names
+@pytest.mark.parametrize('path', [p for p in PAPER if p.endswith('_finetune.py')],
+                         ids=osp.basename)
+def test_finetune_bases_share_the_schedule_over_mmdet3d_configs(path):
+    from dm3d_mm.apis import load_config
+    bases = _bases(path)
+    assert len(bases) == 2 and bases[0].startswith('mmdet3d::') and bases[1] == SCHEDULE
+    cfg = load_config(path)
+    ours = load_config(osp.join(REPO, 'configs/_base_/schedules/dm3d_finetune.py'))
+    opt = cfg.optim_wrapper.optimizer
+    assert opt.type == 'AdamW' and opt.weight_decay == 0.01 and opt.lr == cfg.finetune_lr
+    assert cfg.optim_wrapper.clip_grad == ours.dm3d_finetune_optim_wrapper.clip_grad
+    sched, = cfg.param_scheduler  # mmdet3d's cyclic schedule is replaced, not merged
+    assert sched.type == 'CosineAnnealingLR' and sched.eta_min_ratio == 0.01
+    assert sched.T_max == sched.end == cfg.train_cfg.max_epochs == cfg.finetune_epochs
+
+
+@pytest.mark.parametrize('path', [p for p in PAPER if not p.endswith('_finetune.py')],
+                         ids=osp.basename)
+def test_paper_variants_inherit_their_detectors_finetune_base(path):
+    from dm3d_mm.apis import load_config
+    detector = osp.basename(path).split('_')[0]
+    chain = _chain(path)
+    ft = [c for c in chain if c.endswith('_finetune.py') and '_base_' not in c]
+    assert len(ft) == 1 and osp.basename(ft[0]).startswith(detector + '_'), chain
+    cfg, base = load_config(path), load_config(ft[0])
+    # the schedule and the detector come from the base; only pruning / spatial parts differ
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'train_dataloader'):
+        assert cfg[key] == base[key], key
+    assert cfg.model.type == base.model.type
+    heads = [k for k in ('bbox_head', 'pts_bbox_head', 'rpn_head') if k in base.model]
+    assert heads and all(cfg.model[k] == base.model[k] for k in heads)

@@ -23,7 +23,8 @@ def second(synth_root):
 
 
 @pytest.mark.parametrize('method,estimator', [('dm3d', 'fisher'), ('dm3d', 'taylor2'),
-                                              ('lamp', None), ('uniform', None)])
+                                              ('lamp', None), ('uniform', None),
+                                              ('global_magnitude', None), ('erk', None)])
 def test_pruning_meets_the_flops_target_exactly_counted(second, method, estimator):
     from dm3d_mm.weight import DM3DPruner
     cfg, batches, make = second
@@ -43,6 +44,72 @@ def test_pruning_meets_the_flops_target_exactly_counted(second, method, estimato
     assert cm.total() == pytest.approx(res.macs_after, rel=1e-9)
     assert res.measured_distortion > 0
     assert {lr.part for lr in res.layers} == {'3D backbone', '2D backbone', 'neck'}
+    weights = {n: modules[n].weight.detach() for n in res.masks}
+    if method == 'global_magnitude':  # one threshold over all layers
+        pruned = max(float(w[~res.masks[n]].abs().max()) for n, w in weights.items()
+                     if (~res.masks[n]).any())
+        kept = min(float(w[res.masks[n]].abs().min()) for n, w in weights.items())
+        assert pruned <= kept
+    if method == 'erk':  # densities proportional to the ERK shape where below 1
+        from dm3d_mm.weight.baselines import erk_density
+        scale = [float(res.masks[n].float().mean()) / erk_density(modules[n])
+                 for n in res.masks if not res.masks[n].all()]
+        assert len(scale) > 2 and max(scale) == pytest.approx(min(scale), rel=0.02)
+    if method in ('uniform', 'global_magnitude', 'lamp', 'erk'):  # magnitude within layers
+        for n, w in weights.items():
+            if (~res.masks[n]).any() and res.masks[n].any():
+                assert w[~res.masks[n]].abs().max() <= w[res.masks[n]].abs().min()
+
+
+def test_density_bounds_and_keep_dense_hold_in_the_allocation(second):
+    from dm3d_mm.weight import DM3DPruner
+    cfg, batches, make = second
+    model = make()
+    keep = 'backbone.blocks.0.0'
+    res = DM3DPruner(0.5, num_ratios=16, min_density=0.25, max_density=0.875,
+                     keep_dense=[keep], parts=['middle_encoder', 'backbone', 'neck'],
+                     progress=False).prune(model, batches)
+    assert res.macs_after <= 0.5 * res.macs_before
+    density = {n: float(m.float().mean()) for n, m in res.masks.items()}
+    assert density.pop(keep) == 1.0
+    assert all(0.25 - 1e-9 <= d <= 0.875 + 1e-9 for d in density.values()), density
+    # without the bounds the allocation leaves the range (so the bounds did something)
+    free = DM3DPruner(0.5, num_ratios=16, parts=['middle_encoder', 'backbone', 'neck'],
+                      progress=False).prune(make(), batches)
+    free_density = [float(m.float().mean()) for m in free.masks.values()]
+    assert min(free_density) < 0.25 or max(free_density) > 0.875
+    with pytest.raises(ValueError, match='keep_dense'):
+        DM3DPruner(0.5, keep_dense=['bbox_head.nope'], progress=False).prune(make(), batches)
+
+
+def test_actual_estimator_curves_are_measured_and_weighted_by_lambdas(second):
+    """estimator='actual' (Tab. 5): each chosen point of a layer's curve is the measured
+    output distortion of pruning that layer alone, lambda_b * D_box + lambda_c * D_cls."""
+    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.weight.calibration import measured_distortion, reference_outputs
+    cfg, batches, make = second
+    lambdas = (0.5, 2.0)
+    pruner = DM3DPruner(0.2, estimator='actual', parts=['neck'], budget_of='parts',
+                        num_ratios=3, lambdas=lambdas, progress=False)
+    res = pruner.prune(make(), batches)
+    fresh = make()
+    outputs = pruner.outputs(fresh)
+    ref = reference_outputs(fresh, batches, outputs)
+    mods = dict(fresh.named_modules())
+    chosen = []
+    for name, mask in res.masks.items():
+        w0 = mods[name].weight.detach().clone()
+        with torch.no_grad():
+            mods[name].weight.mul_(mask)
+        d_box = measured_distortion(fresh, batches, ref, outputs, (1, 0))
+        d_cls = measured_distortion(fresh, batches, ref, outputs, (0, 1))
+        with torch.no_grad():
+            mods[name].weight.copy_(w0)
+        want = lambdas[0] * d_box + lambdas[1] * d_cls
+        got = res.curves[name]['chosen_distortion']
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-9), name
+        chosen.append(got)
+    assert max(chosen) > 0 and res.macs_after < res.macs_before
 
 
 def test_a_part_alone_goes_to_the_budget_of_its_own_flops(second):

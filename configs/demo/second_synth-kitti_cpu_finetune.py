@@ -1,17 +1,12 @@
 # The demo SECOND on a short fine-tune schedule from its dense checkpoint: the base of the
-# pruned demo variants. DM3D paper's fine-tune recipe: AdamW, weight decay 0.01, learning
-# rate 10x below dense training.
-_base_ = ['./second_synth-kitti_cpu.py']
-lr = 0.0002
+# pruned demo variants. DM3D's fine-tune recipe
+# (configs/_base_/schedules/dm3d_finetune.py) at a learning rate 10x below dense training.
+_base_ = ['./second_synth-kitti_cpu.py', '../_base_/schedules/dm3d_finetune.py']
+finetune_lr = 0.0002
 finetune_epochs = 2
-optim_wrapper = dict(
-    _delete_=True, type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=lr, betas=(0.95, 0.99), weight_decay=0.01),
-    clip_grad=dict(max_norm=35, norm_type=2))
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=finetune_epochs, eta_min=lr * 0.01, begin=0,
-         end=finetune_epochs, by_epoch=True, convert_to_iter_based=True)
-]
+optim_wrapper = dict(_base_.dm3d_finetune_optim_wrapper, _delete_=True)
+optim_wrapper['optimizer'] = dict(optim_wrapper['optimizer'], lr=finetune_lr)
+param_scheduler = [dict(_base_.dm3d_finetune_cosine, T_max=finetune_epochs, end=finetune_epochs)]
 train_cfg = dict(by_epoch=True, max_epochs=finetune_epochs, val_interval=finetune_epochs)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=finetune_epochs))
 load_from = 'checkpoints/second_synth-kitti_cpu.pth'
