@@ -38,8 +38,30 @@ def test_cpu_rotated_iou_equals_mmdet3d_cuda_kernel(tmp_path):
     assert rotate_iou_cpu_eval(b[:0], q).shape == (0, 7)
 
 
-def test_numpy_long_alias_serves_mmdet3d_dbsampler():
-    assert np.dtype(np.long) == np.int64
+def test_gt_database_sampler_runs_and_pastes_objects(synth_root):
+    """mmdet3d's DataBaseSampler (ObjectSample) on the pinned numpy: it pastes database
+    objects into the frame (their points and boxes), which needs the np.long alias."""
+    from mmdet3d.registry import TRANSFORMS
+    from mmengine.dataset import Compose
+
+    from conftest import demo_config
+    cfg = demo_config('second', synth_root)
+    load, annots, sample = cfg.train_pipeline[:3]
+    assert sample['type'] == 'ObjectSample'
+    from mmdet3d.registry import DATASETS
+    ds = DATASETS.build(dict(cfg.train_dataloader.dataset.dataset, pipeline=[]))
+    plain = Compose([TRANSFORMS.build(load), TRANSFORMS.build(annots)])
+    sampler = TRANSFORMS.build(sample)
+    frame = plain(ds.get_data_info(0))
+    # a frame without objects: the sampler fills every class up to its sample group
+    frame['gt_bboxes_3d'] = frame['gt_bboxes_3d'][[]]
+    frame['gt_labels_3d'] = frame['gt_labels_3d'][:0]
+    n_points = len(frame['points'])
+    out = sampler(frame)
+    assert len(out['gt_bboxes_3d']) > 0
+    assert len(out['points']) > n_points  # the pasted objects bring their points
+    assert len(out['gt_labels_3d']) == len(out['gt_bboxes_3d'])
+    assert out['gt_labels_3d'].dtype == np.int64
 
 
 def test_runner_checkpoints_load_under_safe_torch_load(tmp_path):

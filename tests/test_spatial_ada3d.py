@@ -44,18 +44,34 @@ def test_spbn_keeps_zeros_and_normalises_over_active_pixels():
     assert torch.allclose(new.running_sq, torch.full((5, ), 7.0))
 
 
-@pytest.mark.parametrize('stride', [1, 2])
-def test_sparse_bev_conv_masks_outputs_and_counts_active_pairs(stride):
+@pytest.mark.parametrize('stride,dense_above', [(1, 1.0), (2, 1.0), (1, 0.0), (2, 0.0)])
+def test_sparse_bev_conv_masks_outputs_and_counts_active_pairs(stride, dense_above):
+    """Sparse path (dense_above=1) and masked-dense fallback (0): the dense conv's values
+    at the active output pixels, exact zeros elsewhere, the same gradients, and the
+    (active input, active output) pairs counted; the report says which path ran."""
     x, mask = _sparse_bev(seed=1)
-    conv = SparseBEVConv2d(5, 3, 3, stride=stride, padding=1, bias=False)
-    dense = nn.Conv2d(5, 3, 3, stride=stride, padding=1, bias=False)
-    dense.weight.data.copy_(conv.weight.data)
-    with FlopsCounter(conv) as counter, torch.no_grad():
+    conv = SparseBEVConv2d(5, 3, 3, stride=stride, padding=1, bias=True,
+                           dense_above=dense_above)
+    dense = nn.Conv2d(5, 3, 3, stride=stride, padding=1, bias=True)
+    dense.load_state_dict(conv.state_dict())  # same keys as nn.Conv2d
+    x.requires_grad_(True)
+    with FlopsCounter(conv) as counter:
         y = conv(x)
     ref = dense(x)
     out_active = torch.nn.functional.max_pool2d(mask, stride, stride, ceil_mode=True) \
         if stride > 1 else mask
-    assert torch.allclose(y, ref * out_active, atol=1e-6)
+    assert torch.allclose(y, ref * out_active, atol=1e-5)
+    assert torch.equal(y * (1 - out_active), torch.zeros_like(y))  # inactive: exact zeros
+    g = torch.randn_like(y)
+    got = torch.autograd.grad((y * g).sum(), [x, conv.weight, conv.bias])
+    want = torch.autograd.grad((ref * out_active * g).sum(), [x, dense.weight, dense.bias])
+    # inputs: at the active pixels (inactive ones are absent to the sparse path)
+    assert torch.allclose(got[0] * mask, want[0] * mask, atol=1e-4)
+    for a, b in zip(got[1:], want[1:]):
+        assert torch.allclose(a, b, atol=1e-4)
+    mode = 'skipped' if dense_above == 1.0 else 'counted only'
+    assert conv.spatial_saving == counter.layers[''].spatial_saving == mode
+    x = x.detach()
     # brute force: (active output, offset) pairs whose input pixel is active
     n, _, h, w = x.shape
     counts = [0] * 9
@@ -101,6 +117,13 @@ def test_center_heatmap_peaks_at_box_centres():
     assert hm[0, 0, cy, cx + 10] == 0 and hm[0, 0, :, :cx - 10].sum() == 0
 
 
+def _encoder_inputs(model, data):
+    """(voxel features, coordinates, batch size) that the detector feeds its encoder."""
+    v = data['inputs']['voxels']
+    feats = model.voxel_encoder(v['voxels'], v['num_points'], v['coors'])
+    return feats, v['coors'], int(v['coors'][-1, 0]) + 1
+
+
 @pytest.fixture(scope='module')
 def ada3d_setup(synth_root):
     from dm3d_mm.apis import load_config
@@ -123,9 +146,20 @@ def test_ada3d_training_iteration_trains_the_predictor(ada3d_setup, synth_root):
     total.backward()
     grad = model.middle_encoder.predictor.net[0].weight.grad
     assert grad is not None and grad.abs().sum() > 0
-    # BEV pixels outside the kept half stay exactly zero through the SPBN backbone
-    assert all(isinstance(m, SparsityPreservingBN2d) for m in model.backbone.modules()
-               if 'BN' in type(m).__name__ or 'Norm' in type(m).__name__)
+    # BEV pixels outside the kept half stay exactly zero through the whole 2D backbone
+    # (sparse convs + SPBN + ReLU), in training mode and in eval mode
+    with torch.no_grad():
+        for train in (True, False):
+            model.train(train)
+            bev = model.middle_encoder(*_encoder_inputs(model, data))
+            mask = model.middle_encoder.last_bev_mask[:, None].float()
+            assert 0 < mask.mean() < 1 and torch.equal((bev != 0).any(1, keepdim=True).float(), mask)
+            for out in model.backbone(bev):
+                stride = bev.shape[-1] // out.shape[-1]
+                keep = torch.nn.functional.max_pool2d(mask, stride, stride) if stride > 1 \
+                    else mask
+                assert torch.equal(out * (1 - keep), torch.zeros_like(out))
+                assert (out * keep).abs().sum() > 0
 
 
 def test_ada3d_prunes_voxels_and_bev_pixels(ada3d_setup, synth_root):

@@ -51,6 +51,9 @@ class LayerStats:
     sites_in: int = 0
     sites_out: int = 0
     bias_flops: int = 0
+    # is the spatial sparsity's saving work really skipped? 'skipped' (the kernel ran over
+    # the counted pairs only), 'counted only' (a dense kernel ran and was masked) or 'none'
+    spatial_saving: str = 'none'
 
     @property
     def weights_per_offset(self) -> int:
@@ -117,6 +120,8 @@ class FlopsCounter:
                     name, module, kind, part_of(name),
                     torch.zeros(kernel_volume(module), dtype=torch.long))
             st.pairs += pairs.cpu()  # counts are kept on the CPU whatever the model's device
+            st.spatial_saving = _merge_saving(st.spatial_saving if st.calls else None,
+                                              spatial_saving(module))
             st.calls += 1
             st.sites_in += s_in
             st.sites_out += s_out
@@ -140,6 +145,23 @@ class FlopsCounter:
         masks = masks or {}
         names = self.layers.keys() if names is None else names
         return sum(self.layers[n].macs(masks.get(n)) for n in names)
+
+
+def spatial_saving(module: nn.Module) -> str:
+    """How a call of ``module`` realises its spatial sparsity: sparse convs multiply their
+    rulebook's pairs only ('skipped'); modules that may fall back to a masked dense kernel
+    say so in their ``spatial_saving`` attribute; dense layers have none ('none')."""
+    own = getattr(module, 'spatial_saving', None)
+    if own is not None:
+        return own
+    return 'skipped' if is_sparse_conv(module) else 'none'
+
+
+def _merge_saving(old: Optional[str], new: str) -> str:
+    """Over several calls: one masked-dense call makes the layer's saving 'counted only'."""
+    if old is None or old == new:
+        return new
+    return 'counted only' if 'counted only' in (old, new) else new
 
 
 def layer_pairs(module: nn.Module, inputs, output):

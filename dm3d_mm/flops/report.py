@@ -14,11 +14,15 @@ def layer_rows(counter: FlopsCounter) -> List[Dict]:
     rows = []
     for name, st in counter.layers.items():
         w = st.module.weight
+        density = float((w != 0).float().mean())
         rows.append(OrderedDict(
             name=name, type=st.kind, part=st.part, calls=st.calls, sites_in=st.sites_in / n, sites_out=st.sites_out / n,
-            pairs=float(st.pairs.sum()) / n, weight_density=float((w != 0).float().mean()),
+            pairs=float(st.pairs.sum()) / n, weight_density=density,
             dense_macs=st.dense_macs / n, effective_macs=st.macs() / n,
-            bias_flops=st.bias_flops / n, share=st.macs() / total))
+            bias_flops=st.bias_flops / n, share=st.macs() / total,
+            # weight zeros sit in dense kernels: their saving is counted, never skipped
+            spatial_saving=st.spatial_saving,
+            weight_saving='counted only' if density < 1 else 'none'))
     return rows
 
 
@@ -59,14 +63,17 @@ def _g(v):
 
 def markdown(report: Dict) -> str:
     lines = [f"Joint FLOPs, mean per frame over {report['frames']} frame(s); MACs in G.",
+             'Saving: whether the spatial / weight sparsity of a layer skips work ("skipped") or '
+             'is only counted ("counted only": a dense kernel computes it and is masked).',
              '', '| layer | type | part | sites in | sites out | pairs | density | dense '
-             'GMACs | effective GMACs | share |', '|---|---|---|---:|---:|---:|---:|---:|---:|'
-             '---:|']
+             'GMACs | effective GMACs | share | saving (spatial / weight) |',
+             '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|']
     for r in report['layers']:
         lines.append(f"| {r['name']} | {r['type']} | {r['part']} | {r['sites_in']:.0f} | "
                      f"{r['sites_out']:.0f} | {r['pairs']:.0f} | {r['weight_density']:.3f} | "
                      f"{_g(r['dense_macs'])} | {_g(r['effective_macs'])} | "
-                     f"{100 * r['share']:.1f}% |")
+                     f"{100 * r['share']:.1f}% | {r['spatial_saving']} / "
+                     f"{r['weight_saving']} |")
     lines += ['', '| part | dense GMACs | effective GMACs | bias GFLOPs | norm+act GFLOPs |',
               '|---|---:|---:|---:|---:|']
     for part, p in report['parts'].items():

@@ -1,9 +1,25 @@
-"""Conv2d over a sparse BEV map: outputs only where the input is active (submanifold-style,
-so pruned pixels stay zero through the 2D backbone) and FLOPs counted over active pixels."""
+"""Conv2d over a sparse BEV map that computes the active pixels only.
+
+Outputs exist where the input is active (max-pooled by the stride), as a submanifold conv's
+do, so pruned pixels stay exactly zero through the 2D backbone. The work is a gather-GEMM-
+scatter over the (active input, active output) pixel pairs: inactive pixels are never
+multiplied, and the FLOPs counter sees those same pairs (``flops_pairs``). Weights and
+state_dict keys are nn.Conv2d's, so a dense checkpoint loads unchanged.
+
+On CPU the gather-GEMM-scatter beats oneDNN's dense conv only on sparse maps (measured on
+the demo's 2D backbone shapes, one thread: 0.3-0.5x of dense at 25 % active pixels, 1.1-1.4x
+at 50 %, up to 8x at 100 %), so above ``dense_above`` active input pixels the layer runs the
+dense conv and masks it: same values, same counted pairs, but that call's saving is then
+counted only, and ``spatial_saving`` says so to the FLOPs report.
+"""
+from typing import Tuple
+
 import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
+
+from .gather_conv import FlatRulebook, conv_from_rulebook
 
 
 def active_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -11,13 +27,48 @@ def active_pixels(x: torch.Tensor) -> torch.Tensor:
     return (x != 0).any(1, keepdim=True).to(x.dtype)
 
 
+def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, stride, padding,
+                 dilation) -> FlatRulebook:
+    """Pairs (active input row, active output row) per kernel offset (row-major offsets);
+    rows number the active pixels of ``mask_in`` / ``mask_out`` (N, H, W) in row-major order."""
+    n, h, w = mask_in.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    dev = mask_in.device
+    ids = torch.full((n, h + 2 * ph + sh + (kh - 1) * dh, w + 2 * pw + sw + (kw - 1) * dw),
+                     -1, dtype=torch.long, device=dev)
+    ids[:, ph:ph + h, pw:pw + w][mask_in] = torch.arange(int(mask_in.sum()), device=dev)
+    b, yo, xo = torch.nonzero(mask_out).unbind(1)
+    out_rows = torch.arange(len(b), device=dev)
+    book = []
+    for ky in range(kh):
+        for kx in range(kw):
+            rows = ids[b, yo * sh + ky * dh, xo * sw + kx * dw]
+            hit = rows >= 0
+            book.append((rows[hit], out_rows[hit]))
+    return FlatRulebook.from_pairs(book)
+
+
 @MODELS.register_module()
 class SparseBEVConv2d(nn.Conv2d):
-    """nn.Conv2d whose output is masked to the active input pixels (max-pooled by the stride).
+    """nn.Conv2d computed at the active output pixels from the active input pixels only.
 
-    ``flops_pairs`` reports, per kernel offset, the (active input, active output) pixel
-    pairs, so the joint FLOPs of the 2D backbone follow the BEV sparsity.
+    An output pixel is active when any input pixel of its stride cell is (for stride 1: the
+    same pixels as the input).
+
+    Args:
+        *args: nn.Conv2d's arguments (groups=1, numeric zero padding).
+        dense_above (float): fraction of active input pixels above which the dense conv
+            (masked) runs instead of the gather-GEMM. 1.0 always runs sparse. Defaults to 0.4.
+        **kwargs: nn.Conv2d's keyword arguments.
     """
+
+    def __init__(self, *args, dense_above: float = 0.4, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.groups != 1 or self.padding_mode != 'zeros' or isinstance(self.padding, str):
+            raise ValueError('SparseBEVConv2d supports groups=1 and numeric zero padding only')
+        self.dense_above = float(dense_above)
+        self._last_pairs = None
+        self.spatial_saving = 'skipped'  # of the last call: 'skipped' or 'counted only'
 
     def _out_mask(self, mask: torch.Tensor) -> torch.Tensor:
         if self.stride == (1, 1):
@@ -25,19 +76,39 @@ class SparseBEVConv2d(nn.Conv2d):
         return F.max_pool2d(mask, kernel_size=self.stride, stride=self.stride,
                             ceil_mode=True)
 
+    def output_hw(self, h: int, w: int) -> Tuple[int, int]:
+        return tuple((s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in zip(
+            (h, w), self.padding, self.dilation, self.kernel_size, self.stride))
+
+    def _rulebook(self, x: torch.Tensor):
+        n, _, h, w = x.shape
+        ho, wo = self.output_hw(h, w)
+        mask_in = (x != 0).any(1)
+        mask_out = self._out_mask(mask_in[:, None].to(x.dtype))[:, 0, :ho, :wo] > 0
+        book = bev_rulebook(mask_in, mask_out, self.kernel_size, self.stride, self.padding,
+                            self.dilation)
+        return mask_in, mask_out, book
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = super().forward(x)
-        mask = self._out_mask(active_pixels(x))[..., :out.shape[-2], :out.shape[-1]]
-        return out * mask
+        mask_in, mask_out, book = self._rulebook(x)
+        self._last_pairs = book.counts().cpu()
+        if float(mask_in.float().mean()) > self.dense_above:
+            self.spatial_saving = 'counted only'
+            return super().forward(x) * mask_out[:, None].to(x.dtype)
+        self.spatial_saving = 'skipped'
+        feats = x.permute(0, 2, 3, 1)[mask_in]  # (active inputs, C), row-major
+        kh, kw = self.kernel_size
+        weight = self.weight.permute(2, 3, 1, 0).reshape(kh * kw, self.in_channels,
+                                                         self.out_channels)
+        out = conv_from_rulebook(feats, weight, book, int(mask_out.sum()))
+        if self.bias is not None:
+            out = out + self.bias
+        y = x.new_zeros(x.shape[0], *mask_out.shape[1:], self.out_channels)
+        y[mask_out] = out
+        return y.permute(0, 3, 1, 2)
 
     def flops_pairs(self, inputs, output) -> torch.Tensor:
-        x = inputs[0]
-        mask_in = active_pixels(x)
-        mask_out = self._out_mask(mask_in)[..., :output.shape[-2], :output.shape[-1]]
-        kh, kw = self.kernel_size
-        # one one-hot kernel per offset: conv of the input mask counts, at every output
-        # position, whether the input under that offset is active
-        eye = torch.eye(kh * kw, dtype=x.dtype, device=x.device).reshape(kh * kw, 1, kh, kw)
-        hits = F.conv2d(mask_in, eye, stride=self.stride, padding=self.padding,
-                        dilation=self.dilation)
-        return (hits * mask_out).sum((0, 2, 3)).round().long().cpu()
+        """The pairs the last forward multiplied, per kernel offset."""
+        if self._last_pairs is None:
+            return self._rulebook(inputs[0])[2].counts().cpu()
+        return self._last_pairs
