@@ -1,28 +1,37 @@
 """The main demo job on the embedded synthetic benchmark.
 
-1. evaluates the shipped dense demo detectors (SECOND, PointPillars) on the val split with
-   mmdet3d's KittiMetric (a missing checkpoint is trained first, 15-20 min on 2 cores);
+1. evaluates the shipped dense demo detectors (SECOND, PointPillars, CenterPoint) on the val
+   split with mmdet3d's KittiMetric (a missing checkpoint is trained first, 20-35 min each
+   on 2 cores);
 2. prunes SECOND with DM3D to a joint-FLOPs target (default 50 %) and evaluates the pruned
    checkpoint before any fine-tuning;
-3. the same with SPSS-Conv spatial pruning of 50 % of the voxels: spatial only, then spatial
-   + DM3D (the weight budget counted on the spatially pruned model, DM3D paper Tab. 6);
-4. prints per-class AP and the joint FLOPs, and writes the pruning reports.
+3. evaluates the shipped spatially pruned SECONDs (SPS-Conv 50 % voxels, trained with the
+   pruning in place; Ada3D after its three training steps) with their joint FLOPs;
+4. prunes the SPS-Conv SECOND with DM3D (the weight budget counted on the spatially pruned
+   model, DM3D paper Tab. 6) and evaluates it before fine-tuning;
+5. prints per-class AP and the joint FLOPs, and writes the pruning reports.
 """
 import argparse
 import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.demo import (DEMO_CONFIGS, config_name, evaluate_checkpoint,
-                               train_demo_checkpoint)
+from dm3d_mm.apis.demo import (DENSE_DEMO_CONFIGS, config_name, ensure_demo_checkpoint,
+                               evaluate_checkpoint)
 from dm3d_mm.apis.demo_report import kitti_ap_table, summarize_kitti_metrics
 from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, save_result,
                                 write_reports)
+from dm3d_mm.apis.ablate import joint_gmacs
 from dm3d_mm.apis.quiet import logged_to
 
 SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
+ADA3D = 'configs/demo/second_synth-kitti_cpu_ada3d.py'
 SPSS50_DM3D = 'configs/demo/second_synth-kitti_cpu_spss50_dm3d50.py'
+SPATIAL = ((SPSS50, 'SPS-Conv, 50 % of the voxels pruned in every encoder stage, trained '
+            'with the pruning in place'),
+           (ADA3D, 'Ada3D, 75 % of the BEV columns kept after 3D stages 2 and 4, 50 % in '
+            'the 2D backbone, three-step training'))
 
 
 def main():
@@ -30,7 +39,7 @@ def main():
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint-dir', default='checkpoints')
     p.add_argument('--work-dir', default='work_dirs/demo')
-    p.add_argument('--configs', nargs='+', default=list(DEMO_CONFIGS))
+    p.add_argument('--configs', nargs='+', default=list(DENSE_DEMO_CONFIGS))
     p.add_argument('--flops-target', type=float, default=0.5)
     p.add_argument('--calib-frames', type=int, default=16)
     args = p.parse_args()
@@ -39,37 +48,55 @@ def main():
     tables = []
     ckpts = {}
     for config in args.configs:
-        name = config_name(config)
-        ckpt = ckpts[config] = osp.join(args.checkpoint_dir, f'{name}.pth')
-        if not osp.exists(ckpt):
-            print(f'[demo] {ckpt} missing: training it first', flush=True)
-            with logged_to(args.log):
-                train_demo_checkpoint(config, args.data_root, args.checkpoint_dir)
-        print(f'[demo] evaluating {name} on the val split', flush=True)
-        with logged_to(args.log):
-            metrics = evaluate_checkpoint(config, ckpt, args.data_root,
-                                          osp.join(args.work_dir, name))
-        tables.append(f'### {name} (dense)\n' +
-                      kitti_ap_table(summarize_kitti_metrics(metrics)))
-
+        ckpts[config] = checkpoint_for(config, args)
+        tables.append(f'### {config_name(config)} (dense)\n' +
+                      kitti_ap_table(evaluate(config, ckpts[config], args)))
     dense_ckpt = ckpts[args.configs[0]]
     lines = []
-    for config, label in ((args.configs[0], 'DM3D'), (SPSS50_DM3D, 'SPSS 50 % voxels + DM3D')):
-        if config == SPSS50_DM3D:  # spatial pruning alone first
-            print(f'[demo] evaluating {config_name(SPSS50)}', flush=True)
-            with logged_to(args.log):
-                metrics = evaluate_checkpoint(SPSS50, dense_ckpt, args.data_root,
-                                              osp.join(args.work_dir, config_name(SPSS50)))
-            tables.append(f'### {config_name(SPSS50)}: SPSS-Conv, 50 % of the voxels pruned '
-                          '(no fine-tuning)\n' + kitti_ap_table(summarize_kitti_metrics(metrics)))
-        ap, result, report = prune_and_evaluate(config, dense_ckpt, args)
-        tables.append(f'### {config_name(config)}: {label} to {result.achieved_ratio:.3f} of '
-                      'its joint FLOPs (no fine-tuning)\n' + kitti_ap_table(ap))
-        lines.append(f'[demo] {label}: joint MACs per frame {result.macs_before / 1e9:.3f} G -> '
-                     f'{result.macs_after / 1e9:.3f} G; report: {report}')
+    ap, result, report = prune_and_evaluate(args.configs[0], dense_ckpt, args)
+    tables.append(f'### {config_name(args.configs[0])}: DM3D to {result.achieved_ratio:.3f} '
+                  'of its joint FLOPs (no fine-tuning)\n' + kitti_ap_table(ap))
+    lines.append(f'[demo] DM3D: joint MACs per frame {result.macs_before / 1e9:.3f} G -> '
+                 f'{result.macs_after / 1e9:.3f} G; report: {report}')
+    for config, label in SPATIAL:
+        ckpts[config] = checkpoint_for(config, args)
+        ap = evaluate(config, ckpts[config], args)
+        gmacs = joint_gmacs_of(config, ckpts[config], args)
+        tables.append(f'### {config_name(config)}: {label}\n' + kitti_ap_table(ap))
+        lines.append(f'[demo] {config_name(config)}: joint MACs per frame {gmacs:.3f} G')
+    ap, result, report = prune_and_evaluate(SPSS50_DM3D, ckpts[SPSS50], args)
+    tables.append(f'### {config_name(SPSS50_DM3D)}: SPS-Conv + DM3D to '
+                  f'{result.achieved_ratio:.3f} of its joint FLOPs (no fine-tuning)\n' +
+                  kitti_ap_table(ap))
+    lines.append(f'[demo] SPS-Conv + DM3D: joint MACs per frame {result.macs_before / 1e9:.3f}'
+                 f' G -> {result.macs_after / 1e9:.3f} G; report: {report}')
     print('\n[demo] results on the synthetic val split\n')
     print('\n\n'.join(tables))
     print('\n' + '\n'.join(lines))
+
+
+def checkpoint_for(config, args):
+    ckpt = osp.join(args.checkpoint_dir, f'{config_name(config)}.pth')
+    if not osp.exists(ckpt):
+        print(f'[demo] {ckpt} missing: training it first', flush=True)
+    with logged_to(args.log):
+        return ensure_demo_checkpoint(config, args.data_root, args.checkpoint_dir)
+
+
+def evaluate(config, checkpoint, args):
+    print(f'[demo] evaluating {config_name(config)} on the val split', flush=True)
+    with logged_to(args.log):
+        metrics = evaluate_checkpoint(config, checkpoint, args.data_root,
+                                      osp.join(args.work_dir, config_name(config)))
+    return summarize_kitti_metrics(metrics)
+
+
+def joint_gmacs_of(config, checkpoint, args):
+    """Joint MACs per frame of a checkpoint on the calibration frames of the val split."""
+    with logged_to(args.log):
+        cfg = load_config(config, data_root=args.data_root)
+        model = build_detector(cfg, checkpoint)
+        return joint_gmacs(model, calibration_batches(cfg, args.calib_frames, 'val'))
 
 
 def prune_and_evaluate(config, checkpoint, args):

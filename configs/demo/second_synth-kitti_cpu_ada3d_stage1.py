@@ -1,7 +1,10 @@
 # Ada3D step 1 of 3: the demo SECOND trained from scratch on the dense demo's schedule with
 # a sparsity-preserving 2D backbone: Sparsity-Preserving BN (SPBN2d: no mean, no shift) and
 # convs computed at the active BEV pixels only (SparseBEVConv2d), so a dropped pixel stays
-# exactly zero. No pruning yet. Steps 2 and 3: second_synth-kitti_cpu_ada3d_stage{2,3}.py.
+# exactly zero. The neck's upsampling runs over the active pixels only (SparseBEVDeconv2d:
+# the dense layer's values, inactive pixels skipped). No pruning yet. Steps 2 and 3:
+# second_synth-kitti_cpu_ada3d_stage2.py and second_synth-kitti_cpu_ada3d.py.
 _base_ = ['./second_synth-kitti_cpu.py']
 model = dict(backbone=dict(conv_cfg=dict(type='SparseBEVConv2d', bias=False),
-                           norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.01)))
+                           norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.01)),
+             neck=dict(upsample_cfg=dict(type='SparseBEVDeconv2d', bias=False)))

@@ -1,8 +1,9 @@
 """Spatial vs weight sparsity ablation on the demo benchmark (DM3D paper Tab. 4-6, Fig. 1).
 
-A *cell* is one variant: dense, spatial (SPSS-Conv 50 % voxels), weight (DM3D at a budget,
-optionally restricted to some parts or with another estimator) or spatial + weight. Each
-cell prunes from the dense demo checkpoint, fine-tunes briefly with the masks kept
+A *cell* is one variant: dense, spatial (the SPS-Conv demo SECOND, trained with 50 % of the
+voxels pruned in place), weight (DM3D at a budget, optionally restricted to some parts or
+with another estimator) or spatial + weight. A weight cell prunes the dense (or, with
+spatial, the SPS-Conv) demo checkpoint, fine-tunes briefly with the masks kept
 (DM3DPruningHook), evaluates on val and counts its joint FLOPs against the dense model on the
 same frames. Results go to one JSON file, written after every cell, so a re-run skips the
 finished cells.
@@ -25,7 +26,9 @@ from .prune import build_pruner, calibration_batches, save_result
 
 DENSE_CONFIG = 'dm3d_mm::demo/second_synth-kitti_cpu_finetune.py'
 SPATIAL_CONFIG = 'dm3d_mm::demo/second_synth-kitti_cpu_spss50.py'
+SPATIAL_FT_CONFIG = 'dm3d_mm::demo/second_synth-kitti_cpu_spss50_dm3d50.py'
 DENSE_CKPT = 'checkpoints/second_synth-kitti_cpu.pth'
+SPATIAL_CKPT = 'checkpoints/second_synth-kitti_cpu_spss50.pth'
 PART_SETS = {'3D': ['middle_encoder'], '2D': ['backbone', 'neck'], 'head': ['bbox_head'],
              'all': ['middle_encoder', 'backbone', 'neck']}
 
@@ -77,11 +80,12 @@ class Ablation:
     def __init__(self, work_dir: str, data_root: str, epochs: Optional[int] = None,
                  calib_frames: int = 16,
                  flops_frames: int = 4, dense_ckpt: str = DENSE_CKPT,
-                 cfg_options: Optional[dict] = None, device: Optional[str] = None):
+                 cfg_options: Optional[dict] = None, device: Optional[str] = None,
+                 spatial_ckpt: str = SPATIAL_CKPT):
         self.device = device
         self.work_dir, self.data_root, self.epochs = work_dir, data_root, epochs
         self.calib_frames, self.flops_frames = calib_frames, flops_frames
-        self.dense_ckpt = dense_ckpt
+        self.dense_ckpt, self.spatial_ckpt = dense_ckpt, spatial_ckpt
         self.cfg_options = cfg_options
         if not osp.isfile(dense_ckpt):
             raise FileNotFoundError(f'dense checkpoint not found: {dense_ckpt}')
@@ -116,12 +120,15 @@ class Ablation:
             return self.results[cell.name]
         start = time.perf_counter()
         dense_gmacs = self.dense_gmacs()
-        config = SPATIAL_CONFIG if cell.spatial else DENSE_CONFIG
+        config = DENSE_CONFIG if not cell.spatial else (
+            SPATIAL_FT_CONFIG if cell.budget is not None else SPATIAL_CONFIG)
         cell_dir = osp.join(self.work_dir, cell.name)
-        ckpt = self.dense_ckpt
+        start_ckpt = ckpt = self.spatial_ckpt if cell.spatial else self.dense_ckpt
+        if not osp.isfile(ckpt):
+            raise FileNotFoundError(f'checkpoint not found: {ckpt}')
         cfg = self._cfg(config)
         if cell.budget is not None:
-            model = build_detector(cfg, self.dense_ckpt, self.device)
+            model = build_detector(cfg, start_ckpt, self.device)
             # a part alone goes to the budget of its own FLOPs (Tab. 4); the head of an anchor
             # detector has only its output convs
             alone = cell.parts != 'all'
@@ -131,16 +138,16 @@ class Ablation:
                                   include_head_outputs=(cell.parts == 'head') or None)
             cfg = self._cfg(config)  # init_model edits the config it is given
             result = pruner.prune(model, calibration_batches(cfg, self.calib_frames, 'train'))
-            ckpt = save_result(model, result, osp.join(cell_dir, 'pruned.pth'),
-                               self.dense_ckpt, config)
-        if self.epochs != 0 and cell.kind != 'dense':  # None: the config's own schedule
+            ckpt = save_result(model, result, osp.join(cell_dir, 'pruned.pth'), start_ckpt,
+                               config)
+        # weight cells are fine-tuned (None: the config's own schedule); the spatial model is
+        # trained with its pruning in place already
+        if self.epochs != 0 and cell.budget is not None:
             options = dict(self.cfg_options or {})
-            if cell.budget is not None:
-                # weight-only cells keep the dense BN statistics (measured at 33 % FLOPs, 2
-                # epochs: mAP 73.8 frozen vs 31.8 updated); spatial cells must adapt them
-                options['custom_hooks'] = [dict(type='DM3DPruningHook', prune_on_start=False,
-                                                flops_frames=0,
-                                                freeze_norm_stats=not cell.spatial)]
+            # the pruned model keeps its trained BN statistics (measured at 33 % FLOPs, 2
+            # epochs: mAP 73.8 frozen vs 31.8 updated)
+            options['custom_hooks'] = [dict(type='DM3DPruningHook', prune_on_start=False,
+                                            flops_frames=0, freeze_norm_stats=True)]
             out = finetune_and_test(config, self.data_root, osp.join(cell_dir, 'finetune'),
                                     load_from=ckpt, epochs=self.epochs, cfg_options=options)
             metrics, ckpt = out['metrics'], out['checkpoint']
@@ -151,7 +158,7 @@ class Ablation:
         gmacs = joint_gmacs(model, calibration_batches(self._cfg(config), self.flops_frames,
                                                        'val'))
         ap = summarize_kitti_metrics(metrics)
-        epochs = 0 if cell.kind == 'dense' else (
+        epochs = 0 if cell.budget is None else (
             self.epochs if self.epochs is not None else self._cfg(config).train_cfg.max_epochs)
         row = dict(asdict(cell), name=cell.name, kind=cell.kind, gmacs=gmacs,
                    flops_ratio=gmacs / dense_gmacs, ap=ap, epochs=epochs,

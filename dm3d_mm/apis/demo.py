@@ -11,13 +11,38 @@ from mmengine.runner.checkpoint import get_state_dict, save_checkpoint, weights_
 from .config_utils import load_config
 from .demo_report import summarize_kitti_metrics
 
-DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu.py',
-                'configs/demo/pointpillars_synth-kitti_cpu.py',
-                'configs/demo/centerpoint_synth-kitti_cpu.py')
+DENSE_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu.py',
+                      'configs/demo/pointpillars_synth-kitti_cpu.py',
+                      'configs/demo/centerpoint_synth-kitti_cpu.py')
+# spatially pruned demo SECONDs, trained the way their methods train: SPS-Conv from scratch
+# with the pruning in place; Ada3D in three steps (each step loads the one before)
+SPATIAL_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu_spss50.py',
+                        'configs/demo/second_synth-kitti_cpu_ada3d_stage1.py',
+                        'configs/demo/second_synth-kitti_cpu_ada3d_stage2.py',
+                        'configs/demo/second_synth-kitti_cpu_ada3d.py')
+DEMO_CONFIGS = DENSE_DEMO_CONFIGS + SPATIAL_DEMO_CONFIGS
 
 
 def config_name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
+
+
+def ensure_demo_checkpoint(config: str, data_root: str,
+                           out_dir: str = 'checkpoints') -> str:
+    """``out_dir/<config>.pth``, trained first if missing, after the demo checkpoint that
+    the config starts from (its ``load_from``), if that one is missing too."""
+    ckpt = osp.join(out_dir, f'{config_name(config)}.pth')
+    if osp.isfile(ckpt):
+        return ckpt
+    start = load_config(config).get('load_from')
+    if start and not osp.isfile(start):
+        before = osp.join(osp.dirname(config), f'{config_name(start)}.py')
+        if not osp.isfile(before):
+            raise FileNotFoundError(f'{config} starts from {start}, which is missing and is '
+                                    'not a demo checkpoint')
+        ensure_demo_checkpoint(before, data_root, out_dir)
+    train_demo_checkpoint(config, data_root, out_dir)
+    return ckpt
 
 
 def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,

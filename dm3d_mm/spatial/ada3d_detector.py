@@ -14,13 +14,26 @@ from .bev_importance import center_heatmap
 class Ada3DVoxelNet(VoxelNet):
     """VoxelNet + ``loss_importance``; needs ``middle_encoder.type='Ada3DSparseEncoder'``.
 
-    Args (in addition to VoxelNet's):
-        importance_loss: dict(point_cloud_range, voxel_size, weight=1.0, min_overlap=0.1,
-            min_radius=2); the range and voxel size of the voxel layer place the heatmap.
+    Ada3D trains in three steps (configs/demo/second_synth-kitti_cpu_ada3d_stage{1,2}.py and
+    second_synth-kitti_cpu_ada3d.py): the detector with a sparsity-preserving 2D backbone;
+    the predictor alone (``train_predictor_only``: the loss is the importance MSE and only
+    the voxel encoder and the predictor run, so the detector's weights and norm statistics
+    stay as they are); a joint fine-tune with the dropping in place.
+
+    Args:
+        *args: VoxelNet's arguments.
+        importance_loss (dict): dict(point_cloud_range, voxel_size, weight=1.0,
+            min_overlap=0.1, min_radius=2); the range and voxel size of the voxel layer
+            place the heatmap.
+        train_predictor_only (bool): the loss trains the importance predictor alone.
+            Defaults to False.
+        **kwargs: VoxelNet's keyword arguments.
     """
 
-    def __init__(self, *args, importance_loss: dict, **kwargs):
+    def __init__(self, *args, importance_loss: dict, train_predictor_only: bool = False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.train_predictor_only = bool(train_predictor_only)
         if not hasattr(self.middle_encoder, 'predictor'):
             raise TypeError('Ada3DVoxelNet needs an Ada3DSparseEncoder middle encoder, got '
                             f'{type(self.middle_encoder).__name__}')
@@ -41,10 +54,23 @@ class Ada3DVoxelNet(VoxelNet):
         return center_heatmap(gts, len(gts), grid, cfg['point_cloud_range'], cell,
                               cfg['min_overlap'], cfg['min_radius'])
 
+    def predictor_logits(self, batch_inputs_dict, batch_data_samples) -> torch.Tensor:
+        """The predictor's logits alone (voxel encoder under no_grad: it is not trained)."""
+        vox = batch_inputs_dict['voxels']
+        with torch.no_grad():
+            feats = self.voxel_encoder(vox['voxels'], vox['num_points'], vox['coors'])
+        batch_size = len(batch_data_samples)
+        enc = self.middle_encoder
+        return enc.predictor(feats, vox['coors'], batch_size, enc.sparse_shape)
+
     def loss(self, batch_inputs_dict, batch_data_samples, **kwargs):
         target = self.importance_target(batch_data_samples)  # before the head touches GTs
-        losses = super().loss(batch_inputs_dict, batch_data_samples, **kwargs)
-        logits = self.middle_encoder.last_logits
+        if self.train_predictor_only:
+            losses = {}
+            logits = self.predictor_logits(batch_inputs_dict, batch_data_samples)
+        else:
+            losses = super().loss(batch_inputs_dict, batch_data_samples, **kwargs)
+            logits = self.middle_encoder.last_logits
         target = target.to(logits.device)
         losses['loss_importance'] = self.importance_loss['weight'] * F.mse_loss(
             torch.sigmoid(logits), target)

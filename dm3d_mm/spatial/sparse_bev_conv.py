@@ -112,3 +112,47 @@ class SparseBEVConv2d(nn.Conv2d):
         if self._last_pairs is None:
             return self._rulebook(inputs[0])[2].counts().cpu()
         return self._last_pairs
+
+
+@MODELS.register_module()
+class SparseBEVDeconv2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d with kernel == stride (SECONDFPN's upsampling) computed from the
+    active input pixels only: one GEMM over them, each writing its own output block.
+
+    With kernel == stride the blocks do not overlap, so an inactive (all-zero) input pixel
+    gives a block holding just the bias: the output equals the dense layer's everywhere,
+    and a norm after it (even one with a shift) sees the same map. Same arguments and
+    state_dict keys as nn.ConvTranspose2d (stride == kernel_size, no padding, groups=1).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.kernel_size != self.stride or any(self.padding) or any(self.output_padding) \
+                or self.groups != 1 or self.dilation != (1, 1):
+            raise ValueError('SparseBEVDeconv2d needs kernel_size == stride, no padding, '
+                             'groups=1 and dilation 1')
+        self.spatial_saving = 'skipped'
+        self._last_pairs = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        kh, kw = self.kernel_size
+        mask = (x != 0).any(1)
+        feats = x.permute(0, 2, 3, 1)[mask]  # (active, C)
+        blocks = feats @ self.weight.reshape(c, -1)  # (active, out * kh * kw)
+        self._last_pairs = torch.full((kh * kw, ), len(feats), dtype=torch.long)
+        out = x.new_zeros(n, h, w, self.out_channels * kh * kw)
+        out[mask] = blocks
+        out = out.view(n, h, w, self.out_channels, kh, kw).permute(0, 3, 1, 4, 2, 5)
+        out = out.reshape(n, self.out_channels, h * kh, w * kw)
+        if self.bias is not None:
+            out = out + self.bias[None, :, None, None]
+        return out
+
+    def flops_pairs(self, inputs, output) -> torch.Tensor:
+        """Active input pixels, once per kernel offset (what the last forward multiplied)."""
+        if self._last_pairs is None:
+            kh, kw = self.kernel_size
+            active = int((inputs[0] != 0).any(1).sum())
+            return torch.full((kh * kw, ), active, dtype=torch.long)
+        return self._last_pairs

@@ -1,0 +1,131 @@
+"""Spatially pruned demo SECONDs against the dense one, whole detectors side by side.
+
+Per variant on the val split: 3D AP40 moderate (Car / Ped / Cyc, mAP), joint MACs per frame,
+and wall time per frame of the whole detector (voxelization to head outputs) and of its 3D
+(voxel encoder + sparse encoder, Ada3D's predictor included) and 2D (backbone + neck) parts,
+each as a ratio to dense measured in the same run on the same frames (interleaved, best of
+--repeats). Variants: the dense demo SECOND; the SPS-Conv SECOND trained with 50 % voxel
+pruning in place, also run at 30 / 70 % (ratio changed at test time: marked so); the Ada3D
+SECOND after its three steps, and its step-1 model (sparsity-preserving 2D backbone, no
+dropping). A missing checkpoint is reported and skipped (``make checkpoints`` makes them).
+Example: python bench/spatial_detectors.py --frames 8 --repeats 3
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import time
+from collections import OrderedDict
+
+import torch
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.apis import load_config
+from dm3d_mm.apis.ablate import joint_gmacs
+from dm3d_mm.apis.demo import evaluate_checkpoint
+from dm3d_mm.apis.demo_report import summarize_kitti_metrics
+from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.prune import calibration_batches
+
+DEMO = 'configs/demo/second_synth-kitti_cpu'
+VARIANTS = OrderedDict([  # name: (config, checkpoint, cfg options)
+    ('dense', (f'{DEMO}.py', 'checkpoints/second_synth-kitti_cpu.pth', {})),
+    ('SPS-Conv 30 % (test-time ratio)', (f'{DEMO}_spss50.py',
+                                         'checkpoints/second_synth-kitti_cpu_spss50.pth',
+                                         {'model.middle_encoder.prune_ratios': 0.3})),
+    ('SPS-Conv 50 %', (f'{DEMO}_spss50.py', 'checkpoints/second_synth-kitti_cpu_spss50.pth',
+                       {})),
+    ('SPS-Conv 70 % (test-time ratio)', (f'{DEMO}_spss50.py',
+                                         'checkpoints/second_synth-kitti_cpu_spss50.pth',
+                                         {'model.middle_encoder.prune_ratios': 0.7})),
+    ('Ada3D step 1 (SP-BN, sparse 2D, no dropping)', (
+        f'{DEMO}_ada3d_stage1.py', 'checkpoints/second_synth-kitti_cpu_ada3d_stage1.pth', {})),
+    ('Ada3D', (f'{DEMO}_ada3d.py', 'checkpoints/second_synth-kitti_cpu_ada3d.pth', {})),
+])
+
+
+def timed_forward(model, batch):
+    """Seconds of (whole, 3D, 2D, head) for one batch, voxelization included in whole."""
+    t0 = time.perf_counter()
+    data = model.data_preprocessor(batch, False)['inputs']
+    vox = data['voxels']
+    t1 = time.perf_counter()
+    feats = model.voxel_encoder(vox['voxels'], vox['num_points'], vox['coors'])
+    bev = model.middle_encoder(feats, vox['coors'], len(batch['inputs']['points']))
+    t2 = time.perf_counter()
+    x = model.neck(model.backbone(bev))
+    t3 = time.perf_counter()
+    model.bbox_head(x)
+    t4 = time.perf_counter()
+    return t4 - t0, t2 - t1, t3 - t2, t4 - t3
+
+
+def measure(models, batches, repeats):
+    best = {n: [float('inf')] * 4 for n in models}
+    with torch.no_grad():
+        for m in models.values():
+            timed_forward(m, batches[0])  # warm-up
+        for _ in range(repeats):
+            for name, m in models.items():
+                tot = [0.0] * 4
+                for b in batches:
+                    tot = [a + v for a, v in zip(tot, timed_forward(m, b))]
+                best[name] = [min(a, v / len(batches)) for a, v in zip(best[name], tot)]
+    return best
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--data-root', default='data/synth_kitti')
+    p.add_argument('--frames', type=int, default=8)
+    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--no-ap', action='store_true', help='timings and FLOPs only')
+    p.add_argument('--out', default='work_dirs/bench_spatial_detectors')
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    print(f'torch threads: {torch.get_num_threads()}')
+    models, rows = OrderedDict(), OrderedDict()
+    for name, (config, ckpt, options) in VARIANTS.items():
+        if not osp.isfile(ckpt):
+            print(f'skipped {name}: {ckpt} missing (make checkpoints)')
+            continue
+        cfg = load_config(config, cfg_options=options, data_root=args.data_root)
+        models[name] = build_detector(cfg, ckpt).eval()
+        batches = calibration_batches(cfg, args.frames, 'val')
+        rows[name] = dict(gmacs=joint_gmacs(models[name], batches))
+        if not args.no_ap:
+            ap = summarize_kitti_metrics(evaluate_checkpoint(
+                config if not options else _with_options(config, options, args.out, name),
+                ckpt, args.data_root, osp.join(args.out, name.split()[0])))
+            rows[name].update(ap=ap, mAP=sum(ap[c]['moderate'] for c in
+                                             ('Car', 'Pedestrian', 'Cyclist')) / 3)
+    times = measure(models, batches, args.repeats)
+    dense = times['dense']
+    lines = ['| variant | Car | Ped | Cyc | mAP | GMACs | FLOPs / dense | whole / dense | '
+             '3D / dense | 2D / dense | head / dense | ms per frame |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for name, row in rows.items():
+        t = times[name]
+        row.update(seconds=dict(zip(('whole', '3D', '2D', 'head'), t)))
+        ap = row.get('ap', {})
+        cells = [f"{ap.get(c, {}).get('moderate', float('nan')):.1f}"
+                 for c in ('Car', 'Pedestrian', 'Cyclist')]
+        lines.append(f"| {name} | {' | '.join(cells)} | {row.get('mAP', float('nan')):.1f} | "
+                     f"{row['gmacs']:.3f} | {row['gmacs'] / rows['dense']['gmacs']:.3f} | "
+                     + ' | '.join(f'{a / b:.3f}' for a, b in zip(t, dense))
+                     + f' | {t[0] * 1e3:.1f} |')
+    print('\n'.join(lines))
+    with open(osp.join(args.out, 'bench_spatial_detectors.json'), 'w') as f:
+        json.dump(rows, f, indent=1)
+
+
+def _with_options(config, options, out, name):
+    """A config file with ``options`` merged in (evaluate_checkpoint takes a path)."""
+    cfg = load_config(config, cfg_options=options)
+    path = osp.join(out, name.split()[0] + '_' + str(abs(hash(name))) + '.py')
+    cfg.dump(path)
+    return path
+
+
+if __name__ == '__main__':
+    main()
