@@ -47,9 +47,15 @@ def column_keep(indices: torch.Tensor, spatial_hw, imp: torch.Tensor,
 class Ada3DSparseEncoder(SparseEncoder):
     """SparseEncoder + Ada3D BEV-column pruning (see the module docstring).
 
-    Args (in addition to SparseEncoder's):
-        predictor: BEVImportancePredictor config.
-        keep_ratios: location -> fraction of non-empty BEV cells kept there.
+    Args:
+        *args: SparseEncoder's arguments.
+        predictor (dict, optional): BEVImportancePredictor config (its in_channels are the
+            encoder's). Defaults to the predictor's defaults.
+        keep_ratios (dict, optional): location ('input', 'stage1'..'stageN', 'bev') ->
+            fraction of the non-empty BEV cells kept there, in (0, 1].
+            Defaults to dict(input=0.5, bev=0.5).
+        backend (str): sparse-conv library; 'spconv'. Defaults to 'spconv'.
+        **kwargs: SparseEncoder's keyword arguments.
     """
 
     def __init__(self, *args, predictor: Optional[dict] = None,

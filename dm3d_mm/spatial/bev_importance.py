@@ -14,6 +14,12 @@ class BEVImportancePredictor(nn.Module):
 
     Input per BEV cell: the max of each voxel-feature channel over the cell's voxels and the
     log voxel count. ``downsample`` d sets the cell size in voxels.
+
+    Args:
+        in_channels (int): voxel-feature channels. Defaults to 4.
+        feat_channels (int): channels of the hidden convs. Defaults to 16.
+        downsample (int): BEV cell size in voxels. Defaults to 4.
+        num_convs (int): hidden 3x3 conv-BN-ReLU layers. Defaults to 2.
     """
 
     dm3d_skip_pruning = True  # weight pruning leaves the predictor alone

@@ -15,6 +15,11 @@ class VoxelImportance(nn.Module):
 
     The learned predictor only gets gradients when the features it scores are gated by it
     (see ``SPSSSubMConv3d(gate=True)``).
+
+    Args:
+        in_channels (int): channels of the features scored.
+        mode (str): 'magnitude' (parameter-free) or 'learned'. Defaults to 'magnitude'.
+        kernel_size (int): kernel of the learned subm conv. Defaults to 3.
     """
 
     dm3d_skip_pruning = True  # weight pruning leaves the predictor alone

@@ -11,6 +11,12 @@ class SparsityPreservingBN2d(nn.Module):
 
     Loading a BatchNorm2d state dict converts its statistics (E[x^2] = var + mean^2) and
     drops beta, so a dense checkpoint is a sensible start for fine-tuning.
+
+    Args:
+        num_features (int): channels.
+        eps (float): added to E[x^2]. Defaults to 1e-5.
+        momentum (float): running-statistics update rate. Defaults to 0.1.
+        affine (bool): learn a per-channel scale gamma. Defaults to True.
     """
     _abbr_ = 'bn'
 

@@ -67,7 +67,21 @@ class _SPSSMixin:
 
 
 class SPSSSubMConv3d(_SPSSMixin, SubMConv3d):
-    """Submanifold conv computing outputs at the kept voxels only (pruned ones pass through)."""
+    """Submanifold conv computing outputs at the kept voxels only (pruned ones pass through).
+
+    Args:
+        in_channels (int): input channels (equal to ``out_channels`` when pruning).
+        out_channels (int): output channels.
+        kernel_size (int | tuple): spconv's kernel size.
+        *args: SubMConv3d's other arguments (stride, padding, dilation, ...).
+        prune_ratio (float): fraction of each sample's voxels pruned, in [0, 1); 0 runs
+            spconv's SubMConv3d unchanged. Defaults to 0.5.
+        importance (str): 'magnitude' or 'learned' (see VoxelImportance).
+            Defaults to 'magnitude'.
+        gate (bool, optional): multiply the features by their importance. None: only for
+            'learned'.
+        **kwargs: SubMConv3d's keyword arguments (bias, indice_key, ...).
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, *args, prune_ratio=0.5,
                  importance='magnitude', gate=None, **kwargs):
@@ -102,7 +116,20 @@ class SPSSSubMConv3d(_SPSSMixin, SubMConv3d):
 
 
 class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
-    """Strided sparse conv: important voxels dilate, unimportant ones keep their own site."""
+    """Strided sparse conv: important voxels dilate, unimportant ones keep their own site.
+
+    Args:
+        in_channels (int): input channels.
+        out_channels (int): output channels.
+        kernel_size (int | tuple): spconv's kernel size.
+        *args: SparseConv3d's other arguments (stride, padding, dilation, ...).
+        prune_ratio (float): fraction of each sample's voxels that do not dilate, in
+            [0, 1); 0 runs spconv's SparseConv3d unchanged. Defaults to 0.5.
+        importance (str): 'magnitude' or 'learned'. Defaults to 'magnitude'.
+        gate (bool, optional): multiply the features by their importance. None: only for
+            'learned'.
+        **kwargs: SparseConv3d's keyword arguments.
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, *args, prune_ratio=0.5,
                  importance='magnitude', gate=None, **kwargs):
@@ -171,7 +198,11 @@ class SPSSBlock(SparseSequential):
     block's input. SPS-Conv passes pruned voxels through the conv alone, so norm statistics
     fitted to conv outputs then meet raw inputs; skipping the block keeps a trained model's
     features in range and also saves the norm / activation work. Same children and
-    state_dict keys as the SparseSequential it replaces."""
+    state_dict keys as the SparseSequential it replaces.
+
+    Args:
+        *modules (nn.Module): an SPSSSubMConv3d followed by its norm / activation layers.
+    """
 
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
         conv, rest = self[0], list(self)[1:]

@@ -35,17 +35,26 @@ def _spss_like(conv, cls, prune_ratio, importance, gate):
 
 @MODELS.register_module()
 class SPSSSparseEncoder(SparseEncoder):
-    """SparseEncoder whose encoder stages prune voxels as SPSS-Conv does.
+    """SparseEncoder whose encoder stages prune voxels as SPSS-Conv does. The stem
+    ``conv_input`` and ``conv_out`` stay dense (they are outside the stages).
 
-    Args (in addition to SparseEncoder's):
-        prune_ratios: fraction of voxels pruned, one float for all stages or one per stage.
-            In a stage, every submanifold conv with equal in/out channels computes only its
-            kept voxels, and (``prune_downsample``) the strided conv dilates only them.
-        importance: 'magnitude' (sigmoid of mean |feature|) or 'learned' (1-channel subm conv).
-        gate: multiply features by their importance (default: only for 'learned').
-        passthrough: what the pruned voxels of a submanifold conv skip: 'conv' (SPS-Conv:
-            the conv only; the block's norm and activation still apply to them) or 'block'
-            (the whole conv-norm-act block, see SPSSBlock).
+    Args:
+        *args: SparseEncoder's arguments.
+        prune_ratios (float | Sequence[float]): fraction of voxels pruned, one value for all
+            stages or one per stage. In a stage, every submanifold conv with equal in/out
+            channels computes only its kept voxels, and (``prune_downsample``) the strided
+            conv dilates only them. Defaults to 0.5.
+        importance (str): 'magnitude' (sigmoid of mean |feature|) or 'learned' (a 1-channel
+            subm conv). Defaults to 'magnitude'.
+        gate (bool, optional): multiply the features by their importance (SPS-Conv's soft
+            gate, so training shapes what is important). None: only for 'learned'.
+        prune_downsample (bool): prune the strided convs too. Defaults to True.
+        passthrough (str): what the pruned voxels of a submanifold conv skip: 'conv'
+            (SPS-Conv: the conv only; the block's norm and activation still apply to them)
+            or 'block' (the whole conv-norm-act block, see SPSSBlock). Defaults to 'conv'.
+        backend (str): sparse-conv library; 'spconv' (torchsparse is not installed and
+            fails with a clear message). Defaults to 'spconv'.
+        **kwargs: SparseEncoder's keyword arguments.
     """
 
     def __init__(self, *args, prune_ratios: Union[float, Sequence[float]] = 0.5,
