@@ -6,9 +6,9 @@ dense baselines: mmdet3d's SparseEncoder, and the same convs with the BEV scatte
 encoders use (sparse_to_bev), so the speed-up from pruning alone is visible too:
   * the demo SECOND encoder (narrow channels, 0.1 m voxels) with its checkpoint;
   * mmdet3d's full SECOND KITTI encoder (16-64 channels, 0.05 m voxels), random weights;
-at 0, 30, 50, 70 % voxel pruning. With --map, also the demo mAP at 50 % before and after a
-short fine-tune (configs/demo/second_synth-kitti_cpu_spss50.py).
-Example: python bench/spatial_speed.py --frames 8 --repeats 3 --map
+at 0, 30, 50, 70 % voxel pruning, with the dense weights (encoder timing and MACs only; the
+trained spatial detectors, their mAP and whole-detector times: bench/spatial_detectors.py).
+Example: python bench/spatial_speed.py --frames 8 --repeats 3
 """
 import argparse
 import copy
@@ -21,9 +21,6 @@ import torch
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.demo import evaluate_checkpoint
-from dm3d_mm.apis.demo_report import summarize_kitti_metrics
-from dm3d_mm.apis.finetune import finetune_and_test
 from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.flops import FlopsCounter
@@ -35,7 +32,6 @@ SETTINGS = {  # config, checkpoint, Ada3D predictor cell size (voxels)
     'mmdet3d SECOND (full)': ('mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py',
                               None, 8),
 }
-SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
 
 
 def encoder_inputs(model, batches):
@@ -103,8 +99,6 @@ def main():
     p.add_argument('--ratios', type=float, nargs='+', default=[0.3, 0.5, 0.7])
     p.add_argument('--gemm', choices=['spconv', 'torch'], default='torch',
                    help='who multiplies on the pruned rulebooks')
-    p.add_argument('--map', action='store_true', help='also demo mAP before/after fine-tune')
-    p.add_argument('--epochs', type=int, default=None, help='fine-tune epochs (config: 2)')
     p.add_argument('--out', default='work_dirs/bench_spatial')
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -138,22 +132,6 @@ def main():
                          f'{best[key] / best[base]:.3f} | {best[key] / best[fast]:.3f} | '
                          f'{best[key] * 1e3:.1f} |')
     print('\n'.join(lines))
-    if args.map:
-        dense_ap = summarize_kitti_metrics(evaluate_checkpoint(
-            SETTINGS['demo SECOND'][0], SETTINGS['demo SECOND'][1], args.data_root,
-            osp.join(args.out, 'eval_dense')))
-        before = summarize_kitti_metrics(evaluate_checkpoint(
-            SPSS50, SETTINGS['demo SECOND'][1], args.data_root, osp.join(args.out, 'eval_before')))
-        ft = finetune_and_test(SPSS50, args.data_root, osp.join(args.out, 'finetune_spss50'),
-                               epochs=args.epochs)
-        after = summarize_kitti_metrics(ft['metrics'])
-        result['map'] = dict(dense=dense_ap, before=before, after=after,
-                             finetune_seconds=ft['train_seconds'])
-        print('\n| demo SECOND, val 3D AP40 moderate | Car | Ped | Cyc |\n|---|---:|---:|---:|')
-        print(f'| dense | {car_ped_cyc(dense_ap)} |')
-        print(f'| SPSS 50 %, no fine-tune | {car_ped_cyc(before)} |')
-        print(f"| SPSS 50 %, fine-tuned ({ft['train_seconds'] / 60:.1f} min) | "
-              f'{car_ped_cyc(after)} |')
     with open(osp.join(args.out, 'bench_spatial.json'), 'w') as f:
         json.dump(result, f, indent=1, default=str)
 

@@ -18,7 +18,14 @@ def finetune_and_test(config: str, data_root: str, work_dir: str,
             raise FileNotFoundError(f'checkpoint to fine-tune from not found: {load_from}')
         cfg.load_from = load_from
     if epochs is not None:
+        # the schedule's epoch-based phases end with the new length, not the config's
+        old = cfg.train_cfg.max_epochs
         cfg.train_cfg.max_epochs = epochs
+        for sched in cfg.get('param_scheduler', None) or []:
+            if sched.get('by_epoch', True) and sched.get('end') == old:
+                sched['end'] = epochs
+                if sched.get('T_max') == old:
+                    sched['T_max'] = epochs
     cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1  # tested once below
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
                                         interval=cfg.train_cfg.max_epochs)
