@@ -80,13 +80,22 @@ class SparseBEVConv2d(nn.Conv2d):
         return tuple((s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in zip(
             (h, w), self.padding, self.dilation, self.kernel_size, self.stride))
 
+    # the last rulebook built, shared by every layer: the stride-1 convs of a backbone stage
+    # see the same active pixels, so all but the first reuse it (checked, not assumed)
+    _shared = None
+
     def _rulebook(self, x: torch.Tensor):
+        mask_in = (x != 0).any(1)
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
+        last = SparseBEVConv2d._shared
+        if last is not None and last[0] == geometry and last[1].shape == mask_in.shape \
+                and last[1].device == mask_in.device and torch.equal(last[1], mask_in):
+            return last[1:]
         n, _, h, w = x.shape
         ho, wo = self.output_hw(h, w)
-        mask_in = (x != 0).any(1)
         mask_out = self._out_mask(mask_in[:, None].to(x.dtype))[:, 0, :ho, :wo] > 0
-        book = bev_rulebook(mask_in, mask_out, self.kernel_size, self.stride, self.padding,
-                            self.dilation)
+        book = bev_rulebook(mask_in, mask_out, *geometry)
+        SparseBEVConv2d._shared = (geometry, mask_in, mask_out, book)
         return mask_in, mask_out, book
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
