@@ -21,6 +21,7 @@ demo: data
 test: install
 	$(PY) -m pytest -q tests
 
-# Re-train the shipped demo checkpoints (about 20 minutes each on 2 cores).
+# Re-train the shipped demo checkpoints (20-35 min each on 2 cores; the Ada3D SECOND in
+# three steps, each loading the one before; its first two steps are not shipped).
 checkpoints: data
 	$(PY) tools/train_demo_checkpoints.py --data-root $(DATA)
