@@ -313,6 +313,25 @@ def test_block_passthrough_encoder_wraps_blocks_and_keeps_keys(demo_encoder_inpu
     # every conv is counted in block mode too (SPSSBlock calls its conv through its hooks)
     conv_c, block_c = counted
     assert set(block_c.layers) == set(conv_c.layers)
-    assert 0.5 * conv_c.total_macs() < block_c.total_macs() < 1.5 * conv_c.total_macs()
+    # exact: each pruned subm conv of the block-mode encoder counts the pairs between its
+    # input voxels and its kept outputs, nothing for the pruned ones
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            x = inputs[0]
+            seen[name] = (x.indices.clone(), module.last_keep.clone())
+        return hook
+    handles = [m.register_forward_hook(record(n)) for n, m in block_mode.named_modules()
+               if isinstance(m, SPSSSubMConv3d) and m.prune_ratio > 0]
+    assert handles
+    with FlopsCounter(block_mode) as one, torch.no_grad():
+        block_mode(*inputs[0])
+    for h in handles:
+        h.remove()
+    for name, (idx, keep) in seen.items():
+        assert 0 < int(keep.sum()) < len(keep)
+        want = _brute_pairs(idx, idx[keep], 3, 1, 1)
+        assert one.layers[name].pairs.tolist() == want, name
     with pytest.raises(ValueError, match='passthrough'):
         _spss_encoder(cfg, dense, prune_ratios=0.5, passthrough='layer')
