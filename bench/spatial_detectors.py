@@ -95,8 +95,8 @@ def main():
         rows[name] = dict(gmacs=joint_gmacs(models[name], batches))
         if not args.no_ap:
             ap = summarize_kitti_metrics(evaluate_checkpoint(
-                config if not options else _with_options(config, options, args.out, name),
-                ckpt, args.data_root, osp.join(args.out, name.split()[0])))
+                config, ckpt, args.data_root, osp.join(args.out, name.split()[0]),
+                cfg_options=options))
             rows[name].update(ap=ap, mAP=sum(ap[c]['moderate'] for c in
                                              ('Car', 'Pedestrian', 'Cyclist')) / 3)
     times = measure(models, batches, args.repeats)
@@ -117,14 +117,6 @@ def main():
     print('\n'.join(lines))
     with open(osp.join(args.out, 'bench_spatial_detectors.json'), 'w') as f:
         json.dump(rows, f, indent=1)
-
-
-def _with_options(config, options, out, name):
-    """A config file with ``options`` merged in (evaluate_checkpoint takes a path)."""
-    cfg = load_config(config, cfg_options=options)
-    path = osp.join(out, name.split()[0] + '_' + str(abs(hash(name))) + '.py')
-    cfg.dump(path)
-    return path
 
 
 if __name__ == '__main__':

@@ -46,12 +46,12 @@ def ensure_demo_checkpoint(config: str, data_root: str,
 
 
 def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
-                        work_dir: str) -> Dict[str, float]:
+                        work_dir: str, cfg_options: Optional[dict] = None) -> Dict[str, float]:
     """KittiMetric results of a checkpoint (None: untrained weights) on the val split."""
     from mmengine.runner import Runner
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    cfg = load_config(config, work_dir=work_dir, data_root=data_root)
+    cfg = load_config(config, cfg_options=cfg_options, work_dir=work_dir, data_root=data_root)
     cfg.load_from = checkpoint
     return Runner.from_cfg(cfg).test()
 

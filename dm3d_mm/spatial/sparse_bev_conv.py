@@ -22,11 +22,6 @@ from torch import nn
 from .gather_conv import FlatRulebook, conv_from_rulebook
 
 
-def active_pixels(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) float mask of the pixels with any non-zero channel."""
-    return (x != 0).any(1, keepdim=True).to(x.dtype)
-
-
 def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, stride, padding,
                  dilation) -> FlatRulebook:
     """Pairs (active input row, active output row) per kernel offset (row-major offsets);
@@ -84,26 +79,30 @@ class SparseBEVConv2d(nn.Conv2d):
     # see the same active pixels, so all but the first reuse it (checked, not assumed)
     _shared = None
 
-    def _rulebook(self, x: torch.Tensor):
-        mask_in = (x != 0).any(1)
+    def _active_out(self, mask_in: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(N, Ho, Wo) active output pixels of the active input pixels ``mask_in``."""
+        ho, wo = self.output_hw(*x.shape[-2:])
+        return self._out_mask(mask_in[:, None].to(x.dtype))[:, 0, :ho, :wo] > 0
+
+    def _rulebook(self, x: torch.Tensor, mask_in: torch.Tensor):
         geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
         last = SparseBEVConv2d._shared
         if last is not None and last[0] == geometry and last[1].shape == mask_in.shape \
                 and last[1].device == mask_in.device and torch.equal(last[1], mask_in):
-            return last[1:]
-        n, _, h, w = x.shape
-        ho, wo = self.output_hw(h, w)
-        mask_out = self._out_mask(mask_in[:, None].to(x.dtype))[:, 0, :ho, :wo] > 0
+            return last[2:]
+        mask_out = self._active_out(mask_in, x)
         book = bev_rulebook(mask_in, mask_out, *geometry)
         SparseBEVConv2d._shared = (geometry, mask_in, mask_out, book)
-        return mask_in, mask_out, book
+        return mask_out, book
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask_in, mask_out, book = self._rulebook(x)
-        self._last_pairs = book.counts().cpu()
+        mask_in = (x != 0).any(1)
         if float(mask_in.float().mean()) > self.dense_above:
-            self.spatial_saving = 'counted only'
-            return super().forward(x) * mask_out[:, None].to(x.dtype)
+            # the pairs are counted from the input if a FLOPs counter asks (flops_pairs)
+            self.spatial_saving, self._last_pairs = 'counted only', None
+            return super().forward(x) * self._active_out(mask_in, x)[:, None].to(x.dtype)
+        mask_out, book = self._rulebook(x, mask_in)
+        self._last_pairs = book.counts().cpu()
         self.spatial_saving = 'skipped'
         feats = x.permute(0, 2, 3, 1)[mask_in]  # (active inputs, C), row-major
         kh, kw = self.kernel_size
@@ -119,7 +118,8 @@ class SparseBEVConv2d(nn.Conv2d):
     def flops_pairs(self, inputs, output) -> torch.Tensor:
         """The pairs the last forward multiplied, per kernel offset."""
         if self._last_pairs is None:
-            return self._rulebook(inputs[0])[2].counts().cpu()
+            x = inputs[0]
+            return self._rulebook(x, (x != 0).any(1))[1].counts().cpu()
         return self._last_pairs
 
 
