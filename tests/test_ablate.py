@@ -1,5 +1,6 @@
-"""tools/ablate.py machinery on a few frames: every kind of cell runs, a fine-tuned weight
-cell keeps its masks, tables and plot come out, and a re-run skips finished cells."""
+"""tools/ablate.py machinery on a few frames: the paper's studies run their cells, a
+fine-tuned weight cell keeps its masks, the dense-ft control trains with frozen BN
+statistics, tables and plots come out well-formed, and a re-run skips finished cells."""
 import json
 import os.path as osp
 
@@ -8,50 +9,139 @@ import torch
 
 from conftest import REPO
 
-DENSE = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
+OPTIONS = dict(train_dataloader=dict(num_workers=0, persistent_workers=False),
+               val_dataloader=dict(num_workers=0, persistent_workers=False),
+               test_dataloader=dict(num_workers=0, persistent_workers=False))
 
 
-def test_ablation_cells_tables_and_resume(synth_root, tmp_path):
-    from dm3d_mm.apis.ablate import Ablation, Cell, plan
-    from dm3d_mm.apis.ablate_report import (plot_ap_vs_flops, table_estimators, table_parts,
-                                            table_spatial_weight)
-    options = dict(train_dataloader=dict(num_workers=0, persistent_workers=False),
-                   val_dataloader=dict(num_workers=0, persistent_workers=False),
-                   test_dataloader=dict(num_workers=0, persistent_workers=False))
-    abl = Ablation(str(tmp_path), synth_root, epochs=0, calib_frames=2, flops_frames=2,
-                   dense_ckpt=DENSE, cfg_options=options)
-    cells = plan([0.5])
-    assert [c.kind for c in cells] == ['dense', 'spatial', 'weight', 'spatial + weight']
-    rows = {c.name: abl.run(c) for c in cells}
-    assert rows['dense']['flops_ratio'] == pytest.approx(1.0)
-    assert rows['spss50']['flops_ratio'] < 1.0
-    assert rows['dm3d50-all-fisher']['flops_ratio'] == pytest.approx(0.5, abs=0.03)
-    # the weight budget is counted on the spatially pruned model
-    both = rows['spss50+dm3d50-all-fisher']['flops_ratio']
-    assert both == pytest.approx(0.5 * rows['spss50']['flops_ratio'], rel=0.1)
-    md = table_spatial_weight(abl.results)
-    assert md.count('\n') == 5 and '| spatial + weight | 0.50 |' in md
-    assert table_parts(abl.results) == '' and table_estimators(abl.results) == ''
-    assert osp.isfile(plot_ap_vs_flops(abl.results, str(tmp_path / 'fig.png')))
+@pytest.fixture(scope='module')
+def tiny_root(tmp_path_factory):
+    """Two train and two val frames: every cell evaluates on the whole val split."""
+    from dm3d_mm.datasets import SyntheticKittiConfig, generate
+    root = str(tmp_path_factory.mktemp('tiny_kitti'))
+    generate(root, SyntheticKittiConfig(num_train=2, num_val=2, seed=0), workers=1,
+             progress=False)
+    return root + '/'
 
-    # a fine-tuned weight cell: the hook restores the masks and keeps them through training
+
+def _table_rows(md: str):
+    """Data rows of a markdown table, each as a list of cells; every row as wide as the
+    header."""
+    lines = [ln for ln in md.splitlines() if ln.startswith('|')]
+    width = lines[0].count('|')
+    assert all(ln.count('|') == width for ln in lines), md
+    assert set(lines[1].replace('|', '').replace('-', '').replace(':', '')) <= {''}
+    return [[c.strip() for c in ln.strip('|').split('|')] for ln in lines[2:]]
+
+
+def test_cell_names_and_bad_cells():
+    from dm3d_mm.apis.ablate_cells import Cell
+    assert Cell().name == 'second:dense'
+    assert Cell(control=True).name == 'second:dense-ft'
+    assert Cell(budget=0.309, method='lamp').name == 'second:lamp30.9'
+    assert Cell(spatial='ada3d', budget=0.5).name == 'second:ada3d+dm3d50'
+    assert Cell('centerpoint', budget=0.25, parts='head').kind == 'weight'
+    for bad in (dict(detector='votenet'), dict(spatial='ada3d', detector='centerpoint'),
+                dict(budget=1.5), dict(method='random'), dict(parts='roi'),
+                dict(control=True, budget=0.5)):
+        with pytest.raises(ValueError):
+            Cell(**bad)
+
+
+def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
+    from dm3d_mm.apis.ablate import Ablation, Cell
+    from dm3d_mm.apis.ablate_cells import study_tab6, study_tab12
+    from dm3d_mm.apis.ablate_report import (plot_ap_vs_flops, plot_layer_allocation,
+                                            table_all, table_tab6, table_tab12)
+    abl = Ablation(str(tmp_path), tiny_root, epochs=0, calib_frames=2, flops_frames=2,
+                   checkpoint_root=REPO, cfg_options=OPTIONS)
+    # Tab. 1/2: the DM3D cell is pruned to the FLOPs Ada3D was measured at
+    cells = study_tab12(abl.run, 'second')
+    rows = {c.name: abl.results[c.name] for c in cells}
+    ada = rows['second:ada3d']
+    assert ada['flops_ratio'] < 0.6
+    matched = [r for r in rows.values() if r['kind'] == 'weight']
+    assert len(matched) == 1 and matched[0]['budget'] == round(ada['flops_ratio'], 3)
+    assert matched[0]['flops_ratio'] == pytest.approx(ada['flops_ratio'], abs=0.03)
+    assert rows['second:dense']['flops_ratio'] == pytest.approx(1.0)
+    # Fig. 4 data: the allocation in network order, shares of the dense FLOPs
+    alloc = matched[0]['allocation']
+    assert alloc[0]['name'].startswith('middle_encoder')
+    assert alloc[-1]['name'].startswith('neck')
+    assert all(0 <= a['pruned'] <= 1 for a in alloc)
+    table = _table_rows(table_tab12(abl.results, 'second'))
+    assert [r[0] for r in table] == ['dense', 'dense-ft', 'Ada3D',
+                                     'DM3D (weight, at Ada3D FLOPs)']
+
+    # Tab. 6: the weight budget is counted on the spatially pruned model
+    study_tab6(abl.run, 'second', [0.5])
+    spss = abl.results['second:spss50']
+    both = abl.results['second:spss50+dm3d50']
+    assert both['flops_ratio'] == pytest.approx(0.5 * spss['flops_ratio'], rel=0.1)
+    tab6 = _table_rows(table_tab6(abl.results, 'second'))
+    assert {(r[0], r[1]) for r in tab6} == {('ada3d', '-'), ('ada3d', '0.50'),
+                                            ('spss50', '-'), ('spss50', '0.50')}
+    assert all(float(r[3]) == pytest.approx(0.5, abs=0.05) for r in tab6 if r[1] == '0.50')
+
+    everything = _table_rows(table_all(abl.results, 'second'))
+    assert len(everything) == len(abl.results) - 1  # all but _meta
+    assert {r[4] for r in everything if r[1] == 'weight'} == {'counted only'}
+    assert {r[4] for r in everything if r[1] == 'spatial'} == {'skipped'}
+    for plot in (plot_ap_vs_flops(abl.results, 'second', str(tmp_path / 'f1.png')),
+                 plot_layer_allocation(abl.results, 'second', str(tmp_path / 'f4.png'))):
+        assert osp.getsize(plot) > 1000
+    assert plot_layer_allocation(abl.results, 'centerpoint', str(tmp_path / 'x.png')) is None
+
+    # fine-tuned cells: the weight cell keeps its masks, the control its BN statistics
     abl.epochs = 1
     cell = Cell(budget=0.5, parts='2D')
     row = abl.run(cell)
-    ckpt = torch.load(osp.join(tmp_path, cell.name, 'finetune', 'epoch_1.pth'),
+    ckpt = torch.load(osp.join(tmp_path, 'second_dm3d50-2D', 'finetune', 'epoch_1.pth'),
                       map_location='cpu', weights_only=False)
     masks = ckpt['meta']['dm3d']['masks']
     assert masks and all(n.startswith(('backbone', 'neck')) for n in masks)
     sd = ckpt['state_dict']
     assert all(not sd[n + '.weight'][~m].any() for n, m in masks.items())
     assert row['epochs'] == 1
+    abl.results.pop('second:dense-ft')
+    control = abl.run(Cell(control=True))
+    assert control['epochs'] == 1 and control['allocation'] is None
+    dense_sd = torch.load(osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth'),
+                          map_location='cpu', weights_only=False)['state_dict']
+    ft_sd = torch.load(osp.join(tmp_path, 'second_dense-ft', 'finetune', 'epoch_1.pth'),
+                       map_location='cpu', weights_only=False)['state_dict']
+    bn = [k for k in dense_sd if k.endswith('running_mean')]
+    assert bn and all(torch.equal(dense_sd[k], ft_sd[k]) for k in bn)
+    weights = [k for k in dense_sd if k.endswith('.weight') and dense_sd[k].dim() > 1]
+    assert any(not torch.equal(dense_sd[k], ft_sd[k]) for k in weights)
 
     # a re-run reads the JSON and skips every finished cell
     before = json.load(open(abl.path))
-    again = Ablation(str(tmp_path), synth_root, epochs=1, dense_ckpt=DENSE,
-                     cfg_options=options)
+    again = Ablation(str(tmp_path), tiny_root, epochs=1, checkpoint_root=REPO,
+                     cfg_options=OPTIONS)
     logs = []
-    for c in cells + [cell]:
-        again.run(c, log=logs.append)
-    assert all('skipped' in line for line in logs) and len(logs) == 5
+    for name in [k for k in before if not k.startswith('_')]:
+        again.run(_cell_of(before[name]), log=logs.append)
+    assert all('skipped' in line for line in logs) and len(logs) == len(before) - 1
     assert json.load(open(again.path)) == before
+
+
+def _cell_of(row):
+    from dm3d_mm.apis.ablate import Cell
+    return Cell(**{k: row[k] for k in ('detector', 'spatial', 'budget', 'method', 'parts',
+                                       'estimator', 'control')})
+
+
+def test_ablate_cli_rejects_bad_input(tmp_path):
+    import subprocess
+    import sys
+    for args, words in ((['--budgets', '0'], 'budgets'),
+                        (['--checkpoint', 'second'], 'KEY=PATH'),
+                        (['--checkpoint', f'second={tmp_path}/none.pth', '--epochs', '0'],
+                         'checkpoint not found')):
+        out = subprocess.run([sys.executable, 'tools/ablate.py', '--work-dir', str(tmp_path),
+                              *args], cwd=REPO, capture_output=True, text=True)
+        assert out.returncode == 2 and words in out.stderr, out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith('error: ')]
+    assert errors == [f'error: second checkpoint not found: {tmp_path}/none.pth']
+    assert 'Traceback' not in out.stderr

@@ -1,51 +1,98 @@
-"""Spatial vs weight sparsity ablation on the demo benchmark (DM3D paper Tab. 4-6, Fig. 1).
+"""The DM3D paper's studies in miniature on the demo detectors (Fig. 1, 4, Tab. 1/2, 4, 5, 6).
 
-Cells: dense, SPSS-Conv spatial pruning (50 % voxels), DM3D weight pruning and spatial +
-weight at each --budgets; --parts adds weight pruning of 3D / 2D / head alone (Tab. 4),
---actual the actual-distortion estimator (Tab. 5). Every pruned cell is fine-tuned for
---epochs with the masks kept, then evaluated on val. Results: WORK_DIR/ablation.json (a
-re-run skips finished cells), markdown tables on stdout and WORK_DIR/ablation.md, and the
-AP-against-FLOPs plot WORK_DIR/ap_vs_flops.png.
+Studies (--study, any of):
+  fig1   dense, the dense-ft control, DM3D / uniform / LAMP (--methods) at each --budgets,
+         each spatial model (SPS-Conv, Ada3D) and DM3D on top of each at the first two
+         budgets; Fig. 4 (DM3D's layer-wise sparsity per budget) comes from the same cells
+  tab12  DM3D against Ada3D at Ada3D's measured joint FLOPs
+  tab6   DM3D on top of each spatial model at the first two budgets
+  tab4   weight pruning of 3D / 2D / head alone at the first budget
+  tab5   fisher against actual distortion curves at the first budget
+Every weight cell and the dense-ft control is fine-tuned for --epochs with frozen BN
+statistics (weight cells with their masks kept), then evaluated on val. Results:
+WORK_DIR/ablation.json (written after each cell with its seconds; a re-run skips finished
+cells), markdown tables on stdout and in WORK_DIR/ablation.md, plots
+WORK_DIR/fig1_<detector>.png and fig4_<detector>.png.
 
-Example: python tools/ablate.py --budgets 0.5 0.33 --parts --actual
+Example: python tools/ablate.py --detector second --study fig1 --budgets 0.5 0.33 0.25 0.2
 """
 import argparse
 import os.path as osp
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.apis.ablate import DENSE_CKPT, Ablation, plan
-from dm3d_mm.apis.ablate_report import (plot_ap_vs_flops, table_estimators, table_parts,
-                                        table_spatial_weight)
+from dm3d_mm.apis.ablate import DETECTORS, STUDIES, Ablation
+from dm3d_mm.apis.ablate_report import (plot_ap_vs_flops, plot_layer_allocation, rows_of,
+                                        table_all, table_estimators, table_parts,
+                                        table_tab6, table_tab12)
+from dm3d_mm.apis.cli import add_debug_arg, run_cli
+from dm3d_mm.weight.pruner import METHODS
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33])
-    p.add_argument('--parts', action='store_true', help='also 3D / 2D / head alone (Tab. 4)')
-    p.add_argument('--actual', action='store_true', help='also actual distortion (Tab. 5)')
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog='\n'.join(__doc__.splitlines()[2:]))
+    p.add_argument('--detector', nargs='+', default=['second'], choices=sorted(DETECTORS))
+    p.add_argument('--study', nargs='+', default=['fig1'], choices=sorted(STUDIES))
+    p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33, 0.25, 0.2])
+    p.add_argument('--methods', nargs='+', default=['dm3d', 'uniform', 'lamp'],
+                   choices=METHODS, help='weight methods of fig1')
     p.add_argument('--epochs', type=int, default=None,
                    help="fine-tune epochs (default: each config's schedule; 0: no fine-tune)")
     p.add_argument('--calib-frames', type=int, default=16)
     p.add_argument('--data-root', default='data/synth_kitti')
-    p.add_argument('--checkpoint', default=DENSE_CKPT, help='dense demo checkpoint')
+    p.add_argument('--checkpoint', nargs='+', default=[], metavar='KEY=PATH',
+                   help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth")
     p.add_argument('--work-dir', default='work_dirs/ablate')
     p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
+    add_debug_arg(p)
     args = p.parse_args()
     if any(not 0 < b <= 1 for b in args.budgets):
         p.error(f'budgets are fractions of the dense FLOPs in (0, 1], got {args.budgets}')
+    if args.epochs is not None and args.epochs < 0:
+        p.error(f'--epochs must be >= 0, got {args.epochs}')
+    if any('=' not in c for c in args.checkpoint):
+        p.error(f'--checkpoint takes KEY=PATH, got {args.checkpoint}')
+    return args
+
+
+def report(abl: Ablation, detectors, work_dir: str) -> str:
+    sections = []
+    for det in detectors:
+        if not rows_of(abl.results, det):
+            continue
+        sections.append(f'## {det}\n\n{table_all(abl.results, det)}')
+        for title, table in (('Tab. 1/2: DM3D against Ada3D at equal FLOPs',
+                              table_tab12(abl.results, det)),
+                             ('Tab. 6: DM3D on top of spatial pruning',
+                              table_tab6(abl.results, det))):
+            if table:
+                sections.append(f'### {det}: {title}\n\n{table}')
+        plots = [plot_ap_vs_flops(abl.results, det, osp.join(work_dir, f'fig1_{det}.png')),
+                 plot_layer_allocation(abl.results, det, osp.join(work_dir, f'fig4_{det}.png'))]
+        sections.append('plots: ' + ', '.join(p for p in plots if p))
+    for title, table in (('Tab. 4: parts', table_parts(abl.results)),
+                         ('Tab. 5: distortion curves', table_estimators(abl.results))):
+        if table:
+            sections.append(f'## {title}\n\n{table}')
+    return '\n\n'.join(sections)
+
+
+def main():
+    args = parse_args()
     abl = Ablation(args.work_dir, args.data_root, epochs=args.epochs,
-                   calib_frames=args.calib_frames, dense_ckpt=args.checkpoint,
-                   device=args.device)
-    for cell in plan(args.budgets, parts=args.parts, actual=args.actual):
-        abl.run(cell)
-    text = '\n\n'.join(t for t in (table_spatial_weight(abl.results), table_parts(abl.results),
-                                   table_estimators(abl.results)) if t)
+                   calib_frames=args.calib_frames, device=args.device,
+                   checkpoints=dict(c.split('=', 1) for c in args.checkpoint))
+    for det in args.detector:
+        for study in args.study:
+            STUDIES[study](abl.run, det, args.budgets, **(
+                dict(methods=args.methods) if study == 'fig1' else {}))
+    text = report(abl, args.detector, args.work_dir)
     print('\n' + text)
     with open(osp.join(args.work_dir, 'ablation.md'), 'w') as f:
         f.write(text + '\n')
-    png = plot_ap_vs_flops(abl.results, osp.join(args.work_dir, 'ap_vs_flops.png'))
-    print(f'\n[ablate] results: {abl.path}; plot: {png}')
+    print(f'\n[ablate] results: {abl.path}')
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -4,8 +4,8 @@
 # kept pixels only), from the step-2 checkpoint.
 _base_ = ['./second_synth-kitti_cpu_ada3d_stage2.py']
 model = dict(train_predictor_only=False)
-finetune_lr = 0.001
-finetune_epochs = 4
+finetune_lr = 0.002
+finetune_epochs = 12
 optim_wrapper = dict(optimizer=dict(lr=finetune_lr))
 param_scheduler = [dict(_base_.dm3d_finetune_cosine, T_max=finetune_epochs, end=finetune_epochs)]
 train_cfg = dict(max_epochs=finetune_epochs, val_interval=finetune_epochs)

@@ -1,74 +1,184 @@
-"""Markdown tables in the DM3D paper's layouts (Tab. 4, 5, 6) and the AP-vs-FLOPs plot
-(Fig. 1) from ablation results."""
-from typing import Dict, List
+"""Markdown tables in the DM3D paper's layouts (Tab. 1/2, 4, 5, 6, Fig. 1 as a table) and the
+plots (Fig. 1: AP against joint FLOPs; Fig. 4: layer-wise sparsity per budget) from
+ablation results."""
+from typing import Dict, List, Optional
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
+# what a cell's FLOPs saving is: computed less (spatial pruning skips the voxels and pixels)
+# or counted only (unstructured weight masks: the dense kernels still run)
+SAVING = {'dense': '-', 'dense-ft': '-', 'spatial': 'skipped', 'weight': 'counted only',
+          'spatial + weight': 'spatial skipped, weight counted only'}
+_KIND_ORDER = {'dense': 0, 'dense-ft': 1, 'spatial': 2, 'weight': 3, 'spatial + weight': 4}
 
 
-def _rows(results: Dict) -> List[Dict]:
-    return [r for k, r in results.items() if not k.startswith('_')]
+def rows_of(results: Dict, detector: Optional[str] = None) -> List[Dict]:
+    """Result rows (no ``_meta``), of one detector if given."""
+    return [r for k, r in results.items() if not k.startswith('_')
+            and (detector is None or r.get('detector', 'second') == detector)]
 
 
 def _ap_cells(r) -> str:
     return ' | '.join(f"{r['ap'][c]['moderate']:.1f}" for c in CLASSES) + f" | {r['mAP']:.1f}"
 
 
-def table_spatial_weight(results: Dict) -> str:
-    """Tab. 6 / Fig. 1 layout: dense, spatial, weight, spatial + weight."""
-    lines = ['| variant | weight budget | joint GMACs/frame | FLOPs vs dense | Car | Ped | Cyc '
-             '| mAP |', '|---|---:|---:|---:|---:|---:|---:|---:|']
-    order = {'dense': 0, 'spatial': 1, 'weight': 2, 'spatial + weight': 3}
-    for r in sorted(_rows(results), key=lambda r: (order[r['kind']], -(r['budget'] or 1))):
-        if r['parts'] != 'all' or r['estimator'] != 'fisher':
-            continue
-        budget = '-' if r['budget'] is None else f"{r['budget']:.2f}"
-        lines.append(f"| {r['kind']} | {budget} | {r['gmacs']:.3f} | {r['flops_ratio']:.3f} | "
-                     f'{_ap_cells(r)} |')
+def _control(results: Dict, detector: str) -> Optional[Dict]:
+    return next((r for r in rows_of(results, detector) if r['kind'] == 'dense-ft'), None)
+
+
+def _delta(r, ref) -> str:
+    return '-' if ref is None else f"{r['mAP'] - ref['mAP']:+.1f}"
+
+
+def _main_rows(results: Dict, detector: str) -> List[Dict]:
+    return [r for r in rows_of(results, detector)
+            if r['parts'] == 'all' and r['estimator'] == 'fisher']
+
+
+def table_all(results: Dict, detector: str) -> str:
+    """Every cell of a detector (Fig. 1 as a table): FLOPs, per-class AP, mAP against the
+    dense-ft control, whether the saving is skipped work or counted only, and seconds."""
+    control = _control(results, detector)
+    lines = ['| variant | kind | FLOPs vs dense | joint GMACs/frame | saving | FT epochs | Car | '
+             'Ped | Cyc | mAP | vs dense-ft | seconds |',
+             '|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|']
+    rows = sorted(_main_rows(results, detector),
+                  key=lambda r: (_KIND_ORDER[r['kind']], r.get('spatial') or '',
+                                 r.get('method', 'dm3d'), -(r['budget'] or 1)))
+    for r in rows:
+        lines.append(f"| {r['name'].split(':', 1)[1]} | {r['kind']} | {r['flops_ratio']:.3f} | "
+                     f"{r['gmacs']:.3f} | {SAVING[r['kind']]} | {r['epochs']} | "
+                     f"{_ap_cells(r)} | {_delta(r, control)} | {r['seconds']:.0f} |")
     return '\n'.join(lines)
+
+
+def table_tab12(results: Dict, detector: str) -> str:
+    """Tab. 1/2: DM3D against Ada3D at Ada3D's measured joint FLOPs."""
+    rows = rows_of(results, detector)
+    ada = next((r for r in rows if r['kind'] == 'spatial' and r['spatial'] == 'ada3d'), None)
+    if ada is None:
+        return ''
+    matched = [r for r in rows if r['kind'] == 'weight' and r.get('method') == 'dm3d'
+               and r['parts'] == 'all' and r['estimator'] == 'fisher'
+               and abs(r['budget'] - ada['flops_ratio']) < 0.0005]
+    control = _control(results, detector)
+    lines = ['| method | FLOPs vs dense | Car | Ped | Cyc | mAP | vs dense-ft |',
+             '|---|---:|---:|---:|---:|---:|---:|']
+    for label, r in [('dense', next((r for r in rows if r['kind'] == 'dense'), None)),
+                     ('dense-ft', control), ('Ada3D', ada)] + \
+            [('DM3D (weight, at Ada3D FLOPs)', r) for r in matched]:
+        if r is not None:
+            lines.append(f"| {label} | {r['flops_ratio']:.3f} | {_ap_cells(r)} | "
+                         f"{_delta(r, control)} |")
+    return '\n'.join(lines)
+
+
+def table_tab6(results: Dict, detector: str) -> str:
+    """Tab. 6: DM3D on top of each spatial model; the budget is of the spatial model's own
+    FLOPs, so "vs spatial" is the price of the weight pruning alone."""
+    rows = _main_rows(results, detector)
+    lines = ['| spatial model | + DM3D budget | FLOPs vs dense | FLOPs vs spatial | Car | Ped | '
+             'Cyc | mAP | vs spatial |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    bases = {r['spatial']: r for r in rows if r['kind'] == 'spatial'}
+    for name, base in sorted(bases.items()):
+        ontop = sorted((r for r in rows if r['kind'] == 'spatial + weight'
+                        and r['spatial'] == name), key=lambda r: -r['budget'])
+        for r in [base] + ontop:
+            budget = '-' if r['budget'] is None else f"{r['budget']:.2f}"
+            lines.append(f"| {name} | {budget} | {r['flops_ratio']:.3f} | "
+                         f"{r['flops_ratio'] / base['flops_ratio']:.3f} | {_ap_cells(r)} | "
+                         f"{_delta(r, base)} |")
+    return '\n'.join(lines) if bases else ''
 
 
 def _weight_cells_by(results: Dict, field: str, fixed: Dict, header: str) -> str:
     """Weight-only cells that differ in ``field`` (others as in ``fixed``), one row each."""
-    rows = [r for r in _rows(results) if r['kind'] == 'weight'
-            and all(r[k] == v for k, v in fixed.items())]
+    rows = [r for r in rows_of(results) if r['kind'] == 'weight'
+            and all(r.get(k, v) == v for k, v in fixed.items())]
     if len({r[field] for r in rows}) < 2:
         return ''
-    lines = [f'| {header} | budget | FLOPs vs dense | Car | Ped | Cyc | mAP |',
-             '|---|---:|---:|---:|---:|---:|---:|']
-    for r in sorted(rows, key=lambda r: (-r['budget'], r[field])):
-        lines.append(f"| {r[field]} | {r['budget']:.2f} | {r['flops_ratio']:.3f} | "
-                     f'{_ap_cells(r)} |')
+    lines = [f'| detector | {header} | budget | FLOPs vs dense | Car | Ped | Cyc | mAP |',
+             '|---|---|---:|---:|---:|---:|---:|---:|']
+    for r in sorted(rows, key=lambda r: (r.get('detector', ''), -r['budget'], r[field])):
+        lines.append(f"| {r.get('detector', 'second')} | {r[field]} | {r['budget']:.2f} | "
+                     f"{r['flops_ratio']:.3f} | {_ap_cells(r)} |")
     return '\n'.join(lines)
 
 
 def table_parts(results: Dict) -> str:
     """Tab. 4 layout: which parts are weight-pruned."""
-    table = _weight_cells_by(results, 'parts', dict(estimator='fisher'), 'parts pruned')
+    table = _weight_cells_by(results, 'parts', dict(estimator='fisher', method='dm3d'),
+                             'parts pruned')
     return table and table + ("\n\nbudget: fraction of the pruned part's own joint FLOPs "
                               "(all: of the whole detector's)")
 
 
 def table_estimators(results: Dict) -> str:
     """Tab. 5 layout: Hessian (fisher) against actual distortion curves."""
-    return _weight_cells_by(results, 'estimator', dict(parts='all'), 'distortion curves')
+    return _weight_cells_by(results, 'estimator', dict(parts='all', method='dm3d'),
+                            'distortion curves')
 
 
-def plot_ap_vs_flops(results: Dict, path: str) -> str:
+def _pyplot():
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for kind, marker in (('dense', '*'), ('spatial', 's'), ('weight', 'o'),
-                         ('spatial + weight', '^')):
-        rows = sorted((r for r in _rows(results) if r['kind'] == kind and r['parts'] == 'all'
-                       and r['estimator'] == 'fisher'), key=lambda r: r['flops_ratio'])
-        if rows:
-            ax.plot([r['flops_ratio'] for r in rows], [r['mAP'] for r in rows],
-                    marker=marker, label=kind)
-    ax.set_xlabel('joint FLOPs / dense')
+    return plt
+
+
+def plot_ap_vs_flops(results: Dict, detector: str, path: str) -> str:
+    """Fig. 1: mAP against joint FLOPs, one line per weight method, spatial models and
+    spatial + DM3D, the dense model and its dense-ft control as stars."""
+    plt = _pyplot()
+    rows = _main_rows(results, detector)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    series = {}
+    for r in rows:
+        if r['kind'] == 'weight':
+            key = (r['method'].upper() if r['method'] == 'dm3d' else r['method'], 'o')
+        elif r['kind'] == 'spatial + weight':
+            key = (f"{r['spatial']} + DM3D", '^')
+        elif r['kind'] == 'spatial':
+            key = (r['spatial'], 's')
+        else:
+            key = (r['kind'], '*')
+        series.setdefault(key, []).append(r)
+    for (label, marker), rs in sorted(series.items()):
+        rs = sorted(rs, key=lambda r: r['flops_ratio'])
+        ax.plot([r['flops_ratio'] for r in rs], [r['mAP'] for r in rs], marker=marker,
+                label=label, markersize=9 if marker == '*' else 5)
+    ax.set_xlabel('joint FLOPs / dense (weight savings counted only)')
     ax.set_ylabel('val mAP (moderate, 3D AP40)')
+    ax.set_title(detector)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_layer_allocation(results: Dict, detector: str, path: str) -> Optional[str]:
+    """Fig. 4: DM3D's fraction of weights pruned per layer (network order), one line per
+    budget; None when no DM3D cell of the detector has an allocation."""
+    rows = sorted((r for r in _main_rows(results, detector)
+                   if r['kind'] == 'weight' and r.get('method') == 'dm3d'
+                   and r.get('allocation')), key=lambda r: -r['budget'])
+    if not rows:
+        return None
+    plt = _pyplot()
+    names = [a['name'] for a in rows[0]['allocation']]
+    fig, ax = plt.subplots(figsize=(max(6, 0.32 * len(names)), 3.8))
+    for r in rows:
+        pruned = {a['name']: a['pruned'] for a in r['allocation']}
+        ax.plot(range(len(names)), [100 * pruned.get(n, 0) for n in names], marker='o',
+                markersize=3, label=f"{r['budget']:.2f} of FLOPs")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=90, fontsize=6)
+    ax.set_ylabel('weights pruned (%)')
+    ax.set_ylim(0, 100)
+    ax.set_title(f'{detector}: DM3D layer-wise sparsity')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -15,6 +15,7 @@ from ..weight.calib_frames import calibration_batches, resolve_calib
 from ..weight.checkpoint import META_KEY, read_dm3d_meta
 from ..weight.head_outputs import build_head_outputs
 from ..weight.masks import MaskSet
+from .freeze_norm_stats import freeze_norm_stats
 
 
 @HOOKS.register_module()
@@ -121,9 +122,7 @@ class DM3DPruningHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         if self.freeze_norm_stats:
-            for m in self._model(runner).modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.eval()
+            freeze_norm_stats(self._model(runner))
 
     def after_train_epoch(self, runner) -> None:
         if self.masks is not None:

@@ -1,0 +1,208 @@
+"""Ablation cells and the DM3D paper's studies as lists of cells.
+
+A cell is one model variant of a demo detector: the dense checkpoint, its "dense-ft" control
+(the dense model fine-tuned on exactly the weight cells' schedule), a spatially pruned model
+(SPS-Conv or Ada3D, trained the way their methods train), weight pruning of the dense model
+(DM3D or a baseline at a fraction of the joint FLOPs), or weight pruning on top of a spatial
+model (the fraction is of the spatial model's own joint FLOPs).
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..weight.pruner import ESTIMATORS, METHODS
+
+_DEMO = 'dm3d_mm::demo/'
+
+
+@dataclass(frozen=True)
+class SpatialSetup:
+    """A spatially pruned demo model.
+
+    Args:
+        config (str): the config it is evaluated with.
+        checkpoint (str): its trained checkpoint.
+        finetune_config (str): weight pruning on top of it: the fine-tune schedule (and the
+            pruning dict) of its spatial + DM3D config.
+    """
+    config: str
+    checkpoint: str
+    finetune_config: str
+
+
+@dataclass(frozen=True)
+class DetectorSetup:
+    """A demo detector of the ablation.
+
+    Args:
+        finetune_config (str): the dense model on the weight cells' fine-tune schedule (also
+            the dense-ft control's).
+        checkpoint (str): the dense demo checkpoint.
+        parts (dict): the part sets weight pruning may be restricted to (``'all'`` first).
+        pruner (dict): DM3DPruner arguments this detector needs (e.g. box-term lambdas).
+        spatial (dict): its spatially pruned models, by name.
+    """
+    finetune_config: str
+    checkpoint: str
+    parts: Dict[str, Tuple[str, ...]]
+    pruner: Dict = field(default_factory=dict)
+    spatial: Dict[str, SpatialSetup] = field(default_factory=dict)
+
+
+DETECTORS: Dict[str, DetectorSetup] = {
+    'second': DetectorSetup(
+        finetune_config=_DEMO + 'second_synth-kitti_cpu_finetune.py',
+        checkpoint='checkpoints/second_synth-kitti_cpu.pth',
+        parts={'all': ('middle_encoder', 'backbone', 'neck'), '3D': ('middle_encoder', ),
+               '2D': ('backbone', 'neck'), 'head': ('bbox_head', )},
+        spatial={
+            'spss50': SpatialSetup(_DEMO + 'second_synth-kitti_cpu_spss50.py',
+                                   'checkpoints/second_synth-kitti_cpu_spss50.pth',
+                                   _DEMO + 'second_synth-kitti_cpu_spss50_dm3d50.py'),
+            'ada3d': SpatialSetup(_DEMO + 'second_synth-kitti_cpu_ada3d.py',
+                                  'checkpoints/second_synth-kitti_cpu_ada3d.pth',
+                                  _DEMO + 'second_synth-kitti_cpu_ada3d_dm3d50.py')}),
+    # CenterHead holds about half of the joint FLOPs, most in its regression branches,
+    # which only box terms (lambda_b > 0) measure
+    'centerpoint': DetectorSetup(
+        finetune_config=_DEMO + 'centerpoint_synth-kitti_cpu_finetune.py',
+        checkpoint='checkpoints/centerpoint_synth-kitti_cpu.pth',
+        parts={'all': ('pts_middle_encoder', 'pts_backbone', 'pts_neck', 'pts_bbox_head'),
+               '3D': ('pts_middle_encoder', ), '2D': ('pts_backbone', 'pts_neck'),
+               'head': ('pts_bbox_head', )},
+        pruner=dict(lambdas=(1.0, 1.0))),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One variant of a demo detector (see the module docstring).
+
+    Args:
+        detector (str): a key of ``DETECTORS``. Defaults to 'second'.
+        spatial (str, optional): a spatial model of that detector. Defaults to None.
+        budget (float, optional): weight pruning to this fraction of the joint FLOPs (of the
+            spatial model when ``spatial`` is set). Defaults to None.
+        method (str): 'dm3d' or a baseline ('uniform', 'lamp', ...). Defaults to 'dm3d'.
+        parts (str): a part set of the detector. Defaults to 'all'.
+        estimator (str): DM3D's distortion curves. Defaults to 'fisher'.
+        control (bool): the dense-ft control. Defaults to False.
+    """
+    detector: str = 'second'
+    spatial: Optional[str] = None
+    budget: Optional[float] = None
+    method: str = 'dm3d'
+    parts: str = 'all'
+    estimator: str = 'fisher'
+    control: bool = False
+
+    def __post_init__(self):
+        setup = DETECTORS.get(self.detector)
+        if setup is None:
+            raise ValueError(f'unknown detector {self.detector!r}; known: {sorted(DETECTORS)}')
+        if self.spatial is not None and self.spatial not in setup.spatial:
+            raise ValueError(f'{self.detector} has no spatial model {self.spatial!r}; '
+                             f'known: {sorted(setup.spatial)}')
+        if self.budget is not None and not 0 < self.budget <= 1:
+            raise ValueError(f'budget is a fraction of the joint FLOPs in (0, 1], got '
+                             f'{self.budget}')
+        if self.method not in METHODS:
+            raise ValueError(f'unknown method {self.method!r}; known: {METHODS}')
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f'unknown estimator {self.estimator!r}; known: {ESTIMATORS}')
+        if self.parts not in setup.parts:
+            raise ValueError(f'{self.detector} has no part set {self.parts!r}; known: '
+                             f'{sorted(setup.parts)}')
+        if self.control and (self.spatial is not None or self.budget is not None):
+            raise ValueError('the dense-ft control has neither spatial nor weight pruning')
+
+    @property
+    def name(self) -> str:
+        if self.control:
+            return f'{self.detector}:dense-ft'
+        bits = [self.spatial] if self.spatial else []
+        if self.budget is not None:
+            bit = f'{self.method}{round(self.budget * 100, 1):g}'
+            if self.parts != 'all':
+                bit += f'-{self.parts}'
+            if self.method == 'dm3d' and self.estimator != 'fisher':
+                bit += f'-{self.estimator}'
+            bits.append(bit)
+        return f"{self.detector}:{'+'.join(bits) or 'dense'}"
+
+    @property
+    def kind(self) -> str:
+        if self.control:
+            return 'dense-ft'
+        return {(False, False): 'dense', (True, False): 'spatial', (False, True): 'weight',
+                (True, True): 'spatial + weight'}[(self.spatial is not None,
+                                                   self.budget is not None)]
+
+    @property
+    def finetuned(self) -> bool:
+        """Fine-tuned by the ablation (weight cells and the control); dense and spatial
+        models are evaluated as trained."""
+        return self.control or self.budget is not None
+
+
+Run = Callable[[Cell], Dict]
+
+
+def study_fig1(run: Run, detector: str, budgets: Sequence[float],
+               methods: Sequence[str] = ('dm3d', 'uniform', 'lamp')) -> List[Cell]:
+    """Fig. 1: AP against joint FLOPs. Dense, dense-ft, each weight method at each budget,
+    each spatial model, and DM3D on each spatial model at the first two budgets."""
+    spatial = list(DETECTORS[detector].spatial)
+    cells = [Cell(detector), Cell(detector, control=True)]
+    cells += [Cell(detector, budget=b, method=m) for m in methods for b in budgets]
+    cells += [Cell(detector, spatial=s) for s in spatial]
+    cells += [Cell(detector, spatial=s, budget=b) for s in spatial for b in budgets[:2]]
+    for cell in cells:
+        run(cell)
+    return cells
+
+
+def study_tab12(run: Run, detector: str, budgets: Sequence[float] = ()) -> List[Cell]:
+    """Tab. 1/2: DM3D against Ada3D at Ada3D's measured joint FLOPs (plus dense, dense-ft)."""
+    if 'ada3d' not in DETECTORS[detector].spatial:
+        raise ValueError(f'{detector} has no Ada3D model to compare with')
+    cells = [Cell(detector), Cell(detector, control=True), Cell(detector, spatial='ada3d')]
+    rows = [run(c) for c in cells]
+    matched = Cell(detector, budget=round(rows[-1]['flops_ratio'], 3))
+    run(matched)
+    return cells + [matched]
+
+
+def study_tab6(run: Run, detector: str, budgets: Sequence[float]) -> List[Cell]:
+    """Tab. 6: DM3D on top of each spatial model at the first two budgets."""
+    spatial = list(DETECTORS[detector].spatial)
+    if not spatial:
+        raise ValueError(f'{detector} has no spatial model to prune on top of')
+    cells = [Cell(detector, control=True)]
+    for s in spatial:
+        cells += [Cell(detector, spatial=s)] + [Cell(detector, spatial=s, budget=b)
+                                                for b in budgets[:2]]
+    for cell in cells:
+        run(cell)
+    return cells
+
+
+def study_tab4(run: Run, detector: str, budgets: Sequence[float]) -> List[Cell]:
+    """Tab. 4: weight pruning of each part alone (budget of the part's own FLOPs)."""
+    cells = [Cell(detector, budget=budgets[0], parts=p)
+             for p in DETECTORS[detector].parts if p != 'all']
+    for cell in cells:
+        run(cell)
+    return cells
+
+
+def study_tab5(run: Run, detector: str, budgets: Sequence[float]) -> List[Cell]:
+    """Tab. 5: Hessian-based (fisher) against actual distortion curves."""
+    cells = [Cell(detector, budget=budgets[0]),
+             Cell(detector, budget=budgets[0], estimator='actual')]
+    for cell in cells:
+        run(cell)
+    return cells
+
+
+STUDIES = {'fig1': study_fig1, 'tab12': study_tab12, 'tab6': study_tab6,
+           'tab4': study_tab4, 'tab5': study_tab5}

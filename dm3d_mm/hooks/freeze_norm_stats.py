@@ -1,0 +1,28 @@
+"""FreezeNormStatsHook: train with BatchNorm running statistics frozen (eval mode)."""
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+
+def freeze_norm_stats(model: torch.nn.Module) -> None:
+    """Put every BatchNorm layer of ``model`` in eval mode: its running statistics stay as
+    they are while its affine parameters still train."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+@HOOKS.register_module()
+class FreezeNormStatsHook(Hook):
+    """Keeps BatchNorm statistics frozen through training (the runner switches the model to
+    train mode every epoch, so this runs before every iteration).
+
+    The dense control of a pruning study ("dense-ft") uses it to be fine-tuned exactly like
+    the pruned models, whose DM3DPruningHook(freeze_norm_stats=True) does the same.
+    """
+    priority = 'ABOVE_NORMAL'
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        freeze_norm_stats(model)
