@@ -36,26 +36,39 @@ def test_spss_ratio_zero_is_the_dense_detector(synth_root):
             assert torch.equal(ta[0], tb[0])
 
 
-def test_ada3d_predictor_step_trains_the_predictor_alone(synth_root):
+@pytest.mark.parametrize('detector,encoder', [('second', 'middle_encoder'),
+                                              ('centerpoint', 'pts_middle_encoder')])
+def test_ada3d_predictor_step_trains_the_predictor_alone(synth_root, detector, encoder):
     from dm3d_mm.apis import load_config
     from mmdet3d.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
-    cfg = load_config(f'{DEMO}_ada3d_stage2.py', data_root=synth_root)
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet3d')  # the dataset's transforms, built outside a Runner
+    demo = osp.join(REPO, f'configs/demo/{detector}_synth-kitti_cpu')
+    cfg = load_config(f'{demo}_ada3d_stage2.py', data_root=synth_root)
     model = MODELS.build(cfg.model).train()
+    predictor = f'{encoder}.predictor.'
     before = {k: v.clone() for k, v in model.state_dict().items()
-              if not k.startswith('middle_encoder.predictor.')}
+              if not k.startswith(predictor)}
     ds = DATASETS.build(cfg.train_dataloader.dataset)
     data = model.data_preprocessor(pseudo_collate([ds[0], ds[1]]), True)
     losses = model.loss(data['inputs'], data['data_samples'])
     assert set(losses) == {'loss_importance'} and losses['loss_importance'] > 0
     losses['loss_importance'].backward()
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
-    assert with_grad and all(n.startswith('middle_encoder.predictor.') for n in with_grad)
+    assert with_grad and all(n.startswith(predictor) for n in with_grad)
     after = model.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in before.items())  # norm stats too
-    # the joint step (and a detector without the flag) trains everything
-    cfg3 = load_config(f'{DEMO}_ada3d.py', data_root=synth_root)
+    # the joint step trains everything: detector losses plus the importance loss, whose
+    # gradient reaches the predictor
+    cfg3 = load_config(f'{demo}_ada3d.py', data_root=synth_root)
     assert cfg3.model.train_predictor_only is False and cfg3.load_from.endswith('stage2.pth')
+    model = MODELS.build(cfg3.model).train()
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert 'loss_importance' in losses and len(losses) > 1
+    losses['loss_importance'].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for n, p in model.named_parameters() if n.startswith(predictor))
 
 
 @pytest.mark.parametrize('name', ['spss50', 'ada3d'])

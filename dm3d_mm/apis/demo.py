@@ -19,7 +19,10 @@ DENSE_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu.py',
 SPATIAL_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu_spss50.py',
                         'configs/demo/second_synth-kitti_cpu_ada3d_stage1.py',
                         'configs/demo/second_synth-kitti_cpu_ada3d_stage2.py',
-                        'configs/demo/second_synth-kitti_cpu_ada3d.py')
+                        'configs/demo/second_synth-kitti_cpu_ada3d.py',
+                        'configs/demo/centerpoint_synth-kitti_cpu_ada3d_stage1.py',
+                        'configs/demo/centerpoint_synth-kitti_cpu_ada3d_stage2.py',
+                        'configs/demo/centerpoint_synth-kitti_cpu_ada3d.py')
 DEMO_CONFIGS = DENSE_DEMO_CONFIGS + SPATIAL_DEMO_CONFIGS
 
 

@@ -6,11 +6,13 @@ __all__ = ['VoxelImportance', 'keep_mask', 'SPSSSubMConv3d', 'SPSSSparseConv3d',
 from .spss_encoder import SPSSSparseEncoder  # noqa: E402
 
 __all__ += ['SPSSSparseEncoder']
-from .ada3d_detector import Ada3DVoxelNet  # noqa: E402
+from .ada3d_detector import (Ada3DCenterPoint, Ada3DImportanceLoss,  # noqa: E402
+                             Ada3DVoxelNet)
 from .ada3d_encoder import Ada3DSparseEncoder, column_keep  # noqa: E402
 from .bev_importance import BEVImportancePredictor, center_heatmap  # noqa: E402
 from .sparse_bev_conv import SparseBEVConv2d, SparseBEVDeconv2d  # noqa: E402
 from .spbn import SparsityPreservingBN2d  # noqa: E402
 
-__all__ += ['Ada3DVoxelNet', 'Ada3DSparseEncoder', 'column_keep', 'BEVImportancePredictor',
+__all__ += ['Ada3DVoxelNet', 'Ada3DCenterPoint', 'Ada3DImportanceLoss', 'Ada3DSparseEncoder',
+            'column_keep', 'BEVImportancePredictor',
             'center_heatmap', 'SparseBEVConv2d', 'SparseBEVDeconv2d', 'SparsityPreservingBN2d']

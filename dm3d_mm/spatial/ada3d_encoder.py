@@ -72,7 +72,7 @@ class Ada3DSparseEncoder(SparseEncoder):
                 raise ValueError(f'unknown keep_ratios location {loc!r}; use {sorted(valid)}')
             if not 0 < r <= 1:
                 raise ValueError(f'keep ratio at {loc!r} must be in (0, 1], got {r}')
-        self.last_logits = None  # for the importance loss (Ada3DVoxelNet)
+        self.last_logits = None  # for the importance loss (Ada3DImportanceLoss)
         self.last_bev_mask = None
 
     def _prune_tensor(self, x, loc, imp):

@@ -1,0 +1,23 @@
+# Ada3D on the demo CenterPoint, step 2 of 3: the BEV importance predictor trained alone
+# against the gaussian centre heatmap of the GT boxes (MSE) on the CenterHead's own 0.8 m
+# grid, from the step-1 detector; only the voxel encoder and the predictor run.
+_base_ = ['./centerpoint_synth-kitti_cpu_ada3d_stage1.py',
+          '../_base_/schedules/dm3d_finetune.py']
+model = dict(
+    type='Ada3DCenterPoint',
+    train_predictor_only=True,
+    importance_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
+                         voxel_size={{_base_.voxel_size}}, weight=1.0),
+    # Ada3D's dropping: 75 % of the non-empty BEV columns kept after 3D stages 2 and 4,
+    # 50 % of the BEV pixels entering the 2D backbone
+    pts_middle_encoder=dict(type='Ada3DSparseEncoder',
+                            predictor=dict(feat_channels=16, downsample=8),
+                            keep_ratios=dict(stage2=0.75, stage4=0.75, bev=0.5)))
+finetune_lr = 0.002
+finetune_epochs = 3
+optim_wrapper = dict(_base_.dm3d_finetune_optim_wrapper, _delete_=True)
+optim_wrapper['optimizer'] = dict(optim_wrapper['optimizer'], lr=finetune_lr)
+param_scheduler = [dict(_base_.dm3d_finetune_cosine, T_max=finetune_epochs, end=finetune_epochs)]
+train_cfg = dict(by_epoch=True, max_epochs=finetune_epochs, val_interval=finetune_epochs)
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=finetune_epochs))
+load_from = 'checkpoints/centerpoint_synth-kitti_cpu_ada3d_stage1.pth'
