@@ -41,7 +41,7 @@ def test_cell_names_and_bad_cells():
     assert Cell(budget=0.309, method='lamp').name == 'second:lamp30.9'
     assert Cell(spatial='ada3d', budget=0.5).name == 'second:ada3d+dm3d50'
     assert Cell('centerpoint', budget=0.25, parts='head').kind == 'weight'
-    for bad in (dict(detector='votenet'), dict(spatial='ada3d', detector='centerpoint'),
+    for bad in (dict(detector='votenet'), dict(spatial='spss50', detector='centerpoint'),
                 dict(budget=1.5), dict(method='random'), dict(parts='roi'),
                 dict(control=True, budget=0.5)):
         with pytest.raises(ValueError):

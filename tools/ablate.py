@@ -37,6 +37,9 @@ def parse_args():
     p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33, 0.25, 0.2])
     p.add_argument('--methods', nargs='+', default=['dm3d', 'uniform', 'lamp'],
                    choices=METHODS, help='weight methods of fig1')
+    p.add_argument('--spatial', nargs='+', default=None,
+                   help="spatial models of fig1 / tab6 (default: all of the detector's; "
+                        "'none': no spatial cells)")
     p.add_argument('--epochs', type=int, default=None,
                    help="fine-tune epochs (default: each config's schedule; 0: no fine-tune)")
     p.add_argument('--calib-frames', type=int, default=16)
@@ -85,7 +88,9 @@ def main():
                    checkpoints=dict(c.split('=', 1) for c in args.checkpoint))
     for det in args.detector:
         for study in args.study:
-            STUDIES[study](abl.run, det, args.budgets, **(
+            spatial = None if args.spatial is None else \
+                [s for s in args.spatial if s != 'none']
+            STUDIES[study](abl.run, det, args.budgets, spatial=spatial, **(
                 dict(methods=args.methods) if study == 'fig1' else {}))
     text = report(abl, args.detector, args.work_dir)
     print('\n' + text)

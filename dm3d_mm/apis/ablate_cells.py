@@ -69,7 +69,11 @@ DETECTORS: Dict[str, DetectorSetup] = {
         parts={'all': ('pts_middle_encoder', 'pts_backbone', 'pts_neck', 'pts_bbox_head'),
                '3D': ('pts_middle_encoder', ), '2D': ('pts_backbone', 'pts_neck'),
                'head': ('pts_bbox_head', )},
-        pruner=dict(lambdas=(1.0, 1.0))),
+        pruner=dict(lambdas=(1.0, 1.0)),
+        spatial={
+            'ada3d': SpatialSetup(_DEMO + 'centerpoint_synth-kitti_cpu_ada3d.py',
+                                  'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth',
+                                  _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_dm3d50.py')}),
 }
 
 
@@ -147,11 +151,23 @@ class Cell:
 Run = Callable[[Cell], Dict]
 
 
+def _spatial(detector: str, spatial: Optional[Sequence[str]]) -> List[str]:
+    """The spatial models a study includes (None: all of the detector's)."""
+    known = list(DETECTORS[detector].spatial)
+    if spatial is None:
+        return known
+    unknown = [s for s in spatial if s not in known]
+    if unknown:
+        raise ValueError(f'{detector} has no spatial model {unknown}; known: {known}')
+    return list(spatial)
+
+
 def study_fig1(run: Run, detector: str, budgets: Sequence[float],
-               methods: Sequence[str] = ('dm3d', 'uniform', 'lamp')) -> List[Cell]:
+               methods: Sequence[str] = ('dm3d', 'uniform', 'lamp'),
+               spatial: Optional[Sequence[str]] = None) -> List[Cell]:
     """Fig. 1: AP against joint FLOPs. Dense, dense-ft, each weight method at each budget,
     each spatial model, and DM3D on each spatial model at the first two budgets."""
-    spatial = list(DETECTORS[detector].spatial)
+    spatial = _spatial(detector, spatial)
     cells = [Cell(detector), Cell(detector, control=True)]
     cells += [Cell(detector, budget=b, method=m) for m in methods for b in budgets]
     cells += [Cell(detector, spatial=s) for s in spatial]
@@ -161,7 +177,8 @@ def study_fig1(run: Run, detector: str, budgets: Sequence[float],
     return cells
 
 
-def study_tab12(run: Run, detector: str, budgets: Sequence[float] = ()) -> List[Cell]:
+def study_tab12(run: Run, detector: str, budgets: Sequence[float] = (),
+                spatial: Optional[Sequence[str]] = None) -> List[Cell]:
     """Tab. 1/2: DM3D against Ada3D at Ada3D's measured joint FLOPs (plus dense, dense-ft)."""
     if 'ada3d' not in DETECTORS[detector].spatial:
         raise ValueError(f'{detector} has no Ada3D model to compare with')
@@ -172,9 +189,10 @@ def study_tab12(run: Run, detector: str, budgets: Sequence[float] = ()) -> List[
     return cells + [matched]
 
 
-def study_tab6(run: Run, detector: str, budgets: Sequence[float]) -> List[Cell]:
+def study_tab6(run: Run, detector: str, budgets: Sequence[float],
+               spatial: Optional[Sequence[str]] = None) -> List[Cell]:
     """Tab. 6: DM3D on top of each spatial model at the first two budgets."""
-    spatial = list(DETECTORS[detector].spatial)
+    spatial = _spatial(detector, spatial)
     if not spatial:
         raise ValueError(f'{detector} has no spatial model to prune on top of')
     cells = [Cell(detector, control=True)]
@@ -186,7 +204,7 @@ def study_tab6(run: Run, detector: str, budgets: Sequence[float]) -> List[Cell]:
     return cells
 
 
-def study_tab4(run: Run, detector: str, budgets: Sequence[float]) -> List[Cell]:
+def study_tab4(run: Run, detector: str, budgets: Sequence[float], **_) -> List[Cell]:
     """Tab. 4: weight pruning of each part alone (budget of the part's own FLOPs)."""
     cells = [Cell(detector, budget=budgets[0], parts=p)
              for p in DETECTORS[detector].parts if p != 'all']
@@ -195,7 +213,7 @@ def study_tab4(run: Run, detector: str, budgets: Sequence[float]) -> List[Cell]:
     return cells
 
 
-def study_tab5(run: Run, detector: str, budgets: Sequence[float]) -> List[Cell]:
+def study_tab5(run: Run, detector: str, budgets: Sequence[float], **_) -> List[Cell]:
     """Tab. 5: Hessian-based (fisher) against actual distortion curves."""
     cells = [Cell(detector, budget=budgets[0]),
              Cell(detector, budget=budgets[0], estimator='actual')]

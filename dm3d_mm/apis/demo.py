@@ -14,7 +14,7 @@ from .demo_report import summarize_kitti_metrics
 DENSE_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu.py',
                       'configs/demo/pointpillars_synth-kitti_cpu.py',
                       'configs/demo/centerpoint_synth-kitti_cpu.py')
-# spatially pruned demo SECONDs, trained the way their methods train: SPS-Conv from scratch
+# spatially pruned demo detectors, trained the way their methods train: SPS-Conv from scratch
 # with the pruning in place; Ada3D in three steps (each step loads the one before)
 SPATIAL_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu_spss50.py',
                         'configs/demo/second_synth-kitti_cpu_ada3d_stage1.py',
