@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/synth_kitti
 SEED ?= 0
+JOBS ?= 2
 STAMP := $(VENV)/.dm3d_installed
 
 .PHONY: install data demo test checkpoints
@@ -18,8 +19,9 @@ data: install
 demo: data
 	$(PY) tools/demo.py --data-root $(DATA)
 
+# one pytest-xdist worker per core (JOBS=1: serial); test files stay whole on one worker
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile tests
 
 # Re-train the shipped demo checkpoints (20-35 min each on 2 cores; the Ada3D SECOND in
 # three steps, each loading the one before; its first two steps are not shipped).

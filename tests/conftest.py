@@ -1,7 +1,15 @@
 """Shared fixtures: a few synthetic KITTI frames generated once per test session."""
+import os
 import os.path as osp
 
 import pytest
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs one pytest-xdist worker per core: one compute thread each (and in the
+    # tools the tests start), so the workers do not oversubscribe the cores
+    os.environ['OMP_NUM_THREADS'] = '1'
+    import torch
+    torch.set_num_threads(1)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIGS = {

@@ -1,4 +1,5 @@
-"""Sparse-convolution geometry shared by FLOPs counting and the spatial-pruning convs."""
+"""Sparse-convolution geometry and rulebook execution shared by FLOPs counting, the
+spatial-pruning convs and the offset-pruned convs."""
 from .rulebook import (geometry, kernel_offsets, regular_conv_outputs, rulebook,
                        unique_sites)
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
-from .gather_conv import FlatRulebook, conv_from_rulebook
+from ..sparse.gather_conv import FlatRulebook, conv_from_rulebook
 
 
 def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, stride, padding,

@@ -11,11 +11,11 @@ exactly spconv's SubMConv3d / SparseConv3d (same forward, same state_dict keys).
 import torch
 from spconv.pytorch import SparseConv3d, SparseConvTensor, SparseSequential, SubMConv3d
 
+from ..sparse.gather_conv import (FlatRulebook, conv_from_rulebook, spconv_conv_from_rulebook,
+                                  spconv_offset_weights)
+from ..sparse.native_rulebook import native_pairs_available, regular_rulebook, subm_rulebook
 from ..sparse.rulebook import _as3, geometry, regular_conv_outputs, rulebook, unique_sites
-from .gather_conv import (FlatRulebook, conv_from_rulebook, spconv_conv_from_rulebook,
-                          spconv_offset_weights)
 from .importance import VoxelImportance, keep_mask
-from .native_rulebook import native_pairs_available, regular_rulebook, subm_rulebook
 
 
 class _SPSSMixin:

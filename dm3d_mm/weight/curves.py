@@ -49,8 +49,14 @@ class Curve:
 def distortion_curve(weight: Tensor, grads: Tensor, num_ratios: int,
                      estimator: str = 'fisher', kappa: float = 0.0,
                      mean_grad: Optional[Tensor] = None,
-                     scores: Optional[Tensor] = None) -> Curve:
-    """Incremental Fisher / Taylor-2 distortion curve of one layer (see module doc)."""
+                     scores: Optional[Tensor] = None, order: Optional[Tensor] = None,
+                     counts: Optional[Tensor] = None) -> Curve:
+    """Incremental Fisher / Taylor-2 distortion curve of one layer (see module doc).
+
+    ``order`` and ``counts`` (K+1 pruned-entry counts) replace the entry-wise Taylor order
+    and the even ratios, e.g. whole groups of a granularity (see ``granularity.py``): the
+    step from counts[k-1] to counts[k] then removes whole groups, and delta_k stays the
+    quadratic form on everything removed so far."""
     if estimator not in ('fisher', 'taylor2'):
         raise ValueError(f"estimator must be 'fisher' or 'taylor2', got {estimator!r}")
     w = weight.detach().reshape(-1).double().cpu()  # curves are computed on the CPU
@@ -58,8 +64,12 @@ def distortion_curve(weight: Tensor, grads: Tensor, num_ratios: int,
     m = g.shape[0]
     if g.shape[1] != w.numel():
         raise ValueError(f'gradient rows have {g.shape[1]} entries, the weight {w.numel()}')
-    order = prune_order(taylor_scores(weight, grads) if scores is None else scores)
-    counts = ratio_counts(w.numel(), num_ratios)
+    if order is None:
+        order = prune_order(taylor_scores(weight, grads) if scores is None else scores)
+    if counts is None:
+        counts = ratio_counts(w.numel(), num_ratios)
+    if len(counts) != num_ratios + 1:
+        raise ValueError(f'{len(counts)} counts for {num_ratios} ratios')
     gbar = None
     if estimator == 'taylor2':
         gbar = (g.mean(0) if mean_grad is None else mean_grad.reshape(-1).double())

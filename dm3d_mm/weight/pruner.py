@@ -8,9 +8,10 @@ pruning, whatever spatial modules the model has), selects the layers, computes p
 distortion curves, allocates sparsity with the DP against the FLOPs cost model, applies the
 masks, and returns a PruneResult with everything the report needs.
 """
+import fnmatch
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -22,8 +23,9 @@ from ..flops.cost_model import CostModel
 from ..registry import PRUNERS
 from .allocation import allocate
 from .baselines import BASELINES
+from .granularity import Granularity, WeightGranularity, build_granularity
 from .calibration import actual_distortion_curves, calibration_pass, measured_distortion
-from .curves import distortion_curve, mask_at, prune_order, ratio_counts, taylor_scores
+from .curves import distortion_curve, mask_at, taylor_scores
 from .discovery import find_prunable_layers, settle_selection
 from .distributed import reduce_counter, shard, world
 from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, build_head_outputs
@@ -121,6 +123,11 @@ class DM3DPruner:
             ``'parts'``: of the selected layers' own FLOPs (Tab. 4). Defaults to ``'model'``.
         head_outputs (dict, optional): a ``HEAD_OUTPUTS`` config; None chooses the
             extractor of the model's head family. Defaults to None.
+        granularity (str | dict): what is pruned together (``GRANULARITIES``): ``'weight'``
+            (unstructured) or ``'offset'`` (whole kernel offsets), for every layer, or a dict
+            of fnmatch patterns of layer names -> granularity (first match wins; layers
+            matching none are ``'weight'``), e.g. ``{'middle_encoder.*': 'offset'}``.
+            Structured granularities need ``method='dm3d'``. Defaults to 'weight'.
     """
 
     def __init__(self, flops_target: float, method: str = 'dm3d', estimator: str = 'fisher',
@@ -133,7 +140,8 @@ class DM3DPruner:
                  max_density: float = 1.0, keep_dense: Sequence[str] = (),
                  num_buckets: int = 10000, seed: int = 0, progress: bool = True,
                  calib: Optional[dict] = None, box_weighting: str = 'confidence',
-                 budget_of: str = 'model', head_outputs: Optional[dict] = None):
+                 budget_of: str = 'model', head_outputs: Optional[dict] = None,
+                 granularity: Union[str, Dict[str, str]] = 'weight'):
         if isinstance(flops_target, bool) or not isinstance(flops_target, (int, float)) \
                 or not 0 < flops_target <= 1:
             raise ValueError(f'flops_target is a fraction of the dense FLOPs in (0, 1], got '
@@ -152,6 +160,12 @@ class DM3DPruner:
         if budget_of not in BUDGET_OF:
             raise ValueError(f'budget_of must be one of {BUDGET_OF}, got {budget_of!r}')
         self.budget_of = budget_of
+        rules = {'*': granularity} if isinstance(granularity, str) else dict(granularity)
+        self.granularity = {pat: build_granularity(g) for pat, g in rules.items()}
+        if method != 'dm3d' and any(not isinstance(g, WeightGranularity)
+                                    for g in self.granularity.values()):
+            raise ValueError(f"granularity {granularity!r} needs method='dm3d' (the baselines "
+                             'rank single weights)')
         self.box_weighting = box_weighting
         self.head_outputs = None if head_outputs is None else dict(head_outputs)
         self.flops_target = flops_target
@@ -271,18 +285,25 @@ class DM3DPruner:
                            left_out=left_out, head_outputs=repr(outputs))
 
     # ------------------------------------------------------------------------------
+    def granularity_of(self, name: str) -> Granularity:
+        """The granularity of a layer: the first pattern of ``granularity`` it matches."""
+        for pat, gran in self.granularity.items():
+            if fnmatch.fnmatchcase(name, pat):
+                return gran
+        return WeightGranularity()
+
     def _dm3d(self, model, layers, grads, batches, ref, outputs, cm, budget, keep_dense,
               timings, curves_out):
         est = self.estimator
         t0 = time.perf_counter()
         orders, counts, dist = {}, {}, {}
         for n, m in layers.items():
-            if est == 'actual':
-                orders[n] = prune_order(taylor_scores(m.weight, grads[n]))
-                counts[n] = ratio_counts(m.weight.numel(), self.num_ratios)
-            else:
-                c = distortion_curve(m.weight, grads[n], self.num_ratios, est, self.kappa)
-                orders[n], counts[n], dist[n] = c.order, c.counts, c.distortion
+            orders[n], counts[n] = self.granularity_of(n).order_and_counts(
+                m, taylor_scores(m.weight, grads[n]), self.num_ratios)
+            if est != 'actual':
+                dist[n] = distortion_curve(m.weight, grads[n], self.num_ratios, est,
+                                           self.kappa, order=orders[n],
+                                           counts=counts[n]).distortion
         if est == 'actual':
             dist = actual_distortion_curves(model, layers, batches, ref, orders, counts,
                                             outputs, self.lambdas,
