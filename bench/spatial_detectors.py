@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import time
 from collections import OrderedDict
 
 import torch
@@ -26,6 +25,7 @@ from dm3d_mm.apis.demo import evaluate_checkpoint
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.prune import calibration_batches
+from dm3d_mm.apis.wall_time import measure
 
 DEMO = 'configs/demo/second_synth-kitti_cpu'
 VARIANTS = OrderedDict([  # name: (config, checkpoint, cfg options)
@@ -42,36 +42,6 @@ VARIANTS = OrderedDict([  # name: (config, checkpoint, cfg options)
         f'{DEMO}_ada3d_stage1.py', 'checkpoints/second_synth-kitti_cpu_ada3d_stage1.pth', {})),
     ('Ada3D', (f'{DEMO}_ada3d.py', 'checkpoints/second_synth-kitti_cpu_ada3d.pth', {})),
 ])
-
-
-def timed_forward(model, batch):
-    """Seconds of (whole, 3D, 2D, head) for one batch, voxelization included in whole."""
-    t0 = time.perf_counter()
-    data = model.data_preprocessor(batch, False)['inputs']
-    vox = data['voxels']
-    t1 = time.perf_counter()
-    feats = model.voxel_encoder(vox['voxels'], vox['num_points'], vox['coors'])
-    bev = model.middle_encoder(feats, vox['coors'], len(batch['inputs']['points']))
-    t2 = time.perf_counter()
-    x = model.neck(model.backbone(bev))
-    t3 = time.perf_counter()
-    model.bbox_head(x)
-    t4 = time.perf_counter()
-    return t4 - t0, t2 - t1, t3 - t2, t4 - t3
-
-
-def measure(models, batches, repeats):
-    best = {n: [float('inf')] * 4 for n in models}
-    with torch.no_grad():
-        for m in models.values():
-            timed_forward(m, batches[0])  # warm-up
-        for _ in range(repeats):
-            for name, m in models.items():
-                tot = [0.0] * 4
-                for b in batches:
-                    tot = [a + v for a, v in zip(tot, timed_forward(m, b))]
-                best[name] = [min(a, v / len(batches)) for a, v in zip(best[name], tot)]
-    return best
 
 
 def main():

@@ -1,0 +1,39 @@
+"""Wall time of a single-stage detector's parts, measured side by side (benchmarks)."""
+import time
+from typing import Dict, List, Sequence
+
+import torch
+
+
+def timed_forward(model, batch):
+    """Seconds of (whole, 3D, 2D, head) for one batch of a VoxelNet-style detector,
+    voxelization included in whole."""
+    t0 = time.perf_counter()
+    data = model.data_preprocessor(batch, False)['inputs']
+    vox = data['voxels']
+    t1 = time.perf_counter()
+    feats = model.voxel_encoder(vox['voxels'], vox['num_points'], vox['coors'])
+    bev = model.middle_encoder(feats, vox['coors'], len(batch['inputs']['points']))
+    t2 = time.perf_counter()
+    x = model.neck(model.backbone(bev))
+    t3 = time.perf_counter()
+    model.bbox_head(x)
+    t4 = time.perf_counter()
+    return t4 - t0, t2 - t1, t3 - t2, t4 - t3
+
+
+def measure(models: Dict[str, torch.nn.Module], batches: Sequence[dict],
+            repeats: int) -> Dict[str, List[float]]:
+    """Best-of-``repeats`` mean seconds per frame of (whole, 3D, 2D, head) per model; the
+    models are interleaved in every repeat so that they share the machine's state."""
+    best = {n: [float('inf')] * 4 for n in models}
+    with torch.no_grad():
+        for m in models.values():
+            timed_forward(m, batches[0])  # warm-up
+        for _ in range(repeats):
+            for name, m in models.items():
+                tot = [0.0] * 4
+                for b in batches:
+                    tot = [a + v for a, v in zip(tot, timed_forward(m, b))]
+                best[name] = [min(a, v / len(batches)) for a, v in zip(best[name], tot)]
+    return best
