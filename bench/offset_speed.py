@@ -26,7 +26,7 @@ from dm3d_mm.apis.ablate import joint_gmacs
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.prune import calibration_batches
-from dm3d_mm.apis.wall_time import measure
+from dm3d_mm.apis.wall_time import measure, ratio_table
 from dm3d_mm.weight import DM3DPruner
 from dm3d_mm.weight.offset_skip import skip_pruned_offsets
 
@@ -79,20 +79,7 @@ def main():
             ap = evaluate(model, cfg, osp.join(args.out, f'eval{i}'))
             rows[name].update(ap=ap, mAP=sum(ap[c]['moderate'] for c in CLASSES) / 3)
     times = measure(models, frames, args.repeats)
-    dense = times['dense']
-    lines = ['| variant | Car | Ped | Cyc | mAP | GMACs | FLOPs / dense | whole / dense | '
-             '3D / dense | 2D / dense | head / dense | 3D ms per frame |',
-             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
-    for name, row in rows.items():
-        t = times[name]
-        row.update(seconds=dict(zip(('whole', '3D', '2D', 'head'), t)))
-        ap = row.get('ap', {})
-        cells = [f"{ap.get(c, {}).get('moderate', float('nan')):.1f}" for c in CLASSES]
-        lines.append(f"| {name} | {' | '.join(cells)} | {row.get('mAP', float('nan')):.1f} | "
-                     f"{row['gmacs']:.3f} | {row['gmacs'] / rows['dense']['gmacs']:.3f} | "
-                     + ' | '.join(f'{a / b:.3f}' for a, b in zip(t, dense))
-                     + f' | {t[1] * 1e3:.1f} |')
-    print('\n'.join(lines))
+    print(ratio_table(rows, times, ms_of='3D'))
     with open(osp.join(args.out, 'bench_offset_speed.json'), 'w') as f:
         json.dump(rows, f, indent=1)
 

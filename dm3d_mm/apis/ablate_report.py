@@ -125,6 +125,16 @@ def _pyplot():
     return plt
 
 
+def _finish(plt, fig, ax, title: str, path: str) -> str:
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_ap_vs_flops(results: Dict, detector: str, path: str) -> str:
     """Fig. 1: mAP against joint FLOPs, one line per weight method, spatial models and
     spatial + DM3D, the dense model and its dense-ft control as stars."""
@@ -148,13 +158,7 @@ def plot_ap_vs_flops(results: Dict, detector: str, path: str) -> str:
                 label=label, markersize=9 if marker == '*' else 5)
     ax.set_xlabel('joint FLOPs / dense (weight savings counted only)')
     ax.set_ylabel('val mAP (moderate, 3D AP40)')
-    ax.set_title(detector)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, detector, path)
 
 
 def plot_layer_allocation(results: Dict, detector: str, path: str) -> Optional[str]:
@@ -176,10 +180,4 @@ def plot_layer_allocation(results: Dict, detector: str, path: str) -> Optional[s
     ax.set_xticklabels(names, rotation=90, fontsize=6)
     ax.set_ylabel('weights pruned (%)')
     ax.set_ylim(0, 100)
-    ax.set_title(f'{detector}: DM3D layer-wise sparsity')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, f'{detector}: DM3D layer-wise sparsity', path)

@@ -37,3 +37,24 @@ def measure(models: Dict[str, torch.nn.Module], batches: Sequence[dict],
                     tot = [a + v for a, v in zip(tot, timed_forward(m, b))]
                 best[name] = [min(a, v / len(batches)) for a, v in zip(best[name], tot)]
     return best
+
+
+def ratio_table(rows: Dict[str, dict], times: Dict[str, List[float]], reference: str = 'dense',
+                ms_of: str = 'whole') -> str:
+    """Markdown: per variant AP (moderate, if measured), joint GMACs and the (whole, 3D, 2D,
+    head) wall times as ratios to ``reference``; fills ``row['seconds']``."""
+    parts = ('whole', '3D', '2D', 'head')
+    lines = ['| variant | Car | Ped | Cyc | mAP | GMACs | FLOPs / dense | whole / dense | '
+             f'3D / dense | 2D / dense | head / dense | {ms_of} ms per frame |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for name, row in rows.items():
+        t = times[name]
+        row.update(seconds=dict(zip(parts, t)))
+        ap = row.get('ap', {})
+        cells = [f"{ap.get(c, {}).get('moderate', float('nan')):.1f}"
+                 for c in ('Car', 'Pedestrian', 'Cyclist')]
+        lines.append(f"| {name} | {' | '.join(cells)} | {row.get('mAP', float('nan')):.1f} | "
+                     f"{row['gmacs']:.3f} | {row['gmacs'] / rows[reference]['gmacs']:.3f} | "
+                     + ' | '.join(f'{a / b:.3f}' for a, b in zip(t, times[reference]))
+                     + f' | {t[parts.index(ms_of)] * 1e3:.1f} |')
+    return '\n'.join(lines)
