@@ -8,6 +8,6 @@ from .compat import apply_all
 
 apply_all()
 
-from . import apis, datasets, flops, hooks, models, spatial, weight  # noqa: E402,F401
+from . import apis, binary, datasets, flops, hooks, models, spatial, weight  # noqa: E402,F401
 
 __version__ = '0.1.0'

@@ -54,12 +54,14 @@ def find_prunable_layers(model: nn.Module, parts: Optional[Sequence[str]] = None
     else:
         wanted = set(PART_KEYS)
     layers = OrderedDict()
-    # spatial-pruning predictors decide *where* to compute; their weights are not pruned
+    # spatial-pruning predictors decide *where* to compute and binarised layers hold signs:
+    # their weights are not pruned
     skip = [n + '.' for n, m in model.named_modules() if getattr(m, 'dm3d_skip_pruning', False)]
     for name, module in model.named_modules():
         if not isinstance(module, PRUNABLE) or _part_key(name) not in wanted:
             continue
-        if any(name.startswith(prefix) for prefix in skip):
+        if getattr(module, 'dm3d_skip_pruning', False) or \
+                any(name.startswith(prefix) for prefix in skip):
             continue
         if not include_head_outputs and _is_head_output(name, module, model):
             continue

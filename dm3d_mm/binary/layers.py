@@ -1,0 +1,78 @@
+"""Binary linear layer: sign(x) . sign(W) with a straight-through estimator, and the
+Layer-wise Scale Recovery factor of BiPointNet."""
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class _SignSTE(torch.autograd.Function):
+    """sign with sign(0) = +1; the gradient passes where |x| <= 1 (clipped identity)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+def sign_ste(x: Tensor) -> Tensor:
+    """+1 / -1 forward, clipped straight-through gradient backward."""
+    return _SignSTE.apply(x)
+
+
+class BinaryLinear(nn.Linear):
+    """nn.Linear whose weights (and inputs) are binarised to +-1 in the forward pass, with an
+    optional learnable Layer-wise Scale Recovery factor ``lsr_scale`` (LSR). The
+    full-precision weights are kept and trained through the straight-through estimator; the
+    state_dict keys are nn.Linear's plus ``lsr_scale`` and ``lsr_ready``.
+
+    LSR's scale starts at the ratio of the full-precision output's standard deviation to the
+    binarised output's (``init_lsr``, run on the first training batch unless called before),
+    then trains with the rest.
+
+    Args:
+        in_features (int): input features.
+        out_features (int): output features.
+        bias (bool): an additive bias (full precision). Defaults to False.
+        binarize_input (bool): binarise the activations too. Defaults to True.
+        lsr (bool): Layer-wise Scale Recovery. Defaults to True.
+        enabled (bool): False runs the full-precision nn.Linear (the fallback). Defaults
+            to True.
+    """
+
+    dm3d_skip_pruning = True  # its weights act as signs: DM3D's weight pruning leaves it alone
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False,
+                 binarize_input: bool = True, lsr: bool = True, enabled: bool = True):
+        super().__init__(in_features, out_features, bias=bias)
+        self.binarize_input, self.lsr, self.enabled = binarize_input, lsr, enabled
+        self.lsr_scale = nn.Parameter(torch.ones(1))
+        self.register_buffer('lsr_ready', torch.zeros((), dtype=torch.bool))
+
+    def binary_product(self, x: Tensor) -> Tensor:
+        xb = sign_ste(x) if self.binarize_input else x
+        return F.linear(xb, sign_ste(self.weight))
+
+    @torch.no_grad()
+    def init_lsr(self, x: Tensor) -> float:
+        """Set the scale to std(x W^T) / std(sign(x) sign(W)^T) on a batch ``x``."""
+        full = F.linear(x, self.weight)
+        binary = self.binary_product(x)
+        scale = float(full.std() / binary.std().clamp(min=1e-12))
+        self.lsr_scale.fill_(scale)
+        self.lsr_ready.fill_(True)
+        return scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.enabled:
+            return F.linear(x, self.weight, self.bias)
+        if self.lsr and self.training and not bool(self.lsr_ready):
+            self.init_lsr(x.detach())
+        out = self.binary_product(x)
+        if self.lsr:
+            out = out * self.lsr_scale
+        return out if self.bias is None else out + self.bias
