@@ -135,3 +135,23 @@ def test_dm3d_leaves_binarised_layers_out():
     ref.voxel_encoder = _pfn(enabled=False)[0]  # mmdet3d's full-precision encoder
     assert 'voxel_encoder.pfn_layers.0.linear' in find_prunable_layers(ref)
     assert list(find_prunable_layers(model)) == ['backbone']
+
+
+def test_flops_counter_counts_binary_ops_and_their_mac_equivalent():
+    from dm3d_mm.flops.counter import BOPS_PER_MAC, FlopsCounter
+    from dm3d_mm.flops.report import flops_report
+    _, binm = _pfn()
+    feats, num, coors = _pillars(n=50, m=12)
+    with torch.no_grad(), FlopsCounter(binm) as counter:
+        binm(feats, num, coors)
+        counter.add_frames(1)
+    first, second = (counter.layers[f'pfn_layers.{i}.linear'] for i in (0, 1))
+    # the first layer takes full-precision coordinates: real MACs; the second signs x signs
+    assert not first.binary and first.bops() == 0
+    assert first.macs() == 50 * 12 * first.module.in_features * first.module.out_features
+    ops = 50 * 12 * second.module.in_features * second.module.out_features
+    assert second.binary and second.bops() == ops
+    assert second.macs() == pytest.approx(ops / BOPS_PER_MAC)
+    report = flops_report(counter, binm)
+    assert report['total_bops'] == ops
+    assert report['total_effective_macs'] == pytest.approx(first.macs() + ops / 64)

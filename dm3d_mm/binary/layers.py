@@ -53,6 +53,11 @@ class BinaryLinear(nn.Linear):
         self.lsr_scale = nn.Parameter(torch.ones(1))
         self.register_buffer('lsr_ready', torch.zeros((), dtype=torch.bool))
 
+    @property
+    def computes_bops(self) -> bool:
+        """Signs times signs (XNOR-popcount): the FLOPs counter counts binary ops."""
+        return self.enabled and self.binarize_input
+
     def binary_product(self, x: Tensor) -> Tensor:
         xb = sign_ste(x) if self.binarize_input else x
         return F.linear(xb, sign_ste(self.weight))

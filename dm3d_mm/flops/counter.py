@@ -35,6 +35,9 @@ PARTS = OrderedDict([
 ])
 
 
+BOPS_PER_MAC = 64  # a 64-bit XNOR-popcount word does 64 binary multiply-accumulates
+
+
 def part_of(name: str) -> str:
     return PARTS.get(name.split('.')[0], 'other')
 
@@ -54,6 +57,9 @@ class LayerStats:
     # is the spatial sparsity's saving work really skipped? 'skipped' (the kernel ran over
     # the counted pairs only), 'counted only' (a dense kernel ran and was masked) or 'none'
     spatial_saving: str = 'none'
+    # binary operations (sign inputs and weights: XNOR-popcount) instead of MACs; counted as
+    # BOPs and, in every MAC total, as BOPs / 64 MAC equivalents (the usual convention)
+    binary: bool = False
 
     @property
     def weights_per_offset(self) -> int:
@@ -64,13 +70,23 @@ class LayerStats:
         src = self.module.weight.detach() if mask is None else mask
         return (offset_view(self.module, src) != 0).sum(1).long().cpu()
 
-    def macs(self, mask: Optional[torch.Tensor] = None) -> int:
-        """Effective MACs: sum_k pairs_k x nnz_k."""
+    def ops(self, mask: Optional[torch.Tensor] = None) -> int:
+        """Multiply-accumulates (or binary ops) done: sum_k pairs_k x nnz_k."""
         return int((self.pairs * self.nnz_per_offset(mask)).sum())
 
+    def macs(self, mask: Optional[torch.Tensor] = None) -> float:
+        """Effective MACs (MAC equivalents, BOPs / 64, for a binary layer)."""
+        ops = self.ops(mask)
+        return ops / BOPS_PER_MAC if self.binary else ops
+
+    def bops(self) -> int:
+        """Binary operations done (0 for a full-precision layer)."""
+        return self.ops() if self.binary else 0
+
     @property
-    def dense_macs(self) -> int:
-        return int(self.pairs.sum()) * self.weights_per_offset
+    def dense_macs(self) -> float:
+        ops = int(self.pairs.sum()) * self.weights_per_offset
+        return ops / BOPS_PER_MAC if self.binary else ops
 
 
 @dataclass
@@ -120,6 +136,7 @@ class FlopsCounter:
                     name, module, kind, part_of(name),
                     torch.zeros(kernel_volume(module), dtype=torch.long))
             st.pairs += pairs.cpu()  # counts are kept on the CPU whatever the model's device
+            st.binary = bool(getattr(module, 'computes_bops', False))
             st.spatial_saving = _merge_saving(st.spatial_saving if st.calls else None,
                                               spatial_saving(module))
             st.calls += 1

@@ -19,7 +19,7 @@ def layer_rows(counter: FlopsCounter) -> List[Dict]:
             name=name, type=st.kind, part=st.part, calls=st.calls, sites_in=st.sites_in / n, sites_out=st.sites_out / n,
             pairs=float(st.pairs.sum()) / n, weight_density=density,
             dense_macs=st.dense_macs / n, effective_macs=st.macs() / n,
-            bias_flops=st.bias_flops / n, share=st.macs() / total,
+            bias_flops=st.bias_flops / n, share=st.macs() / total, bops=st.bops() / n,
             # weight zeros sit in dense kernels: their saving is counted, never skipped
             spatial_saving=st.spatial_saving,
             weight_saving='counted only' if density < 1 else 'none'))
@@ -54,6 +54,7 @@ def flops_report(counter: FlopsCounter, model: nn.Module) -> Dict:
     return dict(frames=counter.frames, layers=rows, parts=part_totals(counter),
                 total_dense_macs=sum(r['dense_macs'] for r in rows),
                 total_effective_macs=sum(r['effective_macs'] for r in rows),
+                total_bops=sum(r['bops'] for r in rows),
                 **parameter_counts(model))
 
 
@@ -65,6 +66,8 @@ def markdown(report: Dict) -> str:
     lines = [f"Joint FLOPs, mean per frame over {report['frames']} frame(s); MACs in G.",
              'Saving: whether the spatial / weight sparsity of a layer skips work ("skipped") or '
              'is only counted ("counted only": a dense kernel computes it and is masked).',
+             f"Binary layers: {report.get('total_bops', 0) / 1e9:.4f} G binary ops (BOPs), "
+             'counted in the MACs as BOPs / 64.',
              '', '| layer | type | part | sites in | sites out | pairs | density | dense '
              'GMACs | effective GMACs | share | saving (spatial / weight) |',
              '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|']
