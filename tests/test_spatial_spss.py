@@ -298,8 +298,10 @@ def test_block_passthrough_skips_norm_and_act_for_pruned_voxels(backend):
 def test_block_passthrough_encoder_wraps_blocks_and_keeps_keys(demo_encoder_inputs):
     from dm3d_mm.spatial import SPSSBlock
     cfg, dense, inputs = demo_encoder_inputs
-    conv_mode = _spss_encoder(cfg, dense, prune_ratios=0.5)
-    block_mode = _spss_encoder(cfg, dense, prune_ratios=0.5, passthrough='block')
+    conv_mode = _spss_encoder(cfg, dense, prune_ratios=0.5, passthrough='conv')
+    block_mode = _spss_encoder(cfg, dense, prune_ratios=0.5)  # the default
+    assert block_mode.prune_ratios and not any(isinstance(m, SPSSBlock)
+                                               for m in conv_mode.modules())
     assert set(block_mode.state_dict()) == set(conv_mode.state_dict())
     assert any(isinstance(m, SPSSBlock) for m in block_mode.modules())
     outs, counted = [], []

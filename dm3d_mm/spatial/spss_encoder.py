@@ -49,9 +49,10 @@ class SPSSSparseEncoder(SparseEncoder):
         gate (bool, optional): multiply the features by their importance (SPS-Conv's soft
             gate, so training shapes what is important). None: only for 'learned'.
         prune_downsample (bool): prune the strided convs too. Defaults to True.
-        passthrough (str): what the pruned voxels of a submanifold conv skip: 'conv'
-            (SPS-Conv: the conv only; the block's norm and activation still apply to them)
-            or 'block' (the whole conv-norm-act block, see SPSSBlock). Defaults to 'conv'.
+        passthrough (str): what the pruned voxels of a submanifold conv skip: 'block' (the
+            whole conv-norm-act block, see SPSSBlock) or 'conv' (SPS-Conv: the conv only; the
+            block's norm and activation still apply to them). 'block' trained better on the
+            demo benchmark (val mAP 48.4 against 38.0 at 50 %). Defaults to 'block'.
         backend (str): sparse-conv library; 'spconv' (torchsparse is not installed and
             fails with a clear message). Defaults to 'spconv'.
         **kwargs: SparseEncoder's keyword arguments.
@@ -59,7 +60,7 @@ class SPSSSparseEncoder(SparseEncoder):
 
     def __init__(self, *args, prune_ratios: Union[float, Sequence[float]] = 0.5,
                  importance: str = 'magnitude', gate: Optional[bool] = None,
-                 prune_downsample: bool = True, passthrough: str = 'conv',
+                 prune_downsample: bool = True, passthrough: str = 'block',
                  backend: str = 'spconv', **kwargs):
         require_backend(backend)
         if passthrough not in ('conv', 'block'):
