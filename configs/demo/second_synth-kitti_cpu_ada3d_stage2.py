@@ -1,17 +1,14 @@
 # Ada3D step 2 of 3: the BEV importance predictor trained alone against the gaussian centre
 # heatmap of the GT boxes (MSE), from the step-1 detector; only the voxel encoder and the
 # predictor run, so the detector stays exactly as step 1 left it.
-_base_ = ['./second_synth-kitti_cpu_ada3d_stage1.py', '../_base_/schedules/dm3d_finetune.py']
+_base_ = ['./second_synth-kitti_cpu_ada3d_stage1.py', '../_base_/schedules/dm3d_finetune.py',
+          '../_base_/ada3d.py']
 model = dict(
     type='Ada3DVoxelNet',
     train_predictor_only=True,
     importance_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
                          voxel_size={{_base_.voxel_size}}, weight=1.0),
-    # Ada3D's dropping: 75 % of the non-empty BEV columns kept after 3D stages 2 and 4,
-    # 50 % of the BEV pixels entering the 2D backbone
-    middle_encoder=dict(type='Ada3DSparseEncoder',
-                        predictor=dict(feat_channels=16, downsample=8),
-                        keep_ratios=dict(stage2=0.75, stage4=0.75, bev=0.5)))
+    middle_encoder=_base_.ada3d_encoder)  # Ada3D's dropping locations and ratios
 finetune_lr = 0.002
 finetune_epochs = 3
 optim_wrapper = dict(_base_.dm3d_finetune_optim_wrapper, _delete_=True)
