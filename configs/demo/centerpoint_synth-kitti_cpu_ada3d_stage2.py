@@ -3,7 +3,7 @@
 # grid, from the step-1 detector; only the voxel encoder and the predictor run.
 _base_ = ['./centerpoint_synth-kitti_cpu_ada3d_stage1.py',
           '../_base_/schedules/dm3d_finetune.py',
-          '../_base_/ada3d.py']
+          '../_base_/models/ada3d.py']
 model = dict(
     type='Ada3DCenterPoint',
     train_predictor_only=True,

@@ -2,7 +2,7 @@
 # heatmap of the GT boxes (MSE), from the step-1 detector; only the voxel encoder and the
 # predictor run, so the detector stays exactly as step 1 left it.
 _base_ = ['./second_synth-kitti_cpu_ada3d_stage1.py', '../_base_/schedules/dm3d_finetune.py',
-          '../_base_/ada3d.py']
+          '../_base_/models/ada3d.py']
 model = dict(
     type='Ada3DVoxelNet',
     train_predictor_only=True,
