@@ -52,9 +52,9 @@ class Ada3DImportanceLoss:
     def predictor_logits(self, batch_inputs_dict, batch_data_samples) -> torch.Tensor:
         """The predictor's logits alone (voxel encoder under no_grad: it is not trained)."""
         vox = batch_inputs_dict['voxels']
+        voxel_encoder = getattr(self, self.voxel_encoder_attr)
         with torch.no_grad():
-            feats = getattr(self, self.voxel_encoder_attr)(vox['voxels'], vox['num_points'],
-                                                          vox['coors'])
+            feats = voxel_encoder(vox['voxels'], vox['num_points'], vox['coors'])
         enc = self.ada3d_encoder
         return enc.predictor(feats, vox['coors'], len(batch_data_samples), enc.sparse_shape)
 
