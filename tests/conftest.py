@@ -18,14 +18,20 @@ DEMO_CONFIGS = {
 }
 
 
+def make_benchmark(tmp_path_factory, name: str, num_train: int, num_val: int) -> str:
+    """A synthetic benchmark (seed 0: the full benchmark's first frames) in a fresh temp
+    dir; returns its data root with a trailing slash, as the configs expect."""
+    from dm3d_mm.datasets import SyntheticKittiConfig, generate
+    root = str(tmp_path_factory.mktemp(name))
+    generate(root, SyntheticKittiConfig(num_train=num_train, num_val=num_val, seed=0),
+             workers=2, progress=False)
+    return root + '/'
+
+
 @pytest.fixture(scope='session')
 def synth_root(tmp_path_factory):
     """A tiny benchmark: val frames 0..7 (the full benchmark's first 8), 6 train frames."""
-    from dm3d_mm.datasets import SyntheticKittiConfig, generate
-    root = str(tmp_path_factory.mktemp('synth_kitti'))
-    generate(root, SyntheticKittiConfig(num_train=6, num_val=8, seed=0), workers=2,
-             progress=False)
-    return root + '/'
+    return make_benchmark(tmp_path_factory, 'synth_kitti', num_train=6, num_val=8)
 
 
 def demo_config(name, data_root=None):

@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, make_benchmark
 
 OPTIONS = dict(train_dataloader=dict(num_workers=0, persistent_workers=False),
                val_dataloader=dict(num_workers=0, persistent_workers=False),
@@ -17,11 +17,7 @@ OPTIONS = dict(train_dataloader=dict(num_workers=0, persistent_workers=False),
 @pytest.fixture(scope='module')
 def tiny_root(tmp_path_factory):
     """Two train and two val frames: every cell evaluates on the whole val split."""
-    from dm3d_mm.datasets import SyntheticKittiConfig, generate
-    root = str(tmp_path_factory.mktemp('tiny_kitti'))
-    generate(root, SyntheticKittiConfig(num_train=2, num_val=2, seed=0), workers=1,
-             progress=False)
-    return root + '/'
+    return make_benchmark(tmp_path_factory, 'tiny_kitti', num_train=2, num_val=2)
 
 
 def _table_rows(md: str):

@@ -105,17 +105,17 @@ class Ablation:
 
     def _prune(self, cell: Cell, config: str, start_ckpt: str, cell_dir: str):
         setup = DETECTORS[cell.detector]
-        model = build_detector(self._cfg(config), start_ckpt, self.device)
+        model = build_detector(self._cfg(config), start_ckpt, self.device)  # edits its cfg
+        cfg = self._cfg(config)
         # a part alone goes to the budget of its own FLOPs (Tab. 4); the head of an anchor
         # detector has only its output convs
         alone = cell.parts != 'all'
-        pruner = build_pruner(self._cfg(config), flops_target=cell.budget,
+        pruner = build_pruner(cfg, flops_target=cell.budget,
                               parts=list(setup.parts[cell.parts]), method=cell.method,
                               estimator=cell.estimator, num_ratios=16, progress=False,
                               budget_of='parts' if alone else None,
                               include_head_outputs=(cell.parts == 'head') or None,
                               **setup.pruner)
-        cfg = self._cfg(config)
         result = pruner.prune(model, calibration_batches(cfg, self.calib_frames, 'train'))
         ckpt = save_result(model, result, osp.join(cell_dir, 'pruned.pth'), start_ckpt,
                            config)
@@ -140,8 +140,8 @@ class Ablation:
         # weight cells and the control are fine-tuned (None: the config's own schedule), both
         # with the BN statistics frozen (measured on SECOND at 33 % FLOPs, 2 epochs: mAP 73.8
         # frozen vs 31.8 updated); dense and spatial models are evaluated as trained
-        epochs = 0
-        if cell.finetuned and self.epochs != 0:
+        finetune = cell.finetuned and self.epochs != 0
+        if finetune:
             options = dict(self.cfg_options or {})
             options['custom_hooks'] = [
                 dict(type='FreezeNormStatsHook') if cell.control else
@@ -150,14 +150,14 @@ class Ablation:
             out = finetune_and_test(config, self.data_root, osp.join(cell_dir, 'finetune'),
                                     load_from=ckpt, epochs=self.epochs, cfg_options=options)
             metrics, ckpt = out['metrics'], out['checkpoint']
-            epochs = self.epochs if self.epochs is not None else \
-                self._cfg(config).train_cfg.max_epochs
         else:
             metrics = evaluate_checkpoint(config, ckpt, self.data_root,
                                           osp.join(cell_dir, 'eval'), self.cfg_options)
-        model = build_detector(self._cfg(config), ckpt, self.device)
-        gmacs = joint_gmacs(model, calibration_batches(self._cfg(config), self.flops_frames,
-                                                       'val'))
+        model = build_detector(self._cfg(config), ckpt, self.device)  # edits its cfg
+        cfg = self._cfg(config)
+        epochs = 0 if not finetune else (
+            self.epochs if self.epochs is not None else cfg.train_cfg.max_epochs)
+        gmacs = joint_gmacs(model, calibration_batches(cfg, self.flops_frames, 'val'))
         ap = summarize_kitti_metrics(metrics)
         row = dict(asdict(cell), name=cell.name, kind=cell.kind, gmacs=gmacs,
                    flops_ratio=gmacs / dense_gmacs, ap=ap, epochs=epochs,

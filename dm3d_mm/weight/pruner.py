@@ -23,11 +23,11 @@ from ..flops.cost_model import CostModel
 from ..registry import PRUNERS
 from .allocation import allocate
 from .baselines import BASELINES
-from .granularity import Granularity, WeightGranularity, build_granularity
 from .calibration import actual_distortion_curves, calibration_pass, measured_distortion
 from .curves import distortion_curve, mask_at, taylor_scores
 from .discovery import find_prunable_layers, settle_selection
 from .distributed import reduce_counter, shard, world
+from .granularity import Granularity, WeightGranularity, build_granularity
 from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, build_head_outputs
 from .masks import MaskSet
 
