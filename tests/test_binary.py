@@ -98,6 +98,37 @@ def test_binarised_pfn_fallback_equals_mmdet3d_and_binarised_forward_backward():
         BinaryPillarFeatureNet(in_channels=4, feat_channels=[16], binary=dict(emma=True))
 
 
+
+def test_binarised_hard_vfe_fallback_equals_mmdet3d_and_binarised_forward_backward():
+    from mmdet3d.models.voxel_encoders import HardVFE
+
+    from dm3d_mm.binary import BinaryHardVFE
+    kw = dict(in_channels=4, feat_channels=[16, 16], with_cluster_center=True,
+              with_voxel_center=True, voxel_size=[0.2, 0.2, 4],
+              point_cloud_range=[0, -10, -3, 20, 10, 1])
+    torch.manual_seed(0)
+    ref = HardVFE(**kw).eval()
+    encoders = {}
+    for name, binary in (('fallback', dict(enabled=False)), ('binary', {})):
+        enc = BinaryHardVFE(binary=binary, **kw).eval()
+        missing, unexpected = enc.load_state_dict(ref.state_dict(), strict=False)
+        assert not unexpected and all('lsr_' in k for k in missing)
+        encoders[name] = enc
+    with torch.no_grad():
+        assert torch.equal(ref(*_pillars()), encoders['fallback'](*_pillars()))
+    binm = encoders['binary'].train()
+    out = binm(*_pillars())
+    assert out.shape == ref(*_pillars()).shape
+    out.square().sum().backward()
+    first, second = binm.binary_layers()
+    assert not first.binarize_input and second.binarize_input
+    assert bool(first.lsr_ready) and bool(second.lsr_ready)
+    assert first.weight.grad.abs().sum() > 0 and second.weight.grad.abs().sum() > 0
+    # the concatenating layer feeds signs: no ReLU, so both signs reach the next layer
+    with torch.no_grad():
+        feats = binm.vfe_layers[0](torch.randn(30, 12, first.in_features))
+    assert (feats < 0).any() and (feats > 0).any()
+
 def test_bit_packed_export_round_trips_and_is_32x_smaller():
     torch.manual_seed(0)
     w = torch.randn(33, 17)

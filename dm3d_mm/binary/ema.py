@@ -21,6 +21,12 @@ def ema_shift(n: int) -> float:
     return float(torch.special.ndtri(torch.tensor(p, dtype=torch.float64)))
 
 
+def ema_max(x: Tensor, ema: bool = True, dim: int = 1) -> Tensor:
+    """max over ``dim`` (kept), shifted by d* for the size of ``dim`` when ``ema``."""
+    pooled = torch.max(x, dim=dim, keepdim=True)[0]
+    return pooled - ema_shift(x.shape[dim]) if ema else pooled
+
+
 class EMAMaxPool(nn.Module):
     """max over ``dim`` of (x - d*), with d* from the number of aggregated elements.
 

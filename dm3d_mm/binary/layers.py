@@ -1,8 +1,12 @@
 """Binary linear layer: sign(x) . sign(W) with a straight-through estimator, and the
 Layer-wise Scale Recovery factor of BiPointNet."""
+from typing import Optional, Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .pack import PACKED_SUFFIX, unpack_signs
 
 
 class _SignSTE(torch.autograd.Function):
@@ -22,6 +26,17 @@ class _SignSTE(torch.autograd.Function):
 def sign_ste(x: Tensor) -> Tensor:
     """+1 / -1 forward, clipped straight-through gradient backward."""
     return _SignSTE.apply(x)
+
+
+def binary_options(binary: Optional[dict]) -> Tuple[dict, bool]:
+    """A binarised encoder's ``binary`` dict checked and completed: (the BinaryLinear / EMA
+    options of every layer, whether the first layer binarises its inputs)."""
+    opts = dict(ema=True, lsr=True, enabled=True, binarize_first_input=False)
+    unknown = set(binary or {}) - set(opts)
+    if unknown:
+        raise ValueError(f'unknown binary options {sorted(unknown)}; known: {sorted(opts)}')
+    opts.update(binary or {})
+    return opts, opts.pop('binarize_first_input')
 
 
 class BinaryLinear(nn.Linear):
@@ -52,6 +67,14 @@ class BinaryLinear(nn.Linear):
         self.binarize_input, self.lsr, self.enabled = binarize_input, lsr, enabled
         self.lsr_scale = nn.Parameter(torch.ones(1))
         self.register_buffer('lsr_ready', torch.zeros((), dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a bit-packed export (binary/pack.py) stores sign(W) as ``packed_signs``: any
+        # loader (mmengine's Runner, load_state_dict) restores it as the +-1 weight
+        packed = state_dict.pop(prefix + PACKED_SUFFIX.lstrip('.'), None)
+        if packed is not None:
+            state_dict[prefix + 'weight'] = unpack_signs(packed['bits'], packed['shape'])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def computes_bops(self) -> bool:

@@ -2,8 +2,12 @@
 
 Only the signs matter for a binarised layer's forward, so an export keeps ``sign(W)`` packed
 and drops the full-precision weights; everything else of the state_dict stays as it is.
+BinaryLinear unpacks them when it loads, so a packed checkpoint loads like any other
+(mmengine's ``load_from``, ``tools/test.py``).
 """
-from typing import Dict, Iterable, Tuple
+import os
+import os.path as osp
+from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,7 +33,7 @@ def unpack_signs(packed: Tensor, shape: Iterable[int]) -> Tensor:
 def packed_state_dict(model: torch.nn.Module) -> Dict[str, object]:
     """The model's state_dict with the weight of every enabled BinaryLinear replaced by its
     packed signs (key ``<layer>.packed_signs``: dict(bits, shape))."""
-    from .layers import BinaryLinear
+    from .layers import BinaryLinear  # layers imports this module
     sd = dict(model.state_dict())
     for name, m in model.named_modules():
         if isinstance(m, BinaryLinear) and m.enabled:
@@ -50,3 +54,16 @@ def unpacked_state_dict(sd: Dict[str, object]) -> Dict[str, Tensor]:
         else:
             out[key] = value
     return out
+
+
+def save_packed_checkpoint(model: torch.nn.Module, path: str,
+                           meta: Optional[dict] = None) -> int:
+    """Write ``dict(state_dict=packed_state_dict(model), meta=...)`` to ``path`` (through a
+    temporary file, so an existing checkpoint is never left half-written); returns its size
+    in bytes."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    torch.save(dict(state_dict=packed_state_dict(model),
+                    meta=dict(meta or {}, binary_weights='bit-packed signs')), tmp)
+    os.replace(tmp, path)
+    return osp.getsize(path)

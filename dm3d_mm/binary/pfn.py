@@ -8,8 +8,8 @@ from mmdet3d.models.voxel_encoders.utils import PFNLayer
 from mmdet3d.registry import MODELS
 from torch import Tensor
 
-from .ema import ema_shift
-from .layers import BinaryLinear
+from .ema import ema_max
+from .layers import BinaryLinear, binary_options
 
 
 class BinaryPFNLayer(PFNLayer):
@@ -55,9 +55,7 @@ class BinaryPFNLayer(PFNLayer):
         if aligned_distance is not None:
             x = x.mul(aligned_distance.unsqueeze(-1))
         if self.mode == 'max':
-            x_max = torch.max(x, dim=1, keepdim=True)[0]
-            if self.ema:
-                x_max = x_max - ema_shift(inputs.shape[1])
+            x_max = ema_max(x, self.ema)
         else:
             x_max = x.sum(dim=1, keepdim=True) / num_voxels.type_as(inputs).view(-1, 1, 1)
         return torch.cat([x, x_max.repeat(1, inputs.shape[1], 1)], dim=2)
@@ -82,12 +80,7 @@ class BinaryPillarFeatureNet(PillarFeatureNet):
 
     def __init__(self, *args, binary: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
-        opts = dict(ema=True, lsr=True, enabled=True, binarize_first_input=False)
-        unknown = set(binary or {}) - set(opts)
-        if unknown:
-            raise ValueError(f'unknown binary options {sorted(unknown)}; known: {sorted(opts)}')
-        opts.update(binary or {})
-        first_input = opts.pop('binarize_first_input')
+        opts, first_input = binary_options(binary)
         for i, old in enumerate(self.pfn_layers):
             new = BinaryPFNLayer(old.linear.in_features,
                                  old.units if old.last_vfe else 2 * old.units,
