@@ -98,7 +98,6 @@ def test_binarised_pfn_fallback_equals_mmdet3d_and_binarised_forward_backward():
         BinaryPillarFeatureNet(in_channels=4, feat_channels=[16], binary=dict(emma=True))
 
 
-
 def test_binarised_hard_vfe_fallback_equals_mmdet3d_and_binarised_forward_backward():
     from mmdet3d.models.voxel_encoders import HardVFE
 
@@ -128,6 +127,7 @@ def test_binarised_hard_vfe_fallback_equals_mmdet3d_and_binarised_forward_backwa
     with torch.no_grad():
         feats = binm.vfe_layers[0](torch.randn(30, 12, first.in_features))
     assert (feats < 0).any() and (feats > 0).any()
+
 
 def test_bit_packed_export_round_trips_and_is_32x_smaller():
     torch.manual_seed(0)

@@ -52,7 +52,8 @@ def test_rows_report_and_resume(tiny_root, tmp_path):
     packed.eval()
     batch = next(iter(single_frame_loader(cfg)))
     with torch.no_grad():
-        a, b = ref.test_step(batch)[0].pred_instances_3d, packed.test_step(batch)[0].pred_instances_3d
+        a = ref.test_step(batch)[0].pred_instances_3d
+        b = packed.test_step(batch)[0].pred_instances_3d
     assert torch.allclose(a.scores_3d, b.scores_3d, atol=1e-5)
     assert torch.allclose(a.bboxes_3d.tensor, b.bboxes_3d.tensor, atol=1e-4)
     # a re-run keeps the finished rows as they are
