@@ -18,6 +18,7 @@ from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.flops import build_detector, default_device
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
                                 save_result, write_reports)
+from dm3d_mm.weight.granularity import GRANULARITIES
 from dm3d_mm.weight.pruner import ESTIMATORS, METHODS
 
 
@@ -30,6 +31,9 @@ def parse_args():
     p.add_argument('--method', choices=METHODS)
     p.add_argument('--estimator', choices=ESTIMATORS)
     p.add_argument('--num-ratios', type=int, help='candidate ratios per layer (K)')
+    p.add_argument('--granularity', choices=sorted(GRANULARITIES.module_dict),
+                   help="what is pruned together: 'weight', 'offset' or 'channel' (then "
+                        'tools/slim.py cuts the channels out)')
     p.add_argument('--parts', nargs='+', help='parts to prune, e.g. middle_encoder backbone')
     p.add_argument('--calib-frames', type=int,
                    help='calibration frames (default: pruning.calib.frames, else 16)')
@@ -61,7 +65,7 @@ def main():
         raise FileExistsError(f'{out} is the input checkpoint: choose another --work-dir')
     pruner = build_pruner(cfg, flops_target=args.flops_target, method=args.method,
                           estimator=args.estimator, num_ratios=args.num_ratios,
-                          parts=args.parts)
+                          parts=args.parts, granularity=args.granularity)
     calib = resolve_calib(cfg, dict(frames=args.calib_frames, split=args.calib_split))
     model = build_detector(cfg, args.checkpoint, args.device or default_device(),
                            strict=not args.allow_partial)

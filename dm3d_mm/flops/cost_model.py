@@ -33,6 +33,7 @@ class CostModel:
         self.frames = counter.frames
         self.layers = counter.layers
         self.prunable = list(prunable)
+        self._prunable_set = set(self.prunable)
         unknown = [n for n in self.prunable if n not in self.layers]
         if unknown:
             raise KeyError(f'layers never ran in the counted forward: {unknown[:5]}')
@@ -68,9 +69,14 @@ class CostModel:
         return self.layers[name].dense_macs / self.frames
 
     def total(self, masks: Optional[Dict[str, torch.Tensor]] = None) -> float:
-        """Mean MACs per frame of the whole model with the given masks on prunable layers."""
+        """Mean MACs per frame of the whole model with the given masks (on any counted layer)."""
         masks = masks or {}
-        return self.fixed_macs + sum(self.layer_macs(n, masks.get(n)) for n in self.prunable)
+        # a mask may also reach a layer that is not pruned itself (channel pruning clears
+        # the input slices of the layers reading a removed channel)
+        fixed = sum(self.layer_macs(n, m) - self.layer_macs(n) for n, m in masks.items()
+                    if n in self.layers and n not in self._prunable_set)
+        return self.fixed_macs + fixed + sum(self.layer_macs(n, masks.get(n))
+                                             for n in self.prunable)
 
     @property
     def floor(self) -> float:

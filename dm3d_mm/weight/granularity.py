@@ -13,14 +13,23 @@ removed block, accumulated group by group), the candidate costs from the joint c
 - ``OffsetGranularity`` (``'offset'``): a whole kernel offset (all in x out entries of one
   kernel position) of a sparse or dense conv; a sparse conv without those offsets runs a
   rulebook without their pairs.
+- ``ChannelGranularity`` (``'channel'``): a whole output channel of a dense conv or
+  transposed conv. The pruner ties the convs that must keep one width (a backbone stage)
+  into one DP item and zeroes the channel's norm affine, so a removed channel is exactly
+  zero downstream and ``weight/slim.py`` can cut it out (with the consumers' input slices)
+  into a smaller dense model plain mmdet3d builds. The DP's cost of a channel is its share
+  of the conv's own MACs; the consumers' input slices it also frees are not credited (the
+  allocation is conservative: the slim model counts fewer FLOPs than the budget).
 """
 from typing import Tuple
 
 import torch
 from mmengine.registry import Registry
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..flops.cost_model import offset_ids
+from ..flops.layouts import is_sparse_conv
+from .channel_graph import out_channel_axis
 from ..registry import SCOPE, build_in_scope
 from .curves import prune_order, ratio_counts
 
@@ -73,6 +82,21 @@ class OffsetGranularity(Granularity):
 
     def groups(self, module):
         return offset_ids(module)
+
+
+@GRANULARITIES.register_module(name='channel')
+class ChannelGranularity(Granularity):
+    """A group is one output channel (all its input x kernel entries) of a dense conv."""
+
+    def groups(self, module):
+        if not isinstance(module, (nn.modules.conv._ConvNd)) or is_sparse_conv(module):
+            raise ValueError(f'channel granularity needs a dense conv or transposed conv, '
+                             f'got {type(module).__name__}')
+        w = module.weight
+        axis = out_channel_axis(module)
+        view = [1] * w.dim()
+        view[axis] = w.shape[axis]
+        return torch.arange(w.shape[axis]).reshape(view).expand(w.shape).reshape(-1)
 
 
 def build_granularity(cfg) -> Granularity:

@@ -4,40 +4,58 @@ Masks are held outside the modules (no extra state_dict keys, so a pruned checkp
 loads into plain mmdet3d): pruned weights are zeroed in place, gradients of pruned entries
 are zeroed, and the weights are re-masked before every forward and after every optimizer
 step, so neither momentum nor weight decay can revive a pruned weight.
+
+A mask is keyed by a layer's name (it masks the layer's ``weight``) or by a parameter's
+full name (``backbone.blocks.0.1.bias``: channel pruning also zeroes the norm affine of a
+removed channel, so that the channel is exactly zero downstream).
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 
-def _premask(mask: Tensor):
+def _premask(param: Tensor, mask: Tensor):
     def hook(module, inputs):  # returns None: the inputs are left as they are
-        module.weight.data.mul_(mask.to(module.weight.device))
+        param.data.mul_(mask.to(param.device))
     return hook
+
+
+def _target(modules: Dict[str, nn.Module], name: str) -> Tuple[nn.Module, Tensor]:
+    """(owning module, masked parameter) of a mask key: a layer (its weight) or a
+    parameter's full name."""
+    if name in modules and getattr(modules[name], 'weight', None) is not None:
+        return modules[name], modules[name].weight
+    owner, _, attr = name.rpartition('.')
+    param = getattr(modules[owner], attr, None) if owner in modules else None
+    if not isinstance(param, torch.Tensor):
+        raise KeyError(f'masks name a layer or parameter this model does not have: {name}')
+    return modules[owner], param
 
 
 class MaskSet:
 
     def __init__(self, model: nn.Module, masks: Dict[str, Tensor]):
-        modules = dict(model.named_modules())
-        unknown = [n for n in masks if n not in modules]
-        if unknown:
-            raise KeyError(f'masks name layers this model does not have: {unknown[:5]}')
         self.model = model
         self.masks: Dict[str, Tensor] = {}
+        modules = dict(model.named_modules())
         for name, mask in masks.items():
-            weight = modules[name].weight
+            _, weight = _target(modules, name)
             if tuple(mask.shape) != tuple(weight.shape):
                 raise ValueError(f'mask of {name} has shape {tuple(mask.shape)}, its weight '
                                  f'{tuple(weight.shape)}')
             self.masks[name] = mask.to(device=weight.device, dtype=torch.bool)
         self._handles = []
 
-    def _weights(self):
+    def _targets(self):
+        """(name, owning module, masked parameter, mask) of every mask."""
         modules = dict(self.model.named_modules())
         for name, mask in self.masks.items():
-            yield name, modules[name].weight, mask
+            yield (name, *_target(modules, name), mask)
+
+    def _weights(self):
+        for name, _, weight, mask in self._targets():
+            yield name, weight, mask
 
     @torch.no_grad()
     def apply(self) -> 'MaskSet':
@@ -52,9 +70,8 @@ class MaskSet:
         """Keep masks exact: pre-forward re-masking, masked gradients, post-step re-masking."""
         self.detach()
         self.apply()
-        modules = dict(self.model.named_modules())
-        for name, weight, mask in self._weights():
-            self._handles.append(modules[name].register_forward_pre_hook(_premask(mask)))
+        for _, owner, weight, mask in self._targets():
+            self._handles.append(owner.register_forward_pre_hook(_premask(weight, mask)))
             self._handles.append(weight.register_hook(
                 lambda grad, m=mask: grad * m.to(grad.device)))
         if optimizer is not None:

@@ -27,7 +27,10 @@ from .calibration import actual_distortion_curves, calibration_pass, measured_di
 from .curves import distortion_curve, mask_at, taylor_scores
 from .discovery import find_prunable_layers, settle_selection
 from .distributed import reduce_counter, shard, world
-from .granularity import Granularity, WeightGranularity, build_granularity
+from .channel_graph import find_channel_graph, producer_index
+from .channel_masks import channel_side_masks
+from .granularity import (ChannelGranularity, Granularity, WeightGranularity,
+                          build_granularity)
 from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, build_head_outputs
 from .masks import MaskSet
 
@@ -124,7 +127,9 @@ class DM3DPruner:
         head_outputs (dict, optional): a ``HEAD_OUTPUTS`` config; None chooses the
             extractor of the model's head family. Defaults to None.
         granularity (str | dict): what is pruned together (``GRANULARITIES``): ``'weight'``
-            (unstructured) or ``'offset'`` (whole kernel offsets), for every layer, or a dict
+            (unstructured), ``'offset'`` (whole kernel offsets) or ``'channel'`` (whole output
+            channels of the 2D convs a ``CHANNEL_GRAPHS`` entry describes; a backbone
+            stage's convs share one width), for every layer, or a dict
             of fnmatch patterns of layer names -> granularity (first match wins; layers
             matching none are ``'weight'``), e.g. ``{'middle_encoder.*': 'offset'}``.
             Structured granularities need ``method='dm3d'``. Defaults to 'weight'.
@@ -292,6 +297,37 @@ class DM3DPruner:
                 return gran
         return WeightGranularity()
 
+    def _channel_layers(self, names) -> List[str]:
+        return [n for n in names if isinstance(self.granularity_of(n), ChannelGranularity)]
+
+    def _items(self, model: nn.Module, names: List[str]) -> List[List[str]]:
+        """The DP's items in layer order: channel-granular convs of one width group
+        together (all of them must be selected and channel-granular), every other layer
+        alone."""
+        channel = self._channel_layers(names)
+        if not channel:
+            return [[n] for n in names]
+        graph = find_channel_graph(model)
+        group_of = producer_index(graph.groups(model))
+        items, seen = [], set()
+        for n in names:
+            if n not in channel:
+                items.append([n])
+                continue
+            group = group_of.get(n)
+            if group is None:
+                raise ValueError(f'{n} has channel granularity but {type(graph).__name__} '
+                                 'cannot remove its output channels')
+            members = [pr.layer for pr in group.producers]
+            missing = [m for m in members if m not in channel]
+            if missing:
+                raise ValueError(f'channel granularity ties {n} to {missing} (one width, '
+                                 f'{group.key}): select them with channel granularity too')
+            if group.key not in seen:
+                seen.add(group.key)
+                items.append(members)
+        return items
+
     def _dm3d(self, model, layers, grads, batches, ref, outputs, cm, budget, keep_dense,
               timings, curves_out):
         est = self.estimator
@@ -313,7 +349,7 @@ class DM3DPruner:
         costs = {n: cm.curve_costs(n, orders[n], counts[n]) for n in layers}
         timings['candidate_costs'] = time.perf_counter() - t0
         names = list(layers)
-        allowed = []
+        allowed = {}
         for n in names:
             density = 1.0 - counts[n].double() / layers[n].weight.numel()
             ok = (density >= self.min_density - 1e-12) & (density <= self.max_density + 1e-12)
@@ -321,15 +357,42 @@ class DM3DPruner:
                 ok = counts[n] == 0
             if not ok.any():
                 ok = counts[n] == counts[n][torch.argmin((density - self.min_density).abs())]
-            allowed.append(ok.tolist())
+            allowed[n] = ok
+        # a DP item is one layer, or the convs that must keep one width (channel ties): its
+        # candidate k prunes every member at k, costs and distortions add up
+        items = self._items(model, names)
+        groups = find_channel_graph(model).groups(model) if self._channel_layers(names) else []
+        item_costs = [sum(costs[n] for n in it).tolist() for it in items]
+        item_dist = [sum(dist[n] for n in it).tolist() for it in items]
+        item_ok = [torch.stack([allowed[n] for n in it]).all(0).tolist() for it in items]
+
+        def allocation(dp_budget):
+            alloc = allocate(item_costs, item_dist, dp_budget - cm.floor, self.num_buckets,
+                             allowed=item_ok)
+            masks = {n: mask_at(layers[n].weight, orders[n], int(counts[n][k]))
+                     for it, k in zip(items, alloc.choice) for n in it}
+            masks.update(channel_side_masks(model, groups, masks))
+            return alloc, masks
+
         t0 = time.perf_counter()
-        alloc = allocate([costs[n].tolist() for n in names], [dist[n].tolist() for n in names],
-                         budget - cm.floor, self.num_buckets, allowed=allowed)
+        alloc, masks = allocation(budget)
+        if groups:
+            # the DP credits a channel with its own conv's MACs only; the exact cost (its
+            # consumers' input slices freed too) is lower: raise the DP's budget, by
+            # bisection, as far as the exact cost stays within the real one
+            lo, hi = budget, cm.total()
+            for _ in range(12):
+                mid = 0.5 * (lo + hi)
+                trial = allocation(mid)
+                if cm.total(trial[1]) <= budget:
+                    lo, (alloc, masks) = mid, trial
+                else:
+                    hi = mid
         timings['dp'] = time.perf_counter() - t0
-        masks = {}
-        for n, k in zip(names, alloc.choice):
-            masks[n] = mask_at(layers[n].weight, orders[n], int(counts[n][k]))
-            curves_out[n] = dict(ratios=(counts[n].double() / layers[n].weight.numel()).tolist(),
-                                 distortion=dist[n].tolist(), macs=costs[n].tolist(),
-                                 chosen=int(k), chosen_distortion=float(dist[n][k]))
+        for it, k in zip(items, alloc.choice):
+            for n in it:
+                curves_out[n] = dict(
+                    ratios=(counts[n].double() / layers[n].weight.numel()).tolist(),
+                    distortion=dist[n].tolist(), macs=costs[n].tolist(), chosen=int(k),
+                    chosen_distortion=float(dist[n][k]))
         return masks

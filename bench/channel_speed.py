@@ -1,0 +1,116 @@
+"""Does channel-structured DM3D run faster? The demo SECOND's 2D backbone and neck pruned by
+DM3D to a fraction of the whole detector's joint FLOPs, unstructured ('weight' masks: the
+dense kernels still run every weight, counted only) against whole output channels cut out of
+the model ('channel', then weight/slim.py: a smaller dense detector), timed side by side.
+
+Rows: dense; per --budgets: DM3D 'weight' masks and DM3D 'channel' slim. Per row: joint
+GMACs (for the slim model: what it computes), val 3D AP40 moderate before fine-tuning, wall
+time per frame of the whole detector (voxelization to head outputs) and of its 3D / 2D /
+head parts as ratios to dense (interleaved, best of --repeats, the same frames). With
+--finetune-epochs N the slim models are also fine-tuned with the demo's fine-tune recipe
+and frozen norm statistics (the ablation's dense-ft control schedule) and evaluated again.
+
+Example: python bench/channel_speed.py --budgets 0.5 0.33 --frames 8 --repeats 3
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+from collections import OrderedDict
+
+import torch
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.apis import load_config
+from dm3d_mm.apis.ablate import joint_gmacs
+from dm3d_mm.apis.demo_report import summarize_kitti_metrics
+from dm3d_mm.apis.finetune import finetune_and_test
+from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.prune import calibration_batches
+from dm3d_mm.apis.slim import export_slim
+from dm3d_mm.apis.wall_time import measure, ratio_table
+from dm3d_mm.weight import DM3DPruner
+from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
+
+CONFIG = 'configs/demo/second_synth-kitti_cpu_finetune.py'  # the dense-ft schedule
+CKPT = 'checkpoints/second_synth-kitti_cpu.pth'
+CLASSES = ('Car', 'Pedestrian', 'Cyclist')
+
+
+def evaluate(model, cfg, work_dir):
+    """KittiMetric of an in-memory model on the val split (mmengine's test loop)."""
+    from mmengine.runner import Runner
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    cfg.load_from = None
+    runner = Runner.from_cfg(cfg)
+    runner.model.load_state_dict(model.state_dict())
+    return summarize_kitti_metrics(runner.test())
+
+
+def with_ap(row, ap):
+    row.update(ap=ap, mAP=sum(ap[c]['moderate'] for c in CLASSES) / 3)
+    return row
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33])
+    p.add_argument('--calib-frames', type=int, default=16)
+    p.add_argument('--frames', type=int, default=8, help='val frames timed')
+    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--finetune-epochs', type=int, default=0)
+    p.add_argument('--data-root', default='data/synth_kitti')
+    p.add_argument('--no-ap', action='store_true', help='timings and FLOPs only')
+    p.add_argument('--out', default='work_dirs/bench_channel_speed')
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    print(f'torch threads: {torch.get_num_threads()}')
+    cfg = load_config(CONFIG, data_root=args.data_root)
+    calib = calibration_batches(cfg, args.calib_frames, 'train')
+    frames = calibration_batches(cfg, args.frames, 'val')
+    models = OrderedDict(dense=build_detector(cfg, CKPT).eval())
+    cfgs, slim_out = dict(dense=cfg), {}
+    for b in args.budgets:
+        for gran in ('weight', 'channel'):
+            model = build_detector(cfg, CKPT)
+            result = DM3DPruner(b, parts=['backbone', 'neck'], num_ratios=16,
+                                granularity=gran, progress=False).prune(model, calib)
+            if gran == 'weight':
+                models[f'DM3D {b:g} weight, masks'] = model.eval()
+                cfgs[f'DM3D {b:g} weight, masks'] = cfg
+                continue
+            pruned = osp.join(args.out, f'channel{b:g}', 'pruned.pth')
+            save_pruned_checkpoint(pruned, model, result.masks, result.info(), source=CKPT)
+            out = export_slim(cfg, pruned, osp.dirname(pruned), 'slim')
+            print(f'channel {b:g}: widths {out["widths"]}')
+            name = f'DM3D {b:g} channel, slim'
+            slim_cfg = load_config(out['config'], data_root=args.data_root)
+            models[name] = build_detector(slim_cfg, out['checkpoint']).eval()
+            cfgs[name], slim_out[name] = slim_cfg, out
+    rows = OrderedDict()
+    for i, (name, model) in enumerate(models.items()):
+        rows[name] = dict(gmacs=joint_gmacs(model, frames))
+        if not args.no_ap:
+            with_ap(rows[name], evaluate(model, cfgs[name], osp.join(args.out, f'eval{i}')))
+    times = measure(models, frames, args.repeats)
+    print(ratio_table(rows, times))
+    if args.finetune_epochs:
+        for name, out in slim_out.items():
+            hooks = dict(custom_hooks=[dict(type='FreezeNormStatsHook')])
+            ft = finetune_and_test(out['config'], args.data_root,
+                                   osp.join(osp.dirname(out['config']), 'finetune'),
+                                   epochs=args.finetune_epochs, cfg_options=hooks)
+            ap = summarize_kitti_metrics(ft['metrics'])
+            rows[name]['finetuned'] = with_ap(dict(epochs=args.finetune_epochs,
+                                                   train_seconds=ft['train_seconds']), ap)
+            mod = ' / '.join(f"{ap[c]['moderate']:.1f}" for c in CLASSES)
+            print(f"{name}, fine-tuned {args.finetune_epochs} epochs: {mod} = mAP "
+                  f"{rows[name]['finetuned']['mAP']:.1f}")
+    with open(osp.join(args.out, 'bench_channel_speed.json'), 'w') as f:
+        json.dump(rows, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()

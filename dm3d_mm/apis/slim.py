@@ -1,0 +1,45 @@
+"""Export a channel-pruned detector as a smaller dense model: its config (widths rewritten,
+pruning hooks removed, ``load_from`` the slim weights) and checkpoint, which plain mmdet3d
+builds, loads and fine-tunes with ``tools/train.py`` like any model."""
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+from mmengine.config import Config
+from mmengine.runner.checkpoint import save_checkpoint
+
+from ..weight.slim import group_widths, slim
+from .flops import build_detector
+
+
+def _without_pruning(cfg: Config) -> None:
+    """The slim model is the pruned result: a config that prunes again would be wrong."""
+    cfg.pop('pruning', None)
+    hooks = [h for h in cfg.get('custom_hooks', None) or []
+             if h.get('type') not in ('DM3DPruningHook', 'dm3d_mm.DM3DPruningHook')]
+    cfg.custom_hooks = hooks
+
+
+def export_slim(cfg: Config, checkpoint: str, out_dir: str, name: str,
+                strict: bool = True, device: Optional[str] = 'cpu') -> Dict:
+    """Slim ``checkpoint`` (a model built from ``cfg``) into ``out_dir/<name>.py`` and
+    ``out_dir/<name>.pth``; returns their paths and the widths before and after."""
+    ckpt_out = osp.join(out_dir, f'{name}.pth')
+    cfg_out = osp.join(out_dir, f'{name}.py')
+    if osp.exists(ckpt_out) and osp.samefile(ckpt_out, checkpoint):
+        raise FileExistsError(f'refusing to overwrite the input checkpoint {checkpoint}')
+    model = build_detector(cfg, checkpoint, device, strict=strict)
+    before = group_widths(model)
+    new_cfg, state_dict, widths = slim(cfg, model)
+    if widths == before:
+        raise ValueError(f'{checkpoint} has no removable channel (a channel is removable '
+                         "when DM3DPruner(granularity='channel') zeroed its weights and norm)")
+    _without_pruning(new_cfg)
+    new_cfg.load_from = ckpt_out
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = ckpt_out + '.tmp'
+    meta = dict(slim=dict(source=checkpoint, widths=widths, widths_before=before))
+    save_checkpoint(dict(state_dict=state_dict, meta=meta), tmp)
+    os.replace(tmp, ckpt_out)
+    new_cfg.dump(cfg_out)
+    return dict(config=cfg_out, checkpoint=ckpt_out, widths=widths, widths_before=before)

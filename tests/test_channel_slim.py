@@ -1,0 +1,183 @@
+"""Channel granularity and the slim export: a channel's removal is a group in the DM3D
+pipeline (distortion = the quadratic form on the removed block), the DP meets the budget
+counted exactly (consumers' input slices included) with tied stage widths, masks (norm
+affine included) survive optimizer steps, the slim model's outputs equal the masked
+model's, and the slim checkpoint loads strictly into plain mmdet3d with its generated
+config."""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import dm3d_mm  # noqa: F401
+from conftest import REPO, demo_config
+from dm3d_mm.weight import distortion_curve
+from dm3d_mm.weight.curves import taylor_scores
+from dm3d_mm.weight.granularity import build_granularity
+
+SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
+
+
+@pytest.mark.parametrize('layer', [nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(3, 5, 2, stride=2)])
+def test_channel_groups_and_their_distortion_equal_the_quadratic_form(layer):
+    g = torch.Generator().manual_seed(0)
+    d = layer.weight.numel()
+    layer.weight.data.copy_(torch.randn(layer.weight.shape, generator=g))
+    grads = torch.randn(6, d, generator=g)
+    gran = build_granularity('channel')
+    order, counts = gran.order_and_counts(layer, taylor_scores(layer.weight, grads), 4)
+    axis = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
+    channels = layer.weight.shape[axis]
+    ids = torch.arange(layer.weight.numel()).reshape(layer.weight.shape)
+    for n in counts.tolist():  # every candidate removes whole output channels
+        removed = torch.zeros(layer.weight.numel(), dtype=torch.bool)
+        removed[order[:n]] = True
+        per_channel = removed[ids].movedim(axis, 0).reshape(channels, -1)
+        assert bool((per_channel.all(1) | ~per_channel.any(1)).all())
+    c = distortion_curve(layer.weight, grads, 4, 'fisher', 0.0, order=order, counts=counts)
+    F = grads.double().T @ grads.double() / 6
+    flat = layer.weight.detach().reshape(-1).double()
+    for k, n in enumerate(counts.tolist()):
+        dw = torch.zeros(d, dtype=torch.float64)
+        dw[order[:n]] = -flat[order[:n]]
+        assert float(c.distortion[k]) == pytest.approx(float(dw @ F @ dw), rel=1e-9,
+                                                       abs=1e-12)
+    with pytest.raises(ValueError, match='dense conv'):
+        gran.groups(nn.Linear(3, 4))
+
+
+@pytest.fixture(scope='module')
+def pruned_second(synth_root):
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import calibration_batches
+    from dm3d_mm.weight import DM3DPruner
+    cfg = demo_config('second', synth_root)
+    batches = calibration_batches(cfg, frames=2, split='train')
+    model = build_detector(cfg, SECOND_CKPT, device='cpu')
+    pruner = DM3DPruner(0.55, num_ratios=8, parts=['backbone', 'neck'],
+                        granularity='channel', progress=False)
+    return cfg, batches, model, pruner, pruner.prune(model, batches)
+
+
+def test_channel_pruning_meets_the_budget_exactly_with_tied_stage_widths(pruned_second):
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.weight.channel_graph import find_channel_graph
+    cfg, batches, model, pruner, res = pruned_second
+    # the exact cost (input slices of removed channels included) is within the budget,
+    # and the bisection spends it: not far below
+    assert 0.45 * res.macs_before < res.macs_after <= 0.55 * res.macs_before
+    cm = pruner.cost_model(model, batches, [lr.name for lr in res.layers])
+    assert cm.total() == pytest.approx(res.macs_after, rel=1e-9)
+    modules = dict(model.named_modules())
+    dense = build_detector(cfg, SECOND_CKPT, device='cpu')
+    removed_any = False
+    for group in find_channel_graph(model).groups(model):
+        kept = []
+        for pr in group.producers:
+            w = modules[pr.layer].weight
+            axis = 1 if isinstance(modules[pr.layer], nn.ConvTranspose2d) else 0
+            zero = (w == 0).movedim(axis, 0).reshape(w.shape[axis], -1).all(1)
+            norm = modules[pr.norm]
+            # a removed channel: weights, norm weight and bias all zero (exactly zero out)
+            assert torch.equal(zero, norm.weight == 0) and torch.equal(zero, norm.bias == 0)
+            kept.append(int((~zero).sum()))
+            removed_any |= bool(zero.any())
+            # consumers' input slices of removed channels are masked; the rest untouched
+            for consumer, offset in pr.consumers.items():
+                cw = modules[consumer].weight
+                caxis = 0 if isinstance(modules[consumer], nn.ConvTranspose2d) else 1
+                sl = cw.narrow(caxis, offset, len(zero)).movedim(caxis, 0)[zero]
+                assert bool((sl == 0).all())
+        assert len(set(kept)) == 1, (group.key, kept)  # one width per config entry
+    assert removed_any
+    # layers outside backbone and neck are untouched, the head's input convs aside
+    dense_sd = dense.state_dict()
+    for k, v in model.state_dict().items():
+        if not k.startswith(('backbone', 'neck', 'bbox_head.conv_')):
+            assert torch.equal(v, dense_sd[k]), k
+
+
+def test_channel_masks_survive_optimizer_steps(pruned_second):
+    import copy
+
+    from dm3d_mm.weight import MaskSet
+    cfg, batches, model, pruner, res = pruned_second
+    model = copy.deepcopy(model)
+    norm_keys = [k for k in res.masks if k.endswith(('.bias', '.weight')) and
+                 k.rsplit('.', 1)[0] not in [lr.name for lr in res.layers]]
+    assert norm_keys  # the norm affine of removed channels is masked too
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=0.1, weight_decay=0.1)
+    masks = MaskSet(model, res.masks).attach(opt)
+    model.train()
+    for _ in range(3):
+        for p in params:
+            p.grad = torch.randn_like(p)
+        opt.step()
+    named = dict(model.named_parameters())
+    for k, m in res.masks.items():
+        target = named.get(k, named.get(k + '.weight'))
+        assert bool((target.detach()[~m.to(target.device)] == 0).all()), k
+    masks.detach()
+
+
+def test_slim_model_equals_the_masked_model_and_loads_in_plain_mmdet3d(pruned_second,
+                                                                       tmp_path):
+    from dm3d_mm.apis.slim import export_slim
+    from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
+    cfg, batches, model, pruner, res = pruned_second
+    pruned = str(tmp_path / 'pruned.pth')
+    save_pruned_checkpoint(pruned, model, res.masks, res.info(), source=SECOND_CKPT)
+    out = export_slim(cfg, pruned, str(tmp_path), 'slim')
+    assert any(out['widths'][k] < out['widths_before'][k] for k in out['widths'])
+    assert osp.getsize(out['checkpoint']) < osp.getsize(SECOND_CKPT)
+    # plain mmdet3d, in a fresh process without dm3d_mm: build both models from their
+    # configs, load the masked and the slim weights strictly, and save the head's raw
+    # outputs on one frame (before NMS, which can flip near-equal boxes on float noise)
+    frame, source_cfg = str(tmp_path / 'frame.pt'), str(tmp_path / 'source.py')
+    torch.save(batches[0], frame)
+    cfg.dump(source_cfg)
+    script = (
+        'import sys, torch\n'
+        'from mmengine.config import Config\n'
+        'from mmengine.runner import load_checkpoint\n'
+        'from mmdet3d.registry import MODELS\n'
+        'from mmdet3d.utils import register_all_modules\n'
+        'register_all_modules()\n'
+        # plain spconv's multi-threaded CPU conv is not exact (see dm3d_mm/compat)
+        'torch.set_num_threads(1)\n'
+        'batch = torch.load(sys.argv[5], weights_only=False)\n'
+        'outs = []\n'
+        'for config, ckpt in ((sys.argv[1], sys.argv[2]), (sys.argv[3], sys.argv[4])):\n'
+        '    cfg = Config.fromfile(config, import_custom_modules=False)\n'
+        '    model = MODELS.build(cfg.model).eval()\n'
+        '    load_checkpoint(model, ckpt, map_location="cpu", strict=True)\n'
+        '    with torch.no_grad():\n'
+        '        data = model.data_preprocessor(batch, False)\n'
+        '        outs.append(model.bbox_head(model.extract_feat(data["inputs"])))\n'
+        'assert "dm3d_mm" not in sys.modules\n'
+        'torch.save(outs, sys.argv[6])\n')
+    result = str(tmp_path / 'plain.pt')
+    proc = subprocess.run([sys.executable, '-c', script, source_cfg, pruned, out['config'],
+                           out['checkpoint'], frame, result], capture_output=True, text=True,
+                          cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    masked, slimmed = ([t for level in outs for t in level] for outs in torch.load(result))
+    assert len(masked) == len(slimmed) == 3  # class, box and direction maps
+    for a, b in zip(masked, slimmed):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_slim_errors(synth_root, tmp_path):
+    from dm3d_mm.apis.slim import export_slim
+    from dm3d_mm.weight import DM3DPruner
+    cfg = demo_config('second', synth_root)
+    with pytest.raises(ValueError, match='no removable channel'):
+        export_slim(cfg, SECOND_CKPT, str(tmp_path), 'slim')
+    with pytest.raises(ValueError, match='ties'):
+        DM3DPruner(0.5, granularity={'backbone.blocks.0.0': 'channel'})._items(
+            __import__('dm3d_mm.apis.flops', fromlist=['x']).build_detector(cfg, None, 'cpu'),
+            ['backbone.blocks.0.0', 'backbone.blocks.0.3'])
