@@ -13,7 +13,6 @@ and frozen norm statistics (the ablation's dense-ft control schedule) and evalua
 Example: python bench/channel_speed.py --budgets 0.5 0.33 --frames 8 --repeats 3
 """
 import argparse
-import copy
 import json
 import os
 import os.path as osp
@@ -24,6 +23,7 @@ import torch
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.ablate import joint_gmacs
+from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
 from dm3d_mm.apis.flops import build_detector
@@ -36,17 +36,6 @@ from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
 CONFIG = 'configs/demo/second_synth-kitti_cpu_finetune.py'  # the dense-ft schedule
 CKPT = 'checkpoints/second_synth-kitti_cpu.pth'
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
-
-
-def evaluate(model, cfg, work_dir):
-    """KittiMetric of an in-memory model on the val split (mmengine's test loop)."""
-    from mmengine.runner import Runner
-    cfg = copy.deepcopy(cfg)
-    cfg.work_dir = work_dir
-    cfg.load_from = None
-    runner = Runner.from_cfg(cfg)
-    runner.model.load_state_dict(model.state_dict())
-    return summarize_kitti_metrics(runner.test())
 
 
 def with_ap(row, ap):
@@ -93,7 +82,7 @@ def main():
     for i, (name, model) in enumerate(models.items()):
         rows[name] = dict(gmacs=joint_gmacs(model, frames))
         if not args.no_ap:
-            with_ap(rows[name], evaluate(model, cfgs[name], osp.join(args.out, f'eval{i}')))
+            with_ap(rows[name], evaluate_model(model, cfgs[name], osp.join(args.out, f'eval{i}')))
     times = measure(models, frames, args.repeats)
     print(ratio_table(rows, times))
     if args.finetune_epochs:

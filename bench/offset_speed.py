@@ -23,7 +23,7 @@ import torch
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.ablate import joint_gmacs
-from dm3d_mm.apis.demo_report import summarize_kitti_metrics
+from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.apis.wall_time import measure, ratio_table
@@ -33,17 +33,6 @@ from dm3d_mm.weight.offset_skip import skip_pruned_offsets
 CONFIG = 'configs/demo/second_synth-kitti_cpu.py'
 CKPT = 'checkpoints/second_synth-kitti_cpu.pth'
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
-
-
-def evaluate(model, cfg, work_dir):
-    """KittiMetric of an in-memory model on the val split (mmengine's test loop)."""
-    from mmengine.runner import Runner
-    cfg = copy.deepcopy(cfg)
-    cfg.work_dir = work_dir
-    cfg.load_from = None
-    runner = Runner.from_cfg(cfg)
-    runner.model.load_state_dict(model.state_dict())
-    return summarize_kitti_metrics(runner.test())
 
 
 def main():
@@ -76,7 +65,7 @@ def main():
     for i, (name, model) in enumerate(models.items()):
         rows[name] = dict(gmacs=joint_gmacs(model, frames))
         if not args.no_ap and not name.endswith('skipped'):  # same weights as 'masks'
-            ap = evaluate(model, cfg, osp.join(args.out, f'eval{i}'))
+            ap = evaluate_model(model, cfg, osp.join(args.out, f'eval{i}'))
             rows[name].update(ap=ap, mAP=sum(ap[c]['moderate'] for c in CLASSES) / 3)
     times = measure(models, frames, args.repeats)
     print(ratio_table(rows, times, ms_of='3D'))

@@ -18,6 +18,12 @@ DEMO_CONFIGS = {
 }
 
 
+# cfg_options for the few-frame runs of the tests: data loading in the test process
+NO_WORKERS = dict(train_dataloader=dict(num_workers=0, persistent_workers=False),
+                  val_dataloader=dict(num_workers=0, persistent_workers=False),
+                  test_dataloader=dict(num_workers=0, persistent_workers=False))
+
+
 def make_benchmark(tmp_path_factory, name: str, num_train: int, num_val: int) -> str:
     """A synthetic benchmark (seed 0: the full benchmark's first frames) in a fresh temp
     dir; returns its data root with a trailing slash, as the configs expect."""

@@ -7,11 +7,9 @@ import os.path as osp
 import pytest
 import torch
 
-from conftest import REPO, make_benchmark
+from conftest import NO_WORKERS, REPO, make_benchmark
 
-OPTIONS = dict(train_dataloader=dict(num_workers=0, persistent_workers=False),
-               val_dataloader=dict(num_workers=0, persistent_workers=False),
-               test_dataloader=dict(num_workers=0, persistent_workers=False))
+OPTIONS = NO_WORKERS
 
 
 @pytest.fixture(scope='module')

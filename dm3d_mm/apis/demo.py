@@ -59,6 +59,20 @@ def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
     return Runner.from_cfg(cfg).test()
 
 
+def evaluate_model(model: torch.nn.Module, cfg, work_dir: str) -> Dict:
+    """Per-class KITTI AP (summarize_kitti_metrics) of an in-memory model on the config's
+    test split, through mmengine's test loop."""
+    import copy
+
+    from mmengine.runner import Runner
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    cfg.load_from = None
+    runner = Runner.from_cfg(cfg)
+    runner.model.load_state_dict(model.state_dict())
+    return summarize_kitti_metrics(runner.test())
+
+
 def train_demo_checkpoint(config: str, data_root: str, out_dir: str = 'checkpoints',
                           work_root: str = 'work_dirs/demo_checkpoints') -> Dict:
     """Train a demo config, evaluate it once, save weights-only checkpoint + JSON summary."""
