@@ -11,15 +11,20 @@ wiring is a registered, swappable piece (``CHANNEL_GRAPHS``), one per family of 
   A backbone stage has one width in the config (``out_channels[s]``), so all convs of a
   stage keep the same number of channels (a tied group); each neck deblock has its own.
 
-The 3D sparse encoder is not covered yet: its output is reshaped to the BEV map (channel x
-height), which a graph would have to follow.
+- ``SparseEncoderChannels``: mmdet3d's ``SparseEncoder`` (conv-module blocks, as SECOND's
+  and CenterPoint's): every sparse conv has its own width in the config (``base_channels``,
+  ``encoder_channels[i][j]``, ``output_channels``); ``conv_out``'s channels reach the 2D
+  backbone through the BEV reshape, channel c as input channels c*D .. c*D + D-1.
+
+Every graph that matches a model contributes its groups (``find_channel_graph``).
 """
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.registry import Registry
 from torch import nn
 
+from ..flops.layouts import is_sparse_conv
 from ..registry import SCOPE, build_in_scope
 
 CHANNEL_GRAPHS = Registry('channel_graph', scope=SCOPE, build_func=build_in_scope,
@@ -34,12 +39,13 @@ class Producer:
         layer (str): the conv's name.
         norm (str, optional): the norm layer right after it (its affine and statistics go
             with the channel).
-        consumers (dict): name of each layer reading the channels -> the offset of the
-            channels in its input (non-zero when it reads a concatenation).
+        consumers (dict): name of each layer reading the channels -> (offset, per): channel
+            c is its input channels offset + c * per .. offset + c * per + per - 1 (offset:
+            where a concatenation puts them; per: 1, or the height D of a BEV reshape).
     """
     layer: str
     norm: Optional[str]
-    consumers: Dict[str, int] = field(default_factory=dict)
+    consumers: Dict[str, Tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -118,11 +124,11 @@ class SECONDFPNChannels(ChannelGraph):
             for j, i in enumerate(convs):
                 name = f'{p}backbone.blocks.{s}.{i}'
                 if j + 1 < len(convs):  # read by the next conv of the stage
-                    consumers = {f'{p}backbone.blocks.{s}.{convs[j + 1]}': 0}
+                    consumers = {f'{p}backbone.blocks.{s}.{convs[j + 1]}': (0, 1)}
                 else:  # the stage's output: the next stage and the neck read it
-                    consumers = {f'{p}neck.deblocks.{s}.0': 0}
+                    consumers = {f'{p}neck.deblocks.{s}.0': (0, 1)}
                     if s + 1 < len(backbone.blocks):
-                        consumers[f'{p}backbone.blocks.{s + 1}.0'] = 0
+                        consumers[f'{p}backbone.blocks.{s + 1}.0'] = (0, 1)
                 producers.append(Producer(name, f'{p}backbone.blocks.{s}.{i + 1}', consumers))
             groups.append(WidthGroup(f'backbone.out_channels.{s}', producers))
         inputs = [f'{p}bbox_head.{n}' for n in self._head_inputs(head)]
@@ -130,7 +136,7 @@ class SECONDFPNChannels(ChannelGraph):
         for s, deblock in enumerate(neck.deblocks):
             name = f'{p}neck.deblocks.{s}.0'
             producers = [Producer(name, f'{p}neck.deblocks.{s}.1',
-                                  {n: offset for n in inputs})]
+                                  {n: (offset, 1) for n in inputs})]
             groups.append(WidthGroup(f'neck.out_channels.{s}', producers))
             offset += _out_channels(deblock[0])
         return groups
@@ -157,23 +163,137 @@ def _out_channels(layer: nn.Module) -> int:
     return layer.out_channels
 
 
+@CHANNEL_GRAPHS.register_module()
+class SparseEncoderChannels(ChannelGraph):
+    """mmdet3d's SparseEncoder built of conv modules (sparse conv, norm, activation).
+
+    Args:
+        prefix (str): ``''`` (VoxelNet) or ``'pts_'`` (CenterPoint).
+    """
+
+    def __init__(self, prefix: str = ''):
+        self.prefix = prefix
+
+    @classmethod
+    def match(cls, model):
+        from mmdet3d.models.middle_encoders import SparseEncoder
+        for prefix in ('', 'pts_'):
+            enc = getattr(model, prefix + 'middle_encoder', None)
+            backbone = getattr(model, prefix + 'backbone', None)
+            # exactly mmdet3d's encoder: subclasses (spatial pruning) change the wiring
+            if type(enc) is SparseEncoder and backbone is not None and all(
+                    len(block) == 3 and is_sparse_conv(block[0])
+                    for stage in enc.encoder_layers for block in stage):
+                return cls(prefix)
+        return None
+
+    def _chain(self, model):
+        """(name, config width key) of every conv in forward order."""
+        p = self.prefix + 'middle_encoder'
+        enc = getattr(model, self.prefix + 'middle_encoder')
+        chain = [(f'{p}.conv_input', 'base_channels')]
+        for i, (name, stage) in enumerate(enc.encoder_layers.named_children()):
+            for j in range(len(stage)):
+                chain.append((f'{p}.encoder_layers.{name}.{j}', f'encoder_channels.{i}.{j}'))
+        chain.append((f'{p}.conv_out', 'output_channels'))
+        return chain
+
+    def bev_height(self, model) -> int:
+        enc = getattr(model, self.prefix + 'middle_encoder')
+        first = _first_conv(getattr(model, self.prefix + 'backbone'))
+        return first.in_channels // enc.output_channels
+
+    def groups(self, model):
+        chain = self._chain(model)
+        first = self.prefix + 'backbone.' + _first_conv_name(
+            getattr(model, self.prefix + 'backbone'))
+        groups = []
+        for k, (block, key) in enumerate(chain):
+            if k + 1 < len(chain):
+                consumers = {chain[k + 1][0] + '.0': (0, 1)}
+            else:
+                consumers = {first: (0, self.bev_height(model))}
+            groups.append(WidthGroup(f'middle_encoder.{key}',
+                                     [Producer(block + '.0', block + '.1', consumers)]))
+        return groups
+
+    def rewrite(self, model_cfg, widths):
+        p = self.prefix
+        enc = model_cfg[p + 'middle_encoder']
+        channels = [list(stage) for stage in enc['encoder_channels']]
+        height = None
+        for key, width in widths.items():
+            name = key[len('middle_encoder.'):]
+            if name == 'base_channels':
+                enc['base_channels'] = int(width)
+            elif name == 'output_channels':
+                height = model_cfg[p + 'backbone']['in_channels'] // enc['output_channels']
+                enc['output_channels'] = int(width)
+            else:
+                _, i, j = name.split('.')
+                channels[int(i)][int(j)] = int(width)
+        enc['encoder_channels'] = tuple(tuple(stage) for stage in channels)
+        if height is not None:
+            model_cfg[p + 'backbone']['in_channels'] = enc['output_channels'] * height
+
+
+def _first_conv_name(backbone: nn.Module) -> str:
+    return next(n for n, m in backbone.named_modules() if isinstance(m, nn.Conv2d))
+
+
+def _first_conv(backbone: nn.Module) -> nn.Module:
+    return dict(backbone.named_modules())[_first_conv_name(backbone)]
+
+
+class CombinedChannels(ChannelGraph):
+    """Several graphs of one model (e.g. its 3D encoder and its 2D parts) as one.
+
+    Args:
+        graphs (list[ChannelGraph]): the graphs, each describing its own producers.
+        model (nn.Module): the model they describe.
+    """
+
+    def __init__(self, graphs: List[ChannelGraph], model: nn.Module):
+        self.graphs = graphs
+        self.keys = [{g.key for g in graph.groups(model)} for graph in graphs]
+
+    def groups(self, model):
+        return [g for graph in self.graphs for g in graph.groups(model)]
+
+    def rewrite(self, model_cfg, widths):
+        for graph, keys in zip(self.graphs, self.keys):
+            graph.rewrite(model_cfg, {k: v for k, v in widths.items() if k in keys})
+
+
 def find_channel_graph(model: nn.Module) -> ChannelGraph:
-    """The registered graph that describes ``model`` (the first that matches)."""
-    for cls in CHANNEL_GRAPHS.module_dict.values():
-        graph = cls.match(model)
-        if graph is not None:
-            return graph
-    raise ValueError(f'no registered channel graph describes {type(model).__name__} (known: '
-                     f'{sorted(CHANNEL_GRAPHS.module_dict)}); channel pruning needs one')
+    """Every registered graph that describes part of ``model``, combined."""
+    graphs = [g for g in (cls.match(model) for cls in CHANNEL_GRAPHS.module_dict.values())
+              if g is not None]
+    if not graphs:
+        raise ValueError(f'no registered channel graph describes {type(model).__name__} '
+                         f'(known: {sorted(CHANNEL_GRAPHS.module_dict)}); channel pruning '
+                         'needs one')
+    return graphs[0] if len(graphs) == 1 else CombinedChannels(graphs, model)
 
 
 def out_channel_axis(layer: nn.Module) -> int:
-    """The weight axis of output channels: 0 for convs, 1 for transposed convs."""
-    return 1 if isinstance(layer, nn.modules.conv._ConvTransposeNd) else 0
+    """The weight axis of output channels: 0 for convs and spconv's (out, *kernel, in)
+    layout, 1 for transposed convs (in, out, *kernel), the last for mmcv's sparse convs."""
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        return 1
+    if is_sparse_conv(layer) and layer.weight.shape[0] != layer.out_channels:
+        return layer.weight.dim() - 1  # mmcv: (*kernel, in, out)
+    return 0
 
 
 def in_channel_axis(layer: nn.Module) -> int:
-    return 1 - out_channel_axis(layer)
+    """The weight axis of input channels (see :func:`out_channel_axis`)."""
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        return 0
+    if is_sparse_conv(layer):
+        w = layer.weight
+        return w.dim() - 1 if w.shape[0] == layer.out_channels else w.dim() - 2
+    return 1
 
 
 def producer_index(groups: Sequence[WidthGroup]) -> Dict[str, WidthGroup]:

@@ -33,17 +33,16 @@ def channel_side_masks(model: nn.Module, groups: Iterable[WidthGroup],
                 for param in ('weight', 'bias'):
                     if getattr(modules[pr.norm], param, None) is not None:
                         out[f'{pr.norm}.{param}'] = kept.clone()
-            for consumer, offset in pr.consumers.items():
+            for consumer, (offset, per) in pr.consumers.items():
                 layer = modules[consumer]
                 w = layer.weight
                 current = out.get(consumer, masks.get(consumer))
                 if current is None:
                     current = torch.ones(w.shape, dtype=torch.bool, device=w.device)
                 axis = in_channel_axis(layer)
-                view = [1] * w.dim()
-                view[axis] = len(kept)
                 live = torch.ones(w.shape[axis], dtype=torch.bool, device=w.device)
-                live[offset:offset + len(kept)] = kept.to(w.device)
+                live[offset:offset + len(kept) * per] = kept.to(w.device).repeat_interleave(per)
+                view = [1] * w.dim()
                 view[axis] = w.shape[axis]
                 out[consumer] = current.to(w.device) & live.reshape(view)
     return out

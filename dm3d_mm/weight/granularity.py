@@ -13,8 +13,8 @@ removed block, accumulated group by group), the candidate costs from the joint c
 - ``OffsetGranularity`` (``'offset'``): a whole kernel offset (all in x out entries of one
   kernel position) of a sparse or dense conv; a sparse conv without those offsets runs a
   rulebook without their pairs.
-- ``ChannelGranularity`` (``'channel'``): a whole output channel of a dense conv or
-  transposed conv. The pruner ties the convs that must keep one width (a backbone stage)
+- ``ChannelGranularity`` (``'channel'``): a whole output channel of a conv (sparse, dense or
+  transposed) that a registered channel graph describes (``channel_graph.py``). The pruner ties the convs that must keep one width (a backbone stage)
   into one DP item and zeroes the channel's norm affine, so a removed channel is exactly
   zero downstream and ``weight/slim.py`` can cut it out (with the consumers' input slices)
   into a smaller dense model plain mmdet3d builds. The DP's cost of a channel is its share
@@ -86,12 +86,12 @@ class OffsetGranularity(Granularity):
 
 @GRANULARITIES.register_module(name='channel')
 class ChannelGranularity(Granularity):
-    """A group is one output channel (all its input x kernel entries) of a dense conv."""
+    """A group is one output channel (all its input x kernel entries) of a conv."""
 
     def groups(self, module):
-        if not isinstance(module, (nn.modules.conv._ConvNd)) or is_sparse_conv(module):
-            raise ValueError(f'channel granularity needs a dense conv or transposed conv, '
-                             f'got {type(module).__name__}')
+        if not isinstance(module, nn.modules.conv._ConvNd) and not is_sparse_conv(module):
+            raise ValueError(f'channel granularity needs a dense conv, transposed conv or '
+                             f'sparse conv, got {type(module).__name__}')
         w = module.weight
         axis = out_channel_axis(module)
         view = [1] * w.dim()

@@ -128,8 +128,9 @@ class DM3DPruner:
             extractor of the model's head family. Defaults to None.
         granularity (str | dict): what is pruned together (``GRANULARITIES``): ``'weight'``
             (unstructured), ``'offset'`` (whole kernel offsets) or ``'channel'`` (whole output
-            channels of the 2D convs a ``CHANNEL_GRAPHS`` entry describes; a backbone
-            stage's convs share one width), for every layer, or a dict
+            channels of the convs a ``CHANNEL_GRAPHS`` entry describes: the sparse encoder's,
+            the 2D backbone's, whose stage convs share one width, and the neck's), for every
+            layer, or a dict
             of fnmatch patterns of layer names -> granularity (first match wins; layers
             matching none are ``'weight'``), e.g. ``{'middle_encoder.*': 'offset'}``.
             Structured granularities need ``method='dm3d'``. Defaults to 'weight'.

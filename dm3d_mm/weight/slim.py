@@ -11,7 +11,6 @@ them); where pruning left them unequal, zero channels are kept to even them out 
 zero channel contributes nothing). Every group keeps at least one channel.
 """
 import copy
-from collections import OrderedDict
 from typing import Dict, Tuple
 
 import torch
@@ -52,42 +51,51 @@ def kept_channels(model: nn.Module, groups) -> Dict[str, Tensor]:
     return keep
 
 
-def slim_state_dict(model: nn.Module, groups, keep: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """The model's state_dict with the removed channels cut out everywhere."""
+def _cut(module: nn.Module, name: str, axis: int, idx: Tensor) -> None:
+    """Keep only ``idx`` along ``axis`` of a parameter or buffer, in place."""
+    t = getattr(module, name, None)
+    if t is None:
+        return
+    new = t.detach().index_select(axis, idx.to(t.device)).clone()
+    if isinstance(t, nn.Parameter):
+        setattr(module, name, nn.Parameter(new, requires_grad=t.requires_grad))
+    else:
+        setattr(module, name, new)
+
+
+def slim_model(model: nn.Module, groups, keep: Dict[str, Tensor]) -> nn.Module:
+    """A copy of ``model`` with the removed channels cut out of every producer, its norm and
+    its consumers (modules changed in place, so each saves its state in its own layout)."""
+    model = copy.deepcopy(model)
     modules = dict(model.named_modules())
-    source = model.state_dict()
-    sd = OrderedDict((k, v.detach().clone()) for k, v in source.items())
-    # per-module versions: spconv converts its weight layout on load by them
-    sd._metadata = getattr(source, '_metadata', None)
     in_keep: Dict[str, Tensor] = {}  # consumer -> mask over its input channels
     for group in groups:
         for pr in group.producers:
-            idx = keep[pr.layer]
+            idx = keep[pr.layer].cpu()
             conv = modules[pr.layer]
-            sd[f'{pr.layer}.weight'] = sd[f'{pr.layer}.weight'].index_select(
-                out_channel_axis(conv), idx.to(conv.weight.device))
-            names = [f'{pr.layer}.bias']
-            if pr.norm is not None:
-                names += [f'{pr.norm}.{b}' for b in ('weight', 'bias', 'running_mean',
-                                                     'running_var')]
-            for key in names:
-                if key in sd and sd[key] is not None and sd[key].dim() == 1:
-                    sd[key] = sd[key].index_select(0, idx.to(sd[key].device))
-            width = conv.weight.shape[out_channel_axis(conv)]
-            for consumer, offset in pr.consumers.items():
+            axis = out_channel_axis(conv)
+            width = conv.weight.shape[axis]
+            for consumer, (offset, per) in pr.consumers.items():
                 c = modules[consumer]
-                if consumer not in in_keep:
-                    in_keep[consumer] = torch.ones(c.weight.shape[in_channel_axis(c)],
-                                                   dtype=torch.bool)
+                mask = in_keep.setdefault(
+                    consumer, torch.ones(c.weight.shape[in_channel_axis(c)], dtype=torch.bool))
                 dropped = torch.ones(width, dtype=torch.bool)
-                dropped[idx.cpu()] = False
-                in_keep[consumer][offset:offset + width] &= ~dropped
+                dropped[idx] = False
+                mask[offset:offset + width * per] &= ~dropped.repeat_interleave(per)
+            _cut(conv, 'weight', axis, idx)
+            _cut(conv, 'bias', 0, idx)
+            conv.out_channels = len(idx)
+            if pr.norm is not None:
+                norm = modules[pr.norm]
+                for name in ('weight', 'bias', 'running_mean', 'running_var'):
+                    _cut(norm, name, 0, idx)
+                norm.num_features = len(idx)
     for consumer, mask in in_keep.items():
         c = modules[consumer]
-        idx = torch.nonzero(mask).flatten().to(c.weight.device)
-        sd[f'{consumer}.weight'] = sd[f'{consumer}.weight'].index_select(in_channel_axis(c),
-                                                                         idx)
-    return sd
+        axis = in_channel_axis(c)  # before in_channels changes (spconv's layout check)
+        _cut(c, 'weight', axis, torch.nonzero(mask).flatten())
+        c.in_channels = int(mask.sum())
+    return model
 
 
 def slim(cfg: Config, model: nn.Module) -> Tuple[Config, Dict[str, Tensor], Dict[str, int]]:
@@ -99,7 +107,7 @@ def slim(cfg: Config, model: nn.Module) -> Tuple[Config, Dict[str, Tensor], Dict
     widths = {g.key: len(keep[g.producers[0].layer]) for g in groups}
     new_cfg = Config(copy.deepcopy(cfg.to_dict()))
     graph.rewrite(new_cfg.model, widths)
-    return new_cfg, slim_state_dict(model, groups, keep), widths
+    return new_cfg, slim_model(model, groups, keep).state_dict(), widths
 
 
 def group_widths(model: nn.Module) -> Dict[str, int]:
@@ -112,4 +120,4 @@ def group_widths(model: nn.Module) -> Dict[str, int]:
     return out
 
 
-__all__ = ['kept_channels', 'slim_state_dict', 'slim', 'group_widths', 'WidthGroup']
+__all__ = ['kept_channels', 'slim_model', 'slim', 'group_widths', 'WidthGroup']
