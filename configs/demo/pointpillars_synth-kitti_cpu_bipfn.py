@@ -15,7 +15,7 @@ model = dict(voxel_encoder=dict(type='BinaryPillarFeatureNet', feat_channels=[64
 
 # binarised layers need a larger step than DM3D's weight fine-tune (BiPointNet: Adam 1e-3)
 finetune_lr = 0.001
-finetune_epochs = 6
+finetune_epochs = 3
 optim_wrapper = dict(_base_.dm3d_finetune_optim_wrapper, _delete_=True)
 optim_wrapper['optimizer'] = dict(optim_wrapper['optimizer'], lr=finetune_lr)
 param_scheduler = [dict(_base_.dm3d_finetune_cosine, T_max=finetune_epochs, end=finetune_epochs)]
