@@ -186,3 +186,38 @@ def test_slim_errors(synth_root, tmp_path):
         DM3DPruner(0.5, granularity={'backbone.blocks.0.0': 'channel'})._items(
             __import__('dm3d_mm.apis.flops', fromlist=['x']).build_detector(cfg, None, 'cpu'),
             ['backbone.blocks.0.0', 'backbone.blocks.0.3'])
+
+
+def test_centerpoint_channel_pruning_slims_through_pts_parts(synth_root):
+    from mmdet3d.registry import MODELS
+
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import calibration_batches
+    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.weight.slim import slim
+    from dm3d_mm.apis import load_config
+    cfg = load_config(osp.join(REPO, 'configs/demo/centerpoint_synth-kitti_cpu.py'),
+                      data_root=synth_root)
+    model = build_detector(cfg, osp.join(REPO, 'checkpoints/centerpoint_synth-kitti_cpu.pth'),
+                           device='cpu')
+    batches = calibration_batches(cfg, frames=2, split='train')
+    res = DM3DPruner(0.7, num_ratios=8, lambdas=(1.0, 1.0), granularity='channel',
+                     parts=['pts_middle_encoder', 'pts_backbone', 'pts_neck'],
+                     progress=False).prune(model, batches)
+    assert res.macs_after <= 0.7 * res.macs_before
+    new_cfg, state, widths = slim(cfg, model)
+    assert all(k.startswith('pts_') for k in widths)
+    assert new_cfg.model.pts_bbox_head.in_channels == sum(new_cfg.model.pts_neck.out_channels)
+    slimmed = MODELS.build(new_cfg.model).eval()
+    slimmed.load_state_dict(state, strict=True)
+    model.eval()
+
+    def heads(m):
+        data = m.data_preprocessor(batches[0], False)['inputs']
+        feats = m.extract_pts_feat(data['voxels'], points=data.get('points'), img_feats=None,
+                                   batch_input_metas=None)
+        return m.pts_bbox_head(feats)[0][0]  # the first task's output maps
+    with torch.no_grad():
+        ref, out = heads(model), heads(slimmed)
+    for key in ref:
+        assert torch.allclose(ref[key], out[key], atol=1e-4, rtol=1e-5), key

@@ -53,7 +53,8 @@ class WidthGroup:
     """Producers that keep the same number of channels: one width of the config.
 
     Args:
-        key (str): the width's name, e.g. ``backbone.out_channels.0``.
+        key (str): the width's name, its path in the model config, e.g.
+            ``backbone.out_channels.0`` or ``pts_middle_encoder.encoder_channels.1.2``.
         producers (list[Producer]): the convs of the group.
     """
     key: str
@@ -130,14 +131,14 @@ class SECONDFPNChannels(ChannelGraph):
                     if s + 1 < len(backbone.blocks):
                         consumers[f'{p}backbone.blocks.{s + 1}.0'] = (0, 1)
                 producers.append(Producer(name, f'{p}backbone.blocks.{s}.{i + 1}', consumers))
-            groups.append(WidthGroup(f'backbone.out_channels.{s}', producers))
+            groups.append(WidthGroup(f'{p}backbone.out_channels.{s}', producers))
         inputs = [f'{p}bbox_head.{n}' for n in self._head_inputs(head)]
         offset = 0
         for s, deblock in enumerate(neck.deblocks):
             name = f'{p}neck.deblocks.{s}.0'
             producers = [Producer(name, f'{p}neck.deblocks.{s}.1',
                                   {n: (offset, 1) for n in inputs})]
-            groups.append(WidthGroup(f'neck.out_channels.{s}', producers))
+            groups.append(WidthGroup(f'{p}neck.out_channels.{s}', producers))
             offset += _out_channels(deblock[0])
         return groups
 
@@ -149,7 +150,7 @@ class SECONDFPNChannels(ChannelGraph):
         deblocks = list(neck['out_channels'])
         for key, width in widths.items():
             part, _, index = key.rpartition('.')
-            target = stages if part == 'backbone.out_channels' else deblocks
+            target = stages if part == f'{p}backbone.out_channels' else deblocks
             target[int(index)] = int(width)
         backbone['out_channels'] = stages
         neck['in_channels'] = list(stages)
@@ -213,7 +214,7 @@ class SparseEncoderChannels(ChannelGraph):
                 consumers = {chain[k + 1][0] + '.0': (0, 1)}
             else:
                 consumers = {first: (0, self.bev_height(model))}
-            groups.append(WidthGroup(f'middle_encoder.{key}',
+            groups.append(WidthGroup(f'{self.prefix}middle_encoder.{key}',
                                      [Producer(block + '.0', block + '.1', consumers)]))
         return groups
 
@@ -223,7 +224,7 @@ class SparseEncoderChannels(ChannelGraph):
         channels = [list(stage) for stage in enc['encoder_channels']]
         height = None
         for key, width in widths.items():
-            name = key[len('middle_encoder.'):]
+            name = key[len(f'{p}middle_encoder.'):]
             if name == 'base_channels':
                 enc['base_channels'] = int(width)
             elif name == 'output_channels':
