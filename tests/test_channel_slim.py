@@ -139,6 +139,10 @@ def test_slim_model_equals_the_masked_model_and_loads_in_plain_mmdet3d(pruned_se
     out = export_slim(cfg, pruned, str(tmp_path), 'slim')
     assert any(out['widths'][k] < out['widths_before'][k] for k in out['widths'])
     assert osp.getsize(out['checkpoint']) < osp.getsize(SECOND_CKPT)
+    from mmengine.config import Config
+    written = Config.fromfile(out['config'])
+    assert written.model.train_cfg is not None  # it trains with tools/train.py
+    assert written.load_from == out['checkpoint'] and 'pruning' not in written
     # plain mmdet3d, in a fresh process without dm3d_mm: build both models from their
     # configs, load the masked and the slim weights strictly, and save the head's raw
     # outputs on one frame (before NMS, which can flip near-equal boxes on float noise)

@@ -1,4 +1,5 @@
 """Count a detector's joint FLOPs on dataset frames or on one KITTI-format point file."""
+import copy
 import logging
 import re
 from collections import OrderedDict
@@ -71,7 +72,8 @@ def build_detector(cfg: Config, checkpoint: Optional[str] = None,
     from mmdet3d.apis import init_model
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    model = init_model(cfg, None, device=device or default_device())
+    # init_model sets model.train_cfg = None on the config it gets: keep the caller's intact
+    model = init_model(copy.deepcopy(cfg), None, device=device or default_device())
     if checkpoint is not None:
         load_weights(model, checkpoint, strict)
     if not getattr(model, 'dataset_meta', None) and cfg.get('class_names'):
