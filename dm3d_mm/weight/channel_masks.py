@@ -18,15 +18,16 @@ def kept_out_channels(layer: nn.Module, mask: Tensor) -> Tensor:
 
 
 def channel_side_masks(model: nn.Module, groups: Iterable[WidthGroup],
-                       masks: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Masks to add for the producers in ``masks``: ``<norm>.weight`` / ``<norm>.bias`` of
-    each removed channel, and every consumer's weight mask with the removed channels' input
-    slices cleared (its own mask, if any, kept)."""
+                       masks: Dict[str, Tensor], pruned: Iterable[str]) -> Dict[str, Tensor]:
+    """Masks to add for the channel-pruned producers ``pruned`` (keys of ``masks``):
+    ``<norm>.weight`` / ``<norm>.bias`` of each removed channel, and every consumer's weight
+    mask with the removed channels' input slices cleared (its own mask, if any, kept)."""
+    pruned = set(pruned)
     modules = dict(model.named_modules())
     out: Dict[str, Tensor] = {}
     for group in groups:
         for pr in group.producers:
-            if pr.layer not in masks:
+            if pr.layer not in pruned:
                 continue
             kept = kept_out_channels(modules[pr.layer], masks[pr.layer])
             if pr.norm is not None:

@@ -362,7 +362,8 @@ class DM3DPruner:
         # a DP item is one layer, or the convs that must keep one width (channel ties): its
         # candidate k prunes every member at k, costs and distortions add up
         items = self._items(model, names)
-        groups = find_channel_graph(model).groups(model) if self._channel_layers(names) else []
+        channel = self._channel_layers(names)
+        groups = find_channel_graph(model).groups(model) if channel else []
         item_costs = [sum(costs[n] for n in it).tolist() for it in items]
         item_dist = [sum(dist[n] for n in it).tolist() for it in items]
         item_ok = [torch.stack([allowed[n] for n in it]).all(0).tolist() for it in items]
@@ -372,7 +373,7 @@ class DM3DPruner:
                              allowed=item_ok)
             masks = {n: mask_at(layers[n].weight, orders[n], int(counts[n][k]))
                      for it, k in zip(items, alloc.choice) for n in it}
-            masks.update(channel_side_masks(model, groups, masks))
+            masks.update(channel_side_masks(model, groups, masks, channel))
             return alloc, masks
 
         t0 = time.perf_counter()
