@@ -192,7 +192,7 @@ def test_slim_errors(synth_root, tmp_path):
             ['backbone.blocks.0.0', 'backbone.blocks.0.3'])
 
 
-def test_centerpoint_channel_pruning_slims_through_pts_parts(synth_root):
+def test_centerpoint_channel_pruning_slims_through_pts_parts_and_the_head(synth_root):
     from mmdet3d.registry import MODELS
 
     from dm3d_mm.apis.flops import build_detector
@@ -205,12 +205,17 @@ def test_centerpoint_channel_pruning_slims_through_pts_parts(synth_root):
     model = build_detector(cfg, osp.join(REPO, 'checkpoints/centerpoint_synth-kitti_cpu.pth'),
                            device='cpu')
     batches = calibration_batches(cfg, frames=2, split='train')
-    res = DM3DPruner(0.7, num_ratios=8, lambdas=(1.0, 1.0), granularity='channel',
-                     parts=['pts_middle_encoder', 'pts_backbone', 'pts_neck'],
+    res = DM3DPruner(0.5, num_ratios=8, lambdas=(1.0, 1.0), granularity='channel',
+                     parts=['pts_middle_encoder', 'pts_backbone', 'pts_neck', 'pts_bbox_head'],
                      progress=False).prune(model, batches)
-    assert res.macs_after <= 0.7 * res.macs_before
+    assert res.macs_after <= 0.5 * res.macs_before
     new_cfg, state, widths = slim(cfg, model)
     assert all(k.startswith('pts_') for k in widths)
+    # the CenterHead's shared conv and its branches' inner convs (one width) are groups too
+    assert {'pts_bbox_head.share_conv_channel', 'pts_bbox_head.separate_head.head_conv'} <= set(
+        widths)
+    assert new_cfg.model.pts_bbox_head.separate_head.head_conv == widths[
+        'pts_bbox_head.separate_head.head_conv']
     assert new_cfg.model.pts_bbox_head.in_channels == sum(new_cfg.model.pts_neck.out_channels)
     slimmed = MODELS.build(new_cfg.model).eval()
     slimmed.load_state_dict(state, strict=True)

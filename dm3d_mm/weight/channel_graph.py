@@ -11,6 +11,8 @@ wiring is a registered, swappable piece (``CHANNEL_GRAPHS``), one per family of 
   A backbone stage has one width in the config (``out_channels[s]``), so all convs of a
   stage keep the same number of channels (a tied group); each neck deblock has its own.
 
+- ``CenterHeadChannels``: CenterHead's shared conv and its SeparateHead branches' inner
+  convs (one width for all branches of all tasks).
 - ``SparseEncoderChannels``: mmdet3d's ``SparseEncoder`` (conv-module blocks, as SECOND's
   and CenterPoint's): every sparse conv has its own width in the config (``base_channels``,
   ``encoder_channels[i][j]``, ``output_channels``); ``conv_out``'s channels reach the 2D
@@ -236,6 +238,60 @@ class SparseEncoderChannels(ChannelGraph):
         enc['encoder_channels'] = tuple(tuple(stage) for stage in channels)
         if height is not None:
             model_cfg[p + 'backbone']['in_channels'] = enc['output_channels'] * height
+
+
+@CHANNEL_GRAPHS.register_module()
+class CenterHeadChannels(ChannelGraph):
+    """mmdet3d's CenterHead: ``shared_conv`` (width ``share_conv_channel``) read by the first
+    conv of every branch of every task's SeparateHead, and the branches' inner convs (one
+    width for all of them, ``separate_head.head_conv``: a tied group) read by the next conv
+    of their branch. The branches' final convs are the head's outputs and keep their width.
+
+    Args:
+        prefix (str): ``''`` or ``'pts_'`` (CenterPoint).
+    """
+
+    def __init__(self, prefix: str = ''):
+        self.prefix = prefix
+
+    @classmethod
+    def match(cls, model):
+        for prefix in ('', 'pts_'):
+            head = getattr(model, prefix + 'bbox_head', None)
+            if head is not None and any(k.__name__ == 'CenterHead' for k in type(head).__mro__) \
+                    and hasattr(head, 'shared_conv') and hasattr(head, 'task_heads'):
+                return cls(prefix)
+        return None
+
+    def groups(self, model):
+        p = self.prefix + 'bbox_head'
+        head = getattr(model, self.prefix + 'bbox_head')
+        firsts, inner = {}, []
+        for t, task in enumerate(head.task_heads):
+            for branch in task.heads:
+                layers = getattr(task, branch)
+                names = [f'{p}.task_heads.{t}.{branch}.{i}' for i in range(len(layers))]
+                convs = [n + '.conv' for n in names[:-1]] + [names[-1]]
+                firsts[convs[0]] = (0, 1)
+                for i in range(len(convs) - 1):
+                    norm = names[i] + '.bn' if getattr(layers[i], 'bn', None) is not None \
+                        else None
+                    inner.append(Producer(convs[i], norm, {convs[i + 1]: (0, 1)}))
+        norm = f'{p}.shared_conv.bn' if getattr(head.shared_conv, 'bn', None) is not None \
+            else None
+        groups = [WidthGroup(f'{p}.share_conv_channel',
+                             [Producer(f'{p}.shared_conv.conv', norm, firsts)])]
+        if inner:
+            groups.append(WidthGroup(f'{p}.separate_head.head_conv', inner))
+        return groups
+
+    def rewrite(self, model_cfg, widths):
+        head = model_cfg[self.prefix + 'bbox_head']
+        for key, width in widths.items():
+            if key.endswith('share_conv_channel'):
+                head['share_conv_channel'] = int(width)
+            elif key.endswith('head_conv'):
+                head['separate_head']['head_conv'] = int(width)
 
 
 def _first_conv_name(backbone: nn.Module) -> str:
