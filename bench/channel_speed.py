@@ -1,5 +1,5 @@
 """Does channel-structured DM3D run faster? The demo SECOND's 2D backbone and neck pruned by
-DM3D to a fraction of the whole detector's joint FLOPs, unstructured ('weight' masks: the
+DM3D (or --parts) to a fraction of the whole detector's joint FLOPs, unstructured ('weight' masks: the
 dense kernels still run every weight, counted only) against whole output channels cut out of
 the model ('channel', then weight/slim.py: a smaller dense detector), timed side by side.
 
@@ -46,6 +46,8 @@ def with_ap(row, ap):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33])
+    p.add_argument('--parts', nargs='+', default=['backbone', 'neck'],
+                   help='parts pruned (middle_encoder: the 3D encoder\'s channels too)')
     p.add_argument('--calib-frames', type=int, default=16)
     p.add_argument('--frames', type=int, default=8, help='val frames timed')
     p.add_argument('--repeats', type=int, default=3)
@@ -64,7 +66,7 @@ def main():
     for b in args.budgets:
         for gran in ('weight', 'channel'):
             model = build_detector(cfg, CKPT)
-            result = DM3DPruner(b, parts=['backbone', 'neck'], num_ratios=16,
+            result = DM3DPruner(b, parts=args.parts, num_ratios=16,
                                 granularity=gran, progress=False).prune(model, calib)
             if gran == 'weight':
                 models[f'DM3D {b:g} weight, masks'] = model.eval()
