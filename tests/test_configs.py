@@ -75,8 +75,32 @@ def test_finetune_bases_share_the_schedule_over_mmdet3d_configs(path):
     assert sched.T_max == sched.end == cfg.train_cfg.max_epochs == cfg.finetune_epochs
 
 
-@pytest.mark.parametrize('path', [p for p in PAPER if not p.endswith('_finetune.py')],
-                         ids=osp.basename)
+# spatial-only variants train from scratch on mmdet3d's own schedule (as SPS-Conv trains)
+FROM_SCRATCH = [p for p in PAPER if p.endswith('_spss50.py')]
+
+
+@pytest.mark.parametrize('path', FROM_SCRATCH, ids=osp.basename)
+def test_spatial_variants_train_from_scratch_on_mmdet3ds_schedule(path):
+    from dm3d_mm.apis import load_config
+    bases = _bases(path)
+    assert len(bases) == 1 and bases[0].startswith('mmdet3d::'), bases
+    cfg, base = load_config(path), load_config(bases[0])
+
+    def unscoped(node):  # mmengine marks dicts inherited from another package's base
+        if isinstance(node, dict):
+            return {k: unscoped(v) for k, v in node.items() if k != '_scope_'}
+        if isinstance(node, (list, tuple)):
+            return [unscoped(v) for v in node]
+        return node
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'train_dataloader'):
+        assert unscoped(cfg[key]) == unscoped(base[key]), key
+    assert not cfg.get('load_from') and 'pruning' not in cfg
+    enc = cfg.model.get('middle_encoder') or cfg.model.get('pts_middle_encoder')
+    assert enc.type == 'SPSSSparseEncoder' and enc.gate and enc.passthrough == 'block'
+
+
+@pytest.mark.parametrize('path', [p for p in PAPER if not p.endswith('_finetune.py')
+                                  and p not in FROM_SCRATCH], ids=osp.basename)
 def test_paper_variants_inherit_their_detectors_finetune_base(path):
     from dm3d_mm.apis import load_config
     detector = osp.basename(path).split('_')[0]
