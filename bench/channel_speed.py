@@ -15,11 +15,8 @@ Example: python bench/channel_speed.py --budgets 0.5 0.33 --frames 8 --repeats 3
 """
 import argparse
 import json
-import os
 import os.path as osp
 from collections import OrderedDict
-
-import torch
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
@@ -28,9 +25,8 @@ from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
 from dm3d_mm.apis.flops import build_detector
-from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.apis.slim import export_slim
-from dm3d_mm.apis.wall_time import measure, ratio_table
+from dm3d_mm.apis.wall_time import add_bench_args, bench_setup, measure, ratio_table
 from dm3d_mm.weight import DM3DPruner
 from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
 
@@ -49,20 +45,10 @@ def main():
     p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33])
     p.add_argument('--parts', nargs='+', default=['backbone', 'neck'],
                    help='parts pruned (middle_encoder: the 3D encoder\'s channels too)')
-    p.add_argument('--calib-frames', type=int, default=16)
-    p.add_argument('--frames', type=int, default=8, help='val frames timed')
-    p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--finetune-epochs', type=int, default=0)
-    p.add_argument('--data-root', default='data/synth_kitti')
-    p.add_argument('--no-ap', action='store_true', help='timings and FLOPs only')
-    p.add_argument('--out', default='work_dirs/bench_channel_speed')
-    args = p.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    print(f'torch threads: {torch.get_num_threads()}')
-    cfg = load_config(CONFIG, data_root=args.data_root)
-    calib = calibration_batches(cfg, args.calib_frames, 'train')
-    frames = calibration_batches(cfg, args.frames, 'val')
-    models = OrderedDict(dense=build_detector(cfg, CKPT).eval())
+    args = add_bench_args(p, 'work_dirs/bench_channel_speed').parse_args()
+    cfg, calib, frames, dense = bench_setup(args, CONFIG, CKPT)
+    models = OrderedDict(dense=dense)
     cfgs, slim_out = dict(dense=cfg), {}
     for b in args.budgets:
         for gran in ('weight', 'channel'):

@@ -14,19 +14,14 @@ Example: python bench/offset_speed.py --budget 0.5 --frames 8 --repeats 3
 import argparse
 import copy
 import json
-import os
 import os.path as osp
 from collections import OrderedDict
 
-import torch
-
 import dm3d_mm  # noqa: F401
-from dm3d_mm.apis import load_config
 from dm3d_mm.apis.ablate import joint_gmacs
 from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.flops import build_detector
-from dm3d_mm.apis.prune import calibration_batches
-from dm3d_mm.apis.wall_time import measure, ratio_table
+from dm3d_mm.apis.wall_time import add_bench_args, bench_setup, measure, ratio_table
 from dm3d_mm.weight import DM3DPruner
 from dm3d_mm.weight.offset_skip import skip_pruned_offsets
 
@@ -39,19 +34,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--budget', type=float, default=0.5,
                    help="fraction of the 3D encoder's own joint FLOPs kept")
-    p.add_argument('--calib-frames', type=int, default=16)
-    p.add_argument('--frames', type=int, default=8, help='val frames timed')
-    p.add_argument('--repeats', type=int, default=3)
-    p.add_argument('--data-root', default='data/synth_kitti')
-    p.add_argument('--no-ap', action='store_true', help='timings and FLOPs only')
-    p.add_argument('--out', default='work_dirs/bench_offset_speed')
-    args = p.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    print(f'torch threads: {torch.get_num_threads()}')
-    cfg = load_config(CONFIG, data_root=args.data_root)
-    calib = calibration_batches(cfg, args.calib_frames, 'train')
-    frames = calibration_batches(cfg, args.frames, 'val')
-    models = OrderedDict(dense=build_detector(cfg, CKPT).eval())
+    args = add_bench_args(p, 'work_dirs/bench_offset_speed').parse_args()
+    cfg, calib, frames, dense = bench_setup(args, CONFIG, CKPT)
+    models = OrderedDict(dense=dense)
     for gran in ('weight', 'offset'):
         model = build_detector(cfg, CKPT)
         DM3DPruner(args.budget, parts=['middle_encoder'], budget_of='parts', num_ratios=16,

@@ -58,3 +58,30 @@ def ratio_table(rows: Dict[str, dict], times: Dict[str, List[float]], reference:
                      + ' | '.join(f'{a / b:.3f}' for a, b in zip(t, times[reference]))
                      + f' | {t[parts.index(ms_of)] * 1e3:.1f} |')
     return '\n'.join(lines)
+
+
+def add_bench_args(parser, out: str):
+    """The arguments every weight-granularity bench shares (calibration and timed frames,
+    repeats, data root, --no-ap, output dir)."""
+    parser.add_argument('--calib-frames', type=int, default=16)
+    parser.add_argument('--frames', type=int, default=8, help='val frames timed')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--data-root', default='data/synth_kitti')
+    parser.add_argument('--no-ap', action='store_true', help='timings and FLOPs only')
+    parser.add_argument('--out', default=out)
+    return parser
+
+
+def bench_setup(args, config: str, checkpoint: str):
+    """(config, calibration batches, timed val batches, the dense model) of a bench run."""
+    import os
+
+    from .config_utils import load_config
+    from .flops import build_detector
+    from ..weight.calib_frames import calibration_batches
+    os.makedirs(args.out, exist_ok=True)
+    print(f'torch threads: {torch.get_num_threads()}')
+    cfg = load_config(config, data_root=args.data_root)
+    calib = calibration_batches(cfg, args.calib_frames, 'train')
+    frames = calibration_batches(cfg, args.frames, 'val')
+    return cfg, calib, frames, build_detector(cfg, checkpoint).eval()
