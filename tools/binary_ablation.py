@@ -25,6 +25,7 @@ def parse_args():
     p.add_argument('--epochs', type=int, default=None,
                    help="fine-tune epochs (default: the configs' schedule)")
     p.add_argument('--flops-frames', type=int, default=8)
+    p.add_argument('--seed', type=int, help="training seed (mmengine's randomness.seed)")
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--work-dir', default='work_dirs/binary_ablation')
     p.add_argument('--device', default='cpu', help='where FLOPs are counted')
@@ -39,8 +40,9 @@ def parse_args():
 
 def main():
     args = parse_args()
+    seed = None if args.seed is None else dict(randomness=dict(seed=args.seed))
     abl = BinaryAblation(args.work_dir, args.data_root, epochs=args.epochs,
-                         flops_frames=args.flops_frames, device=args.device)
+                         flops_frames=args.flops_frames, cfg_options=seed, device=args.device)
     text = table(abl.run(args.rows))
     print('\n' + text)
     with open(osp.join(args.work_dir, 'binary_ablation.md'), 'w') as f:
