@@ -7,7 +7,6 @@ the same frames; the dense-ft control is fine-tuned on the same schedule with fr
 statistics and no pruning. Results, each cell's seconds and DM3D's layer-wise allocation go
 to one JSON file, written after every cell, so a re-run skips the finished cells.
 """
-import json
 import os
 import os.path as osp
 import time
@@ -23,6 +22,7 @@ from .demo_report import summarize_kitti_metrics
 from .finetune import finetune_and_test
 from .flops import build_detector
 from .prune import build_pruner, calibration_batches, save_result
+from .results_file import load_results, save_results
 
 __all__ = ['Ablation', 'Cell', 'DETECTORS', 'STUDIES', 'joint_gmacs']
 
@@ -62,16 +62,10 @@ class Ablation:
         self.cfg_options = cfg_options
         os.makedirs(work_dir, exist_ok=True)
         self.path = osp.join(work_dir, 'ablation.json')
-        self.results: Dict[str, Dict] = {}
-        if osp.exists(self.path):
-            with open(self.path) as f:
-                self.results = json.load(f)
+        self.results: Dict[str, Dict] = load_results(self.path)
 
     def _save(self):
-        tmp = self.path + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(self.results, f, indent=1)
-        os.replace(tmp, self.path)
+        save_results(self.path, self.results)
 
     def _cfg(self, config):
         return load_config(config, cfg_options=self.cfg_options, data_root=self.data_root)
@@ -105,8 +99,8 @@ class Ablation:
 
     def _prune(self, cell: Cell, config: str, start_ckpt: str, cell_dir: str):
         setup = DETECTORS[cell.detector]
-        model = build_detector(self._cfg(config), start_ckpt, self.device)  # edits its cfg
         cfg = self._cfg(config)
+        model = build_detector(cfg, start_ckpt, self.device)
         # a part alone goes to the budget of its own FLOPs (Tab. 4); the head of an anchor
         # detector has only its output convs
         alone = cell.parts != 'all'
@@ -153,8 +147,8 @@ class Ablation:
         else:
             metrics = evaluate_checkpoint(config, ckpt, self.data_root,
                                           osp.join(cell_dir, 'eval'), self.cfg_options)
-        model = build_detector(self._cfg(config), ckpt, self.device)  # edits its cfg
         cfg = self._cfg(config)
+        model = build_detector(cfg, ckpt, self.device)
         epochs = 0 if not finetune else (
             self.epochs if self.epochs is not None else cfg.train_cfg.max_epochs)
         gmacs = joint_gmacs(model, calibration_batches(cfg, self.flops_frames, 'val'))

@@ -3,7 +3,6 @@ sign binarisation, + EMA, + EMA + LSR. Every row is the same two-layer pillar en
 fine-tuned on the same schedule from the full-precision demo checkpoint; a row's results
 (per-class AP, storage of the packed export, BOPs and MAC equivalents) are saved as soon as
 it finishes, and a row whose checkpoint exists is evaluated, not retrained."""
-import json
 import os
 import os.path as osp
 from collections import OrderedDict
@@ -19,6 +18,7 @@ from .demo import evaluate_checkpoint
 from .demo_report import CLASSES, summarize_kitti_metrics
 from .finetune import finetune_and_test
 from .flops import build_detector, count_on_dataset
+from .results_file import load_results, save_results
 
 _CFG = 'configs/demo/pointpillars_synth-kitti_cpu_bipfn{}.py'
 # row key -> (the seed's row label, config)
@@ -66,20 +66,7 @@ class BinaryAblation:
         self.work_dir, self.data_root, self.epochs = work_dir, data_root, epochs
         self.flops_frames, self.cfg_options, self.device = flops_frames, cfg_options, device
         self.results_path = osp.join(work_dir, 'binary_ablation.json')
-        self.results = self._load()
-
-    def _load(self) -> Dict:
-        if osp.isfile(self.results_path):
-            with open(self.results_path) as f:
-                return json.load(f)
-        return {}
-
-    def _save(self):
-        os.makedirs(self.work_dir, exist_ok=True)
-        tmp = self.results_path + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(self.results, f, indent=1)
-        os.replace(tmp, self.results_path)
+        self.results = load_results(self.results_path)
 
     def run(self, rows: Sequence[str] = tuple(ROWS)) -> Dict:
         unknown = [r for r in rows if r not in ROWS]
@@ -90,7 +77,7 @@ class BinaryAblation:
                 print_log(f'binary ablation: {row} done, skipped', logger='current')
                 continue
             self.results[row] = self.run_row(row)
-            self._save()
+            save_results(self.results_path, self.results)
         return self.results
 
     def run_row(self, row: str) -> Dict:

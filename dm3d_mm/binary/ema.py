@@ -8,6 +8,7 @@ d* keeps the entropy at one bit whatever n is, where plain max pooling drives it
 n grows (every pooled output is positive).
 """
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -21,10 +22,12 @@ def ema_shift(n: int) -> float:
     return float(torch.special.ndtri(torch.tensor(p, dtype=torch.float64)))
 
 
-def ema_max(x: Tensor, ema: bool = True, dim: int = 1) -> Tensor:
-    """max over ``dim`` (kept), shifted by d* for the size of ``dim`` when ``ema``."""
+def ema_max(x: Tensor, ema: bool = True, dim: int = 1,
+            num_elements: Optional[int] = None) -> Tensor:
+    """max over ``dim`` (kept), shifted by d* when ``ema`` (n = ``num_elements``, default
+    the size of ``dim``)."""
     pooled = torch.max(x, dim=dim, keepdim=True)[0]
-    return pooled - ema_shift(x.shape[dim]) if ema else pooled
+    return pooled - ema_shift(num_elements or x.shape[dim]) if ema else pooled
 
 
 class EMAMaxPool(nn.Module):
@@ -44,7 +47,8 @@ class EMAMaxPool(nn.Module):
         return ema_shift(self.num_elements or x.shape[self.dim])
 
     def forward(self, x: Tensor, keepdim: bool = True) -> Tensor:
-        return torch.max(x - self.shift(x), dim=self.dim, keepdim=keepdim)[0]
+        pooled = ema_max(x, True, self.dim, self.num_elements)
+        return pooled if keepdim else pooled.squeeze(self.dim)
 
 
 def binary_entropy(p: float) -> float:

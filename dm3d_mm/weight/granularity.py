@@ -14,12 +14,13 @@ removed block, accumulated group by group), the candidate costs from the joint c
   kernel position) of a sparse or dense conv; a sparse conv without those offsets runs a
   rulebook without their pairs.
 - ``ChannelGranularity`` (``'channel'``): a whole output channel of a conv (sparse, dense or
-  transposed) that a registered channel graph describes (``channel_graph.py``). The pruner ties the convs that must keep one width (a backbone stage)
-  into one DP item and zeroes the channel's norm affine, so a removed channel is exactly
-  zero downstream and ``weight/slim.py`` can cut it out (with the consumers' input slices)
-  into a smaller dense model plain mmdet3d builds. The DP's cost of a channel is its share
-  of the conv's own MACs; the consumers' input slices it also frees are not credited (the
-  allocation is conservative: the slim model counts fewer FLOPs than the budget).
+  transposed) that a registered channel graph describes (``channel_graph.py``). The pruner
+  ties the convs that must keep one width (a backbone stage) into one DP item and masks the
+  channel's norm affine and its consumers' input slices (``channel_masks.py``), so a removed
+  channel is exactly zero downstream and ``weight/slim.py`` can cut it out into a smaller
+  dense model plain mmdet3d builds. The DP's cost of a channel is its share of its own
+  conv's MACs; the consumers' slices it also frees make the exact cost lower, and the pruner
+  raises the DP's budget by bisection until the exact cost just fits.
 """
 from typing import Tuple
 

@@ -27,7 +27,7 @@ from .calibration import actual_distortion_curves, calibration_pass, measured_di
 from .curves import distortion_curve, mask_at, taylor_scores
 from .discovery import find_prunable_layers, settle_selection
 from .distributed import reduce_counter, shard, world
-from .channel_graph import find_channel_graph, producer_index
+from .channel_graph import WidthGroup, find_channel_graph, producer_index
 from .channel_masks import channel_side_masks
 from .granularity import (ChannelGranularity, Granularity, WeightGranularity,
                           build_granularity)
@@ -301,15 +301,12 @@ class DM3DPruner:
     def _channel_layers(self, names) -> List[str]:
         return [n for n in names if isinstance(self.granularity_of(n), ChannelGranularity)]
 
-    def _items(self, model: nn.Module, names: List[str]) -> List[List[str]]:
+    def _items(self, names: List[str], groups: List[WidthGroup]) -> List[List[str]]:
         """The DP's items in layer order: channel-granular convs of one width group
         together (all of them must be selected and channel-granular), every other layer
         alone."""
         channel = self._channel_layers(names)
-        if not channel:
-            return [[n] for n in names]
-        graph = find_channel_graph(model)
-        group_of = producer_index(graph.groups(model))
+        group_of = producer_index(groups)
         items, seen = [], set()
         for n in names:
             if n not in channel:
@@ -317,8 +314,8 @@ class DM3DPruner:
                 continue
             group = group_of.get(n)
             if group is None:
-                raise ValueError(f'{n} has channel granularity but {type(graph).__name__} '
-                                 'cannot remove its output channels')
+                raise ValueError(f'{n} has channel granularity but no channel graph of the '
+                                 'model can remove its output channels')
             members = [pr.layer for pr in group.producers]
             missing = [m for m in members if m not in channel]
             if missing:
@@ -361,9 +358,9 @@ class DM3DPruner:
             allowed[n] = ok
         # a DP item is one layer, or the convs that must keep one width (channel ties): its
         # candidate k prunes every member at k, costs and distortions add up
-        items = self._items(model, names)
         channel = self._channel_layers(names)
         groups = find_channel_graph(model).groups(model) if channel else []
+        items = self._items(names, groups)
         item_costs = [sum(costs[n] for n in it).tolist() for it in items]
         item_dist = [sum(dist[n] for n in it).tolist() for it in items]
         item_ok = [torch.stack([allowed[n] for n in it]).all(0).tolist() for it in items]

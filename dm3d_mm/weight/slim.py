@@ -19,15 +19,12 @@ from torch import Tensor, nn
 
 from .channel_graph import (ChannelGraph, WidthGroup, find_channel_graph, in_channel_axis,
                             out_channel_axis)
+from .channel_masks import kept_out_channels
 
 
-def _zero_channels(model: nn.Module, producer) -> Tensor:
-    modules = dict(model.named_modules())
+def _zero_channels(modules: Dict[str, nn.Module], producer) -> Tensor:
     conv = modules[producer.layer]
-    w = conv.weight.detach()
-    axis = out_channel_axis(conv)
-    dims = [d for d in range(w.dim()) if d != axis]
-    zero = (w == 0).all(dim=dims)
+    zero = ~kept_out_channels(conv, conv.weight.detach() != 0)
     if getattr(conv, 'bias', None) is not None:
         zero &= conv.bias.detach() == 0
     if producer.norm is not None:
@@ -41,8 +38,9 @@ def _zero_channels(model: nn.Module, producer) -> Tensor:
 def kept_channels(model: nn.Module, groups) -> Dict[str, Tensor]:
     """Producer -> sorted indices of the channels it keeps (equal counts within a group)."""
     keep = {}
+    modules = dict(model.named_modules())
     for group in groups:
-        zero = {pr.layer: _zero_channels(model, pr) for pr in group.producers}
+        zero = {pr.layer: _zero_channels(modules, pr) for pr in group.producers}
         width = max(1, max(int((~z).sum()) for z in zero.values()))
         for layer, z in zero.items():
             # the non-zero channels, then zero ones (lowest index first) up to the width
