@@ -46,6 +46,8 @@ def main():
     p.add_argument('--parts', nargs='+', default=['backbone', 'neck'],
                    help='parts pruned (middle_encoder: the 3D encoder\'s channels too)')
     p.add_argument('--finetune-epochs', type=int, default=0)
+    p.add_argument('--round-to', type=int, default=1,
+                   help='channel rows keep multiples of N channels per layer')
     args = add_bench_args(p, 'work_dirs/bench_channel_speed').parse_args()
     cfg, calib, frames, dense = bench_setup(args, CONFIG, CKPT)
     models = OrderedDict(dense=dense)
@@ -53,8 +55,9 @@ def main():
     for b in args.budgets:
         for gran in ('weight', 'channel'):
             model = build_detector(cfg, CKPT)
-            result = DM3DPruner(b, parts=args.parts, num_ratios=16,
-                                granularity=gran, progress=False).prune(model, calib)
+            granularity = dict(type=gran, round_to=args.round_to) if gran == 'channel' else gran
+            result = DM3DPruner(b, parts=args.parts, num_ratios=16, granularity=granularity,
+                                progress=False).prune(model, calib)
             if gran == 'weight':
                 models[f'DM3D {b:g} weight, masks'] = model.eval()
                 cfgs[f'DM3D {b:g} weight, masks'] = cfg
@@ -72,7 +75,7 @@ def main():
         rows[name] = dict(gmacs=joint_gmacs(model, frames))
         if not args.no_ap:
             with_ap(rows[name], evaluate_model(model, cfgs[name], osp.join(args.out, f'eval{i}')))
-    times = measure(models, frames, args.repeats)
+    times = measure(models, frames, args.repeats, args.voxelizer)
     print(ratio_table(rows, times))
     if args.finetune_epochs:
         for name, out in slim_out.items():

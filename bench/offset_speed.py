@@ -52,7 +52,7 @@ def main():
         if not args.no_ap and not name.endswith('skipped'):  # same weights as 'masks'
             ap = evaluate_model(model, cfg, osp.join(args.out, f'eval{i}'))
             rows[name].update(ap=ap, mAP=sum(ap[c]['moderate'] for c in CLASSES) / 3)
-    times = measure(models, frames, args.repeats)
+    times = measure(models, frames, args.repeats, args.voxelizer)
     print(ratio_table(rows, times, ms_of='3D'))
     with open(osp.join(args.out, 'bench_offset_speed.json'), 'w') as f:
         json.dump(rows, f, indent=1)

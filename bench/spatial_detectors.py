@@ -25,7 +25,7 @@ from dm3d_mm.apis.demo import evaluate_checkpoint
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.prune import calibration_batches
-from dm3d_mm.apis.wall_time import measure, ratio_table
+from dm3d_mm.apis.wall_time import VOXELIZERS, measure, ratio_table
 
 DEMO = 'configs/demo/second_synth-kitti_cpu'
 VARIANTS = OrderedDict([  # name: (config, checkpoint, cfg options)
@@ -50,6 +50,7 @@ def main():
     p.add_argument('--frames', type=int, default=8)
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--no-ap', action='store_true', help='timings and FLOPs only')
+    p.add_argument('--voxelizer', choices=VOXELIZERS, default='mmcv')
     p.add_argument('--out', default='work_dirs/bench_spatial_detectors')
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -69,7 +70,7 @@ def main():
                 cfg_options=options))
             rows[name].update(ap=ap, mAP=sum(ap[c]['moderate'] for c in
                                              ('Car', 'Pedestrian', 'Cyclist')) / 3)
-    times = measure(models, batches, args.repeats)
+    times = measure(models, batches, args.repeats, args.voxelizer)
     print(ratio_table(rows, times, ms_of='whole'))
     with open(osp.join(args.out, 'bench_spatial_detectors.json'), 'w') as f:
         json.dump(rows, f, indent=1)

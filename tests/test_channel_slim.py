@@ -233,3 +233,27 @@ def test_centerpoint_channel_pruning_slims_through_pts_parts_and_the_head(synth_
         ref, out = heads(model), heads(slimmed)
     for key in ref:
         assert torch.allclose(ref[key], out[key], atol=1e-4, rtol=1e-5), key
+
+
+def test_round_to_keeps_multiples_of_n_channels(synth_root):
+    """Every candidate of ChannelGranularity(round_to=8) keeps a multiple of 8 channels (or
+    all of them), and a pruned SECOND's slim widths are such multiples, budget met."""
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import calibration_batches
+    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.weight.slim import slim
+    gran = build_granularity(dict(type='channel', round_to=8))
+    for width in (8, 12, 64, 100):
+        kept = width - gran.candidate_groups(width, 16)
+        assert kept[0] == width and bool(((kept % 8 == 0) | (kept == width)).all())
+        assert kept.min() == 0 and bool((kept[1:] <= kept[:-1]).all())
+    with pytest.raises(ValueError, match='round_to'):
+        build_granularity(dict(type='channel', round_to=0))
+    cfg = demo_config('second', synth_root)
+    model = build_detector(cfg, SECOND_CKPT, device='cpu')
+    batches = calibration_batches(cfg, frames=2, split='train')
+    res = DM3DPruner(0.4, num_ratios=8, parts=['backbone', 'neck'], progress=False,
+                     granularity=dict(type='channel', round_to=8)).prune(model, batches)
+    assert res.macs_after <= 0.4 * res.macs_before
+    widths = slim(cfg, model)[2]
+    assert widths and all(w % 8 == 0 or w == 1 for w in widths.values()), widths

@@ -34,6 +34,9 @@ def parse_args():
     p.add_argument('--granularity', choices=sorted(GRANULARITIES.module_dict),
                    help="what is pruned together: 'weight', 'offset' or 'channel' (then "
                         'tools/slim.py cuts the channels out)')
+    p.add_argument('--round-to', type=int,
+                   help="with --granularity channel: keep multiples of N channels per layer "
+                        '(8 suits CPU GEMMs)')
     p.add_argument('--parts', nargs='+', help='parts to prune, e.g. middle_encoder backbone')
     p.add_argument('--calib-frames', type=int,
                    help='calibration frames (default: pruning.calib.frames, else 16)')
@@ -63,9 +66,14 @@ def main():
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     if osp.exists(out) and osp.samefile(out, args.checkpoint):
         raise FileExistsError(f'{out} is the input checkpoint: choose another --work-dir')
+    granularity = args.granularity
+    if args.round_to is not None:
+        if granularity != 'channel':
+            raise ValueError('--round-to needs --granularity channel')
+        granularity = dict(type='channel', round_to=args.round_to)
     pruner = build_pruner(cfg, flops_target=args.flops_target, method=args.method,
                           estimator=args.estimator, num_ratios=args.num_ratios,
-                          parts=args.parts, granularity=args.granularity)
+                          parts=args.parts, granularity=granularity)
     calib = resolve_calib(cfg, dict(frames=args.calib_frames, split=args.calib_split))
     model = build_detector(cfg, args.checkpoint, args.device or default_device(),
                            strict=not args.allow_partial)

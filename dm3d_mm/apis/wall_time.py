@@ -4,6 +4,10 @@ from typing import Dict, List, Sequence
 
 import torch
 
+from ..models.sort_voxelization import use_sort_voxelization
+
+VOXELIZERS = ('mmcv', 'sort')
+
 
 def timed_forward(model, batch):
     """Seconds of (whole, 3D, 2D, head) for one batch of a VoxelNet-style detector,
@@ -23,20 +27,30 @@ def timed_forward(model, batch):
 
 
 def measure(models: Dict[str, torch.nn.Module], batches: Sequence[dict],
-            repeats: int) -> Dict[str, List[float]]:
-    """Best-of-``repeats`` mean seconds per frame of (whole, 3D, 2D, head) per model; the
-    models are interleaved in every repeat so that they share the machine's state."""
-    best = {n: [float('inf')] * 4 for n in models}
+            repeats: int, voxelizer: str = 'mmcv') -> Dict[str, List[float]]:
+    """Mean seconds per frame of (whole, 3D, 2D, head) per model: per frame and part the
+    best of ``repeats``, the models interleaved frame by frame so that they share the
+    machine's state.
+    ``voxelizer='sort'`` first gives every model the grid-free
+    :class:`~dm3d_mm.models.SortVoxelization` (the same voxels as mmcv's, see there)."""
+    if voxelizer not in VOXELIZERS:
+        raise ValueError(f'voxelizer {voxelizer!r}: use one of {VOXELIZERS}')
+    if voxelizer == 'sort':
+        for m in models.values():
+            use_sort_voxelization(m)
+    # per frame and part the best of the repeats, the models interleaved frame by frame
+    # (a burst of load on the machine then hits every model alike), summed over the frames
+    best = {n: [[float('inf')] * 4 for _ in batches] for n in models}
     with torch.no_grad():
         for m in models.values():
             timed_forward(m, batches[0])  # warm-up
         for _ in range(repeats):
-            for name, m in models.items():
-                tot = [0.0] * 4
-                for b in batches:
-                    tot = [a + v for a, v in zip(tot, timed_forward(m, b))]
-                best[name] = [min(a, v / len(batches)) for a, v in zip(best[name], tot)]
-    return best
+            for i, b in enumerate(batches):
+                for name, m in models.items():
+                    best[name][i] = [min(a, v) for a, v in
+                                     zip(best[name][i], timed_forward(m, b))]
+    return {n: [sum(f[p] for f in per_frame) / len(batches) for p in range(4)]
+            for n, per_frame in best.items()}
 
 
 def ratio_table(rows: Dict[str, dict], times: Dict[str, List[float]], reference: str = 'dense',
@@ -68,6 +82,9 @@ def add_bench_args(parser, out: str):
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--data-root', default='data/synth_kitti')
     parser.add_argument('--no-ap', action='store_true', help='timings and FLOPs only')
+    parser.add_argument('--voxelizer', choices=VOXELIZERS, default='mmcv',
+                        help="hard voxelization of every timed model: mmcv's, or 'sort' "
+                        '(the same voxels without the per-frame grid fill)')
     parser.add_argument('--out', default=out)
     return parser
 

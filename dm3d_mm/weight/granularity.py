@@ -61,9 +61,12 @@ class Granularity:
         order = torch.sort(rank[groups], stable=True).indices
         sizes = torch.bincount(groups, minlength=num_groups)[group_order]
         bounds = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(sizes, 0)])
+        return order, bounds[self.candidate_groups(num_groups, num_ratios)]
+
+    def candidate_groups(self, num_groups: int, num_ratios: int) -> Tensor:
+        """(K+1,) groups removed by each candidate: round(k / K * G)."""
         k = torch.arange(num_ratios + 1, dtype=torch.float64)
-        taken = torch.round(k / num_ratios * num_groups).long()
-        return order, bounds[taken]
+        return torch.round(k / num_ratios * num_groups).long()
 
 
 @GRANULARITIES.register_module(name='weight')
@@ -87,7 +90,28 @@ class OffsetGranularity(Granularity):
 
 @GRANULARITIES.register_module(name='channel')
 class ChannelGranularity(Granularity):
-    """A group is one output channel (all its input x kernel entries) of a conv."""
+    """A group is one output channel (all its input x kernel entries) of a conv.
+
+    Args:
+        round_to (int): Every candidate keeps a multiple of ``round_to`` channels (the
+            unpruned width excepted): GEMMs of odd widths run slower on CPU than the
+            nearest multiple of 8 above them, so a slim model of odd widths can be slower
+            than its FLOPs say (measured in bench/channel_speed.py). Defaults to 1.
+    """
+
+    def __init__(self, round_to: int = 1):
+        if int(round_to) < 1:
+            raise ValueError(f'round_to must be a positive channel count, got {round_to!r}')
+        self.round_to = int(round_to)
+
+    def candidate_groups(self, num_groups, num_ratios):
+        taken = super().candidate_groups(num_groups, num_ratios)
+        if self.round_to == 1:
+            return taken
+        r = self.round_to
+        kept = torch.round((num_groups - taken).double() / r).long() * r
+        kept = torch.where(taken == 0, num_groups, kept.clamp(max=num_groups))
+        return num_groups - kept
 
     def groups(self, module):
         if not isinstance(module, nn.modules.conv._ConvNd) and not is_sparse_conv(module):

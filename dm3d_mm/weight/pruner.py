@@ -129,10 +129,11 @@ class DM3DPruner:
         granularity (str | dict): what is pruned together (``GRANULARITIES``): ``'weight'``
             (unstructured), ``'offset'`` (whole kernel offsets) or ``'channel'`` (whole output
             channels of the convs a ``CHANNEL_GRAPHS`` entry describes: the sparse encoder's,
-            the 2D backbone's, whose stage convs share one width, and the neck's), for every
-            layer, or a dict
-            of fnmatch patterns of layer names -> granularity (first match wins; layers
-            matching none are ``'weight'``), e.g. ``{'middle_encoder.*': 'offset'}``.
+            the 2D backbone's, whose stage convs share one width, and the neck's), or a
+            ``dict(type=..., **args)`` of one (``dict(type='channel', round_to=8)``), for
+            every layer; or a dict of fnmatch patterns of layer names -> granularity (first
+            match wins; layers matching none are ``'weight'``), e.g.
+            ``{'middle_encoder.*': 'offset'}``.
             Structured granularities need ``method='dm3d'``. Defaults to 'weight'.
     """
 
@@ -166,7 +167,8 @@ class DM3DPruner:
         if budget_of not in BUDGET_OF:
             raise ValueError(f'budget_of must be one of {BUDGET_OF}, got {budget_of!r}')
         self.budget_of = budget_of
-        rules = {'*': granularity} if isinstance(granularity, str) else dict(granularity)
+        one = isinstance(granularity, (str, Granularity)) or 'type' in granularity
+        rules = {'*': granularity} if one else dict(granularity)
         self.granularity = {pat: build_granularity(g) for pat, g in rules.items()}
         if method != 'dm3d' and any(not isinstance(g, WeightGranularity)
                                     for g in self.granularity.values()):
