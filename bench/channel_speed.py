@@ -1,5 +1,5 @@
-"""Does channel-structured DM3D run faster? The demo SECOND's 2D backbone and neck (or
---parts) pruned by DM3D to a fraction of the whole detector's joint FLOPs, unstructured
+"""Does channel-structured DM3D run faster? A demo detector's (--detector: SECOND or
+CenterPoint) 2D backbone and neck (or --parts) pruned by DM3D to a fraction of the whole detector's joint FLOPs, unstructured
 ('weight' masks: the dense kernels still run every weight, counted only) against whole
 output channels cut out of the model ('channel', then weight/slim.py: a smaller dense
 detector), timed side by side.
@@ -11,7 +11,12 @@ head parts as ratios to dense (interleaved, best of --repeats, the same frames).
 --finetune-epochs N the slim models are also fine-tuned with the demo's fine-tune recipe
 and frozen norm statistics (the ablation's dense-ft control schedule) and evaluated again.
 
+--voxelizer sort times every model with the grid-free voxelization (the same voxels);
+--round-to 8 keeps multiples of 8 channels per layer.
+
 Example: python bench/channel_speed.py --budgets 0.5 0.33 --frames 8 --repeats 3
+         python bench/channel_speed.py --detector centerpoint --parts pts_middle_encoder \
+             pts_backbone pts_neck pts_bbox_head --voxelizer sort --round-to 8
 """
 import argparse
 import json
@@ -21,6 +26,7 @@ from collections import OrderedDict
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.ablate import joint_gmacs
+from dm3d_mm.apis.ablate_cells import DETECTORS
 from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
@@ -30,8 +36,6 @@ from dm3d_mm.apis.wall_time import add_bench_args, bench_setup, measure, ratio_t
 from dm3d_mm.weight import DM3DPruner
 from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
 
-CONFIG = 'configs/demo/second_synth-kitti_cpu_finetune.py'  # the dense-ft schedule
-CKPT = 'checkpoints/second_synth-kitti_cpu.pth'
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 
 
@@ -42,28 +46,34 @@ def with_ap(row, ap):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--detector', choices=sorted(DETECTORS), default='second',
+                   help="a demo detector, on its dense-ft (the ablation's) schedule")
     p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33])
-    p.add_argument('--parts', nargs='+', default=['backbone', 'neck'],
-                   help='parts pruned (middle_encoder: the 3D encoder\'s channels too)')
+    p.add_argument('--parts', nargs='+',
+                   help="parts pruned (default: the detector's 2D backbone and neck; "
+                        "middle_encoder: the 3D encoder's channels too)")
     p.add_argument('--finetune-epochs', type=int, default=0)
     p.add_argument('--round-to', type=int, default=1,
                    help='channel rows keep multiples of N channels per layer')
     args = add_bench_args(p, 'work_dirs/bench_channel_speed').parse_args()
-    cfg, calib, frames, dense = bench_setup(args, CONFIG, CKPT)
+    setup = DETECTORS[args.detector]
+    ckpt = setup.checkpoint
+    parts = args.parts or list(setup.parts['2D'])
+    cfg, calib, frames, dense = bench_setup(args, setup.finetune_config, ckpt)
     models = OrderedDict(dense=dense)
     cfgs, slim_out = dict(dense=cfg), {}
     for b in args.budgets:
         for gran in ('weight', 'channel'):
-            model = build_detector(cfg, CKPT)
+            model = build_detector(cfg, ckpt)
             granularity = dict(type=gran, round_to=args.round_to) if gran == 'channel' else gran
-            result = DM3DPruner(b, parts=args.parts, num_ratios=16, granularity=granularity,
-                                progress=False).prune(model, calib)
+            result = DM3DPruner(b, parts=parts, num_ratios=16, granularity=granularity,
+                                progress=False, **setup.pruner).prune(model, calib)
             if gran == 'weight':
                 models[f'DM3D {b:g} weight, masks'] = model.eval()
                 cfgs[f'DM3D {b:g} weight, masks'] = cfg
                 continue
             pruned = osp.join(args.out, f'channel{b:g}', 'pruned.pth')
-            save_pruned_checkpoint(pruned, model, result.masks, result.info(), source=CKPT)
+            save_pruned_checkpoint(pruned, model, result.masks, result.info(), source=ckpt)
             out = export_slim(cfg, pruned, osp.dirname(pruned), 'slim')
             print(f'channel {b:g}: widths {out["widths"]}')
             name = f'DM3D {b:g} channel, slim'

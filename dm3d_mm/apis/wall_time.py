@@ -3,6 +3,7 @@ import time
 from typing import Dict, List, Sequence
 
 import torch
+from mmdet3d.models.detectors import MVXTwoStageDetector
 
 from ..models.sort_voxelization import use_sort_voxelization
 
@@ -10,18 +11,21 @@ VOXELIZERS = ('mmcv', 'sort')
 
 
 def timed_forward(model, batch):
-    """Seconds of (whole, 3D, 2D, head) for one batch of a VoxelNet-style detector,
-    voxelization included in whole."""
+    """Seconds of (whole, 3D, 2D, head) for one batch of a VoxelNet-style detector (or the
+    point branch of an MVX detector: CenterPoint), voxelization included in whole."""
+    pre = 'pts_' if isinstance(model, MVXTwoStageDetector) else ''
+    voxel_encoder, middle_encoder, backbone, neck, head = (getattr(model, pre + n) for n in (
+        'voxel_encoder', 'middle_encoder', 'backbone', 'neck', 'bbox_head'))
     t0 = time.perf_counter()
     data = model.data_preprocessor(batch, False)['inputs']
     vox = data['voxels']
     t1 = time.perf_counter()
-    feats = model.voxel_encoder(vox['voxels'], vox['num_points'], vox['coors'])
-    bev = model.middle_encoder(feats, vox['coors'], len(batch['inputs']['points']))
+    feats = voxel_encoder(vox['voxels'], vox['num_points'], vox['coors'])
+    bev = middle_encoder(feats, vox['coors'], len(batch['inputs']['points']))
     t2 = time.perf_counter()
-    x = model.neck(model.backbone(bev))
+    x = neck(backbone(bev))
     t3 = time.perf_counter()
-    model.bbox_head(x)
+    head(x)
     t4 = time.perf_counter()
     return t4 - t0, t2 - t1, t3 - t2, t4 - t3
 

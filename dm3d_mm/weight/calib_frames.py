@@ -41,6 +41,7 @@ def calibration_batches(cfg: Config, frames: int = 16, split: str = 'train') -> 
     augmentation), one frame per batch."""
     from mmdet3d.registry import DATASETS
     from mmengine.dataset import pseudo_collate
+    from mmengine.registry import DefaultScope
     resolve_calib(Config(), dict(frames=frames, split=split))  # validates both
     ds_cfg = copy.deepcopy(_innermost(cfg.test_dataloader.dataset))
     if split == 'train':
@@ -51,7 +52,9 @@ def calibration_batches(cfg: Config, frames: int = 16, split: str = 'train') -> 
     elif split == 'val':
         ds_cfg = copy.deepcopy(_innermost(cfg.val_dataloader.dataset))
     ds_cfg['test_mode'] = True
-    dataset = DATASETS.build(ds_cfg)
+    # the pipeline's transforms resolve in the config's scope, whatever is current
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmdet3d'):
+        dataset = DATASETS.build(ds_cfg)
     if len(dataset) == 0:
         raise ValueError(f'the {split} split is empty')
     idx = np.unique(np.linspace(0, len(dataset) - 1, min(frames, len(dataset))).round())
