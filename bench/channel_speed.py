@@ -1,8 +1,8 @@
 """Does channel-structured DM3D run faster? A demo detector's (--detector: SECOND or
 CenterPoint) 2D backbone and neck (or --parts) pruned by DM3D to a fraction of the whole
-detector's joint FLOPs, unstructured ('weight' masks: the dense kernels still run every weight, counted only) against whole
-output channels cut out of the model ('channel', then weight/slim.py: a smaller dense
-detector), timed side by side.
+detector's joint FLOPs, unstructured ('weight' masks: the dense kernels still run every
+weight, counted only) against whole output channels cut out of the model ('channel', then
+weight/slim.py: a smaller dense detector), timed side by side.
 
 Rows: dense; per --budgets: DM3D 'weight' masks and DM3D 'channel' slim. Per row: joint
 GMACs (for the slim model: what it computes), val 3D AP40 moderate before fine-tuning, wall
