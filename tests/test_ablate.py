@@ -32,6 +32,8 @@ def test_cell_names_and_bad_cells():
     from dm3d_mm.apis.ablate_cells import Cell
     assert Cell().name == 'second:dense'
     assert Cell(control=True).name == 'second:dense-ft'
+    assert Cell(spatial='spss50', control=True).name == 'second:spss50-ft'
+    assert Cell(spatial='spss50', control=True).kind == 'spatial-ft'
     assert Cell(budget=0.309, method='lamp').name == 'second:lamp30.9'
     assert Cell(spatial='ada3d', budget=0.5).name == 'second:ada3d+dm3d50'
     assert Cell('centerpoint', budget=0.25, parts='head').kind == 'weight'
@@ -73,14 +75,19 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
     both = abl.results['second:spss50+dm3d50']
     assert both['flops_ratio'] == pytest.approx(0.5 * spss['flops_ratio'], rel=0.1)
     tab6 = _table_rows(table_tab6(abl.results, 'second'))
-    assert {(r[0], r[1]) for r in tab6} == {('ada3d', '-'), ('ada3d', '0.50'),
-                                            ('spss50', '-'), ('spss50', '0.50')}
+    assert {(r[0], r[1]) for r in tab6} == {
+        (s, b) for s in ('ada3d', 'spss50') for b in ('-', '- (FT)', '0.50')}
+    # "vs reference": DM3D on top is measured against the spatial model's fine-tuned control
+    spss_ft = abl.results['second:spss50-ft']
+    assert spss_ft['kind'] == 'spatial-ft' and spss_ft['allocation'] is None
+    row = next(r for r in tab6 if r[:2] == ['spss50', '0.50'])
+    assert float(row[-1]) == pytest.approx(both['mAP'] - spss_ft['mAP'], abs=0.051)
     assert all(float(r[3]) == pytest.approx(0.5, abs=0.05) for r in tab6 if r[1] == '0.50')
 
     everything = _table_rows(table_all(abl.results, 'second'))
     assert len(everything) == len(abl.results) - 1  # all but _meta
     assert {r[4] for r in everything if r[1] == 'weight'} == {'counted only'}
-    assert {r[4] for r in everything if r[1] == 'spatial'} == {'skipped'}
+    assert {r[4] for r in everything if r[1] in ('spatial', 'spatial-ft')} == {'skipped'}
     for plot in (plot_ap_vs_flops(abl.results, 'second', str(tmp_path / 'f1.png')),
                  plot_layer_allocation(abl.results, 'second', str(tmp_path / 'f4.png'))):
         assert osp.getsize(plot) > 1000

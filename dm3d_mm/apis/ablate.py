@@ -95,7 +95,7 @@ class Ablation:
         if cell.spatial is None:
             return setup.finetune_config
         sp = setup.spatial[cell.spatial]
-        return sp.finetune_config if cell.budget is not None else sp.config
+        return sp.finetune_config if cell.finetuned else sp.config
 
     def _prune(self, cell: Cell, config: str, start_ckpt: str, cell_dir: str):
         setup = DETECTORS[cell.detector]

@@ -89,7 +89,9 @@ class Cell:
         method (str): 'dm3d' or a baseline ('uniform', 'lamp', ...). Defaults to 'dm3d'.
         parts (str): a part set of the detector. Defaults to 'all'.
         estimator (str): DM3D's distortion curves. Defaults to 'fisher'.
-        control (bool): the dense-ft control. Defaults to False.
+        control (bool): a control fine-tuned on exactly the weight cells' schedule without
+            weight pruning: of the dense model ("dense-ft"), or of ``spatial`` (the fair
+            reference of DM3D on top of it, Tab. 6). Defaults to False.
     """
     detector: str = 'second'
     spatial: Optional[str] = None
@@ -116,13 +118,13 @@ class Cell:
         if self.parts not in setup.parts:
             raise ValueError(f'{self.detector} has no part set {self.parts!r}; known: '
                              f'{sorted(setup.parts)}')
-        if self.control and (self.spatial is not None or self.budget is not None):
-            raise ValueError('the dense-ft control has neither spatial nor weight pruning')
+        if self.control and self.budget is not None:
+            raise ValueError('a control has no weight pruning')
 
     @property
     def name(self) -> str:
         if self.control:
-            return f'{self.detector}:dense-ft'
+            return f"{self.detector}:{self.spatial or 'dense'}-ft"
         bits = [self.spatial] if self.spatial else []
         if self.budget is not None:
             bit = f'{self.method}{round(self.budget * 100, 1):g}'
@@ -136,14 +138,14 @@ class Cell:
     @property
     def kind(self) -> str:
         if self.control:
-            return 'dense-ft'
+            return 'spatial-ft' if self.spatial else 'dense-ft'
         return {(False, False): 'dense', (True, False): 'spatial', (False, True): 'weight',
                 (True, True): 'spatial + weight'}[(self.spatial is not None,
                                                    self.budget is not None)]
 
     @property
     def finetuned(self) -> bool:
-        """Fine-tuned by the ablation (weight cells and the control); dense and spatial
+        """Fine-tuned by the ablation (weight cells and the controls); dense and spatial
         models are evaluated as trained."""
         return self.control or self.budget is not None
 
@@ -191,14 +193,15 @@ def study_tab12(run: Run, detector: str, budgets: Sequence[float] = (),
 
 def study_tab6(run: Run, detector: str, budgets: Sequence[float],
                spatial: Optional[Sequence[str]] = None) -> List[Cell]:
-    """Tab. 6: DM3D on top of each spatial model at the first two budgets."""
+    """Tab. 6: DM3D on top of each spatial model at the first two budgets, against that
+    spatial model fine-tuned on the same schedule (its fair control)."""
     spatial = _spatial(detector, spatial)
     if not spatial:
         raise ValueError(f'{detector} has no spatial model to prune on top of')
     cells = [Cell(detector, control=True)]
     for s in spatial:
-        cells += [Cell(detector, spatial=s)] + [Cell(detector, spatial=s, budget=b)
-                                                for b in budgets[:2]]
+        cells += [Cell(detector, spatial=s), Cell(detector, spatial=s, control=True)]
+        cells += [Cell(detector, spatial=s, budget=b) for b in budgets[:2]]
     for cell in cells:
         run(cell)
     return cells

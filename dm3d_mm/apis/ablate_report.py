@@ -6,9 +6,10 @@ from typing import Dict, List, Optional
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 # what a cell's FLOPs saving is: computed less (spatial pruning skips the voxels and pixels)
 # or counted only (unstructured weight masks: the dense kernels still run)
-SAVING = {'dense': '-', 'dense-ft': '-', 'spatial': 'skipped', 'weight': 'counted only',
-          'spatial + weight': 'spatial skipped, weight counted only'}
-_KIND_ORDER = {'dense': 0, 'dense-ft': 1, 'spatial': 2, 'weight': 3, 'spatial + weight': 4}
+SAVING = {'dense': '-', 'dense-ft': '-', 'spatial': 'skipped', 'spatial-ft': 'skipped',
+          'weight': 'counted only', 'spatial + weight': 'spatial skipped, weight counted only'}
+_KIND_ORDER = {'dense': 0, 'dense-ft': 1, 'spatial': 2, 'spatial-ft': 3, 'weight': 4,
+               'spatial + weight': 5}
 
 
 def rows_of(results: Dict, detector: Optional[str] = None) -> List[Dict]:
@@ -74,19 +75,24 @@ def table_tab12(results: Dict, detector: str) -> str:
 
 def table_tab6(results: Dict, detector: str) -> str:
     """Tab. 6: DM3D on top of each spatial model; the budget is of the spatial model's own
-    FLOPs, so "vs spatial" is the price of the weight pruning alone."""
+    FLOPs, so "vs reference" is the price of the weight pruning alone. The reference is the
+    spatial model fine-tuned on the weight cells' schedule ("FT" row) where that cell ran,
+    else the spatial model as trained."""
     rows = _main_rows(results, detector)
     lines = ['| spatial model | + DM3D budget | FLOPs vs dense | FLOPs vs spatial | Car | Ped | '
-             'Cyc | mAP | vs spatial |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+             'Cyc | mAP | vs reference |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
     bases = {r['spatial']: r for r in rows if r['kind'] == 'spatial'}
     for name, base in sorted(bases.items()):
+        ft = [r for r in rows if r['kind'] == 'spatial-ft' and r['spatial'] == name]
         ontop = sorted((r for r in rows if r['kind'] == 'spatial + weight'
                         and r['spatial'] == name), key=lambda r: -r['budget'])
-        for r in [base] + ontop:
-            budget = '-' if r['budget'] is None else f"{r['budget']:.2f}"
+        ref = ft[0] if ft else base
+        for r in [base] + ft + ontop:
+            budget = ('- (FT)' if r['kind'] == 'spatial-ft' else '-') if r['budget'] is None \
+                else f"{r['budget']:.2f}"
             lines.append(f"| {name} | {budget} | {r['flops_ratio']:.3f} | "
                          f"{r['flops_ratio'] / base['flops_ratio']:.3f} | {_ap_cells(r)} | "
-                         f"{_delta(r, base)} |")
+                         f"{_delta(r, ref)} |")
     return '\n'.join(lines) if bases else ''
 
 
@@ -149,6 +155,8 @@ def plot_ap_vs_flops(results: Dict, detector: str, path: str) -> str:
             key = (f"{r['spatial']} + DM3D", '^')
         elif r['kind'] == 'spatial':
             key = (r['spatial'], 's')
+        elif r['kind'] == 'spatial-ft':
+            key = (f"{r['spatial']}, fine-tuned", 'D')
         else:
             key = (r['kind'], '*')
         series.setdefault(key, []).append(r)
