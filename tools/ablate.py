@@ -74,6 +74,11 @@ def report(abl: Ablation, detectors, work_dir: str) -> str:
         plots = [plot_ap_vs_flops(abl.results, det, osp.join(work_dir, f'fig1_{det}.png')),
                  plot_layer_allocation(abl.results, det, osp.join(work_dir, f'fig4_{det}.png'))]
         sections.append('plots: ' + ', '.join(p for p in plots if p))
+        unreachable = [f'- {name}: {why}' for name, why in abl.unreachable.items()
+                       if name.startswith(f'{det}:')]
+        if unreachable:
+            sections.append(f'{det}: budgets below the reachable floor (not run):\n'
+                            + '\n'.join(unreachable))
     for title, table in (('Tab. 4: parts', table_parts(abl.results)),
                          ('Tab. 5: distortion curves', table_estimators(abl.results))):
         if table:

@@ -15,6 +15,7 @@ from typing import Dict, Optional
 
 from ..flops import count_flops
 from ..weight.head_outputs import build_head_outputs
+from ..weight.pruner import BudgetBelowFloor
 from .ablate_cells import DETECTORS, STUDIES, Cell
 from .config_utils import load_config
 from .demo import evaluate_checkpoint
@@ -119,10 +120,21 @@ class Ablation:
                       for lr in result.layers]
         return ckpt, allocation
 
-    def run(self, cell: Cell, log=print) -> Dict:
+    @property
+    def unreachable(self) -> Dict[str, str]:
+        """Cells whose budget is below what their prunable layers can reach: name ->
+        the pruner's reason (kept in the JSON, so a re-run skips them too)."""
+        return self.results.get('_unreachable', {})
+
+    def run(self, cell: Cell, log=print) -> Optional[Dict]:
+        """The cell's result row (run now or read from an earlier run); None when its
+        budget cannot be reached (recorded in ``unreachable``; the study goes on)."""
         if cell.name in self.results:
             log(f'[ablate] {cell.name}: done before, skipped')
             return self.results[cell.name]
+        if cell.name in self.unreachable:
+            log(f'[ablate] {cell.name}: unreachable before, skipped')
+            return None
         start = time.perf_counter()
         dense_gmacs = self.dense_gmacs(cell.detector)
         config = self._config(cell)
@@ -130,7 +142,13 @@ class Ablation:
         ckpt = self._checkpoint(cell.detector, cell.spatial)
         allocation = None
         if cell.budget is not None:
-            ckpt, allocation = self._prune(cell, config, ckpt, cell_dir)
+            try:
+                ckpt, allocation = self._prune(cell, config, ckpt, cell_dir)
+            except BudgetBelowFloor as e:
+                self.results.setdefault('_unreachable', {})[cell.name] = str(e)
+                self._save()
+                log(f'[ablate] {cell.name}: unreachable: {e}')
+                return None
         # weight cells and the control are fine-tuned (None: the config's own schedule), both
         # with the BN statistics frozen (measured on SECOND at 33 % FLOPs, 2 epochs: mAP 73.8
         # frozen vs 31.8 updated); dense and spatial models are evaluated as trained

@@ -38,6 +38,11 @@ METHODS = ('dm3d', ) + tuple(BASELINES)
 ESTIMATORS = ('fisher', 'taylor2', 'actual')
 
 
+class BudgetBelowFloor(ValueError):
+    """The FLOPs target is below what the selected layers can reach (the unpruned layers'
+    cost plus every pruned layer at its lowest allowed density)."""
+
+
 @dataclass
 class LayerResult:
     name: str
@@ -263,7 +268,7 @@ class DM3DPruner:
         reachable = cm.floor + sum(float(v) for v in min_layer.values()) + sum(
             cm.layer_macs(n) for n in keep_dense)
         if budget < reachable - 1e-6 * before:
-            raise ValueError(
+            raise BudgetBelowFloor(
                 f'flops_target={self.flops_target} asks for {budget / 1e9:.4f} GMACs per frame '
                 f'but the floor is {reachable / 1e9:.4f} GMACs ({reachable / before:.3f} of '
                 f'dense): layers that are not pruned cost {cm.floor / 1e9:.4f} GMACs. '
