@@ -58,7 +58,7 @@ def main():
     args = add_bench_args(p, 'work_dirs/bench_channel_speed').parse_args()
     setup = DETECTORS[args.detector]
     ckpt = setup.checkpoint
-    parts = args.parts or list(setup.parts['2D'])
+    parts = args.parts or list(setup.parts['2D'].parts)
     cfg, calib, frames, dense = bench_setup(args, setup.finetune_config, ckpt)
     models = OrderedDict(dense=dense)
     cfgs, slim_out = dict(dense=cfg), {}

@@ -147,17 +147,3 @@ def test_ablate_cli_rejects_bad_input(tmp_path):
     assert errors == [f'error: second checkpoint not found: {tmp_path}/none.pth']
     assert 'Traceback' not in out.stderr
 
-
-def test_unreachable_cells_are_recorded_and_skipped(tiny_root, tmp_path):
-    """A budget below the floor of the prunable layers is recorded, not fatal: the study
-    goes on, the JSON keeps the reason, a re-run skips the cell."""
-    from dm3d_mm.apis.ablate import Ablation, Cell
-    abl = Ablation(str(tmp_path), tiny_root, epochs=0, calib_frames=2, flops_frames=2,
-                   checkpoint_root=REPO, cfg_options=OPTIONS)
-    cell = Cell(budget=0.01)  # the head (not pruned) alone costs more than 1 %
-    assert abl.run(cell) is None
-    assert 'floor' in abl.unreachable[cell.name]
-    again = Ablation(str(tmp_path), tiny_root, epochs=0, checkpoint_root=REPO,
-                     cfg_options=OPTIONS)
-    logs = []
-    assert again.run(cell, log=logs.append) is None and 'unreachable before' in logs[0]

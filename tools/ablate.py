@@ -5,7 +5,8 @@ Studies (--study, any of):
          each spatial model (SPS-Conv, Ada3D) and DM3D on top of each at the first two
          budgets; Fig. 4 (DM3D's layer-wise sparsity per budget) comes from the same cells
   tab12  DM3D against Ada3D at Ada3D's measured joint FLOPs
-  tab6   DM3D on top of each spatial model at the first two budgets
+  tab6   DM3D on top of each spatial model at the first two budgets (pruning --parts),
+         against the spatial model fine-tuned on the same schedule
   tab4   weight pruning of 3D / 2D / head alone at the first budget
   tab5   fisher against actual distortion curves at the first budget
 Every weight cell and the dense-ft control is fine-tuned for --epochs with frozen BN
@@ -40,6 +41,10 @@ def parse_args():
     p.add_argument('--spatial', nargs='+', default=None,
                    help="spatial models of fig1 / tab6 (default: all of the detector's; "
                         "'none': no spatial cells)")
+    p.add_argument('--parts', default='all',
+                   help="part set DM3D prunes on top of the spatial models in tab6 (the "
+                        "detector's: 'all', or 'all+head' on SECOND: the anchor head's "
+                        'output convs too)')
     p.add_argument('--epochs', type=int, default=None,
                    help="fine-tune epochs (default: each config's schedule; 0: no fine-tune)")
     p.add_argument('--calib-frames', type=int, default=16)
@@ -95,8 +100,9 @@ def main():
         for study in args.study:
             spatial = None if args.spatial is None else \
                 [s for s in args.spatial if s != 'none']
-            STUDIES[study](abl.run, det, args.budgets, spatial=spatial, **(
-                dict(methods=args.methods) if study == 'fig1' else {}))
+            extra = dict(fig1=dict(methods=args.methods), tab6=dict(parts=args.parts))
+            STUDIES[study](abl.run, det, args.budgets, spatial=spatial,
+                           **extra.get(study, {}))
     text = report(abl, args.detector, args.work_dir)
     print('\n' + text)
     with open(osp.join(args.work_dir, 'ablation.md'), 'w') as f:

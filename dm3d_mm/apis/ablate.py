@@ -100,17 +100,14 @@ class Ablation:
 
     def _prune(self, cell: Cell, config: str, start_ckpt: str, cell_dir: str):
         setup = DETECTORS[cell.detector]
+        part_set = setup.parts[cell.parts]
         cfg = self._cfg(config)
         model = build_detector(cfg, start_ckpt, self.device)
-        # a part alone goes to the budget of its own FLOPs (Tab. 4); the head of an anchor
-        # detector has only its output convs
-        alone = cell.parts != 'all'
-        pruner = build_pruner(cfg, flops_target=cell.budget,
-                              parts=list(setup.parts[cell.parts]), method=cell.method,
-                              estimator=cell.estimator, num_ratios=16, progress=False,
-                              budget_of='parts' if alone else None,
-                              include_head_outputs=(cell.parts == 'head') or None,
-                              **setup.pruner)
+        pruner = build_pruner(cfg, flops_target=cell.budget, parts=list(part_set.parts),
+                              method=cell.method, estimator=cell.estimator, num_ratios=16,
+                              progress=False, budget_of='parts' if part_set.alone else None,
+                              include_head_outputs=part_set.head_outputs or None,
+                              **{**setup.pruner, **part_set.pruner})
         result = pruner.prune(model, calibration_batches(cfg, self.calib_frames, 'train'))
         ckpt = save_result(model, result, osp.join(cell_dir, 'pruned.pth'), start_ckpt,
                            config)

@@ -15,6 +15,24 @@ _DEMO = 'dm3d_mm::demo/'
 
 
 @dataclass(frozen=True)
+class PartSet:
+    """The layers a weight cell prunes, and what its budget is a fraction of.
+
+    Args:
+        parts (tuple[str]): detector parts (``DM3DPruner(parts=...)``).
+        alone (bool): the budget is a fraction of these parts' own joint FLOPs (Tab. 4);
+            otherwise of the whole detector's. Defaults to False.
+        head_outputs (bool): the head's prediction convs are pruned too. Defaults to False.
+        pruner (dict): further DM3DPruner arguments (e.g. box-term lambdas, which a head's
+            regression convs need). Defaults to {}.
+    """
+    parts: Tuple[str, ...]
+    alone: bool = False
+    head_outputs: bool = False
+    pruner: Dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SpatialSetup:
     """A spatially pruned demo model.
 
@@ -37,13 +55,14 @@ class DetectorSetup:
         finetune_config (str): the dense model on the weight cells' fine-tune schedule (also
             the dense-ft control's).
         checkpoint (str): the dense demo checkpoint.
-        parts (dict): the part sets weight pruning may be restricted to (``'all'`` first).
+        parts (dict): the part sets (:class:`PartSet`) of its weight cells (``'all'``: the
+            default, first).
         pruner (dict): DM3DPruner arguments this detector needs (e.g. box-term lambdas).
         spatial (dict): its spatially pruned models, by name.
     """
     finetune_config: str
     checkpoint: str
-    parts: Dict[str, Tuple[str, ...]]
+    parts: Dict[str, PartSet]
     pruner: Dict = field(default_factory=dict)
     spatial: Dict[str, SpatialSetup] = field(default_factory=dict)
 
@@ -52,8 +71,15 @@ DETECTORS: Dict[str, DetectorSetup] = {
     'second': DetectorSetup(
         finetune_config=_DEMO + 'second_synth-kitti_cpu_finetune.py',
         checkpoint='checkpoints/second_synth-kitti_cpu.pth',
-        parts={'all': ('middle_encoder', 'backbone', 'neck'), '3D': ('middle_encoder', ),
-               '2D': ('backbone', 'neck'), 'head': ('bbox_head', )},
+        parts={'all': PartSet(('middle_encoder', 'backbone', 'neck')),
+               '3D': PartSet(('middle_encoder', ), alone=True),
+               '2D': PartSet(('backbone', 'neck'), alone=True),
+               'head': PartSet(('bbox_head', ), alone=True, head_outputs=True),
+               # the anchor head's output convs too (on Ada3D they are about half of its
+               # joint FLOPs: it runs on the whole BEV map); its box regression conv is
+               # measured only by the box term
+               'all+head': PartSet(('middle_encoder', 'backbone', 'neck', 'bbox_head'),
+                                   head_outputs=True, pruner=dict(lambdas=(1.0, 1.0)))},
         spatial={
             'spss50': SpatialSetup(_DEMO + 'second_synth-kitti_cpu_spss50.py',
                                    'checkpoints/second_synth-kitti_cpu_spss50.pth',
@@ -66,9 +92,11 @@ DETECTORS: Dict[str, DetectorSetup] = {
     'centerpoint': DetectorSetup(
         finetune_config=_DEMO + 'centerpoint_synth-kitti_cpu_finetune.py',
         checkpoint='checkpoints/centerpoint_synth-kitti_cpu.pth',
-        parts={'all': ('pts_middle_encoder', 'pts_backbone', 'pts_neck', 'pts_bbox_head'),
-               '3D': ('pts_middle_encoder', ), '2D': ('pts_backbone', 'pts_neck'),
-               'head': ('pts_bbox_head', )},
+        parts={'all': PartSet(('pts_middle_encoder', 'pts_backbone', 'pts_neck',
+                               'pts_bbox_head')),
+               '3D': PartSet(('pts_middle_encoder', ), alone=True),
+               '2D': PartSet(('pts_backbone', 'pts_neck'), alone=True),
+               'head': PartSet(('pts_bbox_head', ), alone=True, head_outputs=True)},
         pruner=dict(lambdas=(1.0, 1.0)),
         spatial={
             'ada3d': SpatialSetup(_DEMO + 'centerpoint_synth-kitti_cpu_ada3d.py',
@@ -192,16 +220,17 @@ def study_tab12(run: Run, detector: str, budgets: Sequence[float] = (),
 
 
 def study_tab6(run: Run, detector: str, budgets: Sequence[float],
-               spatial: Optional[Sequence[str]] = None) -> List[Cell]:
-    """Tab. 6: DM3D on top of each spatial model at the first two budgets, against that
-    spatial model fine-tuned on the same schedule (its fair control)."""
+               spatial: Optional[Sequence[str]] = None, parts: str = 'all') -> List[Cell]:
+    """Tab. 6: DM3D on top of each spatial model at the first two budgets (pruning the part
+    set ``parts``), against that spatial model fine-tuned on the same schedule (its fair
+    control)."""
     spatial = _spatial(detector, spatial)
     if not spatial:
         raise ValueError(f'{detector} has no spatial model to prune on top of')
     cells = [Cell(detector, control=True)]
     for s in spatial:
         cells += [Cell(detector, spatial=s), Cell(detector, spatial=s, control=True)]
-        cells += [Cell(detector, spatial=s, budget=b) for b in budgets[:2]]
+        cells += [Cell(detector, spatial=s, budget=b, parts=parts) for b in budgets[:2]]
     for cell in cells:
         run(cell)
     return cells
@@ -210,7 +239,7 @@ def study_tab6(run: Run, detector: str, budgets: Sequence[float],
 def study_tab4(run: Run, detector: str, budgets: Sequence[float], **_) -> List[Cell]:
     """Tab. 4: weight pruning of each part alone (budget of the part's own FLOPs)."""
     cells = [Cell(detector, budget=budgets[0], parts=p)
-             for p in DETECTORS[detector].parts if p != 'all']
+             for p, ps in DETECTORS[detector].parts.items() if ps.alone]
     for cell in cells:
         run(cell)
     return cells

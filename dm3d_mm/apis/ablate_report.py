@@ -78,18 +78,18 @@ def table_tab6(results: Dict, detector: str) -> str:
     FLOPs, so "vs reference" is the price of the weight pruning alone. The reference is the
     spatial model fine-tuned on the weight cells' schedule ("FT" row) where that cell ran,
     else the spatial model as trained."""
-    rows = _main_rows(results, detector)
+    rows = [r for r in rows_of(results, detector) if r['estimator'] == 'fisher']
     lines = ['| spatial model | + DM3D budget | FLOPs vs dense | FLOPs vs spatial | Car | Ped | '
              'Cyc | mAP | vs reference |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
     bases = {r['spatial']: r for r in rows if r['kind'] == 'spatial'}
     for name, base in sorted(bases.items()):
         ft = [r for r in rows if r['kind'] == 'spatial-ft' and r['spatial'] == name]
         ontop = sorted((r for r in rows if r['kind'] == 'spatial + weight'
-                        and r['spatial'] == name), key=lambda r: -r['budget'])
+                        and r['spatial'] == name), key=lambda r: (r['parts'], -r['budget']))
         ref = ft[0] if ft else base
         for r in [base] + ft + ontop:
             budget = ('- (FT)' if r['kind'] == 'spatial-ft' else '-') if r['budget'] is None \
-                else f"{r['budget']:.2f}"
+                else f"{r['budget']:.2f}" + ('' if r['parts'] == 'all' else f" ({r['parts']})")
             lines.append(f"| {name} | {budget} | {r['flops_ratio']:.3f} | "
                          f"{r['flops_ratio'] / base['flops_ratio']:.3f} | {_ap_cells(r)} | "
                          f"{_delta(r, ref)} |")

@@ -1,0 +1,37 @@
+"""Ablation cells whose budget the prunable layers cannot reach: recorded and skipped, and
+the part set that reaches it (the anchor head's convs on Ada3D)."""
+import pytest
+
+from conftest import NO_WORKERS, REPO, make_benchmark
+
+OPTIONS = NO_WORKERS
+
+
+@pytest.fixture(scope='module')
+def tiny_root(tmp_path_factory):
+    """Two train and two val frames."""
+    return make_benchmark(tmp_path_factory, 'tiny_kitti_unreachable', num_train=2, num_val=2)
+
+
+def test_unreachable_cells_are_recorded_and_skipped(tiny_root, tmp_path):
+    """A budget below the floor of the prunable layers is recorded, not fatal: the study
+    goes on, the JSON keeps the reason, a re-run skips the cell. On Ada3D the dense anchor
+    head is about half of the joint FLOPs: 0.3 of them is out of reach without the head's
+    convs ('all') and reached with them ('all+head')."""
+    from dm3d_mm.apis.ablate import Ablation, Cell
+    abl = Ablation(str(tmp_path), tiny_root, epochs=0, calib_frames=2, flops_frames=2,
+                   checkpoint_root=REPO, cfg_options=OPTIONS)
+    cell = Cell(spatial='ada3d', budget=0.3)
+    assert abl.run(cell) is None
+    assert 'floor' in abl.unreachable[cell.name]
+    again = Ablation(str(tmp_path), tiny_root, epochs=0, checkpoint_root=REPO,
+                     cfg_options=OPTIONS)
+    logs = []
+    assert again.run(cell, log=logs.append) is None and 'unreachable before' in logs[0]
+    with_head = Cell(spatial='ada3d', budget=0.3, parts='all+head')
+    assert with_head.name == 'second:ada3d+dm3d30-all+head'
+    row = again.run(with_head)
+    assert any(a['name'].startswith('bbox_head.conv_') and a['pruned'] > 0
+               for a in row['allocation'])
+    ada = again.run(Cell(spatial='ada3d'))
+    assert row['flops_ratio'] == pytest.approx(0.3 * ada['flops_ratio'], rel=0.05)
