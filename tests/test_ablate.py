@@ -146,4 +146,3 @@ def test_ablate_cli_rejects_bad_input(tmp_path):
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith('error: ')]
     assert errors == [f'error: second checkpoint not found: {tmp_path}/none.pth']
     assert 'Traceback' not in out.stderr
-
