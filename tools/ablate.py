@@ -42,9 +42,8 @@ def parse_args():
                    help="spatial models of fig1 / tab6 (default: all of the detector's; "
                         "'none': no spatial cells)")
     p.add_argument('--parts', default='all',
-                   help="part set DM3D prunes on top of the spatial models in tab6 (the "
-                        "detector's: 'all', or 'all+head' on SECOND: the anchor head's "
-                        'output convs too)')
+                   help="part set the weight cells of fig1 and tab6 prune (the detector's: "
+                        "'all', or 'all+head' on SECOND: the anchor head's output convs too)")
     p.add_argument('--epochs', type=int, default=None,
                    help="fine-tune epochs (default: each config's schedule; 0: no fine-tune)")
     p.add_argument('--calib-frames', type=int, default=16)
@@ -100,7 +99,8 @@ def main():
         for study in args.study:
             spatial = None if args.spatial is None else \
                 [s for s in args.spatial if s != 'none']
-            extra = dict(fig1=dict(methods=args.methods), tab6=dict(parts=args.parts))
+            extra = dict(fig1=dict(methods=args.methods, parts=args.parts),
+                         tab6=dict(parts=args.parts))
             STUDIES[study](abl.run, det, args.budgets, spatial=spatial,
                            **extra.get(study, {}))
     text = report(abl, args.detector, args.work_dir)

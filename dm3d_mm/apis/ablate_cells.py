@@ -194,14 +194,17 @@ def _spatial(detector: str, spatial: Optional[Sequence[str]]) -> List[str]:
 
 def study_fig1(run: Run, detector: str, budgets: Sequence[float],
                methods: Sequence[str] = ('dm3d', 'uniform', 'lamp'),
-               spatial: Optional[Sequence[str]] = None) -> List[Cell]:
+               spatial: Optional[Sequence[str]] = None, parts: str = 'all') -> List[Cell]:
     """Fig. 1: AP against joint FLOPs. Dense, dense-ft, each weight method at each budget,
-    each spatial model, and DM3D on each spatial model at the first two budgets."""
+    each spatial model, and DM3D on each spatial model at the first two budgets (weight
+    cells pruning the part set ``parts``)."""
     spatial = _spatial(detector, spatial)
     cells = [Cell(detector), Cell(detector, control=True)]
-    cells += [Cell(detector, budget=b, method=m) for m in methods for b in budgets]
+    cells += [Cell(detector, budget=b, method=m, parts=parts) for m in methods
+              for b in budgets]
     cells += [Cell(detector, spatial=s) for s in spatial]
-    cells += [Cell(detector, spatial=s, budget=b) for s in spatial for b in budgets[:2]]
+    cells += [Cell(detector, spatial=s, budget=b, parts=parts) for s in spatial
+              for b in budgets[:2]]
     for cell in cells:
         run(cell)
     return cells

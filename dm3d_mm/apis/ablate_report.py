@@ -3,6 +3,8 @@ plots (Fig. 1: AP against joint FLOPs; Fig. 4: layer-wise sparsity per budget) f
 ablation results."""
 from typing import Dict, List, Optional
 
+from .ablate_cells import DETECTORS
+
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 # what a cell's FLOPs saving is: computed less (spatial pruning skips the voxels and pixels)
 # or counted only (unstructured weight masks: the dense kernels still run)
@@ -31,8 +33,14 @@ def _delta(r, ref) -> str:
 
 
 def _main_rows(results: Dict, detector: str) -> List[Dict]:
-    return [r for r in rows_of(results, detector)
-            if r['parts'] == 'all' and r['estimator'] == 'fisher']
+    """Rows whose budget is of the whole detector (any part set that is not pruned
+    alone, Tab. 4's) with Fisher curves (not Tab. 5's)."""
+    return [r for r in rows_of(results, detector) if r['estimator'] == 'fisher'
+            and not DETECTORS[r.get('detector', 'second')].parts[r['parts']].alone]
+
+
+def _parts_label(r) -> str:
+    return '' if r['parts'] == 'all' else f" ({r['parts']})"
 
 
 def table_all(results: Dict, detector: str) -> str:
@@ -78,7 +86,7 @@ def table_tab6(results: Dict, detector: str) -> str:
     FLOPs, so "vs reference" is the price of the weight pruning alone. The reference is the
     spatial model fine-tuned on the weight cells' schedule ("FT" row) where that cell ran,
     else the spatial model as trained."""
-    rows = [r for r in rows_of(results, detector) if r['estimator'] == 'fisher']
+    rows = _main_rows(results, detector)
     lines = ['| spatial model | + DM3D budget | FLOPs vs dense | FLOPs vs spatial | Car | Ped | '
              'Cyc | mAP | vs reference |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
     bases = {r['spatial']: r for r in rows if r['kind'] == 'spatial'}
@@ -89,7 +97,7 @@ def table_tab6(results: Dict, detector: str) -> str:
         ref = ft[0] if ft else base
         for r in [base] + ft + ontop:
             budget = ('- (FT)' if r['kind'] == 'spatial-ft' else '-') if r['budget'] is None \
-                else f"{r['budget']:.2f}" + ('' if r['parts'] == 'all' else f" ({r['parts']})")
+                else f"{r['budget']:.2f}" + _parts_label(r)
             lines.append(f"| {name} | {budget} | {r['flops_ratio']:.3f} | "
                          f"{r['flops_ratio'] / base['flops_ratio']:.3f} | {_ap_cells(r)} | "
                          f"{_delta(r, ref)} |")
@@ -150,9 +158,10 @@ def plot_ap_vs_flops(results: Dict, detector: str, path: str) -> str:
     series = {}
     for r in rows:
         if r['kind'] == 'weight':
-            key = (r['method'].upper() if r['method'] == 'dm3d' else r['method'], 'o')
+            key = ((r['method'].upper() if r['method'] == 'dm3d' else r['method'])
+                   + _parts_label(r), 'o')
         elif r['kind'] == 'spatial + weight':
-            key = (f"{r['spatial']} + DM3D", '^')
+            key = (f"{r['spatial']} + DM3D" + _parts_label(r), '^')
         elif r['kind'] == 'spatial':
             key = (r['spatial'], 's')
         elif r['kind'] == 'spatial-ft':
@@ -178,12 +187,12 @@ def plot_layer_allocation(results: Dict, detector: str, path: str) -> Optional[s
     if not rows:
         return None
     plt = _pyplot()
-    names = [a['name'] for a in rows[0]['allocation']]
+    names = [a['name'] for a in max((r['allocation'] for r in rows), key=len)]
     fig, ax = plt.subplots(figsize=(max(6, 0.32 * len(names)), 3.8))
     for r in rows:
         pruned = {a['name']: a['pruned'] for a in r['allocation']}
         ax.plot(range(len(names)), [100 * pruned.get(n, 0) for n in names], marker='o',
-                markersize=3, label=f"{r['budget']:.2f} of FLOPs")
+                markersize=3, label=f"{r['budget']:.2f} of FLOPs{_parts_label(r)}")
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=90, fontsize=6)
     ax.set_ylabel('weights pruned (%)')
