@@ -123,7 +123,7 @@ def table_parts(results: Dict) -> str:
     table = _weight_cells_by(results, 'parts', dict(estimator='fisher', method='dm3d'),
                              'parts pruned')
     return table and table + ("\n\nbudget: fraction of the pruned part's own joint FLOPs "
-                              "(all: of the whole detector's)")
+                              "(all, all+head: of the whole detector's)")
 
 
 def table_estimators(results: Dict) -> str:
