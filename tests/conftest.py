@@ -44,3 +44,10 @@ def demo_config(name, data_root=None):
     """A demo config, optionally re-pointed at another data root (all data paths)."""
     from dm3d_mm.apis import load_config
     return load_config(DEMO_CONFIGS[name], data_root=data_root)
+
+
+@pytest.fixture(scope='module')
+def tiny_root(tmp_path_factory):
+    """Two train and two val frames (per test module): every ablation cell evaluates on the
+    whole val split."""
+    return make_benchmark(tmp_path_factory, 'tiny_kitti', num_train=2, num_val=2)

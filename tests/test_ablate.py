@@ -7,15 +7,9 @@ import os.path as osp
 import pytest
 import torch
 
-from conftest import NO_WORKERS, REPO, make_benchmark
+from conftest import NO_WORKERS, REPO
 
 OPTIONS = NO_WORKERS
-
-
-@pytest.fixture(scope='module')
-def tiny_root(tmp_path_factory):
-    """Two train and two val frames: every cell evaluates on the whole val split."""
-    return make_benchmark(tmp_path_factory, 'tiny_kitti', num_train=2, num_val=2)
 
 
 def _table_rows(md: str):

@@ -2,15 +2,9 @@
 the part set that reaches it (the anchor head's convs on Ada3D)."""
 import pytest
 
-from conftest import NO_WORKERS, REPO, make_benchmark
+from conftest import NO_WORKERS, REPO
 
 OPTIONS = NO_WORKERS
-
-
-@pytest.fixture(scope='module')
-def tiny_root(tmp_path_factory):
-    """Two train and two val frames."""
-    return make_benchmark(tmp_path_factory, 'tiny_kitti_unreachable', num_train=2, num_val=2)
 
 
 def test_unreachable_cells_are_recorded_and_skipped(tiny_root, tmp_path):

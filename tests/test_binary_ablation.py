@@ -8,14 +8,9 @@ import sys
 import pytest
 import torch
 
-from conftest import NO_WORKERS, REPO, make_benchmark
+from conftest import NO_WORKERS, REPO
 
 OPTIONS = NO_WORKERS
-
-
-@pytest.fixture(scope='module')
-def tiny_root(tmp_path_factory):
-    return make_benchmark(tmp_path_factory, 'tiny_bipfn', num_train=2, num_val=2)
 
 
 def test_rows_report_and_resume(tiny_root, tmp_path):
