@@ -4,8 +4,11 @@ from .spss_conv import SPSSBlock, SPSSSparseConv3d, SPSSSubMConv3d
 
 __all__ = ['VoxelImportance', 'keep_mask', 'SPSSSubMConv3d', 'SPSSSparseConv3d', 'SPSSBlock']
 from .spss_encoder import SPSSSparseEncoder  # noqa: E402
+from .spss_detector import (SPSSCenterPoint, SPSSForegroundLoss, SPSSVoxelNet,  # noqa: E402
+                            points_in_boxes, voxel_centres)
 
-__all__ += ['SPSSSparseEncoder']
+__all__ += ['SPSSSparseEncoder', 'SPSSVoxelNet', 'SPSSCenterPoint', 'SPSSForegroundLoss',
+            'points_in_boxes', 'voxel_centres']
 from .ada3d_detector import (Ada3DCenterPoint, Ada3DImportanceLoss,  # noqa: E402
                              Ada3DVoxelNet)
 from .ada3d_encoder import Ada3DSparseEncoder, column_keep  # noqa: E402

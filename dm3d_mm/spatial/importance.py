@@ -7,18 +7,22 @@ try:
 except ImportError:  # pragma: no cover - spconv is a hard dependency
     SubMConv3d = None
 
-IMPORTANCE_MODES = ('magnitude', 'learned')
+IMPORTANCE_MODES = ('magnitude', 'learned', 'foreground')
 
 
 class VoxelImportance(nn.Module):
-    """Score in (0, 1) per active voxel: sigmoid(mean_c |x|) or a learned 1-channel subm conv.
+    """Score in (0, 1) per active voxel.
 
-    The learned predictor only gets gradients when the features it scores are gated by it
-    (see ``SPSSSubMConv3d(gate=True)``).
+    Modes: 'magnitude' (SPS-Conv: sigmoid(mean_c |x|), no parameters); 'learned' (a
+    1-channel subm conv, trained only through the gate: see ``SPSSSubMConv3d(gate=True)``);
+    'foreground' (a linear score of the voxel's own features, trained by a supervised
+    foreground loss, :class:`SPSSVoxelNet`: probability that the voxel lies in a GT box). In
+    training the 'foreground' scorer keeps its last logits and voxel indices
+    (``last_logits``, ``last_indices``, ``last_spatial_shape``) for that loss.
 
     Args:
         in_channels (int): channels of the features scored.
-        mode (str): 'magnitude' (parameter-free) or 'learned'. Defaults to 'magnitude'.
+        mode (str): 'magnitude', 'learned' or 'foreground'. Defaults to 'magnitude'.
         kernel_size (int): kernel of the learned subm conv. Defaults to 3.
     """
 
@@ -32,11 +36,20 @@ class VoxelImportance(nn.Module):
         if mode == 'learned':
             self.conv = SubMConv3d(in_channels, 1, kernel_size, padding=kernel_size // 2,
                                    bias=True)
+        elif mode == 'foreground':
+            self.linear = nn.Linear(in_channels, 1)
+        self.last_logits = self.last_indices = self.last_spatial_shape = None
 
     def forward(self, x) -> torch.Tensor:
         if self.mode == 'magnitude':
             return torch.sigmoid(x.features.abs().mean(1))
-        return torch.sigmoid(self.conv(x).features[:, 0])
+        if self.mode == 'learned':
+            return torch.sigmoid(self.conv(x).features[:, 0])
+        logits = self.linear(x.features)[:, 0]
+        if self.training:
+            self.last_logits, self.last_indices = logits, x.indices
+            self.last_spatial_shape = list(x.spatial_shape)
+        return torch.sigmoid(logits)
 
 
 def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float) -> torch.Tensor:

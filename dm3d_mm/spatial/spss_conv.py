@@ -76,7 +76,7 @@ class SPSSSubMConv3d(_SPSSMixin, SubMConv3d):
         *args: SubMConv3d's other arguments (stride, padding, dilation, ...).
         prune_ratio (float): fraction of each sample's voxels pruned, in [0, 1); 0 runs
             spconv's SubMConv3d unchanged. Defaults to 0.5.
-        importance (str): 'magnitude' or 'learned' (see VoxelImportance).
+        importance (str): 'magnitude', 'learned' or 'foreground' (see VoxelImportance).
             Defaults to 'magnitude'.
         gate (bool, optional): multiply the features by their importance. None: only for
             'learned'.
@@ -125,7 +125,7 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
         *args: SparseConv3d's other arguments (stride, padding, dilation, ...).
         prune_ratio (float): fraction of each sample's voxels that do not dilate, in
             [0, 1); 0 runs spconv's SparseConv3d unchanged. Defaults to 0.5.
-        importance (str): 'magnitude' or 'learned'. Defaults to 'magnitude'.
+        importance (str): 'magnitude', 'learned' or 'foreground'. Defaults to 'magnitude'.
         gate (bool, optional): multiply the features by their importance. None: only for
             'learned'.
         **kwargs: SparseConv3d's keyword arguments.

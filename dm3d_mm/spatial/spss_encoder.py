@@ -44,8 +44,10 @@ class SPSSSparseEncoder(SparseEncoder):
             stages or one per stage. In a stage, every submanifold conv with equal in/out
             channels computes only its kept voxels, and (``prune_downsample``) the strided
             conv dilates only them. Defaults to 0.5.
-        importance (str): 'magnitude' (sigmoid of mean |feature|) or 'learned' (a 1-channel
-            subm conv). Defaults to 'magnitude'.
+        importance (str): 'magnitude' (SPS-Conv: sigmoid of mean |feature|), 'learned' (a
+            1-channel subm conv trained through the gate) or 'foreground' (a linear scorer
+            trained against the GT boxes by SPSSVoxelNet / SPSSCenterPoint).
+            Defaults to 'magnitude'.
         gate (bool, optional): multiply the features by their importance (SPS-Conv's soft
             gate, so training shapes what is important). None: only for 'learned'.
         prune_downsample (bool): prune the strided convs too. Defaults to True.

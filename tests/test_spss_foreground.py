@@ -1,0 +1,125 @@
+"""SPSS with a supervised 'foreground' voxel ranking (SPSSVoxelNet): the in-box labels, the
+loss that trains the scorers, and the pruning they drive, on the demo SECOND."""
+import pytest
+import torch
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.spatial import SPSSVoxelNet, VoxelImportance, points_in_boxes, voxel_centres
+
+from conftest import REPO, demo_config
+
+FG = f'{REPO}/configs/demo/second_synth-kitti_cpu_spss50_fg.py'
+
+
+def test_points_in_boxes_matches_mmcv():
+    from mmcv.ops import points_in_boxes_cpu
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(4000, 3, generator=g) * torch.tensor([20., 20., 4.]) - \
+        torch.tensor([0., 10., 2.])
+    boxes = torch.tensor([[5., 0., -1., 4., 2., 1.5, 0.3], [12., -4., -1.5, 1., 1., 2., -1.2],
+                          [8., 5., -2., 3., 3., 3., 2.0]])
+    ref = points_in_boxes_cpu(pts[None], boxes[None])[0].any(1)
+    ours = points_in_boxes(pts, boxes, torch.zeros(3))
+    # mmcv's test is strict at the faces, ours inclusive: only points on a face may differ
+    assert (ours != ref.bool()).sum() == 0 and ref.sum() > 20
+    # a margin grows every box: a point just outside one face falls inside
+    outside = torch.tensor([[5., 1.05, -0.5]])  # 5 cm beyond the +y face of box 0
+    assert not points_in_boxes(outside, boxes[:1], torch.zeros(3))[0]
+    assert points_in_boxes(outside, boxes[:1], torch.full((3, ), 0.1))[0]
+
+
+def test_voxel_centres_at_full_and_strided_resolution():
+    idx = torch.tensor([[0, 0, 0, 0], [0, 2, 3, 5]], dtype=torch.int32)  # b, z, y, x
+    pcr, vs = [0, -25.6, -3, 51.2, 25.6, 1], [0.1, 0.1, 0.1]
+    c, cell = voxel_centres(idx, [41, 512, 512], [41, 512, 512], pcr, vs)
+    assert torch.allclose(c[1], torch.tensor([0.55, -25.25, -2.75]), atol=1e-5)
+    c8, cell8 = voxel_centres(idx, [5, 64, 64], [41, 512, 512], pcr, vs)
+    assert torch.allclose(cell8, torch.tensor([0.8, 0.8, 0.8]))
+    assert torch.allclose(c8[1], torch.tensor([0.05 + 5 * 0.8, -25.55 + 3 * 0.8,
+                                               -2.95 + 2 * 0.8]), atol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def fg_setup(synth_root):
+    from dm3d_mm.apis import load_config
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmengine.dataset import pseudo_collate
+    cfg = load_config(FG, data_root=synth_root)
+    model = MODELS.build(cfg.model)  # with its train_cfg
+    ds = DATASETS.build(cfg.train_dataloader.dataset)
+    return cfg, model, pseudo_collate([ds[0], ds[1]])
+
+
+def test_foreground_loss_trains_every_scorer_and_labels_object_voxels(fg_setup):
+    cfg, model, batch = fg_setup
+    assert isinstance(model, SPSSVoxelNet)
+    scorers = model.foreground_scorers()
+    assert len(scorers) >= 4  # every pruned conv of every stage
+    torch.manual_seed(0)
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    boxes = model.gt_boxes(data['data_samples'])
+    model.zero_grad()
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert torch.isfinite(losses['loss_voxel_fg']) and losses['loss_voxel_fg'] > 0
+    # the labels the loss saw: some voxels of every level lie in boxes, most do not
+    model.middle_encoder(*_encoder_inputs(model, data))
+    fractions = [float(model.foreground_labels(s, boxes).float().mean())
+                 for s in scorers]
+    assert all(0.01 < f < 0.6 for f in fractions), fractions
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    for s in scorers:
+        assert s.linear.weight.grad is not None and s.linear.weight.grad.abs().sum() > 0
+
+
+def test_foreground_scores_choose_the_kept_voxels(fg_setup):
+    """The scorer's ranking is what the pruning keeps: once the first scorer is fitted to
+    its labels, its layer keeps far more of the object voxels than of the others (still
+    half of all voxels)."""
+    cfg, model, batch = fg_setup
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    first = model.foreground_scorers()[0]
+    conv = next(m for m in model.middle_encoder.modules()
+                if getattr(m, 'importance', None) is first)
+    seen = {}
+    handle = first.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
+    with torch.no_grad():
+        model.middle_encoder(*_encoder_inputs(model, data))
+    feats = seen['x'].features.detach()
+    labels = model.foreground_labels(first, model.gt_boxes(data['data_samples']))
+
+    def kept_fractions():
+        with torch.no_grad():
+            model.middle_encoder(*_encoder_inputs(model, data))
+        keep = conv.last_keep
+        assert torch.equal(seen['x'].features, feats)  # same voxels, same features
+        return float(keep[labels].float().mean()), float(keep[~labels].float().mean()), keep
+
+    opt = torch.optim.Adam(first.parameters(), lr=0.05)
+    for _ in range(100):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            first.linear(feats)[:, 0], labels.float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    fg, bg, keep = kept_fractions()
+    handle.remove()
+    assert abs(float(keep.float().mean()) - 0.5) < 0.01
+    assert fg > 0.7 and fg > bg + 0.25, (fg, bg)
+
+
+def _encoder_inputs(model, data):
+    vox = data['inputs']['voxels']
+    feats = model.voxel_encoder(vox['voxels'], vox['num_points'], vox['coors'])
+    return feats, vox['coors'], len(data['data_samples'])
+
+
+def test_foreground_detector_needs_foreground_scorers(synth_root):
+    from dm3d_mm.apis import load_config
+    from mmdet3d.registry import MODELS
+    cfg = load_config(FG, data_root=synth_root)
+    cfg.model.middle_encoder.importance = 'magnitude'
+    with pytest.raises(TypeError, match="importance='foreground'"):
+        MODELS.build(cfg.model)
