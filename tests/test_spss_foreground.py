@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.spatial import SPSSVoxelNet, VoxelImportance, points_in_boxes, voxel_centres
+from dm3d_mm.spatial import SPSSVoxelNet, points_in_boxes, voxel_centres
 
-from conftest import REPO, demo_config
+from conftest import REPO
 
 FG = f'{REPO}/configs/demo/second_synth-kitti_cpu_spss50_fg.py'
 
