@@ -30,6 +30,10 @@ from dm3d_mm.apis.wall_time import VOXELIZERS, measure, ratio_table
 DEMO = 'configs/demo/second_synth-kitti_cpu'
 VARIANTS = OrderedDict([  # name: (config, checkpoint, cfg options)
     ('dense', (f'{DEMO}.py', 'checkpoints/second_synth-kitti_cpu.pth', {})),
+    # the dense model with Ada3D's upsampling kernel (one GEMM, no transposed-conv call):
+    # how much of Ada3D's 2D gain is the kernel rather than the dropped pixels
+    ('dense, GEMM upsampling', (f'{DEMO}.py', 'checkpoints/second_synth-kitti_cpu.pth', {
+        'model.neck.upsample_cfg': dict(type='SparseBEVDeconv2d', bias=False)})),
     ('SPS-Conv 30 % (test-time ratio)', (f'{DEMO}_spss50.py',
                                          'checkpoints/second_synth-kitti_cpu_spss50.pth',
                                          {'model.middle_encoder.prune_ratios': 0.3})),
@@ -38,6 +42,8 @@ VARIANTS = OrderedDict([  # name: (config, checkpoint, cfg options)
     ('SPS-Conv 70 % (test-time ratio)', (f'{DEMO}_spss50.py',
                                          'checkpoints/second_synth-kitti_cpu_spss50.pth',
                                          {'model.middle_encoder.prune_ratios': 0.7})),
+    ('SPS-Conv 50 %, foreground ranking', (
+        f'{DEMO}_spss50_fg.py', 'checkpoints/second_synth-kitti_cpu_spss50_fg.pth', {})),
     ('Ada3D step 1 (SP-BN, sparse 2D, no dropping)', (
         f'{DEMO}_ada3d_stage1.py', 'checkpoints/second_synth-kitti_cpu_ada3d_stage1.pth', {})),
     ('Ada3D', (f'{DEMO}_ada3d.py', 'checkpoints/second_synth-kitti_cpu_ada3d.pth', {})),
@@ -51,12 +57,16 @@ def main():
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--no-ap', action='store_true', help='timings and FLOPs only')
     p.add_argument('--voxelizer', choices=VOXELIZERS, default='mmcv')
+    p.add_argument('--only', nargs='+', metavar='TEXT',
+                   help='run the variants whose name contains one of these (dense always)')
     p.add_argument('--out', default='work_dirs/bench_spatial_detectors')
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     print(f'torch threads: {torch.get_num_threads()}')
     models, rows = OrderedDict(), OrderedDict()
     for name, (config, ckpt, options) in VARIANTS.items():
+        if args.only and name != 'dense' and not any(t in name for t in args.only):
+            continue
         if not osp.isfile(ckpt):
             print(f'skipped {name}: {ckpt} missing (make checkpoints)')
             continue

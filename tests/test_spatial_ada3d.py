@@ -226,3 +226,72 @@ def test_bad_keep_ratio_location_is_a_clear_error(synth_root):
     cfg.model.middle_encoder.keep_ratios = dict(stage9=0.5)
     with pytest.raises(ValueError, match='stage9'):
         MODELS.build(cfg.model)
+
+
+@pytest.mark.parametrize('dense_above', [1.0, 0.3])
+def test_row_backbone_equals_layer_by_layer(dense_above):
+    """SparseBEVSECOND's row path gives the layer-by-layer values, gradients and SPBN
+    statistics (also when some convs take the dense path), keeps pruned pixels zero, and
+    a FLOPs counter (hooks) sees every conv with the same pairs."""
+    from dm3d_mm.spatial import SparseBEVSECOND
+    torch.manual_seed(0)
+    cfg = dict(in_channels=6, out_channels=[8, 12], layer_nums=[2, 1], layer_strides=[1, 2],
+               conv_cfg=dict(type='SparseBEVConv2d', bias=False, dense_above=dense_above),
+               norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.5))
+    rows_net = SparseBEVSECOND(**cfg)
+    ref_net = SparseBEVSECOND(**cfg)
+    ref_net.load_state_dict(rows_net.state_dict())
+    x, mask = _sparse_bev(seed=3, shape=(2, 6, 16, 14), density=0.2)
+    for train in (True, False):
+        rows_net.train(train)
+        ref_net.train(train)
+        xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        outs = rows_net(xa)
+        refs = tuple(itertools.accumulate(ref_net.blocks, lambda h, blk: blk(h), initial=xb))[1:]
+        for a, b in zip(outs, refs):
+            assert torch.allclose(a, b, atol=1e-5)
+        keep = torch.nn.functional.max_pool2d(mask, 2, 2)
+        assert torch.equal(outs[1] * (1 - keep), torch.zeros_like(outs[1]))
+        sum(o.square().sum() for o in outs).backward()
+        sum(o.square().sum() for o in refs).backward()
+        assert torch.allclose(xa.grad, xb.grad, atol=1e-4)
+        for (n, p), q in zip(rows_net.named_parameters(), ref_net.parameters()):
+            assert torch.allclose(p.grad, q.grad, atol=1e-4), n
+        for a, b in zip(rows_net.buffers(), ref_net.buffers()):
+            assert torch.allclose(a, b, atol=1e-6)
+    # the pairs each conv multiplied on the row path are the ones a FLOPs counter sees
+    # (with its hooks attached the blocks run layer by layer)
+    convs = [m for m in rows_net.modules() if isinstance(m, SparseBEVConv2d)]
+    with torch.no_grad():
+        rows_net(x)
+        on_rows = [None if c._last_pairs is None else c._last_pairs.clone() for c in convs]
+        with FlopsCounter(rows_net) as counter:
+            rows_net(x)
+    assert any(p is not None for p in on_rows)
+    for name, conv, pairs in zip(counter.layers, convs, on_rows):
+        assert counter.layers[name].module is conv
+        if pairs is not None:  # sparse calls: the rulebook's pairs
+            assert torch.equal(counter.layers[name].pairs, pairs)
+
+
+@pytest.mark.parametrize('stride,bias', [(2, True), (4, False)])
+def test_sparse_bev_deconv_equals_the_dense_layer(stride, bias):
+    """SparseBEVDeconv2d (kernel == stride) gives nn.ConvTranspose2d's values everywhere
+    (inactive blocks hold the bias) and its gradients, and counts the active pixels once
+    per kernel offset."""
+    from dm3d_mm.spatial import SparseBEVDeconv2d
+    x, mask = _sparse_bev(seed=4, shape=(2, 5, 7, 6), density=0.3)
+    torch.manual_seed(0)
+    up = SparseBEVDeconv2d(5, 3, stride, stride=stride, bias=bias)
+    dense = nn.ConvTranspose2d(5, 3, stride, stride=stride, bias=bias)
+    dense.load_state_dict(up.state_dict())
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    with FlopsCounter(up) as counter:
+        ya = up(xa)
+    yb = dense(xb)
+    assert ya.shape == yb.shape and torch.allclose(ya, yb, atol=1e-6)
+    (ya * torch.arange(ya.numel()).view_as(ya).sin()).sum().backward()
+    (yb * torch.arange(yb.numel()).view_as(yb).sin()).sum().backward()
+    assert torch.allclose(xa.grad * mask, xb.grad * mask, atol=1e-5)
+    assert torch.allclose(up.weight.grad, dense.weight.grad, atol=1e-5)
+    assert int(counter.layers[''].pairs.sum()) == int(mask.sum()) * stride * stride

@@ -4,6 +4,7 @@
 # only (SparseBEVDeconv2d). No pruning yet. Steps 2 and 3:
 # centerpoint_synth-kitti_cpu_ada3d_stage2.py and centerpoint_synth-kitti_cpu_ada3d.py.
 _base_ = ['./centerpoint_synth-kitti_cpu.py']
-model = dict(pts_backbone=dict(conv_cfg=dict(type='SparseBEVConv2d', bias=False),
+model = dict(pts_backbone=dict(type='SparseBEVSECOND',
+                               conv_cfg=dict(type='SparseBEVConv2d', bias=False),
                                norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.01)),
              pts_neck=dict(upsample_cfg=dict(type='SparseBEVDeconv2d', bias=False)))

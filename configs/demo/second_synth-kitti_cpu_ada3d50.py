@@ -10,5 +10,6 @@ model = dict(
     middle_encoder=dict(type='Ada3DSparseEncoder',
                         predictor=dict(feat_channels=16, downsample=8),
                         keep_ratios=dict(input=0.5, bev=0.5)),
-    backbone=dict(conv_cfg=dict(type='SparseBEVConv2d', bias=False),
+    backbone=dict(type='SparseBEVSECOND',
+                  conv_cfg=dict(type='SparseBEVConv2d', bias=False),
                   norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.01)))

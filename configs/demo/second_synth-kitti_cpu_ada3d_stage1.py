@@ -5,6 +5,7 @@
 # the dense layer's values, inactive pixels skipped). No pruning yet. Steps 2 and 3:
 # second_synth-kitti_cpu_ada3d_stage2.py and second_synth-kitti_cpu_ada3d.py.
 _base_ = ['./second_synth-kitti_cpu.py']
-model = dict(backbone=dict(conv_cfg=dict(type='SparseBEVConv2d', bias=False),
+model = dict(backbone=dict(type='SparseBEVSECOND',
+                           conv_cfg=dict(type='SparseBEVConv2d', bias=False),
                            norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.01)),
              neck=dict(upsample_cfg=dict(type='SparseBEVDeconv2d', bias=False)))

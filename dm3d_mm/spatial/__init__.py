@@ -13,9 +13,11 @@ from .ada3d_detector import (Ada3DCenterPoint, Ada3DImportanceLoss,  # noqa: E40
                              Ada3DVoxelNet)
 from .ada3d_encoder import Ada3DSparseEncoder, column_keep  # noqa: E402
 from .bev_importance import BEVImportancePredictor, center_heatmap  # noqa: E402
+from .sparse_bev_backbone import SparseBEVSECOND, run_block_on_rows  # noqa: E402
 from .sparse_bev_conv import SparseBEVConv2d, SparseBEVDeconv2d  # noqa: E402
 from .spbn import SparsityPreservingBN2d  # noqa: E402
 
 __all__ += ['Ada3DVoxelNet', 'Ada3DCenterPoint', 'Ada3DImportanceLoss', 'Ada3DSparseEncoder',
             'column_keep', 'BEVImportancePredictor',
-            'center_heatmap', 'SparseBEVConv2d', 'SparseBEVDeconv2d', 'SparsityPreservingBN2d']
+            'center_heatmap', 'SparseBEVConv2d', 'SparseBEVDeconv2d', 'SparseBEVSECOND',
+            'run_block_on_rows', 'SparsityPreservingBN2d']

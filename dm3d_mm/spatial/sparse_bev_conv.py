@@ -95,25 +95,34 @@ class SparseBEVConv2d(nn.Conv2d):
         SparseBEVConv2d._shared = (geometry, mask_in, mask_out, book)
         return mask_out, book
 
+    def runs_sparse(self, mask_in: torch.Tensor) -> bool:
+        """Whether a call on the active pixels ``mask_in`` (N, H, W) takes the sparse path."""
+        return float(mask_in.float().mean()) <= self.dense_above
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask_in = (x != 0).any(1)
-        if float(mask_in.float().mean()) > self.dense_above:
+        if not self.runs_sparse(mask_in):
             # the pairs are counted from the input if a FLOPs counter asks (flops_pairs)
             self.spatial_saving, self._last_pairs = 'counted only', None
             return super().forward(x) * self._active_out(mask_in, x)[:, None].to(x.dtype)
-        mask_out, book = self._rulebook(x, mask_in)
+        out, mask_out = self.forward_rows(bev_rows(x, mask_in), mask_in, x.shape)
+        return rows_to_bev(out, mask_out)
+
+    def forward_rows(self, feats: torch.Tensor, mask_in: torch.Tensor, shape):
+        """The sparse path on feature rows: ``feats`` (active pixels, C) in the row-major
+        order of ``mask_in`` (N, H, W) of an input of ``shape`` (N, C, H, W) -> (output rows,
+        active output mask). Runs the sparse path whatever the density."""
+        probe = feats.new_empty((shape[0], 0, *shape[2:]))  # shape and dtype only, no data
+        mask_out, book = self._rulebook(probe, mask_in)
         self._last_pairs = book.counts().cpu()
         self.spatial_saving = 'skipped'
-        feats = x.permute(0, 2, 3, 1)[mask_in]  # (active inputs, C), row-major
         kh, kw = self.kernel_size
         weight = self.weight.permute(2, 3, 1, 0).reshape(kh * kw, self.in_channels,
                                                          self.out_channels)
         out = conv_from_rulebook(feats, weight, book, int(mask_out.sum()))
         if self.bias is not None:
             out = out + self.bias
-        y = x.new_zeros(x.shape[0], *mask_out.shape[1:], self.out_channels)
-        y[mask_out] = out
-        return y.permute(0, 3, 1, 2)
+        return out, mask_out
 
     def flops_pairs(self, inputs, output) -> torch.Tensor:
         """The pairs the last forward multiplied, per kernel offset."""
@@ -121,6 +130,18 @@ class SparseBEVConv2d(nn.Conv2d):
             x = inputs[0]
             return self._rulebook(x, (x != 0).any(1))[1].counts().cpu()
         return self._last_pairs
+
+
+def bev_rows(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(active pixels, C) feature rows of a BEV map (N, C, H, W), row-major over ``mask``."""
+    return x.permute(0, 2, 3, 1)[mask]
+
+
+def rows_to_bev(rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The BEV map (N, C, H, W) holding ``rows`` at ``mask`` (N, H, W) and zeros elsewhere."""
+    y = rows.new_zeros(*mask.shape, rows.shape[1])
+    y[mask] = rows
+    return y.permute(0, 3, 1, 2)
 
 
 @MODELS.register_module()
@@ -147,15 +168,27 @@ class SparseBEVDeconv2d(nn.ConvTranspose2d):
         n, c, h, w = x.shape
         kh, kw = self.kernel_size
         mask = (x != 0).any(1)
-        feats = x.permute(0, 2, 3, 1)[mask]  # (active, C)
-        blocks = feats @ self.weight.reshape(c, -1)  # (active, out * kh * kw)
+        b, y, xx = torch.nonzero(mask, as_tuple=True)
+        feats = x[b, :, y, xx]  # (active, C)
+        # columns ordered (kh, kw, out): row (pixel, i, j) of the product is the output
+        # pixel (y * kh + i, x * kw + j), written into an NCHW map filled with the bias (what
+        # the dense layer gives an inactive pixel's block)
+        weight = self.weight.permute(0, 2, 3, 1).reshape(c, -1)
+        blocks = (feats @ weight).view(-1, self.out_channels)
         self._last_pairs = torch.full((kh * kw, ), len(feats), dtype=torch.long)
-        out = x.new_zeros(n, h, w, self.out_channels * kh * kw)
-        out[mask] = blocks
-        out = out.view(n, h, w, self.out_channels, kh, kw).permute(0, 3, 1, 4, 2, 5)
-        out = out.reshape(n, self.out_channels, h * kh, w * kw)
+        size = (n, self.out_channels, h * kh, w * kw)
         if self.bias is not None:
-            out = out + self.bias[None, :, None, None]
+            out = self.bias.view(1, -1, 1, 1).expand(size).contiguous()
+            blocks = blocks + self.bias
+        else:
+            out = x.new_zeros(size)
+        i = torch.arange(kh, device=x.device).view(1, kh, 1)
+        j = torch.arange(kw, device=x.device).view(1, 1, kw)
+        rows = (y * kh).view(-1, 1, 1) + i
+        cols = (xx * kw).view(-1, 1, 1) + j
+        bb = b.view(-1, 1, 1).expand(-1, kh, kw)
+        out.permute(0, 2, 3, 1)[bb.reshape(-1), rows.expand(-1, kh, kw).reshape(-1),
+                                cols.expand(-1, kh, kw).reshape(-1)] = blocks
         return out
 
     def flops_pairs(self, inputs, output) -> torch.Tensor:

@@ -41,6 +41,19 @@ class SparsityPreservingBN2d(nn.Module):
             y = y * self.weight[None, :, None, None]
         return y
 
+    def forward_rows(self, feats: torch.Tensor) -> torch.Tensor:
+        """The same normalisation on the active pixels' feature rows (pixels, C); rows that
+        are all zero do not count as active, as in :meth:`forward`."""
+        if self.training:
+            n = (feats != 0).any(1).sum().clamp(min=1)
+            sq = feats.square().sum(0) / n
+            with torch.no_grad():
+                self.running_sq.mul_(1 - self.momentum).add_(self.momentum * sq.detach())
+        else:
+            sq = self.running_sq
+        y = feats * torch.rsqrt(sq + self.eps)
+        return y * self.weight if self.weight is not None else y
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
         mean, var = prefix + 'running_mean', prefix + 'running_var'

@@ -1,0 +1,87 @@
+"""SparseBEVSECOND: mmdet3d's SECOND backbone whose blocks pass the active BEV pixels'
+feature rows from layer to layer.
+
+Run one by one, every SparseBEVConv2d gathers its active pixels from a dense (N, C, H, W)
+map and scatters its outputs back into a fresh one, and the SPBN and ReLU after it sweep the
+whole map: on the demo's Ada3D SECOND that bookkeeping costs more than the GEMMs. Here a block
+gathers once, runs its sparse convs, SPBN and ReLU on the rows, and scatters once at its end
+(or before a layer that needs the map: a conv taking its dense path, any other module).
+Pixels whose features become all zero drop out of the active set before the next conv, as
+the one-by-one path's ``(x != 0).any(1)`` drops them, so the values are the same. While any
+module of a block has forward hooks (a FLOPs counter, calibration) the block runs one by one,
+so that every hook sees its layer's call; the pairs multiplied are the same either way.
+Same arguments and state_dict keys as SECOND.
+"""
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet3d.models.backbones import SECOND
+from mmdet3d.registry import MODELS
+from torch import nn
+
+from .sparse_bev_conv import SparseBEVConv2d, bev_rows, rows_to_bev
+from .spbn import SparsityPreservingBN2d
+
+
+def _hooked(block: nn.Module) -> bool:
+    from torch.nn.modules import module as nn_module
+    if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in block.modules())
+
+
+def _live(rows: torch.Tensor, mask: torch.Tensor):
+    """Drop the rows that are all zero (and their pixels from ``mask``)."""
+    live = (rows != 0).any(1)
+    if bool(live.all()):
+        return rows, mask
+    mask = mask.clone()
+    mask[mask.clone()] = live
+    return rows[live], mask
+
+
+def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``block(x)`` with its sparse convs, SPBNs and ReLUs on feature rows (see module doc)."""
+    rows = mask = None
+    for layer in block:
+        if isinstance(layer, SparseBEVConv2d):
+            if rows is None:
+                mask = (x != 0).any(1)
+                if layer.runs_sparse(mask):  # gather only for a sparse call
+                    rows, shape = bev_rows(x, mask), tuple(x.shape)
+            else:
+                rows, mask = _live(rows, mask)
+            if rows is not None and layer.runs_sparse(mask):
+                rows, mask = layer.forward_rows(rows, mask, shape)
+                ho, wo = mask.shape[1:]
+                shape = (shape[0], layer.out_channels, ho, wo)
+                continue
+        elif rows is not None and isinstance(layer, SparsityPreservingBN2d):
+            rows = layer.forward_rows(rows)
+            continue
+        elif rows is not None and isinstance(layer, nn.ReLU):
+            rows = F.relu(rows)
+            continue
+        if rows is not None:
+            x, rows = rows_to_bev(rows, mask), None
+        x = layer(x)
+    return x if rows is None else rows_to_bev(rows, mask)
+
+
+@MODELS.register_module()
+class SparseBEVSECOND(SECOND):
+    """SECOND whose blocks run on the active pixels' rows (see the module docstring).
+
+    Args:
+        *args: SECOND's arguments (conv_cfg SparseBEVConv2d and norm_cfg SPBN2d make the
+            row path apply; other layers run as in SECOND).
+        **kwargs: SECOND's keyword arguments.
+    """
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        outs = []
+        for block in self.blocks:
+            x = block(x) if _hooked(block) else run_block_on_rows(block, x)
+            outs.append(x)
+        return tuple(outs)
