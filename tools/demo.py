@@ -28,8 +28,11 @@ from dm3d_mm.apis.quiet import logged_to
 SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
 ADA3D = 'configs/demo/second_synth-kitti_cpu_ada3d.py'
 SPSS50_DM3D = 'configs/demo/second_synth-kitti_cpu_spss50_dm3d50.py'
+SPSS50_FG = 'configs/demo/second_synth-kitti_cpu_spss50_fg.py'
 SPATIAL = ((SPSS50, 'SPS-Conv, 50 % of the voxels pruned in every encoder stage, trained '
             'with the pruning in place'),
+           (SPSS50_FG, 'SPS-Conv at 50 % with the voxels ranked by a foreground scorer '
+            'trained against the GT boxes (SPSSVoxelNet), trained with the pruning in place'),
            (ADA3D, 'Ada3D, 75 % of the BEV columns kept after 3D stages 2 and 4, 50 % in '
             'the 2D backbone, three-step training'))
 
