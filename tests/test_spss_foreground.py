@@ -123,3 +123,28 @@ def test_foreground_detector_needs_foreground_scorers(synth_root):
     cfg.model.middle_encoder.importance = 'magnitude'
     with pytest.raises(TypeError, match="importance='foreground'"):
         MODELS.build(cfg.model)
+
+
+def test_centerpoint_foreground_loss(synth_root):
+    """SPSSCenterPoint: the same loss on CenterPoint's pts_middle_encoder."""
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.spatial import SPSSCenterPoint
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet3d')  # the dataset's transforms, built outside a Runner
+    cfg = load_config(f'{REPO}/configs/demo/centerpoint_synth-kitti_cpu.py',
+                      data_root=synth_root)
+    cfg.model.type = 'SPSSCenterPoint'
+    cfg.model.foreground_loss = dict(point_cloud_range=cfg.point_cloud_range,
+                                     voxel_size=cfg.voxel_size)
+    cfg.model.pts_middle_encoder.update(type='SPSSSparseEncoder', prune_ratios=0.5,
+                                        importance='foreground', gate=False)
+    model = MODELS.build(cfg.model).train()
+    assert isinstance(model, SPSSCenterPoint) and len(model.foreground_scorers()) >= 4
+    ds = DATASETS.build(cfg.train_dataloader.dataset)
+    data = model.data_preprocessor(pseudo_collate([ds[0]]), True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert torch.isfinite(losses['loss_voxel_fg']) and losses['loss_voxel_fg'] > 0
+    losses['loss_voxel_fg'].backward()
+    assert all(s.linear.weight.grad.abs().sum() > 0 for s in model.foreground_scorers())
