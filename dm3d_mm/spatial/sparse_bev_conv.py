@@ -168,8 +168,8 @@ class SparseBEVDeconv2d(nn.ConvTranspose2d):
         n, c, h, w = x.shape
         kh, kw = self.kernel_size
         mask = (x != 0).any(1)
-        b, y, xx = torch.nonzero(mask, as_tuple=True)
-        feats = x[b, :, y, xx]  # (active, C)
+        b, y, xx = torch.nonzero(mask, as_tuple=True)  # the rows' pixels, row-major
+        feats = bev_rows(x, mask)  # (active, C)
         # columns ordered (kh, kw, out): row (pixel, i, j) of the product is the output
         # pixel (y * kh + i, x * kw + j), written into an NCHW map filled with the bias (what
         # the dense layer gives an inactive pixel's block)

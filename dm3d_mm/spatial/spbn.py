@@ -27,16 +27,23 @@ class SparsityPreservingBN2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_features)) if affine else None
         self.register_buffer('running_sq', torch.ones(num_features))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _inv_rms(self, sum_sq: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """1 / sqrt(E[x^2] + eps) per channel: in training from the batch's ``sum_sq`` over
+        its ``n`` active pixels (the running statistics updated), else the running one."""
         if self.training:
-            active = (x != 0).any(1, keepdim=True)  # pixels that carry features
-            n = active.sum().clamp(min=1)
-            sq = (x.square() * active).sum((0, 2, 3)) / n
+            sq = sum_sq / n.clamp(min=1)
             with torch.no_grad():
                 self.running_sq.mul_(1 - self.momentum).add_(self.momentum * sq.detach())
         else:
             sq = self.running_sq
-        y = x * torch.rsqrt(sq + self.eps)[None, :, None, None]
+        return torch.rsqrt(sq + self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sum_sq = n = None
+        if self.training:
+            active = (x != 0).any(1, keepdim=True)  # pixels that carry features
+            sum_sq, n = (x.square() * active).sum((0, 2, 3)), active.sum()
+        y = x * self._inv_rms(sum_sq, n)[None, :, None, None]
         if self.weight is not None:
             y = y * self.weight[None, :, None, None]
         return y
@@ -44,14 +51,10 @@ class SparsityPreservingBN2d(nn.Module):
     def forward_rows(self, feats: torch.Tensor) -> torch.Tensor:
         """The same normalisation on the active pixels' feature rows (pixels, C); rows that
         are all zero do not count as active, as in :meth:`forward`."""
+        sum_sq = n = None
         if self.training:
-            n = (feats != 0).any(1).sum().clamp(min=1)
-            sq = feats.square().sum(0) / n
-            with torch.no_grad():
-                self.running_sq.mul_(1 - self.momentum).add_(self.momentum * sq.detach())
-        else:
-            sq = self.running_sq
-        y = feats * torch.rsqrt(sq + self.eps)
+            sum_sq, n = feats.square().sum(0), (feats != 0).any(1).sum()
+        y = feats * self._inv_rms(sum_sq, n)
         return y * self.weight if self.weight is not None else y
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
