@@ -295,3 +295,82 @@ def test_sparse_bev_deconv_equals_the_dense_layer(stride, bias):
     assert torch.allclose(xa.grad * mask, xb.grad * mask, atol=1e-5)
     assert torch.allclose(up.weight.grad, dense.weight.grad, atol=1e-5)
     assert int(counter.layers[''].pairs.sum()) == int(mask.sum()) * stride * stride
+
+
+def _neck_pair(bias):
+    """A SparseBEVSECONDFPN and mmdet3d's SECONDFPN with the same (trained-looking) state."""
+    cfg = dict(in_channels=[5, 7], out_channels=[4, 3], upsample_strides=[1, 2],
+               upsample_cfg=dict(type='SparseBEVDeconv2d', bias=bias))
+    torch.manual_seed(1)
+    sparse = MODELS.build(dict(type='SparseBEVSECONDFPN', **cfg))
+    for m in sparse.modules():  # BN with shifted running statistics and affine terms
+        if isinstance(m, nn.BatchNorm2d):
+            for t in (m.running_mean, m.weight, m.bias):
+                t.data.uniform_(-1, 1)
+            m.running_var.data.uniform_(0.5, 2)
+    dense = MODELS.build(dict(type='SECONDFPN', **dict(
+        cfg, upsample_cfg=dict(type='deconv', bias=bias))))
+    dense.load_state_dict(sparse.state_dict())
+    return sparse.eval(), dense.eval()
+
+
+@pytest.mark.parametrize('bias', [False, True])
+def test_sparse_bev_neck_and_head_equal_the_dense_ones(bias):
+    """In eval, SparseBEVSECONDFPN gives SECONDFPN's values, and every pixel outside its
+    support's active set holds the support's background vector; SparseBEVAnchor3DHead on that
+    map gives Anchor3DHead's outputs (loaded from the same state dict) at every pixel."""
+    from dm3d_mm.spatial import support_of
+    sparse, dense = _neck_pair(bias)
+    x0, m0 = _sparse_bev(seed=5, shape=(2, 5, 8, 6), density=0.2)
+    x1, m1 = _sparse_bev(seed=6, shape=(2, 7, 4, 3), density=0.3)
+    with torch.no_grad():
+        ys, = sparse([x0, x1])
+        yd, = dense([x0, x1])
+    assert ys.shape == yd.shape and torch.allclose(ys, yd, atol=1e-5)
+    support = support_of(ys)
+    assert support is not None
+    inactive = ~support.active
+    assert int(inactive.sum()) > 0 and int(support.active.sum()) > 0
+    bg = ys.permute(0, 2, 3, 1)[inactive]
+    assert torch.allclose(bg, support.background.expand_as(bg), atol=1e-6)
+    # the active set is the union of the branches' upsampled active pixels
+    expect = m0[:, 0].bool() | m1[:, 0].bool().repeat_interleave(2, 1).repeat_interleave(2, 2)
+    assert torch.equal(support.active, expect)
+
+    head_cfg = dict(
+        num_classes=2, in_channels=7, feat_channels=7, use_direction_classifier=True,
+        anchor_generator=dict(type='AlignedAnchor3DRangeGenerator',
+                              ranges=[[0, -4, -1, 6, 4, -1]], sizes=[[1, 1, 1]],
+                              rotations=[0, 1.57], reshape_out=True),
+        diff_rad_by_sin=True, bbox_coder=dict(type='DeltaXYZWLHRBBoxCoder'))
+    torch.manual_seed(2)
+    sh = MODELS.build(dict(type='SparseBEVAnchor3DHead', **head_cfg)).eval()
+    dh = MODELS.build(dict(type='Anchor3DHead', **head_cfg)).eval()
+    dh.load_state_dict(sh.state_dict())
+    with torch.no_grad():
+        outs_s = sh([ys])
+        outs_d = dh([yd.contiguous()])
+    for a, b in zip(outs_s, outs_d):
+        assert a[0].shape == b[0].shape and torch.allclose(a[0], b[0], atol=1e-5)
+    # without a support (a fresh tensor) the head runs its dense convs: same values again
+    with torch.no_grad():
+        again = sh([ys.clone()])
+    assert support_of(ys.clone()) is None
+    for a, b in zip(again, outs_d):
+        assert torch.allclose(a[0], b[0], atol=1e-5)
+
+
+def test_sparse_bev_neck_trains_as_secondfpn():
+    """In training the neck runs SECONDFPN's forward (BN batch statistics over the whole map,
+    no support attached): outputs and BN running statistics equal the dense neck's."""
+    from dm3d_mm.spatial import support_of
+    sparse, dense = _neck_pair(False)
+    sparse.train(), dense.train()
+    x0, _ = _sparse_bev(seed=7, shape=(2, 5, 8, 6), density=0.2)
+    x1, _ = _sparse_bev(seed=8, shape=(2, 7, 4, 3), density=0.3)
+    ys, = sparse([x0, x1])
+    yd, = dense([x0, x1])
+    assert support_of(ys) is None and torch.allclose(ys, yd, atol=1e-5)
+    for a, b in zip(sparse.modules(), dense.modules()):
+        if isinstance(a, nn.BatchNorm2d):
+            assert torch.allclose(a.running_mean, b.running_mean, atol=1e-6)

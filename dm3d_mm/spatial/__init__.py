@@ -21,3 +21,8 @@ __all__ += ['Ada3DVoxelNet', 'Ada3DCenterPoint', 'Ada3DImportanceLoss', 'Ada3DSp
             'column_keep', 'BEVImportancePredictor',
             'center_heatmap', 'SparseBEVConv2d', 'SparseBEVDeconv2d', 'SparseBEVSECOND',
             'run_block_on_rows', 'SparsityPreservingBN2d']
+from .sparse_bev_head import SparseBEVAnchor3DHead, pointwise_convs_on_support  # noqa: E402
+from .sparse_bev_neck import BEVSupport, SparseBEVSECONDFPN, support_of  # noqa: E402
+
+__all__ += ['SparseBEVSECONDFPN', 'BEVSupport', 'support_of', 'SparseBEVAnchor3DHead',
+            'pointwise_convs_on_support']

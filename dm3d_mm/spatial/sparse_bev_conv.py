@@ -164,31 +164,39 @@ class SparseBEVDeconv2d(nn.ConvTranspose2d):
         self.spatial_saving = 'skipped'
         self._last_pairs = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+    def blocks(self, x: torch.Tensor):
+        """The upsampled rows of the active input pixels of ``x`` (N, C, H, W): (rows
+        (active * kh * kw, out_channels) without the bias, their output pixels as index
+        tensors (batch, row, col) into the (N, H * kh, W * kw) output grid)."""
         kh, kw = self.kernel_size
         mask = (x != 0).any(1)
         b, y, xx = torch.nonzero(mask, as_tuple=True)  # the rows' pixels, row-major
         feats = bev_rows(x, mask)  # (active, C)
         # columns ordered (kh, kw, out): row (pixel, i, j) of the product is the output
-        # pixel (y * kh + i, x * kw + j), written into an NCHW map filled with the bias (what
-        # the dense layer gives an inactive pixel's block)
-        weight = self.weight.permute(0, 2, 3, 1).reshape(c, -1)
-        blocks = (feats @ weight).view(-1, self.out_channels)
+        # pixel (y * kh + i, x * kw + j)
+        weight = self.weight.permute(0, 2, 3, 1).reshape(x.shape[1], -1)
+        rows = (feats @ weight).view(-1, self.out_channels)
         self._last_pairs = torch.full((kh * kw, ), len(feats), dtype=torch.long)
+        i = torch.arange(kh, device=x.device).view(1, kh, 1)
+        j = torch.arange(kw, device=x.device).view(1, 1, kw)
+        oy = ((y * kh).view(-1, 1, 1) + i).expand(-1, kh, kw).reshape(-1)
+        ox = ((xx * kw).view(-1, 1, 1) + j).expand(-1, kh, kw).reshape(-1)
+        ob = b.view(-1, 1, 1).expand(-1, kh, kw).reshape(-1)
+        return rows, (ob, oy, ox)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        kh, kw = self.kernel_size
+        rows, (ob, oy, ox) = self.blocks(x)
+        # written into an NCHW map filled with the bias (what the dense layer gives an
+        # inactive pixel's block)
         size = (n, self.out_channels, h * kh, w * kw)
         if self.bias is not None:
             out = self.bias.view(1, -1, 1, 1).expand(size).contiguous()
-            blocks = blocks + self.bias
+            rows = rows + self.bias
         else:
             out = x.new_zeros(size)
-        i = torch.arange(kh, device=x.device).view(1, kh, 1)
-        j = torch.arange(kw, device=x.device).view(1, 1, kw)
-        rows = (y * kh).view(-1, 1, 1) + i
-        cols = (xx * kw).view(-1, 1, 1) + j
-        bb = b.view(-1, 1, 1).expand(-1, kh, kw)
-        out.permute(0, 2, 3, 1)[bb.reshape(-1), rows.expand(-1, kh, kw).reshape(-1),
-                                cols.expand(-1, kh, kw).reshape(-1)] = blocks
+        out.permute(0, 2, 3, 1)[ob, oy, ox] = rows
         return out
 
     def flops_pairs(self, inputs, output) -> torch.Tensor:

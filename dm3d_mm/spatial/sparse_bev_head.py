@@ -1,0 +1,65 @@
+"""SparseBEVAnchor3DHead: mmdet3d's Anchor3DHead whose 1x1 convs compute the active BEV
+pixels only.
+
+Anchor3DHead's convs (classification, box, direction) are 1x1: each output pixel depends on
+its own input pixel. When the input map carries a :class:`~.sparse_bev_neck.BEVSupport`
+(written by :class:`~.sparse_bev_neck.SparseBEVSECONDFPN`: every pixel outside ``active``
+holds the same background vector), the head multiplies the active pixels' rows once (the
+three convs as one GEMM), computes the background's output once and fills the rest of the
+maps with it: the same values as the dense convs. Without a support, in training or with
+forward hooks attached it runs Anchor3DHead's own forward. Same arguments and state_dict keys
+as Anchor3DHead.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+from mmdet3d.models.dense_heads import Anchor3DHead
+from mmdet3d.registry import MODELS
+
+from .sparse_bev_backbone import _hooked
+from .sparse_bev_neck import support_of
+
+
+def pointwise_convs_on_support(convs: List[torch.nn.Conv2d], x: torch.Tensor,
+                               active: torch.Tensor, background: torch.Tensor
+                               ) -> List[torch.Tensor]:
+    """Outputs of the 1x1 ``convs`` on ``x`` (N, C, H, W), computed at the ``active`` pixels
+    (N, H, W) and once for the ``background`` vector that every other pixel holds."""
+    weight = torch.cat([c.weight.flatten(1) for c in convs])  # (sum out, C)
+    bias = torch.cat([c.bias if c.bias is not None else weight.new_zeros(c.out_channels)
+                      for c in convs])
+    b, y, xx = torch.nonzero(active, as_tuple=True)
+    rows = torch.addmm(bias, x.permute(0, 2, 3, 1)[b, y, xx], weight.t())
+    bg = torch.addmv(bias, weight, background)
+    n, _, h, w = x.shape
+    # one channels-last map for all convs: the head's decoding permutes to channels-last
+    out = bg.view(1, 1, 1, -1).expand(n, h, w, -1).contiguous()
+    out[b, y, xx] = rows
+    outs, start = [], 0
+    for c in convs:
+        outs.append(out[..., start:start + c.out_channels].permute(0, 3, 1, 2))
+        start += c.out_channels
+    return outs
+
+
+@MODELS.register_module()
+class SparseBEVAnchor3DHead(Anchor3DHead):
+    """Anchor3DHead computing its 1x1 convs over the active BEV pixels (see the module doc).
+
+    Args:
+        *args: Anchor3DHead's arguments.
+        **kwargs: Anchor3DHead's keyword arguments.
+    """
+
+    def forward_single(self, x: torch.Tensor
+                       ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        support = support_of(x)
+        if support is None or self.training or _hooked(self):
+            return super().forward_single(x)
+        convs = [self.conv_cls, self.conv_reg]
+        if self.use_direction_classifier:
+            convs.append(self.conv_dir_cls)
+        if any(c.kernel_size != (1, 1) or c.groups != 1 for c in convs):
+            return super().forward_single(x)
+        outs = pointwise_convs_on_support(convs, x, support.active, support.background)
+        return outs[0], outs[1], (outs[2] if self.use_direction_classifier else None)
