@@ -67,6 +67,15 @@ def test_foreground_loss_trains_every_scorer_and_labels_object_voxels(fg_setup):
     fractions = [float(model.foreground_labels(s, boxes).float().mean())
                  for s in scorers]
     assert all(0.01 < f < 0.6 for f in fractions), fractions
+    # a margin labels the objects' surroundings too: a strict superset of the labels
+    plain = [model.foreground_labels(s, boxes) for s in scorers]
+    model.foreground_loss['margin'] = 0.3
+    try:
+        grown = [model.foreground_labels(s, boxes) for s in scorers]
+    finally:
+        model.foreground_loss['margin'] = 0.0
+    for a, b in zip(plain, grown):
+        assert bool((b | a).eq(b).all()) and int(b.sum()) > int(a.sum())
     total, _ = model.parse_losses(losses)
     total.backward()
     for s in scorers:
@@ -122,6 +131,10 @@ def test_foreground_detector_needs_foreground_scorers(synth_root):
     cfg = load_config(FG, data_root=synth_root)
     cfg.model.middle_encoder.importance = 'magnitude'
     with pytest.raises(TypeError, match="importance='foreground'"):
+        MODELS.build(cfg.model)
+    cfg = load_config(FG, data_root=synth_root)
+    cfg.model.foreground_loss.margin = -0.1
+    with pytest.raises(ValueError, match='margin'):
         MODELS.build(cfg.model)
 
 

@@ -53,13 +53,16 @@ def points_in_boxes(points: torch.Tensor, boxes: torch.Tensor,
 class SPSSForegroundLoss:
     """``loss_voxel_fg``: per 'foreground' VoxelImportance of the middle encoder, the binary
     cross-entropy of its logits against the voxels that lie in a GT box (a site at a strided
-    level counts when its centre is within half a cell of a box). Shared by the SPSS
+    level counts when its centre is within half a cell of a box, grown by ``margin``
+    metres to take the objects' surroundings as foreground too). Shared by the SPSS
     detectors; a detector class names its middle encoder attribute."""
     middle_encoder_attr = 'middle_encoder'
 
     def _init_foreground_loss(self, foreground_loss: dict):
-        cfg = dict(weight=1.0)
+        cfg = dict(weight=1.0, margin=0.0)
         cfg.update(foreground_loss)
+        if not float(cfg['margin']) >= 0:
+            raise ValueError(f"foreground_loss margin must be >= 0 metres, got {cfg['margin']}")
         for key in ('point_cloud_range', 'voxel_size'):
             if key not in cfg:
                 raise KeyError(f'foreground_loss needs {key!r}')
@@ -90,7 +93,8 @@ class SPSSForegroundLoss:
         labels = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
         for b, boxes in enumerate(gt_boxes):
             rows = torch.nonzero(idx[:, 0] == b).flatten()
-            labels[rows] = points_in_boxes(centres[rows], boxes.to(centres.device), cell / 2)
+            labels[rows] = points_in_boxes(centres[rows], boxes.to(centres.device),
+                                           cell / 2 + float(cfg['margin']))
         return labels
 
     def loss(self, batch_inputs_dict, batch_data_samples, **kwargs):
@@ -116,8 +120,9 @@ class SPSSVoxelNet(SPSSForegroundLoss, VoxelNet):
 
     Args:
         *args: VoxelNet's arguments.
-        foreground_loss (dict): dict(point_cloud_range, voxel_size, weight=1.0): the voxel
-            layer's range and voxel size place the sites.
+        foreground_loss (dict): dict(point_cloud_range, voxel_size, weight=1.0,
+            margin=0.0): the voxel layer's range and voxel size place the sites; ``margin``
+            (metres) grows every GT box for the labels.
         **kwargs: VoxelNet's keyword arguments.
     """
 
