@@ -352,6 +352,22 @@ def test_sparse_bev_neck_and_head_equal_the_dense_ones(bias):
         outs_d = dh([yd.contiguous()])
     for a, b in zip(outs_s, outs_d):
         assert a[0].shape == b[0].shape and torch.allclose(a[0], b[0], atol=1e-5)
+    # under a FLOPs counter (hooks): the same values, and the convs counted at the active
+    # pixels only, the pixels they really multiply
+    with FlopsCounter(sh) as counter, torch.no_grad():
+        hooked = sh([ys])
+    for a, b in zip(hooked, outs_d):
+        assert torch.allclose(a[0], b[0], atol=1e-5)
+    active = int(support.active.sum())
+    for name in ('conv_cls', 'conv_reg', 'conv_dir_cls'):
+        conv = getattr(sh, name)
+        assert counter.layers[name].ops() == active * conv.in_channels * conv.out_channels
+    # the neck under hooks: its layers called as modules, the same support attached
+    with FlopsCounter(sparse) as counter, torch.no_grad():
+        yh, = sparse([x0, x1])
+    assert torch.allclose(yh, yd, atol=1e-5) and torch.equal(support_of(yh).active,
+                                                             support.active)
+    assert torch.allclose(support_of(yh).background, support.background)
     # without a support (a fresh tensor) the head runs its dense convs: same values again
     with torch.no_grad():
         again = sh([ys.clone()])

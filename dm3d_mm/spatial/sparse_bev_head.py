@@ -4,10 +4,12 @@ pixels only.
 Anchor3DHead's convs (classification, box, direction) are 1x1: each output pixel depends on
 its own input pixel. When the input map carries a :class:`~.sparse_bev_neck.BEVSupport`
 (written by :class:`~.sparse_bev_neck.SparseBEVSECONDFPN`: every pixel outside ``active``
-holds the same background vector), the head multiplies the active pixels' rows once (the
-three convs as one GEMM), computes the background's output once and fills the rest of the
-maps with it: the same values as the dense convs. Without a support, in training or with
-forward hooks attached it runs Anchor3DHead's own forward. Same arguments and state_dict keys
+holds the same background vector), the convs multiply the active pixels' rows only (as one
+GEMM; with forward hooks attached, such as the FLOPs counter's, each conv is called as a
+module on the rows laid out as a (1, C, 1, K) image, so the hooks see the pixels really
+multiplied), the background's output is computed once and fills the rest of the maps: the
+same values as the dense convs. Without a support or in training it runs Anchor3DHead's own
+forward. Same arguments and state_dict keys
 as Anchor3DHead.
 """
 from typing import List, Optional, Tuple
@@ -25,20 +27,30 @@ def pointwise_convs_on_support(convs: List[torch.nn.Conv2d], x: torch.Tensor,
                                ) -> List[torch.Tensor]:
     """Outputs of the 1x1 ``convs`` on ``x`` (N, C, H, W), computed at the ``active`` pixels
     (N, H, W) and once for the ``background`` vector that every other pixel holds."""
-    weight = torch.cat([c.weight.flatten(1) for c in convs])  # (sum out, C)
-    bias = torch.cat([c.bias if c.bias is not None else weight.new_zeros(c.out_channels)
-                      for c in convs])
+    n, c, h, w = x.shape
     b, y, xx = torch.nonzero(active, as_tuple=True)
-    rows = torch.addmm(bias, x.permute(0, 2, 3, 1)[b, y, xx], weight.t())
-    bg = torch.addmv(bias, weight, background)
-    n, _, h, w = x.shape
-    # one channels-last map for all convs: the head's decoding permutes to channels-last
-    out = bg.view(1, 1, 1, -1).expand(n, h, w, -1).contiguous()
-    out[b, y, xx] = rows
+    rows = x.permute(0, 2, 3, 1)[b, y, xx]
+    if any(_hooked(conv) for conv in convs):
+        # each conv called as a module on the rows laid out as a (1, C, 1, K) image: hooks
+        # (a FLOPs counter, pruning masks) see the pixels really multiplied (oneDNN runs
+        # this layout several times slower than a GEMM, hence only when hooked)
+        image = rows.t().reshape(1, c, 1, -1)
+        outs_rows = [conv(image).reshape(conv.out_channels, -1).t() for conv in convs]
+    else:  # the three convs as one GEMM
+        weight = torch.cat([conv.weight.flatten(1) for conv in convs])
+        bias = torch.cat([conv.bias if conv.bias is not None
+                          else weight.new_zeros(conv.out_channels) for conv in convs])
+        outs_rows = [torch.addmm(bias, rows, weight.t())]
+    # the background's output once, functionally (one pixel)
     outs, start = [], 0
-    for c in convs:
-        outs.append(out[..., start:start + c.out_channels].permute(0, 3, 1, 2))
-        start += c.out_channels
+    bgs = [torch.nn.functional.conv2d(background.view(1, c, 1, 1), conv.weight, conv.bias
+                                      ).flatten() for conv in convs]
+    out = torch.cat(bgs).view(1, 1, 1, -1).expand(n, h, w, -1).contiguous()
+    out[b, y, xx] = torch.cat(outs_rows, 1)
+    # one channels-last map for all convs: the head's decoding permutes to channels-last
+    for conv in convs:
+        outs.append(out[..., start:start + conv.out_channels].permute(0, 3, 1, 2))
+        start += conv.out_channels
     return outs
 
 
@@ -54,7 +66,7 @@ class SparseBEVAnchor3DHead(Anchor3DHead):
     def forward_single(self, x: torch.Tensor
                        ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         support = support_of(x)
-        if support is None or self.training or _hooked(self):
+        if support is None or self.training:
             return super().forward_single(x)
         convs = [self.conv_cls, self.conv_reg]
         if self.use_direction_classifier:

@@ -11,9 +11,11 @@ channels-last in memory, an NCHW view, so rows scatter and gather contiguously),
 to the output map, so that a head of 1x1 convs (:class:`SparseBEVAnchor3DHead`) computes the
 active pixels only and writes its background output once. The values equal SECONDFPN's.
 
-In training, with forward hooks attached (FLOPs counting, calibration), or with deblocks of
-another form, it runs SECONDFPN's own forward (a BN in training mode needs the whole map for
-its batch statistics). Same arguments and state_dict keys as SECONDFPN.
+In training, or with deblocks of another form, it runs SECONDFPN's own forward (a BN in
+training mode needs the whole map for its batch statistics; no support). With forward hooks
+attached (FLOPs counting, calibration) it runs SECONDFPN's forward too, so that every layer is
+called as a module, and attaches the support computed from its inputs. Same arguments and
+state_dict keys as SECONDFPN.
 """
 from dataclasses import dataclass
 from typing import List, Optional
@@ -95,9 +97,17 @@ class SparseBEVSECONDFPN(SECONDFPN):
 
     def forward(self, x: List[torch.Tensor]) -> List[torch.Tensor]:
         forms = [_row_form(d) for d in self.deblocks]
-        if self.training or any(f is None for f in forms) or _hooked(self):
+        if self.training or any(f is None for f in forms):
             return super().forward(x)
         assert len(x) == len(self.deblocks)
+        if _hooked(self):  # every layer called as a module; the support from the inputs
+            out, = super().forward(x)
+            actives = [_upsampled_active(xi, form[0]) for xi, form in zip(x, forms)]
+            if any(a.shape != actives[0].shape for a in actives):
+                return [out]
+            active = torch.stack(actives).any(0)
+            background = torch.cat([_background(*form, out) for form in forms])
+            return [attach_support(out, BEVSupport(active, background))]
         branches = [self._rows(xi, *form) for xi, form in zip(x, forms)]
         n = x[0].shape[0]
         hw = branches[0][2]
@@ -119,12 +129,28 @@ class SparseBEVSECONDFPN(SECONDFPN):
     def _rows(x, deconv, norm, relu):
         """(rows, their output pixels, output (H, W), background vector) of one deblock."""
         rows, index = deconv.blocks(x)
-        bg = deconv.bias if deconv.bias is not None else rows.new_zeros(deconv.out_channels)
-        rows = rows + bg
+        if deconv.bias is not None:
+            rows = rows + deconv.bias
         if norm is not None:
             scale, shift = _affine(norm)
-            rows, bg = rows * scale + shift, bg * scale + shift
+            rows = rows * scale + shift
         if relu:
-            rows, bg = F.relu(rows), F.relu(bg)
+            rows = F.relu(rows)
         kh, kw = deconv.kernel_size
-        return rows, index, (x.shape[2] * kh, x.shape[3] * kw), bg
+        return rows, index, (x.shape[2] * kh, x.shape[3] * kw), _background(deconv, norm,
+                                                                            relu, rows)
+
+
+def _background(deconv, norm, relu, like: torch.Tensor) -> torch.Tensor:
+    """The deblock's output (C, ) at an inactive input pixel (eval mode)."""
+    bg = deconv.bias if deconv.bias is not None else like.new_zeros(deconv.out_channels)
+    if norm is not None:
+        scale, shift = _affine(norm)
+        bg = bg * scale + shift
+    return F.relu(bg) if relu else bg
+
+
+def _upsampled_active(x: torch.Tensor, deconv) -> torch.Tensor:
+    """(N, H * kh, W * kw): the output pixels of the active input pixels of ``x``."""
+    kh, kw = deconv.kernel_size
+    return (x != 0).any(1).repeat_interleave(kh, 1).repeat_interleave(kw, 2)
