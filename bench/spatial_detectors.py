@@ -44,6 +44,9 @@ VARIANTS = OrderedDict([  # name: (config, checkpoint, cfg options)
                                          {'model.middle_encoder.prune_ratios': 0.7})),
     ('SPS-Conv 50 %, foreground ranking', (
         f'{DEMO}_spss50_fg.py', 'checkpoints/second_synth-kitti_cpu_spss50_fg.pth', {})),
+    ('SPS-Conv 50 %, foreground ranking, 0.3 m margin', (
+        f'{DEMO}_spss50_fg-margin.py', 'checkpoints/second_synth-kitti_cpu_spss50_fg-margin.pth',
+        {})),
     ('Ada3D step 1 (SP-BN, sparse 2D, no dropping)', (
         f'{DEMO}_ada3d_stage1.py', 'checkpoints/second_synth-kitti_cpu_ada3d_stage1.pth', {})),
     ('Ada3D', (f'{DEMO}_ada3d.py', 'checkpoints/second_synth-kitti_cpu_ada3d.pth', {})),
