@@ -177,6 +177,29 @@ def test_encoder_counts_only_computed_pairs(demo_encoder_inputs):
     assert pruned_count.total_macs() < 0.75 * dense_count.total_macs()
 
 
+def test_min_prune_channels_keeps_narrow_convs_dense(demo_encoder_inputs):
+    """Convs with fewer output channels than ``min_prune_channels`` stay spconv layers
+    (the demo's 8- and 16-channel stages): their pairs are the dense encoder's, the wider stages'
+    fewer; above every width nothing is pruned and the output equals the dense encoder's."""
+    cfg, dense, inputs = demo_encoder_inputs
+    enc = _spss_encoder(cfg, dense, prune_ratios=0.5, min_prune_channels=32)
+    spss = [m for m in enc.modules() if isinstance(m, (SPSSSubMConv3d, SPSSSparseConv3d))]
+    assert spss and all(m.out_channels >= 32 for m in spss)
+    assert len(spss) == 6  # stages 3 and 4 (32 channels): a strided conv and two subm each
+    feats, coors, bs = inputs[0]
+    with torch.no_grad(), FlopsCounter(enc) as count:
+        enc(feats, coors, bs)
+    with torch.no_grad(), FlopsCounter(dense) as dense_count:
+        ref = dense(feats, coors, bs)
+    for name, st in count.layers.items():
+        if st.module.out_channels < 32:
+            assert torch.equal(st.pairs, dense_count.layers[name].pairs)
+    none = _spss_encoder(cfg, dense, prune_ratios=0.5, min_prune_channels=1024)
+    assert not any(isinstance(m, (SPSSSubMConv3d, SPSSSparseConv3d)) for m in none.modules())
+    with torch.no_grad():
+        assert torch.equal(none(feats, coors, bs), ref)
+
+
 def test_learned_importance_gets_gradients(demo_encoder_inputs):
     cfg, dense, inputs = demo_encoder_inputs
     enc = _spss_encoder(cfg, dense, prune_ratios=0.5, importance='learned').train()

@@ -55,6 +55,10 @@ class SPSSSparseEncoder(SparseEncoder):
             whole conv-norm-act block, see SPSSBlock) or 'conv' (SPS-Conv: the conv only; the
             block's norm and activation still apply to them). 'block' trained better on the
             demo benchmark (val mAP 48.4 against 38.0 at 50 %). Defaults to 'block'.
+        min_prune_channels (int): convs with fewer output channels than this stay dense
+            spconv layers: on CPU, pruning a narrow conv costs more in scoring, keep masks
+            and restricted rulebooks than its small GEMM saves (``bench/spss_layer_speed.py``
+            measures where it starts to pay). Defaults to 0 (prune every conv).
         backend (str): sparse-conv library; 'spconv' (torchsparse is not installed and
             fails with a clear message). Defaults to 'spconv'.
         **kwargs: SparseEncoder's keyword arguments.
@@ -63,7 +67,7 @@ class SPSSSparseEncoder(SparseEncoder):
     def __init__(self, *args, prune_ratios: Union[float, Sequence[float]] = 0.5,
                  importance: str = 'magnitude', gate: Optional[bool] = None,
                  prune_downsample: bool = True, passthrough: str = 'block',
-                 backend: str = 'spconv', **kwargs):
+                 min_prune_channels: int = 0, backend: str = 'spconv', **kwargs):
         require_backend(backend)
         if passthrough not in ('conv', 'block'):
             raise ValueError(f"passthrough must be 'conv' or 'block', got {passthrough!r}")
@@ -74,6 +78,8 @@ class SPSSSparseEncoder(SparseEncoder):
                 continue
             for parent in list(stage.modules()):
                 for name, child in list(parent.named_children()):
+                    if getattr(child, 'out_channels', 0) < min_prune_channels:
+                        continue
                     if type(child) is SubMConv3d and child.in_channels == child.out_channels:
                         cls = SPSSSubMConv3d
                     elif type(child) is SparseConv3d and prune_downsample:
