@@ -7,6 +7,7 @@ from mmdet3d.models.detectors import CenterPoint, VoxelNet
 from mmdet3d.registry import MODELS
 
 from .bev_importance import center_heatmap
+from .loss_settings import loss_settings
 
 
 class Ada3DImportanceLoss:
@@ -28,12 +29,8 @@ class Ada3DImportanceLoss:
             raise TypeError(f'{type(self).__name__} needs an Ada3DSparseEncoder as '
                             f'{self.middle_encoder_attr}, got '
                             f'{type(self.ada3d_encoder).__name__}')
-        cfg = dict(weight=1.0, min_overlap=0.1, min_radius=2)
-        cfg.update(importance_loss)
-        for key in ('point_cloud_range', 'voxel_size'):
-            if key not in cfg:
-                raise KeyError(f'importance_loss needs {key!r}')
-        self.importance_loss = cfg
+        self.importance_loss = loss_settings(
+            'importance_loss', importance_loss, dict(weight=1.0, min_overlap=0.1, min_radius=2))
 
     @property
     def ada3d_encoder(self):

@@ -16,6 +16,7 @@ from mmdet3d.models.detectors import CenterPoint, VoxelNet
 from mmdet3d.registry import MODELS
 
 from .importance import VoxelImportance
+from .loss_settings import loss_settings
 
 
 def voxel_centres(indices: torch.Tensor, spatial_shape: Sequence[int],
@@ -59,13 +60,9 @@ class SPSSForegroundLoss:
     middle_encoder_attr = 'middle_encoder'
 
     def _init_foreground_loss(self, foreground_loss: dict):
-        cfg = dict(weight=1.0, margin=0.0)
-        cfg.update(foreground_loss)
+        cfg = loss_settings('foreground_loss', foreground_loss, dict(weight=1.0, margin=0.0))
         if not float(cfg['margin']) >= 0:
             raise ValueError(f"foreground_loss margin must be >= 0 metres, got {cfg['margin']}")
-        for key in ('point_cloud_range', 'voxel_size'):
-            if key not in cfg:
-                raise KeyError(f'foreground_loss needs {key!r}')
         self.foreground_loss = cfg
         if not self.foreground_scorers():
             raise TypeError(f'{type(self).__name__} needs an SPSSSparseEncoder with '
