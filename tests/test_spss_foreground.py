@@ -44,6 +44,8 @@ def fg_setup(synth_root):
     from dm3d_mm.apis import load_config
     from mmdet3d.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
+    from mmengine.runner import set_random_seed
+    set_random_seed(0)  # the weights and the augmented frames (object sampling, noise, flip)
     cfg = load_config(FG, data_root=synth_root)
     model = MODELS.build(cfg.model)  # with its train_cfg
     ds = DATASETS.build(cfg.train_dataloader.dataset)
