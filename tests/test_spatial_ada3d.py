@@ -297,6 +297,14 @@ def test_sparse_bev_deconv_equals_the_dense_layer(stride, bias):
     assert int(counter.layers[''].pairs.sum()) == int(mask.sum()) * stride * stride
 
 
+# a small anchor head reading the 7-channel output of _neck_pair's necks
+HEAD_CFG = dict(
+    num_classes=2, in_channels=7, feat_channels=7, use_direction_classifier=True,
+    anchor_generator=dict(type='AlignedAnchor3DRangeGenerator', ranges=[[0, -4, -1, 6, 4, -1]],
+                          sizes=[[1, 1, 1]], rotations=[0, 1.57], reshape_out=True),
+    diff_rad_by_sin=True, bbox_coder=dict(type='DeltaXYZWLHRBBoxCoder'))
+
+
 def _neck_pair(bias):
     """A SparseBEVSECONDFPN and mmdet3d's SECONDFPN with the same (trained-looking) state."""
     cfg = dict(in_channels=[5, 7], out_channels=[4, 3], upsample_strides=[1, 2],
@@ -337,15 +345,9 @@ def test_sparse_bev_neck_and_head_equal_the_dense_ones(bias):
     expect = m0[:, 0].bool() | m1[:, 0].bool().repeat_interleave(2, 1).repeat_interleave(2, 2)
     assert torch.equal(support.active, expect)
 
-    head_cfg = dict(
-        num_classes=2, in_channels=7, feat_channels=7, use_direction_classifier=True,
-        anchor_generator=dict(type='AlignedAnchor3DRangeGenerator',
-                              ranges=[[0, -4, -1, 6, 4, -1]], sizes=[[1, 1, 1]],
-                              rotations=[0, 1.57], reshape_out=True),
-        diff_rad_by_sin=True, bbox_coder=dict(type='DeltaXYZWLHRBBoxCoder'))
     torch.manual_seed(2)
-    sh = MODELS.build(dict(type='SparseBEVAnchor3DHead', **head_cfg)).eval()
-    dh = MODELS.build(dict(type='Anchor3DHead', **head_cfg)).eval()
+    sh = MODELS.build(dict(type='SparseBEVAnchor3DHead', **HEAD_CFG)).eval()
+    dh = MODELS.build(dict(type='Anchor3DHead', **HEAD_CFG)).eval()
     dh.load_state_dict(sh.state_dict())
     with torch.no_grad():
         outs_s = sh([ys])
@@ -390,3 +392,24 @@ def test_sparse_bev_neck_trains_as_secondfpn():
     for a, b in zip(sparse.modules(), dense.modules()):
         if isinstance(a, nn.BatchNorm2d):
             assert torch.allclose(a.running_mean, b.running_mean, atol=1e-6)
+
+
+def test_sparse_bev_neck_and_head_on_an_empty_map():
+    """No active pixel at all (an empty frame): the background everywhere, equal to the dense
+    neck and head, with and without a FLOPs counter's hooks (which then count nothing)."""
+    sparse, dense = _neck_pair(True)
+    xs = [torch.zeros(1, 5, 8, 6), torch.zeros(1, 7, 4, 3)]
+    sh = MODELS.build(dict(type='SparseBEVAnchor3DHead', **HEAD_CFG)).eval()
+    dh = MODELS.build(dict(type='Anchor3DHead', **HEAD_CFG)).eval()
+    dh.load_state_dict(sh.state_dict())
+    with torch.no_grad():
+        ys, = sparse(xs)
+        yd, = dense(xs)
+        ref = dh([yd])
+        plain = sh([ys])
+        with FlopsCounter(sh) as counter:
+            hooked = sh([ys])
+    assert torch.allclose(ys, yd, atol=1e-5) and not bool(ys.bev_support.active.any())
+    for a, b, r in zip(plain, hooked, ref):
+        assert torch.allclose(a[0], r[0], atol=1e-5) and torch.allclose(b[0], r[0], atol=1e-5)
+    assert all(st.ops() == 0 for st in counter.layers.values())

@@ -30,7 +30,7 @@ def pointwise_convs_on_support(convs: List[torch.nn.Conv2d], x: torch.Tensor,
     n, c, h, w = x.shape
     b, y, xx = torch.nonzero(active, as_tuple=True)
     rows = x.permute(0, 2, 3, 1)[b, y, xx]
-    if any(_hooked(conv) for conv in convs):
+    if len(rows) and any(_hooked(conv) for conv in convs):
         # each conv called as a module on the rows laid out as a (1, C, 1, K) image: hooks
         # (a FLOPs counter, pruning masks) see the pixels really multiplied (oneDNN runs
         # this layout several times slower than a GEMM, hence only when hooked)
