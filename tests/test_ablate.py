@@ -64,17 +64,18 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
                                      'DM3D (weight, at Ada3D FLOPs)']
 
     # Tab. 6: the weight budget is counted on the spatially pruned model
-    study_tab6(abl.run, 'second', [0.5])
-    spss = abl.results['second:spss50']
-    both = abl.results['second:spss50+dm3d50']
+    # (SPS-Conv with the supervised ranking: SPSSVoxelNet, pruned and counted like the rest)
+    study_tab6(abl.run, 'second', [0.5], spatial=['spss50_fg', 'ada3d'])
+    spss = abl.results['second:spss50_fg']
+    both = abl.results['second:spss50_fg+dm3d50']
     assert both['flops_ratio'] == pytest.approx(0.5 * spss['flops_ratio'], rel=0.1)
     tab6 = _table_rows(table_tab6(abl.results, 'second'))
     assert {(r[0], r[1]) for r in tab6} == {
-        (s, b) for s in ('ada3d', 'spss50') for b in ('-', '- (FT)', '0.50')}
+        (s, b) for s in ('ada3d', 'spss50_fg') for b in ('-', '- (FT)', '0.50')}
     # "vs reference": DM3D on top is measured against the spatial model's fine-tuned control
-    spss_ft = abl.results['second:spss50-ft']
+    spss_ft = abl.results['second:spss50_fg-ft']
     assert spss_ft['kind'] == 'spatial-ft' and spss_ft['allocation'] is None
-    row = next(r for r in tab6 if r[:2] == ['spss50', '0.50'])
+    row = next(r for r in tab6 if r[:2] == ['spss50_fg', '0.50'])
     assert float(row[-1]) == pytest.approx(both['mAP'] - spss_ft['mAP'], abs=0.051)
     assert all(float(r[3]) == pytest.approx(0.5, abs=0.05) for r in tab6 if r[1] == '0.50')
 
@@ -119,6 +120,30 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
         again.run(_cell_of(before[name]), log=logs.append)
     assert all('skipped' in line for line in logs) and len(logs) == len(before) - 1
     assert json.load(open(again.path)) == before
+
+
+def test_missing_spatial_checkpoint_skips_its_cells(tmp_path):
+    """A spatial model not trained yet: its cells are skipped with the command that trains
+    it, nothing is recorded (a re-run after the training runs them), and Tab. 1/2 has no
+    Ada3D FLOPs to match; a missing dense checkpoint stays an error."""
+    from dm3d_mm.apis.ablate import Ablation, Cell
+    from dm3d_mm.apis.ablate_cells import study_tab12
+    missing = str(tmp_path / 'none.pth')
+    abl = Ablation(str(tmp_path), str(tmp_path),
+                   checkpoints={'centerpoint:ada3d': missing, 'centerpoint': missing})
+    logs = []
+    assert abl.run(Cell('centerpoint', spatial='ada3d', budget=0.5), log=logs.append) is None
+    assert 'checkpoint not found' in logs[0]
+    assert 'tools/train_demo_checkpoints.py' in logs[0]
+    assert 'centerpoint_synth-kitti_cpu_ada3d.py' in logs[0]
+    assert abl.results == {} and not osp.exists(abl.path)
+    with pytest.raises(FileNotFoundError, match='centerpoint checkpoint not found'):
+        abl.run(Cell('centerpoint'))
+    ran = []
+    cells = study_tab12(lambda c: ran.append(c.name) or (None if c.spatial else {}),
+                        'centerpoint')
+    assert ran == ['centerpoint:dense', 'centerpoint:dense-ft', 'centerpoint:ada3d']
+    assert [c.name for c in cells] == ran
 
 
 def _cell_of(row):

@@ -141,20 +141,16 @@ def test_foreground_detector_needs_foreground_scorers(synth_root):
 
 
 def test_centerpoint_foreground_loss(synth_root):
-    """SPSSCenterPoint: the same loss on CenterPoint's pts_middle_encoder."""
+    """SPSSCenterPoint (its demo config): the same loss on CenterPoint's
+    pts_middle_encoder."""
     from dm3d_mm.apis import load_config
     from dm3d_mm.spatial import SPSSCenterPoint
     from mmdet3d.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet3d')  # the dataset's transforms, built outside a Runner
-    cfg = load_config(f'{REPO}/configs/demo/centerpoint_synth-kitti_cpu.py',
+    cfg = load_config(f'{REPO}/configs/demo/centerpoint_synth-kitti_cpu_spss50_fg.py',
                       data_root=synth_root)
-    cfg.model.type = 'SPSSCenterPoint'
-    cfg.model.foreground_loss = dict(point_cloud_range=cfg.point_cloud_range,
-                                     voxel_size=cfg.voxel_size)
-    cfg.model.pts_middle_encoder.update(type='SPSSSparseEncoder', prune_ratios=0.5,
-                                        importance='foreground', gate=False)
     model = MODELS.build(cfg.model).train()
     assert isinstance(model, SPSSCenterPoint) and len(model.foreground_scorers()) >= 4
     ds = DATASETS.build(cfg.train_dataloader.dataset)

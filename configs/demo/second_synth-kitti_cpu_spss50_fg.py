@@ -5,10 +5,9 @@
 # scorer per layer trained against the GT boxes (SPSSVoxelNet's loss_voxel_fg) instead of
 # SPS-Conv's sigmoid(mean |f|), which on this benchmark barely separates object voxels
 # from the rest. No gate: the scores only choose the voxels.
-_base_ = ['./second_synth-kitti_cpu.py']
+_base_ = ['./second_synth-kitti_cpu.py', '../_base_/models/spss_fg.py']
 model = dict(
     type='SPSSVoxelNet',
     foreground_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
                          voxel_size={{_base_.voxel_size}}, weight=1.0),
-    middle_encoder=dict(type='SPSSSparseEncoder', prune_ratios=0.5, importance='foreground',
-                        gate=False, passthrough='block'))
+    middle_encoder={{_base_.spss_fg_encoder}})

@@ -125,18 +125,29 @@ class Ablation:
 
     def run(self, cell: Cell, log=print) -> Optional[Dict]:
         """The cell's result row (run now or read from an earlier run); None when its
-        budget cannot be reached (recorded in ``unreachable``; the study goes on)."""
+        budget cannot be reached (recorded in ``unreachable``; the study goes on) or when its
+        spatial model's checkpoint is missing (not recorded; the study goes on)."""
         if cell.name in self.results:
             log(f'[ablate] {cell.name}: done before, skipped')
             return self.results[cell.name]
         if cell.name in self.unreachable:
             log(f'[ablate] {cell.name}: unreachable before, skipped')
             return None
+        try:
+            ckpt = self._checkpoint(cell.detector, cell.spatial)
+        except FileNotFoundError as e:
+            if cell.spatial is None:
+                raise
+            # a spatial model not trained yet: the study goes on without its cells (not
+            # recorded, so a re-run after the training runs them)
+            config = DETECTORS[cell.detector].spatial[cell.spatial].config
+            log(f'[ablate] {cell.name}: skipped: {e} (train it: '
+                f'tools/train_demo_checkpoints.py {config})')
+            return None
         start = time.perf_counter()
         dense_gmacs = self.dense_gmacs(cell.detector)
         config = self._config(cell)
         cell_dir = osp.join(self.work_dir, cell.name.replace(':', '_'))
-        ckpt = self._checkpoint(cell.detector, cell.spatial)
         allocation = None
         if cell.budget is not None:
             try:
