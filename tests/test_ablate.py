@@ -65,17 +65,17 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
 
     # Tab. 6: the weight budget is counted on the spatially pruned model
     # (SPS-Conv with the supervised ranking: SPSSVoxelNet, pruned and counted like the rest)
-    study_tab6(abl.run, 'second', [0.5], spatial=['spss50_fg', 'ada3d'])
-    spss = abl.results['second:spss50_fg']
-    both = abl.results['second:spss50_fg+dm3d50']
+    study_tab6(abl.run, 'second', [0.5], spatial=['spss50_fg-margin', 'ada3d'])
+    spss = abl.results['second:spss50_fg-margin']
+    both = abl.results['second:spss50_fg-margin+dm3d50']
     assert both['flops_ratio'] == pytest.approx(0.5 * spss['flops_ratio'], rel=0.1)
     tab6 = _table_rows(table_tab6(abl.results, 'second'))
     assert {(r[0], r[1]) for r in tab6} == {
-        (s, b) for s in ('ada3d', 'spss50_fg') for b in ('-', '- (FT)', '0.50')}
+        (s, b) for s in ('ada3d', 'spss50_fg-margin') for b in ('-', '- (FT)', '0.50')}
     # "vs reference": DM3D on top is measured against the spatial model's fine-tuned control
-    spss_ft = abl.results['second:spss50_fg-ft']
+    spss_ft = abl.results['second:spss50_fg-margin-ft']
     assert spss_ft['kind'] == 'spatial-ft' and spss_ft['allocation'] is None
-    row = next(r for r in tab6 if r[:2] == ['spss50_fg', '0.50'])
+    row = next(r for r in tab6 if r[:2] == ['spss50_fg-margin', '0.50'])
     assert float(row[-1]) == pytest.approx(both['mAP'] - spss_ft['mAP'], abs=0.051)
     assert all(float(r[3]) == pytest.approx(0.5, abs=0.05) for r in tab6 if r[1] == '0.50')
 

@@ -71,7 +71,7 @@ def test_ada3d_predictor_step_trains_the_predictor_alone(synth_root, detector, e
                for n, p in model.named_parameters() if n.startswith(predictor))
 
 
-@pytest.mark.parametrize('name', ['spss50', 'spss50_fg', 'ada3d'])
+@pytest.mark.parametrize('name', ['spss50', 'spss50_fg', 'spss50_fg-margin', 'ada3d'])
 def test_shipped_spatial_checkpoints_evaluate_above_a_floor(synth_root, tmp_path, name):
     """The shipped spatially pruned SECONDs load strictly into their configs and detect on
     the val frames (the benchmark's first 8) well above an untrained model (3D AP40

@@ -149,7 +149,7 @@ def test_centerpoint_foreground_loss(synth_root):
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet3d')  # the dataset's transforms, built outside a Runner
-    cfg = load_config(f'{REPO}/configs/demo/centerpoint_synth-kitti_cpu_spss50_fg.py',
+    cfg = load_config(f'{REPO}/configs/demo/centerpoint_synth-kitti_cpu_spss50_fg-margin.py',
                       data_root=synth_root)
     model = MODELS.build(cfg.model).train()
     assert isinstance(model, SPSSCenterPoint) and len(model.foreground_scorers()) >= 4
