@@ -8,8 +8,9 @@
 3. evaluates the shipped spatially pruned SECONDs (SPS-Conv 50 % voxels, trained with the
    pruning in place; Ada3D after its three training steps) with their joint FLOPs;
 4. prunes the SPS-Conv SECOND with the supervised voxel ranking and its 0.3 m margin (the
-   SPSS recipe that keeps the dense accuracy on this benchmark) with DM3D (the weight budget counted on the spatially pruned model, DM3D
-   paper Tab. 6) and evaluates it before fine-tuning;
+   SPSS recipe that keeps the dense accuracy on this benchmark) with DM3D (the weight
+   budget counted on the spatially pruned model, DM3D paper Tab. 6) and evaluates it before
+   fine-tuning;
 5. prints per-class AP and the joint FLOPs, and writes the pruning reports.
 """
 import argparse
@@ -28,11 +29,11 @@ from dm3d_mm.apis.quiet import logged_to
 
 SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
 ADA3D = 'configs/demo/second_synth-kitti_cpu_ada3d.py'
-SPSS50_FG = 'configs/demo/second_synth-kitti_cpu_spss50_fg-margin.py'
-SPSS50_FG_DM3D = 'configs/demo/second_synth-kitti_cpu_spss50_fg-margin_dm3d50.py'
+SPSS50_FGM = 'configs/demo/second_synth-kitti_cpu_spss50_fg-margin.py'
+SPSS50_FGM_DM3D = 'configs/demo/second_synth-kitti_cpu_spss50_fg-margin_dm3d50.py'
 SPATIAL = ((SPSS50, 'SPS-Conv, 50 % of the voxels pruned in every encoder stage, trained '
             'with the pruning in place'),
-           (SPSS50_FG, 'SPS-Conv at 50 % with the voxels ranked by a foreground scorer '
+           (SPSS50_FGM, 'SPS-Conv at 50 % with the voxels ranked by a foreground scorer '
             'trained against the GT boxes grown by 0.3 m (SPSSVoxelNet), trained with the '
             'pruning in place'),
            (ADA3D, 'Ada3D, 75 % of the BEV columns kept after 3D stages 2 and 4, 50 % in '
@@ -69,8 +70,8 @@ def main():
         gmacs = joint_gmacs_of(config, ckpts[config], args)
         tables.append(f'### {config_name(config)}: {label}\n' + kitti_ap_table(ap))
         lines.append(f'[demo] {config_name(config)}: joint MACs per frame {gmacs:.3f} G')
-    ap, result, report = prune_and_evaluate(SPSS50_FG_DM3D, ckpts[SPSS50_FG], args)
-    tables.append(f'### {config_name(SPSS50_FG_DM3D)}: SPS-Conv + DM3D to '
+    ap, result, report = prune_and_evaluate(SPSS50_FGM_DM3D, ckpts[SPSS50_FGM], args)
+    tables.append(f'### {config_name(SPSS50_FGM_DM3D)}: SPS-Conv + DM3D to '
                   f'{result.achieved_ratio:.3f} of its joint FLOPs (no fine-tuning)\n' +
                   kitti_ap_table(ap))
     lines.append(f'[demo] SPS-Conv + DM3D: joint MACs per frame {result.macs_before / 1e9:.3f}'
