@@ -159,3 +159,27 @@ def test_centerpoint_foreground_loss(synth_root):
     assert torch.isfinite(losses['loss_voxel_fg']) and losses['loss_voxel_fg'] > 0
     losses['loss_voxel_fg'].backward()
     assert all(s.linear.weight.grad.abs().sum() > 0 for s in model.foreground_scorers())
+
+
+@pytest.mark.parametrize('config', ['second_synth-kitti_cpu_spss50_fg-margin.py',
+                                    'centerpoint_synth-kitti_cpu_spss50_fg-margin.py',
+                                    'second_synth-kitti_cpu_ada3d_stage2.py',
+                                    'centerpoint_synth-kitti_cpu_ada3d_stage2.py'])
+def test_loss_grid_comes_from_the_voxel_layer(synth_root, config):
+    """The spatial detectors' losses place their targets with the data preprocessor's voxel
+    layer's range and voxel size unless the config gives them; without a voxel layer to read
+    them from a config that omits them fails naming the key."""
+    from dm3d_mm.apis import load_config
+    from mmdet3d.registry import MODELS
+    cfg = load_config(f'{REPO}/configs/demo/{config}', data_root=synth_root)
+    key = 'foreground_loss' if 'spss' in config else 'importance_loss'
+    layer = cfg.model.data_preprocessor.voxel_layer
+    model = MODELS.build(cfg.model)
+    settings = getattr(model, key)
+    assert settings['point_cloud_range'] == [float(v) for v in layer.point_cloud_range]
+    assert settings['voxel_size'] == [float(v) for v in layer.voxel_size]
+    cfg.model[key]['voxel_size'] = [0.4, 0.4, 0.2]  # a config's own value wins
+    assert getattr(MODELS.build(cfg.model), key)['voxel_size'] == [0.4, 0.4, 0.2]
+    from dm3d_mm.spatial.loss_settings import loss_settings
+    with pytest.raises(KeyError, match="needs 'point_cloud_range'"):
+        loss_settings(key, dict(weight=1.0), {}, voxel_layer=None)

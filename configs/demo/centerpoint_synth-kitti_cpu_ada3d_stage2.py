@@ -7,8 +7,7 @@ _base_ = ['./centerpoint_synth-kitti_cpu_ada3d_stage1.py',
 model = dict(
     type='Ada3DCenterPoint',
     train_predictor_only=True,
-    importance_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
-                         voxel_size={{_base_.voxel_size}}, weight=1.0),
+    importance_loss=dict(weight=1.0),
     pts_middle_encoder=_base_.ada3d_encoder)  # Ada3D's dropping locations and ratios
 finetune_lr = 0.002
 finetune_epochs = 3

@@ -6,8 +6,7 @@
 _base_ = ['./centerpoint_synth-kitti_cpu_dm3d25.py', '../_base_/models/spss_fg.py']
 model = dict(
     type='SPSSCenterPoint',
-    foreground_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
-                         voxel_size={{_base_.voxel_size}}, weight=1.0, margin=0.3),
+    foreground_loss=dict(margin=0.3),
     pts_middle_encoder={{_base_.spss_fg_encoder}})
 pruning = dict(flops_target=0.5)
 load_from = 'checkpoints/centerpoint_synth-kitti_cpu_spss50_fg-margin.pth'

@@ -5,8 +5,7 @@
 _base_ = ['./second_synth-kitti_cpu_finetune.py']
 model = dict(
     type='Ada3DVoxelNet',
-    importance_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
-                         voxel_size={{_base_.voxel_size}}, weight=1.0),
+    importance_loss=dict(weight=1.0),
     middle_encoder=dict(type='Ada3DSparseEncoder',
                         predictor=dict(feat_channels=16, downsample=8),
                         keep_ratios=dict(input=0.5, bev=0.5)),

@@ -6,8 +6,7 @@ _base_ = ['./second_synth-kitti_cpu_ada3d_stage1.py', '../_base_/schedules/dm3d_
 model = dict(
     type='Ada3DVoxelNet',
     train_predictor_only=True,
-    importance_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
-                         voxel_size={{_base_.voxel_size}}, weight=1.0),
+    importance_loss=dict(weight=1.0),
     middle_encoder=_base_.ada3d_encoder)  # Ada3D's dropping locations and ratios
 finetune_lr = 0.002
 finetune_epochs = 3

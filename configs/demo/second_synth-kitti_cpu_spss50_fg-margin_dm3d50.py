@@ -7,7 +7,6 @@
 _base_ = ['./second_synth-kitti_cpu_dm3d50.py', '../_base_/models/spss_fg.py']
 model = dict(
     type='SPSSVoxelNet',
-    foreground_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
-                         voxel_size={{_base_.voxel_size}}, weight=1.0, margin=0.3),
+    foreground_loss=dict(margin=0.3),
     middle_encoder={{_base_.spss_fg_encoder}})
 load_from = 'checkpoints/second_synth-kitti_cpu_spss50_fg-margin.pth'

@@ -8,6 +8,5 @@
 _base_ = ['./second_synth-kitti_cpu.py', '../_base_/models/spss_fg.py']
 model = dict(
     type='SPSSVoxelNet',
-    foreground_loss=dict(point_cloud_range={{_base_.point_cloud_range}},
-                         voxel_size={{_base_.voxel_size}}, weight=1.0),
+    foreground_loss=dict(weight=1.0),
     middle_encoder={{_base_.spss_fg_encoder}})

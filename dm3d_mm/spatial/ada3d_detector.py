@@ -1,13 +1,15 @@
 """Ada3D detectors: mmdet3d's VoxelNet (SECOND) and CenterPoint whose loss also trains the
 BEV importance predictor of an Ada3DSparseEncoder (MSE of its sigmoid to a gaussian centre
 heatmap of the GT boxes)."""
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from mmdet3d.models.detectors import CenterPoint, VoxelNet
 from mmdet3d.registry import MODELS
 
 from .bev_importance import center_heatmap
-from .loss_settings import loss_settings
+from .loss_settings import detector_voxel_layer, loss_settings
 
 
 class Ada3DImportanceLoss:
@@ -30,7 +32,8 @@ class Ada3DImportanceLoss:
                             f'{self.middle_encoder_attr}, got '
                             f'{type(self.ada3d_encoder).__name__}')
         self.importance_loss = loss_settings(
-            'importance_loss', importance_loss, dict(weight=1.0, min_overlap=0.1, min_radius=2))
+            'importance_loss', importance_loss, dict(weight=1.0, min_overlap=0.1, min_radius=2),
+            detector_voxel_layer(self))
 
     @property
     def ada3d_encoder(self):
@@ -76,16 +79,16 @@ class Ada3DVoxelNet(Ada3DImportanceLoss, VoxelNet):
 
     Args:
         *args: VoxelNet's arguments.
-        importance_loss (dict): dict(point_cloud_range, voxel_size, weight=1.0,
-            min_overlap=0.1, min_radius=2); the range and voxel size of the voxel layer
-            place the heatmap.
+        importance_loss (dict): dict(weight=1.0, min_overlap=0.1, min_radius=2,
+            point_cloud_range=None, voxel_size=None); the range and voxel size that place
+            the heatmap default to the data preprocessor's voxel layer's.
         train_predictor_only (bool): the loss trains the importance predictor alone.
             Defaults to False.
         **kwargs: VoxelNet's keyword arguments.
     """
 
-    def __init__(self, *args, importance_loss: dict, train_predictor_only: bool = False,
-                 **kwargs):
+    def __init__(self, *args, importance_loss: Optional[dict] = None,
+                 train_predictor_only: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_importance_loss(importance_loss, train_predictor_only)
 
@@ -106,7 +109,7 @@ class Ada3DCenterPoint(Ada3DImportanceLoss, CenterPoint):
     voxel_encoder_attr = 'pts_voxel_encoder'
     middle_encoder_attr = 'pts_middle_encoder'
 
-    def __init__(self, *args, importance_loss: dict, train_predictor_only: bool = False,
-                 **kwargs):
+    def __init__(self, *args, importance_loss: Optional[dict] = None,
+                 train_predictor_only: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_importance_loss(importance_loss, train_predictor_only)

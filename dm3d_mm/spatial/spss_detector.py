@@ -8,7 +8,7 @@ to random (measured on the trained 50 % model: 46-67 % of the foreground voxels 
 50 % of all voxels are), so the pruning throws away object voxels. The 'foreground' scorer
 learns the ranking from the boxes instead (as Ada3D's predictor learns its BEV map).
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ from mmdet3d.models.detectors import CenterPoint, VoxelNet
 from mmdet3d.registry import MODELS
 
 from .importance import VoxelImportance
-from .loss_settings import loss_settings
+from .loss_settings import detector_voxel_layer, loss_settings
 
 
 def voxel_centres(indices: torch.Tensor, spatial_shape: Sequence[int],
@@ -60,7 +60,8 @@ class SPSSForegroundLoss:
     middle_encoder_attr = 'middle_encoder'
 
     def _init_foreground_loss(self, foreground_loss: dict):
-        cfg = loss_settings('foreground_loss', foreground_loss, dict(weight=1.0, margin=0.0))
+        cfg = loss_settings('foreground_loss', foreground_loss, dict(weight=1.0, margin=0.0),
+                            detector_voxel_layer(self))
         if not float(cfg['margin']) >= 0:
             raise ValueError(f"foreground_loss margin must be >= 0 metres, got {cfg['margin']}")
         self.foreground_loss = cfg
@@ -117,13 +118,14 @@ class SPSSVoxelNet(SPSSForegroundLoss, VoxelNet):
 
     Args:
         *args: VoxelNet's arguments.
-        foreground_loss (dict): dict(point_cloud_range, voxel_size, weight=1.0,
-            margin=0.0): the voxel layer's range and voxel size place the sites; ``margin``
-            (metres) grows every GT box for the labels.
+        foreground_loss (dict): dict(weight=1.0, margin=0.0, point_cloud_range=None,
+            voxel_size=None): ``margin`` (metres) grows every GT box for the labels; the
+            range and voxel size that place the sites default to the data preprocessor's
+            voxel layer's.
         **kwargs: VoxelNet's keyword arguments.
     """
 
-    def __init__(self, *args, foreground_loss: dict, **kwargs):
+    def __init__(self, *args, foreground_loss: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_foreground_loss(foreground_loss)
 
@@ -140,6 +142,6 @@ class SPSSCenterPoint(SPSSForegroundLoss, CenterPoint):
     """
     middle_encoder_attr = 'pts_middle_encoder'
 
-    def __init__(self, *args, foreground_loss: dict, **kwargs):
+    def __init__(self, *args, foreground_loss: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_foreground_loss(foreground_loss)
