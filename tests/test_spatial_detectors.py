@@ -71,25 +71,28 @@ def test_ada3d_predictor_step_trains_the_predictor_alone(synth_root, detector, e
                for n, p in model.named_parameters() if n.startswith(predictor))
 
 
-@pytest.mark.parametrize('name', ['spss50', 'spss50_fg', 'spss50_fg-margin', 'ada3d'])
-def test_shipped_spatial_checkpoints_evaluate_above_a_floor(synth_root, tmp_path, name):
-    """The shipped spatially pruned SECONDs load strictly into their configs and detect on
-    the val frames (the benchmark's first 8) well above an untrained model (3D AP40
-    moderate < 1 there), and really prune while doing so."""
+@pytest.mark.parametrize('detector,name', [('second', 'spss50'), ('second', 'spss50_fg'),
+                                           ('second', 'spss50_fg-margin'), ('second', 'ada3d'),
+                                           ('centerpoint', 'spss50_fg-margin')])
+def test_shipped_spatial_checkpoints_evaluate_above_a_floor(synth_root, tmp_path, detector,
+                                                            name):
+    """The shipped spatially pruned SECONDs and CenterPoint load strictly into their configs
+    and detect on the val frames (the benchmark's first 8) well above an untrained model (3D
+    AP40 moderate < 1 there), and really prune while doing so."""
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.demo import evaluate_checkpoint
     from dm3d_mm.apis.flops import build_detector
-    ckpt = osp.join(REPO, f'checkpoints/second_synth-kitti_cpu_{name}.pth')
+    ckpt = osp.join(REPO, f'checkpoints/{detector}_synth-kitti_cpu_{name}.pth')
     if not osp.exists(ckpt):
         pytest.fail(f'shipped checkpoint missing: {ckpt} (make checkpoints)')
-    config = f'{DEMO}_{name}.py'
+    config = osp.join(REPO, f'configs/demo/{detector}_synth-kitti_cpu_{name}.py')
     from dm3d_mm.apis.prune import calibration_batches
     cfg = load_config(config, data_root=synth_root)
     model = build_detector(cfg, ckpt).eval()  # strict: every key of the checkpoint fits
     with torch.no_grad():
         model.test_step(calibration_batches(cfg, 1, 'val')[0])
     if name == 'ada3d':
-        assert 0 < float(model.middle_encoder.last_bev_mask.float().mean()) < 1
+        assert 0 < float(model.middle_encoder.last_bev_mask.float().mean()) < 1  # SECOND
     else:
         keeps = [m.last_keep for m in model.modules() if getattr(m, 'last_keep', None)
                  is not None]

@@ -6,7 +6,8 @@
 2. prunes SECOND with DM3D to a joint-FLOPs target (default 50 %) and evaluates the pruned
    checkpoint before any fine-tuning;
 3. evaluates the shipped spatially pruned SECONDs (SPS-Conv 50 % voxels, trained with the
-   pruning in place; Ada3D after its three training steps) with their joint FLOPs;
+   pruning in place; Ada3D after its three training steps) and the SPS-Conv CenterPoint with
+   their joint FLOPs;
 4. prunes the SPS-Conv SECOND with the supervised voxel ranking and its 0.3 m margin (the
    SPSS recipe that keeps the dense accuracy on this benchmark) with DM3D (the weight
    budget counted on the spatially pruned model, DM3D paper Tab. 6) and evaluates it before
@@ -31,13 +32,16 @@ SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
 ADA3D = 'configs/demo/second_synth-kitti_cpu_ada3d.py'
 SPSS50_FGM = 'configs/demo/second_synth-kitti_cpu_spss50_fg-margin.py'
 SPSS50_FGM_DM3D = 'configs/demo/second_synth-kitti_cpu_spss50_fg-margin_dm3d50.py'
+CP_SPSS50_FGM = 'configs/demo/centerpoint_synth-kitti_cpu_spss50_fg-margin.py'
 SPATIAL = ((SPSS50, 'SPS-Conv, 50 % of the voxels pruned in every encoder stage, trained '
             'with the pruning in place'),
            (SPSS50_FGM, 'SPS-Conv at 50 % with the voxels ranked by a foreground scorer '
             'trained against the GT boxes grown by 0.3 m (SPSSVoxelNet), trained with the '
             'pruning in place'),
            (ADA3D, 'Ada3D, 75 % of the BEV columns kept after 3D stages 2 and 4, 50 % in '
-            'the 2D backbone, three-step training'))
+            'the 2D backbone, three-step training'),
+           (CP_SPSS50_FGM, 'CenterPoint with the same SPS-Conv recipe (50 %, foreground '
+            'ranking, 0.3 m margin; SPSSCenterPoint), trained with the pruning in place'))
 
 
 def main():
