@@ -31,8 +31,8 @@ def matched_box_errors(model: nn.Module, batches: Sequence[dict], score_thr: flo
                                  '(eval_ann_info.gt_bboxes_3d): use the val split')
             gt, labels = ann['gt_bboxes_3d'], np.asarray(ann['gt_labels_3d'])
             pred = result.pred_instances_3d
-            keep = (pred.scores_3d > score_thr).cpu()
-            pb, pl = pred.bboxes_3d[keep.to(pred.scores_3d.device)], pred.labels_3d.cpu()[keep]
+            keep = pred.scores_3d > score_thr
+            pb, pl = pred.bboxes_3d[keep], pred.labels_3d[keep].cpu()
             p_xyz, p_h = pb.gravity_center.cpu(), pb.tensor[:, 5].cpu()
             g_xyz, g_h = gt.gravity_center.cpu(), gt.tensor[:, 5].cpu()
             for i, label in enumerate(labels.tolist()):
