@@ -12,7 +12,9 @@ head parts as ratios to dense (interleaved, best of --repeats, the same frames).
 and frozen norm statistics (the ablation's dense-ft control schedule) and evaluated again.
 
 --voxelizer sort times every model with the grid-free voxelization (the same voxels);
---round-to 8 keeps multiples of 8 channels per layer.
+--round-to 8 keeps multiples of 8 channels per layer; --cost latency lets the DP count
+seconds measured on this machine instead of FLOPs (each budget is then a fraction of the
+dense detector's measured time; no 'weight' rows: unstructured masks save no time).
 
 Example: python bench/channel_speed.py --budgets 0.5 0.33 --frames 8 --repeats 3
          python bench/channel_speed.py --detector centerpoint --parts pts_middle_encoder \
@@ -33,6 +35,7 @@ from dm3d_mm.apis.finetune import finetune_and_test
 from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.slim import export_slim
 from dm3d_mm.apis.wall_time import add_bench_args, bench_setup, measure, ratio_table
+from dm3d_mm.models.sort_voxelization import use_sort_voxelization
 from dm3d_mm.weight import DM3DPruner
 from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
 
@@ -53,6 +56,8 @@ def main():
                    help="parts pruned (default: the detector's 2D backbone and neck; "
                         "middle_encoder: the 3D encoder's channels too)")
     p.add_argument('--finetune-epochs', type=int, default=0)
+    p.add_argument('--cost', choices=('flops', 'latency'), default='flops',
+                   help="what the DP's budget counts (latency: measured seconds)")
     p.add_argument('--round-to', type=int, default=1,
                    help='channel rows keep multiples of N channels per layer')
     args = add_bench_args(p, 'work_dirs/bench_channel_speed').parse_args()
@@ -63,11 +68,17 @@ def main():
     models = OrderedDict(dense=dense)
     cfgs, slim_out = dict(dense=cfg), {}
     for b in args.budgets:
-        for gran in ('weight', 'channel'):
+        for gran in ('weight', 'channel') if args.cost == 'flops' else ('channel', ):
             model = build_detector(cfg, ckpt)
+            if args.voxelizer == 'sort':  # the latency DP times what the bench will time
+                use_sort_voxelization(model)
             granularity = dict(type=gran, round_to=args.round_to) if gran == 'channel' else gran
             result = DM3DPruner(b, parts=parts, num_ratios=16, granularity=granularity,
-                                progress=False, **setup.pruner).prune(model, calib)
+                                progress=False, cost=args.cost, **setup.pruner).prune(model, calib)
+            if args.cost == 'latency':
+                c = result.cost
+                print(f"channel {b:g}, latency DP: {c['before'] * 1e3:.1f} -> "
+                      f"{c['after'] * 1e3:.1f} ms per frame predicted (test_step)")
             if gran == 'weight':
                 models[f'DM3D {b:g} weight, masks'] = model.eval()
                 cfgs[f'DM3D {b:g} weight, masks'] = cfg
@@ -76,7 +87,8 @@ def main():
             save_pruned_checkpoint(pruned, model, result.masks, result.info(), source=ckpt)
             out = export_slim(cfg, pruned, osp.dirname(pruned), 'slim')
             print(f'channel {b:g}: widths {out["widths"]}')
-            name = f'DM3D {b:g} channel, slim'
+            dp = ', latency DP' if args.cost == 'latency' else ''
+            name = f'DM3D {b:g} channel, slim{dp}'
             slim_cfg = load_config(out['config'], data_root=args.data_root)
             models[name] = build_detector(slim_cfg, out['checkpoint']).eval()
             cfgs[name], slim_out[name] = slim_cfg, out

@@ -25,6 +25,13 @@ def offset_ids(module) -> torch.Tensor:
 
 
 class CostModel:
+    """Exact joint MACs per frame of a counted model under any candidate masks.
+
+    Args:
+        counter (FlopsCounter): a counter that saw the calibration frames.
+        prunable (Iterable[str]): the layers the allocation may mask.
+    """
+    unit = 'MACs'
 
     def __init__(self, counter: FlopsCounter, prunable: Iterable[str]):
         if counter.frames <= 0:
@@ -48,6 +55,14 @@ class CostModel:
     def layer_macs(self, name: str, mask: Optional[torch.Tensor] = None) -> float:
         """Mean MACs per frame of a prunable layer at a mask (default: current weights)."""
         return self.layers[name].macs(mask) / self.frames
+
+    def layer_cost(self, name: str, mask: Optional[torch.Tensor] = None) -> float:
+        """The allocation's cost of a layer at a mask: its MACs per frame."""
+        return self.layer_macs(name, mask)
+
+    @staticmethod
+    def describe(value: float) -> str:
+        return f'{value / 1e9:.4f} GMACs'
 
     def curve_costs(self, name: str, order: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """MACs per frame of a layer when the first counts[k] weights of ``order`` are pruned,

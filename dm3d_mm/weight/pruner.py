@@ -31,6 +31,7 @@ from .channel_graph import WidthGroup, find_channel_graph, producer_index
 from .channel_masks import channel_side_masks
 from .granularity import (ChannelGranularity, Granularity, WeightGranularity,
                           build_granularity)
+from .latency_cost import build_cost
 from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, build_head_outputs
 from .masks import MaskSet
 
@@ -70,6 +71,7 @@ class PruneResult:
     budget_of: str = 'model'  # flops_target is a fraction of: 'model' or 'parts' FLOPs
     left_out: Dict[str, List[str]] = field(default_factory=dict)  # reason -> layer names
     head_outputs: str = ''
+    cost: Dict[str, object] = field(default_factory=dict)  # what the budget counted
 
     @property
     def achieved_ratio(self) -> float:
@@ -83,7 +85,7 @@ class PruneResult:
                     macs_after=self.macs_after, achieved_ratio=self.achieved_ratio,
                     floor=self.floor, timings=self.timings,
                     measured_distortion=self.measured_distortion,
-                    left_out=self.left_out, head_outputs=self.head_outputs,
+                    left_out=self.left_out, head_outputs=self.head_outputs, cost=self.cost,
                     layers=[vars(lr) for lr in self.layers])
 
 
@@ -131,6 +133,12 @@ class DM3DPruner:
             ``'parts'``: of the selected layers' own FLOPs (Tab. 4). Defaults to ``'model'``.
         head_outputs (dict, optional): a ``HEAD_OUTPUTS`` config; None chooses the
             extractor of the model's head family. Defaults to None.
+        cost (str | dict): what the budget counts (``COST_MODELS``): ``'flops'``, the exact
+            joint FLOPs, or ``'latency'`` (``dict(type='latency', widths=..., repeats=...)``):
+            seconds per frame measured on the device the pruner runs on, so that
+            ``flops_target`` is a fraction of the dense detector's measured time (see
+            ``weight/latency_cost.py``; a mask saves time only where it removes whole
+            channels). Defaults to 'flops'.
         granularity (str | dict): what is pruned together (``GRANULARITIES``): ``'weight'``
             (unstructured), ``'offset'`` (whole kernel offsets) or ``'channel'`` (whole output
             channels of the convs a ``CHANNEL_GRAPHS`` entry describes: the sparse encoder's,
@@ -153,7 +161,8 @@ class DM3DPruner:
                  num_buckets: int = 10000, seed: int = 0, progress: bool = True,
                  calib: Optional[dict] = None, box_weighting: str = 'confidence',
                  budget_of: str = 'model', head_outputs: Optional[dict] = None,
-                 granularity: Union[str, Dict[str, str]] = 'weight'):
+                 granularity: Union[str, Dict[str, str]] = 'weight',
+                 cost: Union[str, dict] = 'flops'):
         if isinstance(flops_target, bool) or not isinstance(flops_target, (int, float)) \
                 or not 0 < flops_target <= 1:
             raise ValueError(f'flops_target is a fraction of the dense FLOPs in (0, 1], got '
@@ -179,6 +188,7 @@ class DM3DPruner:
                                     for g in self.granularity.values()):
             raise ValueError(f"granularity {granularity!r} needs method='dm3d' (the baselines "
                              'rank single weights)')
+        self.cost = build_cost(cost)
         self.box_weighting = box_weighting
         self.head_outputs = None if head_outputs is None else dict(head_outputs)
         self.flops_target = flops_target
@@ -254,7 +264,11 @@ class DM3DPruner:
         for reason, names in left_out.items():
             print_log(f'DM3DPruner: left out {len(names)} layer(s) that {reason}: '
                       f'{", ".join(names)}', logger='current')
-        cm = CostModel(calib.counter, list(layers))
+        flops = CostModel(calib.counter, list(layers))
+        t0 = time.perf_counter()
+        cm = self.cost.build(model, batches, flops)  # what the budget counts
+        if cm is not flops:
+            timings['cost_model'] = time.perf_counter() - t0
         keep_dense = [n for n in self.keep_dense if n in layers]
         before = cm.total()
         # 'parts': the selected layers go to flops_target of their own joint FLOPs (Tab. 4:
@@ -266,12 +280,12 @@ class DM3DPruner:
                                                                * m.weight.numel()))]))[0]
                      for n, m in layers.items() if n not in keep_dense}
         reachable = cm.floor + sum(float(v) for v in min_layer.values()) + sum(
-            cm.layer_macs(n) for n in keep_dense)
+            cm.layer_cost(n) for n in keep_dense)
         if budget < reachable - 1e-6 * before:
             raise BudgetBelowFloor(
-                f'flops_target={self.flops_target} asks for {budget / 1e9:.4f} GMACs per frame '
-                f'but the floor is {reachable / 1e9:.4f} GMACs ({reachable / before:.3f} of '
-                f'dense): layers that are not pruned cost {cm.floor / 1e9:.4f} GMACs. '
+                f'flops_target={self.flops_target} asks for {cm.describe(budget)} per frame '
+                f'but the floor is {cm.describe(reachable)} ({reachable / before:.3f} of '
+                f'dense): layers that are not pruned cost {cm.describe(cm.floor)}. '
                 'Raise the target or prune more parts.')
         curves: Dict[str, Dict[str, list]] = {}
         if self.method == 'dm3d':
@@ -284,7 +298,10 @@ class DM3DPruner:
             timings['allocation'] = time.perf_counter() - t0
         timings['total'] = sum(timings.values())
         after = cm.total(masks)
-        assert after <= budget * (1 + 1e-9), 'allocation exceeded the FLOPs budget'
+        assert after <= budget * (1 + 1e-9), 'allocation exceeded the budget'
+        cost = dict(unit=cm.unit, before=before, after=after, budget=budget)
+        cm = flops  # the report counts joint FLOPs whatever the budget counted
+        before, after = cm.total(), cm.total(masks)
         results = [LayerResult(n, cm.layers[n].part, m.weight.numel(),
                                1.0 - float(masks[n].float().mean()), cm.layer_macs(n),
                                cm.layer_macs(n, masks[n]),
@@ -295,7 +312,7 @@ class DM3DPruner:
         return PruneResult(self.method, self.estimator if self.method == 'dm3d' else None,
                            self.flops_target, before, after, cm.floor, results, masks,
                            timings, curves, measured, budget_of=self.budget_of,
-                           left_out=left_out, head_outputs=repr(outputs))
+                           left_out=left_out, head_outputs=repr(outputs), cost=cost)
 
     # ------------------------------------------------------------------------------
     def granularity_of(self, name: str) -> Granularity:

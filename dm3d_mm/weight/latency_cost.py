@@ -1,0 +1,260 @@
+"""What the DP's budget is counted in: joint FLOPs (default) or measured latency.
+
+The DP only asks a cost model for a layer's cost at each candidate mask, the whole model's
+cost at a set of masks and the floor no allocation goes below; ``COST_MODELS`` holds the
+swappable pieces that answer (``DM3DPruner(cost=...)``):
+
+- ``'flops'`` (:class:`FlopsCost`): the exact joint FLOPs of ``flops/cost_model.py``.
+- ``'latency'`` (:class:`LatencyCost`): seconds per frame on the device the pruner runs on.
+  Every conv that ran in a timed forward is timed again alone, on the input it saw there, at
+  a grid of (kept input channels x kept output channels) widths (weights and input sliced:
+  exactly what a slim model of those widths computes); a mask's cost is the time
+  interpolated (bilinearly) at the widths it keeps. What no conv accounts for (voxelization,
+  pair generation, norms, post-processing) is a fixed remainder: the whole detector's
+  measured time less its convs' dense times. An unstructured mask keeps every channel, so
+  it costs the dense time, as it does on the machine; a removed channel saves what its conv
+  and its consumers' input slices really take. On a CPU, where spconv's encoder time barely
+  moves with its widths while the 2D convs' time does, the DP then spends the budget where
+  time is saved instead of where FLOPs are.
+"""
+import copy
+import time
+from collections import OrderedDict
+from typing import Callable, Dict, Optional, Sequence
+
+import torch
+from mmengine.registry import Registry
+from torch import Tensor, nn
+
+from ..flops.cost_model import CostModel
+from ..registry import SCOPE, build_in_scope
+from .channel_graph import in_channel_axis, out_channel_axis
+from .channel_masks import kept_out_channels
+from .curves import mask_at
+
+COST_MODELS = Registry('cost_model', scope=SCOPE, build_func=build_in_scope,
+                       locations=['dm3d_mm.weight.latency_cost'])
+
+
+def kept_in_channels(layer: nn.Module, mask: Tensor) -> Tensor:
+    """(C_in,) bool: the input channels of ``layer`` its weight mask keeps any entry of."""
+    axis = in_channel_axis(layer)
+    return mask.any(dim=[d for d in range(mask.dim()) if d != axis])
+
+
+def kept_widths(layer: nn.Module, mask: Optional[Tensor]):
+    """(kept input channels, kept output channels) of ``layer`` under ``mask`` (None: all)."""
+    w = layer.weight
+    if mask is None:
+        return w.shape[in_channel_axis(layer)], w.shape[out_channel_axis(layer)]
+    return (int(kept_in_channels(layer, mask).sum()), int(kept_out_channels(layer, mask).sum()))
+
+
+def _width_grid(channels: int, fractions: Sequence[float]) -> Tensor:
+    """Widths timed: 1 (what a slim model keeps of a fully removed group), the fractions of
+    ``channels`` and ``channels``."""
+    return torch.unique(torch.tensor([1, channels] + [max(1, min(channels, round(f * channels)))
+                                      for f in fractions], dtype=torch.long))
+
+
+def _interp(grid: Tensor, value: int):
+    """(lower index, upper index, weight of the upper) of ``value`` on a sorted grid, the
+    value clamped into the grid (0 kept channels: the time of 1, which a slim model keeps)."""
+    v = min(max(value, int(grid[0])), int(grid[-1]))
+    hi = int(torch.searchsorted(grid, torch.tensor(v)))
+    if int(grid[hi]) == v or hi == 0:
+        return hi, hi, 0.0
+    lo = hi - 1
+    return lo, hi, (v - int(grid[lo])) / float(int(grid[hi]) - int(grid[lo]))
+
+
+class LatencyTable:
+    """Seconds per frame of one conv on a grid of (kept input, kept output) widths.
+
+    Args:
+        cin (Tensor): sorted input widths timed.
+        cout (Tensor): sorted output widths timed.
+        seconds (Tensor): (len(cin), len(cout)) seconds per frame.
+    """
+
+    def __init__(self, cin: Tensor, cout: Tensor, seconds: Tensor):
+        self.cin, self.cout, self.seconds = cin, cout, seconds.double()
+
+    def at(self, cin: int, cout: int) -> float:
+        """Bilinear interpolation (widths clamped into the grid)."""
+        i0, i1, a = _interp(self.cin, cin)
+        j0, j1, b = _interp(self.cout, cout)
+        s = self.seconds
+        return float((1 - a) * ((1 - b) * s[i0, j0] + b * s[i0, j1])
+                     + a * ((1 - b) * s[i1, j0] + b * s[i1, j1]))
+
+
+class LatencyCostModel:
+    """Seconds per frame of a detector under any set of masks (see the module docstring).
+
+    Args:
+        flops (CostModel): the joint FLOPs model of the same calibration pass (its layer
+            list: which layers are prunable, their modules and parts).
+        tables (dict[str, LatencyTable]): every timed conv.
+        whole (float): seconds per frame of the whole dense detector.
+    """
+    unit = 'seconds'
+
+    def __init__(self, flops: CostModel, tables: Dict[str, LatencyTable], whole: float):
+        missing = [n for n in flops.prunable if n not in tables]
+        if missing:
+            raise KeyError(f'no latency measured for prunable layers {missing[:5]}')
+        self.flops, self.tables = flops, tables
+        self.layers, self.prunable = flops.layers, flops.prunable
+        self.fixed = max(0.0, whole - sum(self.layer_cost(n) for n in tables))
+        self._prunable = set(self.prunable)
+
+    def layer_cost(self, name: str, mask: Optional[Tensor] = None) -> float:
+        """Seconds per frame of a timed layer at ``mask`` (None: dense)."""
+        return self.tables[name].at(*kept_widths(self.layers[name].module, mask))
+
+    def curve_costs(self, name: str, order: Tensor, counts: Tensor) -> Tensor:
+        """Seconds per frame of a layer when the first counts[k] entries of ``order`` are
+        pruned, for every k."""
+        w = self.layers[name].module.weight
+        return torch.tensor([self.layer_cost(name, mask_at(w, order, int(c))) for c in counts],
+                            dtype=torch.float64)
+
+    def total(self, masks: Optional[Dict[str, Tensor]] = None) -> float:
+        """Seconds per frame of the whole detector with ``masks`` (on any timed layer)."""
+        masks = masks or {}
+        return self.fixed + sum(self.layer_cost(n, masks.get(n)) for n in self.tables)
+
+    @property
+    def floor(self) -> float:
+        """The cost of everything but the prunable layers (dense)."""
+        return self.fixed + sum(self.layer_cost(n) for n in self.tables
+                                if n not in self._prunable)
+
+    @staticmethod
+    def describe(value: float) -> str:
+        return f'{value * 1e3:.2f} ms'
+
+
+def _swap(layer: nn.Module, cin: int, cout: int):
+    """A shallow copy of ``layer`` computing only the first cin inputs and cout outputs."""
+    slim = copy.copy(layer)
+    slim._parameters = dict(layer._parameters)
+    slim._forward_pre_hooks, slim._forward_hooks = OrderedDict(), OrderedDict()
+    w = layer.weight.detach().narrow(out_channel_axis(layer), 0, cout)
+    slim._parameters['weight'] = nn.Parameter(w.narrow(in_channel_axis(layer), 0, cin),
+                                              requires_grad=False)
+    if getattr(layer, 'bias', None) is not None:
+        slim._parameters['bias'] = nn.Parameter(layer.bias.detach()[:cout], requires_grad=False)
+    for attr, v in (('in_channels', cin), ('out_channels', cout)):
+        if hasattr(layer, attr):
+            object.__setattr__(slim, attr, v)
+    return slim
+
+
+def _narrow_input(x, cin: int):
+    if isinstance(x, Tensor):
+        return x[:, :cin].contiguous()
+    return x.replace_feature(x.features[:, :cin].contiguous())  # spconv SparseConvTensor
+
+
+def best_seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Best of ``repeats`` wall times of ``fn()`` (CUDA synchronised), after one warm-up."""
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    fn()
+    best = float('inf')
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def time_conv(layer: nn.Module, inputs: Sequence, cin: int, cout: int, repeats: int) -> float:
+    """Seconds of ``layer`` at widths (cin, cout) over its recorded inputs (one frame)."""
+    slim = _swap(layer, cin, cout)
+    xs = [_narrow_input(x, cin) for x in inputs]
+    dev = layer.weight.device
+    with torch.no_grad():
+        return best_seconds(lambda: [slim(x) for x in xs], repeats, dev)
+
+
+@COST_MODELS.register_module(name='flops')
+class FlopsCost:
+    """The DP counts the exact joint FLOPs (the default)."""
+    unit = 'MACs'
+
+    def build(self, model: nn.Module, batches: Sequence[dict], flops: CostModel) -> CostModel:
+        return flops
+
+
+@COST_MODELS.register_module(name='latency')
+class LatencyCost:
+    """The DP counts measured seconds per frame (see the module docstring).
+
+    Args:
+        widths (Sequence[float]): fractions of each conv's input and output channels timed
+            (the full width is always timed). Defaults to (0.125, 0.25, 0.5, 0.75).
+        repeats (int): timings per point, the best kept. Defaults to 3.
+        frames (int): calibration frames timed (the first ones). Defaults to 1.
+        probe (callable, optional): ``probe(name, layer, inputs, cin, cout) -> seconds per
+            frame`` in place of timing (``inputs``: the layer's inputs over the timed frames;
+            for tests, or a latency table from another device). Defaults to None.
+    """
+    unit = 'seconds'
+
+    def __init__(self, widths: Sequence[float] = (0.125, 0.25, 0.5, 0.75), repeats: int = 3,
+                 frames: int = 1, probe: Optional[Callable] = None):
+        if not widths or any(not 0 < f <= 1 for f in widths):
+            raise ValueError(f'latency widths are fractions in (0, 1], got {widths!r}')
+        if int(repeats) < 1 or int(frames) < 1:
+            raise ValueError('latency repeats and frames must be at least 1')
+        self.widths, self.repeats, self.frames = tuple(widths), int(repeats), int(frames)
+        self.probe = probe
+
+    def build(self, model: nn.Module, batches: Sequence[dict],
+              flops: CostModel) -> LatencyCostModel:
+        batches = list(batches)[:self.frames]
+        convs = {n: st.module for n, st in flops.layers.items()
+                 if not isinstance(st.module, nn.Linear)}
+        inputs = {n: [] for n in convs}
+        hooks = [m.register_forward_pre_hook(
+            lambda mod, args, n=n: inputs[n].append(args[0])) for n, m in convs.items()]
+        dev = next(model.parameters()).device
+        try:
+            with torch.no_grad():  # one pass records every conv's inputs on the frames
+                for b in batches:
+                    model.test_step(b)
+        finally:
+            for h in hooks:
+                h.remove()
+        with torch.no_grad():
+            whole = sum(best_seconds(lambda b=b: model.test_step(b), self.repeats, dev)
+                        for b in batches) / len(batches)
+        tables = {}
+        for n, layer in convs.items():
+            calls = inputs[n]
+            if not calls:
+                continue
+            full_in, full_out = kept_widths(layer, None)
+            cin, cout = _width_grid(full_in, self.widths), _width_grid(full_out, self.widths)
+            secs = torch.zeros(len(cin), len(cout), dtype=torch.float64)
+            for i, ci in enumerate(cin.tolist()):
+                for j, co in enumerate(cout.tolist()):
+                    secs[i, j] = self.probe(n, layer, calls, ci, co) if self.probe else \
+                        time_conv(layer, calls, ci, co, self.repeats) / len(batches)
+            tables[n] = LatencyTable(cin, cout, secs)
+        return LatencyCostModel(flops, tables, whole)
+
+
+def build_cost(cfg) -> object:
+    """A cost piece from its registered name or a ``dict(type=...)`` config."""
+    if hasattr(cfg, 'build'):
+        return cfg
+    cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
+    if cfg.get('type') not in COST_MODELS.module_dict:
+        raise ValueError(f"unknown cost {cfg.get('type')!r}; known: "
+                         f'{sorted(COST_MODELS.module_dict)}')
+    return COST_MODELS.build(cfg)
