@@ -53,8 +53,8 @@ def kept_widths(layer: nn.Module, mask: Optional[Tensor]):
 def _width_grid(channels: int, fractions: Sequence[float]) -> Tensor:
     """Widths timed: 1 (what a slim model keeps of a fully removed group), the fractions of
     ``channels`` and ``channels``."""
-    return torch.unique(torch.tensor([1, channels] + [max(1, min(channels, round(f * channels)))
-                                      for f in fractions], dtype=torch.long))
+    widths = [1, channels] + [max(1, min(channels, round(f * channels))) for f in fractions]
+    return torch.unique(torch.tensor(widths, dtype=torch.long))
 
 
 def _interp(grid: Tensor, value: int):
