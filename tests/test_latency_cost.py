@@ -116,6 +116,8 @@ def test_real_timing_gives_a_usable_model_and_a_met_budget(second):
     c = res.cost
     assert c['unit'] == 'seconds' and 0 < c['after'] <= c['budget'] < c['before']
     assert res.macs_after < res.macs_before
+    from dm3d_mm.weight.report import markdown_report
+    assert 'measured latency the budget counted' in markdown_report(res)
 
 
 def test_cost_config_errors_name_the_problem():

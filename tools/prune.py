@@ -19,6 +19,7 @@ from dm3d_mm.apis.flops import build_detector, default_device
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
                                 save_result, write_reports)
 from dm3d_mm.weight.granularity import GRANULARITIES
+from dm3d_mm.weight.latency_cost import COST_MODELS
 from dm3d_mm.weight.pruner import ESTIMATORS, METHODS
 
 
@@ -37,6 +38,10 @@ def parse_args():
     p.add_argument('--round-to', type=int,
                    help="with --granularity channel: keep multiples of N channels per layer "
                         '(8 suits CPU GEMMs)')
+    p.add_argument('--cost', choices=sorted(COST_MODELS.module_dict),
+                   help="what the budget counts: 'flops' (joint FLOPs) or 'latency' (seconds "
+                        'measured per conv on this device; --flops-target is then a fraction '
+                        'of the dense time)')
     p.add_argument('--parts', nargs='+', help='parts to prune, e.g. middle_encoder backbone')
     p.add_argument('--calib-frames', type=int,
                    help='calibration frames (default: pruning.calib.frames, else 16)')
@@ -73,7 +78,7 @@ def main():
         granularity = dict(type='channel', round_to=args.round_to)
     pruner = build_pruner(cfg, flops_target=args.flops_target, method=args.method,
                           estimator=args.estimator, num_ratios=args.num_ratios,
-                          parts=args.parts, granularity=granularity)
+                          parts=args.parts, granularity=granularity, cost=args.cost)
     calib = resolve_calib(cfg, dict(frames=args.calib_frames, split=args.calib_split))
     model = build_detector(cfg, args.checkpoint, args.device or default_device(),
                            strict=not args.allow_partial)

@@ -8,10 +8,14 @@ from .pruner import PruneResult
 def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
     est = f', estimator {result.estimator}' if result.estimator else ''
     lines = [f'# Pruning report: {result.method}{est}', '',
-             f'- FLOPs target: {result.flops_target:.3f} of dense',
+             f'- target: {result.flops_target:.3f} of dense',
              f'- MACs per frame: {result.macs_before / 1e9:.4f} G -> '
              f'{result.macs_after / 1e9:.4f} G (achieved {result.achieved_ratio:.4f}; floor '
              f'of unpruned layers {result.floor / 1e9:.4f} G)',
+             *([f"- measured latency the budget counted (test_step, this device): "
+                f"{result.cost['before'] * 1e3:.2f} ms -> {result.cost['after'] * 1e3:.2f} ms "
+                f"per frame ({result.cost['after'] / result.cost['before']:.3f} of dense)"]
+               if result.cost.get('unit') == 'seconds' else []),
              f'- measured output distortion on the calibration frames: '
              f'{result.measured_distortion:.6g}']
     for k, v in (extra or {}).items():
