@@ -23,6 +23,7 @@ from collections import OrderedDict
 from typing import Callable, Dict, Optional, Sequence
 
 import torch
+from mmengine import dist
 from mmengine.registry import Registry
 from torch import Tensor, nn
 
@@ -31,6 +32,7 @@ from ..registry import SCOPE, build_in_scope
 from .channel_graph import in_channel_axis, out_channel_axis
 from .channel_masks import kept_out_channels
 from .curves import mask_at
+from .distributed import world
 
 COST_MODELS = Registry('cost_model', scope=SCOPE, build_func=build_in_scope,
                        locations=['dm3d_mm.weight.latency_cost'])
@@ -246,6 +248,10 @@ class LatencyCost:
                     secs[i, j] = self.probe(n, layer, calls, ci, co) if self.probe else \
                         time_conv(layer, calls, ci, co, self.repeats) / len(batches)
             tables[n] = LatencyTable(cin, cout, secs)
+        if world()[1] > 1:  # every rank allocates with rank 0's timings: the same masks
+            shared = [tables, whole]
+            dist.broadcast_object_list(shared, src=0)
+            tables, whole = shared
         return LatencyCostModel(flops, tables, whole)
 
 
