@@ -23,6 +23,18 @@ def build_in_scope(cfg, registry, default_args=None):
     return build_from_cfg(cfg, registry, default_args)
 
 
+def build_piece(cfg, registry: Registry, what: str, instance_of: tuple = ()):
+    """A registered piece from its name or a ``dict(type=...)`` config (an instance of
+    ``instance_of`` is returned as it is); an unknown name is a one-line ValueError."""
+    if instance_of and isinstance(cfg, instance_of):
+        return cfg
+    cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
+    if cfg.get('type') not in registry.module_dict:
+        raise ValueError(f"unknown {what} {cfg.get('type')!r}; known: "
+                         f'{sorted(registry.module_dict)}')
+    return registry.build(cfg)
+
+
 PRUNERS = Registry('pruner', scope=SCOPE, build_func=build_in_scope,
                    locations=['dm3d_mm.weight'])
 HEAD_OUTPUTS = Registry('head_output', scope=SCOPE, build_func=build_in_scope,

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ..flops.cost_model import offset_ids
 from ..flops.layouts import is_sparse_conv
 from .channel_graph import out_channel_axis
-from ..registry import SCOPE, build_in_scope
+from ..registry import SCOPE, build_in_scope, build_piece
 from .curves import prune_order, ratio_counts
 
 GRANULARITIES = Registry('granularity', scope=SCOPE, build_func=build_in_scope,
@@ -126,10 +126,4 @@ class ChannelGranularity(Granularity):
 
 def build_granularity(cfg) -> Granularity:
     """A granularity from its registered name or a ``dict(type=...)`` config."""
-    if isinstance(cfg, Granularity):
-        return cfg
-    cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
-    if cfg.get('type') not in GRANULARITIES.module_dict:
-        raise ValueError(f"unknown granularity {cfg.get('type')!r}; known: "
-                         f'{sorted(GRANULARITIES.module_dict)}')
-    return GRANULARITIES.build(cfg)
+    return build_piece(cfg, GRANULARITIES, 'granularity', (Granularity, ))

@@ -20,7 +20,7 @@ swappable pieces that answer (``DM3DPruner(cost=...)``):
 import copy
 import time
 from collections import OrderedDict
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 from mmengine import dist
@@ -28,7 +28,7 @@ from mmengine.registry import Registry
 from torch import Tensor, nn
 
 from ..flops.cost_model import CostModel
-from ..registry import SCOPE, build_in_scope
+from ..registry import SCOPE, build_in_scope, build_piece
 from .channel_graph import in_channel_axis, out_channel_axis
 from .channel_masks import kept_out_channels
 from .curves import mask_at
@@ -255,12 +255,6 @@ class LatencyCost:
         return LatencyCostModel(flops, tables, whole)
 
 
-def build_cost(cfg) -> object:
+def build_cost(cfg) -> Union[FlopsCost, LatencyCost]:
     """A cost piece from its registered name or a ``dict(type=...)`` config."""
-    if hasattr(cfg, 'build'):
-        return cfg
-    cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
-    if cfg.get('type') not in COST_MODELS.module_dict:
-        raise ValueError(f"unknown cost {cfg.get('type')!r}; known: "
-                         f'{sorted(COST_MODELS.module_dict)}')
-    return COST_MODELS.build(cfg)
+    return build_piece(cfg, COST_MODELS, 'cost', (FlopsCost, LatencyCost))
