@@ -58,6 +58,8 @@ def main():
     p.add_argument('--finetune-epochs', type=int, default=0)
     p.add_argument('--cost', choices=('flops', 'latency'), default='flops',
                    help="what the DP's budget counts (latency: measured seconds)")
+    p.add_argument('--min-density', type=float, default=0.0,
+                   help='lowest fraction of weights (channels) a pruned layer keeps')
     p.add_argument('--round-to', type=int, default=1,
                    help='channel rows keep multiples of N channels per layer')
     args = add_bench_args(p, 'work_dirs/bench_channel_speed').parse_args()
@@ -74,7 +76,8 @@ def main():
                 use_sort_voxelization(model)
             granularity = dict(type=gran, round_to=args.round_to) if gran == 'channel' else gran
             result = DM3DPruner(b, parts=parts, num_ratios=16, granularity=granularity,
-                                progress=False, cost=args.cost, **setup.pruner).prune(model, calib)
+                                progress=False, cost=args.cost, min_density=args.min_density,
+                                **setup.pruner).prune(model, calib)
             if args.cost == 'latency':
                 c = result.cost
                 print(f"channel {b:g}, latency DP: {c['before'] * 1e3:.1f} -> "

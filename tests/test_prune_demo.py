@@ -227,3 +227,24 @@ def test_confidence_box_weighting_scales_each_anchor_by_its_score(second):
     assert torch.allclose(b_plain[:, :box[0].numel()], box[0].reshape(b, -1))
     with pytest.raises(ValueError, match='box_weighting'):
         AnchorHeadOutputs('sqrt')
+
+
+def test_channel_floor_is_exact_and_a_target_between_it_and_the_own_conv_bound_is_met(second):
+    """With channel granularity a removed channel also frees its consumers' input slices, so
+    the lowest reachable cost is below "every pruned conv at its lowest density, inputs
+    whole" (what the DP credits); a target in between is reached (the bisection starts from
+    a DP budget the DP alone cannot allocate) and meets the budget counted exactly."""
+    import re
+
+    from dm3d_mm.weight import BudgetBelowFloor, DM3DPruner
+    cfg, batches, make = second
+    kw = dict(parts=['backbone', 'neck'], granularity='channel', min_density=0.5,
+              num_ratios=8, progress=False)
+    with pytest.raises(BudgetBelowFloor) as err:
+        DM3DPruner(0.05, **kw).prune(make(), batches)
+    floor = float(re.search(r'\(([\d.]+) of dense\)', str(err.value)).group(1))
+    target = floor + 0.03
+    res = DM3DPruner(target, **kw).prune(make(), batches)
+    assert res.macs_after <= target * res.macs_before
+    own_conv_bound = 1 - 0.5 * sum(lr.macs_before for lr in res.layers) / res.macs_before
+    assert target < own_conv_bound - 0.02

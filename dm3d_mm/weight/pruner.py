@@ -275,12 +275,7 @@ class DM3DPruner:
         # a part alone often cannot reach a fraction of the whole model)
         budget = self.flops_target * before if self.budget_of == 'model' else \
             cm.floor + self.flops_target * (before - cm.floor)
-        min_layer = {n: cm.curve_costs(n, torch.arange(m.weight.numel()),
-                                       torch.tensor([int(round((1 - self.min_density)
-                                                               * m.weight.numel()))]))[0]
-                     for n, m in layers.items() if n not in keep_dense}
-        reachable = cm.floor + sum(float(v) for v in min_layer.values()) + sum(
-            cm.layer_cost(n) for n in keep_dense)
+        reachable = cm.total(self._sparsest(model, layers, keep_dense))
         if budget < reachable - 1e-6 * before:
             raise BudgetBelowFloor(
                 f'flops_target={self.flops_target} asks for {cm.describe(budget)} per frame '
@@ -321,6 +316,29 @@ class DM3DPruner:
             if fnmatch.fnmatchcase(name, pat):
                 return gran
         return WeightGranularity()
+
+    def _sparsest(self, model, layers, keep_dense) -> Dict[str, Tensor]:
+        """Masks of the lowest cost any allocation reaches: every pruned layer at its lowest
+        allowed density (channel layers in whole channels, their norms and consumers' input
+        slices freed with them, as the allocation's own masks are)."""
+        masks = {}
+        channel = [n for n in self._channel_layers(layers) if n not in keep_dense]
+        for n, m in layers.items():
+            if n in keep_dense:
+                continue
+            numel = m.weight.numel()
+            count = int(round((1 - self.min_density) * numel))
+            order = torch.arange(numel)
+            if n in channel:  # whole channels, the first ones (any would do for the cost)
+                gran = self.granularity_of(n)
+                order, _ = gran.order_and_counts(m, torch.zeros(numel), 1)
+                per = numel // (int(gran.groups(m).max()) + 1)
+                count = count // per * per
+            masks[n] = mask_at(m.weight, order, count)
+        if channel:
+            masks.update(channel_side_masks(model, find_channel_graph(model).groups(model),
+                                            masks, channel))
+        return masks
 
     def _channel_layers(self, names) -> List[str]:
         return [n for n in names if isinstance(self.granularity_of(n), ChannelGranularity)]
@@ -398,19 +416,32 @@ class DM3DPruner:
             return alloc, masks
 
         t0 = time.perf_counter()
-        alloc, masks = allocation(budget)
+        best = None
+        try:
+            best = allocation(budget)
+        except ValueError:  # the DP's own-conv costs do not fit; the exact costs may
+            if not groups:
+                raise
         if groups:
-            # the DP credits a channel with its own conv's MACs only; the exact cost (its
+            # the DP credits a channel with its own conv's cost only; the exact cost (its
             # consumers' input slices freed too) is lower: raise the DP's budget, by
             # bisection, as far as the exact cost stays within the real one
             lo, hi = budget, cm.total()
-            for _ in range(12):
+            for _ in range(12 if best is not None else 24):
                 mid = 0.5 * (lo + hi)
-                trial = allocation(mid)
+                try:
+                    trial = allocation(mid)
+                except ValueError:  # still below what the DP can allocate: go up
+                    lo = mid
+                    continue
                 if cm.total(trial[1]) <= budget:
-                    lo, (alloc, masks) = mid, trial
+                    lo, best = mid, trial
                 else:
                     hi = mid
+        if best is None:
+            raise BudgetBelowFloor(f'no allocation of the DP fits {cm.describe(budget)} per '
+                                   'frame: raise the target')
+        alloc, masks = best
         timings['dp'] = time.perf_counter() - t0
         for it, k in zip(items, alloc.choice):
             for n in it:
