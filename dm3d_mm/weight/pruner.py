@@ -327,14 +327,15 @@ class DM3DPruner:
             if n in keep_dense:
                 continue
             numel = m.weight.numel()
-            count = int(round((1 - self.min_density) * numel))
-            order = torch.arange(numel)
-            if n in channel:  # whole channels, the first ones (any would do for the cost)
-                gran = self.granularity_of(n)
-                order, _ = gran.order_and_counts(m, torch.zeros(numel), 1)
-                per = numel // (int(gran.groups(m).max()) + 1)
-                count = count // per * per
-            masks[n] = mask_at(m.weight, order, count)
+            # the DP's own candidates (group boundaries, round_to), the sparsest allowed;
+            # which groups go does not change the cost, so any order will do
+            order, counts = self.granularity_of(n).order_and_counts(
+                m, torch.zeros(numel), self.num_ratios)
+            density = 1.0 - counts.double() / numel
+            ok = density >= self.min_density - 1e-12
+            if not ok.any():
+                ok = counts == counts[torch.argmin((density - self.min_density).abs())]
+            masks[n] = mask_at(m.weight, order, int(counts[ok].max()))
         if channel:
             masks.update(channel_side_masks(model, find_channel_graph(model).groups(model),
                                             masks, channel))
