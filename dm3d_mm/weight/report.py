@@ -21,8 +21,8 @@ def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
     for k, v in (extra or {}).items():
         lines.append(f'- {k}: {v}')
     if result.timings:
-        lines.append('- time (s): ' + ', '.join(f'{k} {v:.2f}' for k, v in
-                                                 result.timings.items()))
+        lines.append('- time (s): ' + ', '.join(f'{k} {v:.2f}'
+                                                for k, v in result.timings.items()))
     lines += ['', '| layer | part | weights | pruned | GMACs before | GMACs after | predicted '
               'distortion |', '|---|---|---:|---:|---:|---:|---:|']
     for lr in result.layers:
