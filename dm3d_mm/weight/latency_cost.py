@@ -30,18 +30,12 @@ from torch import Tensor, nn
 from ..flops.cost_model import CostModel
 from ..registry import SCOPE, build_in_scope, build_piece
 from .channel_graph import in_channel_axis, out_channel_axis
-from .channel_masks import kept_out_channels
+from .channel_masks import kept_in_channels, kept_out_channels
 from .curves import mask_at
 from .distributed import world
 
 COST_MODELS = Registry('cost_model', scope=SCOPE, build_func=build_in_scope,
                        locations=['dm3d_mm.weight.latency_cost'])
-
-
-def kept_in_channels(layer: nn.Module, mask: Tensor) -> Tensor:
-    """(C_in,) bool: the input channels of ``layer`` its weight mask keeps any entry of."""
-    axis = in_channel_axis(layer)
-    return mask.any(dim=[d for d in range(mask.dim()) if d != axis])
 
 
 def kept_widths(layer: nn.Module, mask: Optional[Tensor]):
@@ -218,6 +212,17 @@ class LatencyCost:
 
     def build(self, model: nn.Module, batches: Sequence[dict],
               flops: CostModel) -> LatencyCostModel:
+        rank, size = world()
+        # every rank allocates with rank 0's timings (the same masks everywhere); the others
+        # do not time at all, so that they do not compete with rank 0 for the device
+        shared = [self.measure(model, batches, flops) if rank == 0 else None]
+        if size > 1:
+            dist.broadcast_object_list(shared, src=0)
+        tables, whole = shared[0]
+        return LatencyCostModel(flops, tables, whole)
+
+    def measure(self, model: nn.Module, batches: Sequence[dict], flops: CostModel):
+        """(tables of every conv that ran, seconds per frame of the whole detector)."""
         batches = list(batches)[:self.frames]
         convs = {n: st.module for n, st in flops.layers.items()
                  if not isinstance(st.module, nn.Linear)}
@@ -248,11 +253,7 @@ class LatencyCost:
                     secs[i, j] = self.probe(n, layer, calls, ci, co) if self.probe else \
                         time_conv(layer, calls, ci, co, self.repeats) / len(batches)
             tables[n] = LatencyTable(cin, cout, secs)
-        if world()[1] > 1:  # every rank allocates with rank 0's timings: the same masks
-            shared = [tables, whole]
-            dist.broadcast_object_list(shared, src=0)
-            tables, whole = shared
-        return LatencyCostModel(flops, tables, whole)
+        return tables, whole
 
 
 def build_cost(cfg) -> Union[FlopsCost, LatencyCost]:
