@@ -165,3 +165,45 @@ def test_ablate_cli_rejects_bad_input(tmp_path):
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith('error: ')]
     assert errors == [f'error: second checkpoint not found: {tmp_path}/none.pth']
     assert 'Traceback' not in out.stderr
+
+
+def _save_rows(path, tag, n):
+    from dm3d_mm.apis.results_file import load_results, save_results
+    results = load_results(path)
+    for i in range(n):
+        results[f'{tag}{i}'] = {'mAP': i}
+        results.setdefault('_meta', {}).setdefault(tag, {})['n'] = i
+        save_results(path, results)
+
+
+def test_results_of_runs_sharing_a_file_are_all_kept(tmp_path):
+    """Two studies run side by side into one work dir: each save keeps the other's rows
+    (before, the later writer's in-memory results overwrote the file)."""
+    from dm3d_mm.apis.results_file import load_results, save_results
+    path = str(tmp_path / 'ablation.json')
+    a, b = load_results(path), load_results(path)  # both loaded before either saved
+    a['dense'] = {'mAP': 1.0}
+    a['_meta'] = {'second': {'dense_gmacs': 2.0}}
+    save_results(path, a)
+    b['dense'] = {'mAP': 9.0}  # a row both have: the saving run's own stays in its dict
+    b['lamp33'] = {'mAP': 3.0}
+    b['_meta'] = {'centerpoint': {'dense_gmacs': 3.0}}
+    save_results(path, b)
+    saved = load_results(path)
+    assert saved['lamp33'] == {'mAP': 3.0} and saved['dense'] == {'mAP': 9.0}
+    assert saved['_meta'] == {'second': {'dense_gmacs': 2.0},
+                              'centerpoint': {'dense_gmacs': 3.0}}
+    assert b['_meta']['second'] == {'dense_gmacs': 2.0}  # the run sees the other's rows
+
+    import multiprocessing as mp
+    ctx = mp.get_context('spawn')
+    procs = [ctx.Process(target=_save_rows, args=(path, tag, 25)) for tag in 'xy']
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(600)
+        assert p.exitcode == 0
+    saved = load_results(path)
+    assert all(f'{t}{i}' in saved for t in 'xy' for i in range(25))
+    assert saved['_meta']['x'] == {'n': 24} and saved['_meta']['y'] == {'n': 24}
+    assert 'lamp33' in saved and not list(tmp_path.glob('*.tmp'))
