@@ -121,6 +121,18 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
     assert all('skipped' in line for line in logs) and len(logs) == len(before) - 1
     assert json.load(open(again.path)) == before
 
+    # --report-only: the tables and plots of what is recorded, no cell run, nothing changed
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, osp.join(REPO, 'tools/ablate.py'), '--report-only',
+                          '--detector', 'second', '--study', 'tab12', '--budgets', '0.1',
+                          '--work-dir', str(tmp_path)], cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 'second:dm3d10' not in out.stdout and json.load(open(again.path)) == before
+    md = open(tmp_path / 'ablation.md').read()
+    assert 'Tab. 1/2' in md and 'Tab. 6' in md and osp.getsize(tmp_path / 'fig1_second.png')
+
 
 def test_missing_spatial_checkpoint_skips_its_cells(tmp_path):
     """A spatial model not trained yet: its cells are skipped with the command that trains
@@ -155,7 +167,8 @@ def _cell_of(row):
 def test_ablate_cli_rejects_bad_input(tmp_path):
     import subprocess
     import sys
-    for args, words in ((['--budgets', '0'], 'budgets'),
+    for args, words in ((['--report-only'], 'no recorded cells'),
+                        (['--budgets', '0'], 'budgets'),
                         (['--checkpoint', 'second'], 'KEY=PATH'),
                         (['--checkpoint', f'second={tmp_path}/none.pth', '--epochs', '0'],
                          'checkpoint not found')):

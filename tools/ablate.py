@@ -52,6 +52,9 @@ def parse_args():
                    help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth")
     p.add_argument('--work-dir', default='work_dirs/ablate')
     p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
+    p.add_argument('--report-only', action='store_true',
+                   help="run no cell: write the tables and plots of the cells recorded in "
+                        "the work dir (for example while other parts still run into it)")
     add_debug_arg(p)
     args = p.parse_args()
     if any(not 0 < b <= 1 for b in args.budgets):
@@ -95,7 +98,9 @@ def main():
     abl = Ablation(args.work_dir, args.data_root, epochs=args.epochs,
                    calib_frames=args.calib_frames, device=args.device,
                    checkpoints=dict(c.split('=', 1) for c in args.checkpoint))
-    for det in args.detector:
+    if args.report_only and not osp.isfile(abl.path):
+        raise FileNotFoundError(f'--report-only: no recorded cells in {abl.path}')
+    for det in [] if args.report_only else args.detector:
         for study in args.study:
             spatial = None if args.spatial is None else \
                 [s for s in args.spatial if s != 'none']
