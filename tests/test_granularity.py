@@ -1,6 +1,7 @@
 """Structured DM3D: whole kernel offsets as pruning groups (distortion of a group's removal
 equals the explicit quadratic form, the DP meets the budget with group costs, masks are whole
 offsets), and a bad granularity is a clear error."""
+import copy
 import os.path as osp
 
 import pytest
@@ -124,3 +125,26 @@ def test_offset_skipping_convs_equal_the_masked_convs():
     assert torch.allclose(out.features, ref.features, atol=1e-5, rtol=1e-5)
     # the same state_dict keys: a masked checkpoint loads as is
     assert list(net.state_dict()) == ['0.weight', '1.weight', '1.bias', '2.weight', '3.weight']
+    # spconv's loop gets each kept offset's own pair count and 0 for a removed one (so it
+    # skips it): checked against the decoded rulebook
+    from dm3d_mm.sparse.native_rulebook import indice_data, regular_rulebook, subm_rulebook
+    from dm3d_mm.weight.offset_skip import kept_offsets, skipping_counts
+    x = _sparse_input()
+    for conv, subm in ((net[0], True), (net[2], False)):
+        kept = kept_offsets(conv.weight)
+        full = (subm_rulebook(x, conv) if subm else regular_rulebook(x, conv)[1]).counts()
+        want = full * kept
+        if subm:
+            want[13] = 0  # the centre is computed apart
+        got = skipping_counts(indice_data(x, conv, subm), kept, subm)
+        assert got.tolist() == want.tolist() and 0 < int(got.sum()) < int(full.sum())
+    # and it trains: the kept weights get the masked conv's gradients
+    ref_net = copy.deepcopy(net)
+    for m in ref_net:
+        m.__class__ = spconv.SubMConv3d if m.subm else spconv.SparseConv3d
+    grads = []
+    for model in (net, ref_net):
+        model.zero_grad()
+        model(_sparse_input()).features.square().sum().backward()
+        grads.append([m.weight.grad * (m.weight != 0) for m in model])
+    assert all(torch.allclose(a, b, atol=1e-4, rtol=1e-4) for a, b in zip(*grads))

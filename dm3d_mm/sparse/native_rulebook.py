@@ -21,7 +21,10 @@ def native_pairs_available(features: torch.Tensor) -> bool:
     return features.device.type == 'cpu'
 
 
-def _indice_data(x, conv, subm: bool) -> IndiceData:
+def indice_data(x, conv, subm: bool) -> IndiceData:
+    """spconv's native rulebook of ``conv`` on ``x``: the one cached under a submanifold
+    conv's ``indice_key`` (stored there when generated here), else spconv's pair
+    generation."""
     key = conv.indice_key
     datas = x.find_indice_pair(key) if (subm and key is not None) else None
     if datas is not None:
@@ -37,6 +40,19 @@ def _indice_data(x, conv, subm: bool) -> IndiceData:
     if subm and key is not None:
         x.indice_dict[key] = datas  # shared by the tensors replace_feature makes from x
     return datas
+
+
+def loop_counts(datas: IndiceData, subm: bool) -> torch.Tensor:
+    """(K,) int32 pairs per kernel offset as a non-submanifold native conv loops over them:
+    a submanifold rulebook's offsets past the centre take their mirror's count and the
+    centre (every site with itself, implicit) none."""
+    num = datas.indice_pair_num
+    if not subm:
+        return num.clone()
+    k = len(num)
+    counts = torch.where(torch.arange(k, device=num.device) > k // 2, num.flip(0), num)
+    counts[k // 2] = 0
+    return counts
 
 
 def _decode(datas: IndiceData, num_sites: int, subm: bool) -> FlatRulebook:
@@ -56,7 +72,7 @@ def _decode(datas: IndiceData, num_sites: int, subm: bool) -> FlatRulebook:
 
 def subm_rulebook(x, conv) -> FlatRulebook:
     """Full (all sites) rulebook of a submanifold conv on ``x``, centre offset included."""
-    datas = _indice_data(x, conv, subm=True)
+    datas = indice_data(x, conv, subm=True)
     flat = getattr(datas, 'dm3d_flat', None)
     if flat is None:
         flat = datas.dm3d_flat = _decode(datas, x.indices.shape[0], subm=True)
@@ -65,5 +81,5 @@ def subm_rulebook(x, conv) -> FlatRulebook:
 
 def regular_rulebook(x, conv) -> Tuple[torch.Tensor, FlatRulebook]:
     """(output sites, rulebook) of the full regular sparse conv on ``x``."""
-    datas = _indice_data(x, conv, subm=False)
+    datas = indice_data(x, conv, subm=False)
     return datas.out_indices, _decode(datas, x.indices.shape[0], subm=False)

@@ -3,19 +3,22 @@ DM3D (``DM3DPruner(granularity='offset')``) as work really not done.
 
 A sparse conv whose mask removed whole kernel offsets still runs every offset's gather-GEMM-
 scatter in spconv. ``skip_pruned_offsets(model)`` swaps each such spconv conv for one that
-runs spconv's own gather-GEMM-scatter on the rulebook *without* the removed offsets' pairs:
-same weights and state_dict keys, same outputs (the removed offsets only ever added zeros).
-The rulebook is decoded from spconv's CPU pair generation, so on CUDA the layers run spconv's
-full conv (the saving is then counted only).
+runs spconv's own gather-GEMM-scatter on spconv's own rulebook with the removed offsets'
+pair counts set to zero (spconv's loop skips an offset without pairs): no pair is decoded,
+copied or re-encoded, and the removed offsets' gathers, GEMMs and scatters are not run. Same
+weights and state_dict keys, same outputs (the removed offsets only ever added zeros). On CUDA
+spconv's kernels do not loop per offset, so there the layers run spconv's full conv (the
+saving is then counted only).
 """
 from typing import List
 
 import torch
+from spconv.core import ConvAlgo
 from spconv.pytorch import SparseConv3d, SparseConvTensor, SubMConv3d
+from spconv.pytorch import functional as Fsp
 from spconv.pytorch.ops import get_conv_output_size
 
-from ..sparse.gather_conv import spconv_conv_from_rulebook
-from ..sparse.native_rulebook import native_pairs_available, regular_rulebook, subm_rulebook
+from ..sparse.native_rulebook import indice_data, loop_counts, native_pairs_available
 
 
 def kept_offsets(weight: torch.Tensor) -> torch.Tensor:
@@ -24,16 +27,27 @@ def kept_offsets(weight: torch.Tensor) -> torch.Tensor:
     return (weight.detach() != 0).flatten(1, -2).any(0).any(-1)
 
 
+def skipping_counts(datas, kept: torch.Tensor, subm: bool) -> torch.Tensor:
+    """(K,) int32 pair counts spconv's native loop runs: an offset's own count if it is kept,
+    0 if removed (a submanifold centre: 0, it is computed apart)."""
+    return loop_counts(datas, subm) * kept.to(datas.indice_pair_num.device)
+
+
 class _OffsetSkipping:
-    """Runs the rulebook without the offsets whose weights are all zero."""
+    """Runs spconv's rulebook with the all-zero offsets' counts set to zero."""
 
     def _skip(self, x) -> bool:
         self._kept = kept_offsets(self.weight)
         return bool(not self._kept.all()) and native_pairs_available(x.features)
 
-    def _run(self, x, book, num_out):
-        out = spconv_conv_from_rulebook(x.features, self.weight, book.keep_offsets(self._kept),
-                                        num_out)
+    def _run(self, x, datas, num_out: int, subm: bool):
+        counts = skipping_counts(datas, self._kept, subm)
+        out = Fsp.indice_conv(x.features, self.weight, datas.indice_pairs, counts, num_out,
+                              ConvAlgo.Native)
+        centre = self._kept.numel() // 2
+        if subm and self._kept[centre]:  # every site with itself
+            w = self.weight.flatten(1, -2)[:, centre]  # (out, in)
+            out = out + x.features @ w.t()
         return out if self.bias is None else out + self.bias
 
 
@@ -43,7 +57,8 @@ class OffsetSkippingSubMConv3d(_OffsetSkipping, SubMConv3d):
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
         if not self._skip(x):
             return super().forward(x)
-        return x.replace_feature(self._run(x, subm_rulebook(x, self), x.indices.shape[0]))
+        datas = indice_data(x, self, subm=True)
+        return x.replace_feature(self._run(x, datas, x.indices.shape[0], subm=True))
 
 
 class OffsetSkippingSparseConv3d(_OffsetSkipping, SparseConv3d):
@@ -53,11 +68,15 @@ class OffsetSkippingSparseConv3d(_OffsetSkipping, SparseConv3d):
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
         if not self._skip(x):
             return super().forward(x)
-        sites, book = regular_rulebook(x, self)
+        datas = indice_data(x, self, subm=False)
         shape = get_conv_output_size(x.spatial_shape, self.kernel_size, self.stride,
                                      self.padding, self.dilation)
-        return SparseConvTensor(self._run(x, book, sites.shape[0]), sites, shape,
-                                x.batch_size, indice_dict=dict(x.indice_dict))
+        indice_dict = dict(x.indice_dict)
+        if self.indice_key is not None:  # as spconv's own layer keeps it (inverse convs)
+            indice_dict[self.indice_key] = datas
+        return SparseConvTensor(self._run(x, datas, datas.out_indices.shape[0], subm=False),
+                                datas.out_indices, shape, x.batch_size,
+                                indice_dict=indice_dict)
 
 
 _SWAPS = {SubMConv3d: OffsetSkippingSubMConv3d, SparseConv3d: OffsetSkippingSparseConv3d}
