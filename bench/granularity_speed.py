@@ -9,6 +9,14 @@ Granularities (--granularities, any of):
            in the dense kernel (counted only)
   channel  whole output channels, cut out of the model (apis/slim.py: a smaller dense
            detector with its own config)
+  offset+channel
+           the 3D encoder's convs by whole kernel offsets (skipped), every other pruned
+           layer by channels (slim): where each pays on CPU (spconv's per-offset loop; the
+           dense 2D kernels' widths); fine-tuned as masks, timed as slim + offset skipping
+           (the same outputs). With --encoder-offsets F the encoder's offsets are
+           pruned first, to F of its own FLOPs (its FLOPs share is small, so one DP over
+           FLOPs leaves it almost whole though it is half the CPU time), then the other
+           parts' channels to the row's budget
 
 Per row: joint GMACs (the slim model: what it computes), val 3D AP40 moderate before the
 fine-tune (unless --no-ap), wall time per frame of the whole detector (voxelization to head
@@ -51,7 +59,7 @@ from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
 from dm3d_mm.weight.offset_skip import skip_pruned_offsets
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
-GRANULARITIES = ('weight', 'offset', 'channel')
+GRANULARITIES = ('weight', 'offset', 'channel', 'offset+channel')
 # masked rows fine-tune with their masks kept, norm statistics frozen (the ablation's cells)
 MASKED_FT_HOOKS = [dict(type='DM3DPruningHook', prune_on_start=False, flops_frames=0,
                         freeze_norm_stats=True)]
@@ -69,13 +77,16 @@ def main():
                    help="a demo detector, on its dense-ft (the ablation's) schedule")
     p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.33])
     p.add_argument('--granularities', nargs='+', choices=GRANULARITIES,
-                   default=list(GRANULARITIES))
+                   default=list(GRANULARITIES[:3]))
     p.add_argument('--parts', nargs='+',
                    help="parts pruned (default: the detector's 2D backbone and neck; "
                         "middle_encoder: the 3D encoder too)")
     p.add_argument('--budget-of', choices=('model', 'parts'), default='model',
                    help="each budget is a fraction of the whole detector's joint FLOPs or "
                         "of the pruned parts' own")
+    p.add_argument('--encoder-offsets', type=float,
+                   help="offset+channel rows: prune the 3D encoder's kernel offsets to this "
+                        "fraction of its own FLOPs first, then the other parts' channels")
     p.add_argument('--finetune-epochs', type=int, default=0)
     p.add_argument('--cost', choices=('flops', 'latency'), default='flops',
                    help="what the DP's budget counts (latency: measured seconds)")
@@ -96,25 +107,42 @@ def main():
             model = build_detector(cfg, ckpt)
             if args.voxelizer == 'sort':  # the latency DP times what the bench will time
                 use_sort_voxelization(model)
-            granularity = dict(type=gran, round_to=args.round_to) if gran == 'channel' else gran
-            result = DM3DPruner(b, parts=parts, num_ratios=16, granularity=granularity,
+            channel = dict(type='channel', round_to=args.round_to)
+            granularity = {'channel': channel, 'offset+channel': {
+                '*middle_encoder.*': 'offset', '*': channel}}.get(gran, gran)
+            row_parts, masks = parts, {}
+            if gran == 'offset+channel' and args.encoder_offsets:
+                encoder = [q for q in parts if q.endswith('middle_encoder')]
+                masks = DM3DPruner(args.encoder_offsets, parts=encoder, num_ratios=16,
+                                   granularity='offset', budget_of='parts', progress=False,
+                                   **setup.pruner).prune(model, calib).masks
+                row_parts, granularity = [q for q in parts if q not in encoder], channel
+            result = DM3DPruner(b, parts=row_parts, num_ratios=16, granularity=granularity,
                                 progress=False, cost=args.cost, min_density=args.min_density,
                                 budget_of=args.budget_of,
                                 **setup.pruner).prune(model, calib)
+            masks.update(result.masks)
             if args.cost == 'latency':
                 c = result.cost
                 print(f"channel {b:g}, latency DP: {c['before'] * 1e3:.1f} -> "
                       f"{c['after'] * 1e3:.1f} ms per frame predicted (test_step)")
             pruned = osp.join(args.out, f'{gran}{b:g}', 'pruned.pth')
-            save_pruned_checkpoint(pruned, model, result.masks, result.info(), source=ckpt)
-            if gran == 'channel':
+            save_pruned_checkpoint(pruned, model, masks, result.info(), source=ckpt)
+            if gran in ('channel', 'offset+channel'):
                 out = export_slim(cfg, pruned, osp.dirname(pruned), 'slim')
-                print(f'channel {b:g}: widths {out["widths"]}')
+                print(f'{gran} {b:g}: widths {out["widths"]}')
                 dp = ', latency DP' if args.cost == 'latency' else ''
-                name = f'DM3D {b:g} channel, slim{dp}'
-                cfgs[name] = load_config(out['config'], data_root=args.data_root)
-                models[name] = build_detector(cfgs[name], out['checkpoint']).eval()
-                finetune[name] = (out['config'], None, SLIM_FT_HOOKS)
+                slim_cfg = load_config(out['config'], data_root=args.data_root)
+                model = build_detector(slim_cfg, out['checkpoint']).eval()
+                if gran == 'channel':
+                    name = f'DM3D {b:g} channel, slim{dp}'
+                    finetune[name] = (out['config'], None, SLIM_FT_HOOKS)
+                else:  # fine-tuned as masks (offsets kept removed): the same outputs
+                    swapped = skip_pruned_offsets(model)
+                    name = (f'DM3D {b:g} offset+channel, slim{dp}, {len(swapped)} sparse '
+                            'convs skip removed offsets')
+                    finetune[name] = (setup.finetune_config, pruned, MASKED_FT_HOOKS)
+                models[name], cfgs[name] = model, slim_cfg
                 continue
             if gran == 'offset':
                 model = copy.deepcopy(model)  # the masked model stays as saved
