@@ -73,10 +73,11 @@ def test_ada3d_predictor_step_trains_the_predictor_alone(synth_root, detector, e
 
 @pytest.mark.parametrize('detector,name', [('second', 'spss50'), ('second', 'spss50_fg'),
                                            ('second', 'spss50_fg-margin'), ('second', 'ada3d'),
-                                           ('centerpoint', 'spss50_fg-margin')])
+                                           ('centerpoint', 'spss50_fg-margin'),
+                                           ('centerpoint', 'ada3d')])
 def test_shipped_spatial_checkpoints_evaluate_above_a_floor(synth_root, tmp_path, detector,
                                                             name):
-    """The shipped spatially pruned SECONDs and CenterPoint load strictly into their configs
+    """The shipped spatially pruned SECONDs and CenterPoints load strictly into their configs
     and detect on the val frames (the benchmark's first 8) well above an untrained model (3D
     AP40 moderate < 1 there), and really prune while doing so."""
     from dm3d_mm.apis import load_config
@@ -92,7 +93,8 @@ def test_shipped_spatial_checkpoints_evaluate_above_a_floor(synth_root, tmp_path
     with torch.no_grad():
         model.test_step(calibration_batches(cfg, 1, 'val')[0])
     if name == 'ada3d':
-        assert 0 < float(model.middle_encoder.last_bev_mask.float().mean()) < 1  # SECOND
+        encoder = getattr(model, 'middle_encoder', None) or model.pts_middle_encoder
+        assert 0 < float(encoder.last_bev_mask.float().mean()) < 1
     else:
         keeps = [m.last_keep for m in model.modules() if getattr(m, 'last_keep', None)
                  is not None]
