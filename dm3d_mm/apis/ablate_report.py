@@ -169,10 +169,13 @@ def plot_ap_vs_flops(results: Dict, detector: str, path: str) -> str:
         else:
             key = (r['kind'], '*')
         series.setdefault(key, []).append(r)
-    for (label, marker), rs in sorted(series.items()):
+    # one colour per series: past matplotlib's 10 default colours the cycle would repeat
+    colours = plt.get_cmap('tab20' if len(series) > 10 else 'tab10').colors
+    for i, ((label, marker), rs) in enumerate(sorted(series.items())):
         rs = sorted(rs, key=lambda r: r['flops_ratio'])
         ax.plot([r['flops_ratio'] for r in rs], [r['mAP'] for r in rs], marker=marker,
-                label=label, markersize=9 if marker == '*' else 5)
+                label=label, markersize=9 if marker == '*' else 5,
+                color=colours[i % len(colours)])
     ax.set_xlabel('joint FLOPs / dense (weight savings counted only)')
     ax.set_ylabel('val mAP (moderate, 3D AP40)')
     return _finish(plt, fig, ax, detector, path)
