@@ -45,7 +45,7 @@ from collections import OrderedDict
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.ablate import joint_gmacs
+from dm3d_mm.apis.ablate import CONTROL_FINETUNE_HOOK, MASKED_FINETUNE_HOOK, joint_gmacs
 from dm3d_mm.apis.ablate_cells import DETECTORS
 from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
@@ -60,10 +60,10 @@ from dm3d_mm.weight.offset_skip import skip_pruned_offsets
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 GRANULARITIES = ('weight', 'offset', 'channel', 'offset+channel')
-# masked rows fine-tune with their masks kept, norm statistics frozen (the ablation's cells)
-MASKED_FT_HOOKS = [dict(type='DM3DPruningHook', prune_on_start=False, flops_frames=0,
-                        freeze_norm_stats=True)]
-SLIM_FT_HOOKS = [dict(type='FreezeNormStatsHook')]
+# masked rows fine-tune with their masks kept, norm statistics frozen (the ablation's cells);
+# slim rows, dense models of their own, with the statistics frozen as the ablation's controls
+MASKED_FT_HOOKS = [MASKED_FINETUNE_HOOK]
+SLIM_FT_HOOKS = [CONTROL_FINETUNE_HOOK]
 
 
 def with_ap(row, ap):

@@ -21,7 +21,7 @@ import argparse
 import os.path as osp
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.apis.ablate import DETECTORS, STUDIES, Ablation
+from dm3d_mm.apis.ablate import DETECTORS, RESULTS_FILE, STUDIES, Ablation
 from dm3d_mm.apis.ablate_report import (plot_ap_vs_flops, plot_layer_allocation, rows_of,
                                         table_all, table_estimators, table_parts,
                                         table_tab6, table_tab12)
@@ -95,11 +95,12 @@ def report(abl: Ablation, detectors, work_dir: str) -> str:
 
 def main():
     args = parse_args()
+    recorded = osp.join(args.work_dir, RESULTS_FILE)
+    if args.report_only and not osp.isfile(recorded):  # checked before the work dir is made
+        raise FileNotFoundError(f'--report-only: no recorded cells in {recorded}')
     abl = Ablation(args.work_dir, args.data_root, epochs=args.epochs,
                    calib_frames=args.calib_frames, device=args.device,
                    checkpoints=dict(c.split('=', 1) for c in args.checkpoint))
-    if args.report_only and not osp.isfile(abl.path):
-        raise FileNotFoundError(f'--report-only: no recorded cells in {abl.path}')
     for det in [] if args.report_only else args.detector:
         for study in args.study:
             spatial = None if args.spatial is None else \

@@ -25,6 +25,13 @@ from .flops import build_detector
 from .prune import build_pruner, calibration_batches, save_result
 from .results_file import load_results, save_results
 
+RESULTS_FILE = 'ablation.json'  # in the work dir
+# the fine-tune of a weight cell keeps its masks; its control (dense-ft, spatial-ft) only
+# freezes the norm statistics, as the weight cells' hook does (see Ablation.run)
+MASKED_FINETUNE_HOOK = dict(type='DM3DPruningHook', prune_on_start=False, flops_frames=0,
+                            freeze_norm_stats=True)
+CONTROL_FINETUNE_HOOK = dict(type='FreezeNormStatsHook')
+
 __all__ = ['Ablation', 'Cell', 'DETECTORS', 'STUDIES', 'joint_gmacs']
 
 
@@ -62,7 +69,7 @@ class Ablation:
         self.checkpoints = dict(checkpoints or {})
         self.cfg_options = cfg_options
         os.makedirs(work_dir, exist_ok=True)
-        self.path = osp.join(work_dir, 'ablation.json')
+        self.path = osp.join(work_dir, RESULTS_FILE)
         self.results: Dict[str, Dict] = load_results(self.path)
 
     def _save(self):
@@ -163,10 +170,8 @@ class Ablation:
         finetune = cell.finetuned and self.epochs != 0
         if finetune:
             options = dict(self.cfg_options or {})
-            options['custom_hooks'] = [
-                dict(type='FreezeNormStatsHook') if cell.control else
-                dict(type='DM3DPruningHook', prune_on_start=False, flops_frames=0,
-                     freeze_norm_stats=True)]
+            options['custom_hooks'] = [dict(CONTROL_FINETUNE_HOOK if cell.control else
+                                            MASKED_FINETUNE_HOOK)]
             out = finetune_and_test(config, self.data_root, osp.join(cell_dir, 'finetune'),
                                     load_from=ckpt, epochs=self.epochs, cfg_options=options)
             metrics, ckpt = out['metrics'], out['checkpoint']

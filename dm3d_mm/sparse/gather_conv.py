@@ -31,12 +31,6 @@ class FlatRulebook:
         """Pairs per kernel offset, (K,) int64."""
         return torch.bincount(self.offset, minlength=self.num_offsets)
 
-    def keep_offsets(self, keep_offset: torch.Tensor) -> 'FlatRulebook':
-        """Only the pairs of the kept kernel offsets ((K,) bool; offset ids unchanged)."""
-        sel = torch.nonzero(keep_offset.to(self.offset.device)[self.offset]).flatten()
-        return FlatRulebook(self.rows_in.index_select(0, sel), self.rows_out.index_select(0, sel),
-                            self.offset.index_select(0, sel), self.num_offsets)
-
     def keep_outputs(self, keep_out: torch.Tensor, renumber: bool = False) -> 'FlatRulebook':
         """Only the pairs whose output is kept (outputs renumbered to the kept ones if asked)."""
         sel = torch.nonzero(keep_out[self.rows_out]).flatten()
