@@ -181,32 +181,47 @@ def test_ablate_cli_rejects_bad_input(tmp_path):
 
 
 def _save_rows(path, tag, n):
-    from dm3d_mm.apis.results_file import load_results, save_results
-    results = load_results(path)
+    from dm3d_mm.apis.results_file import ResultsFile
+    file = ResultsFile(path)
+    results = file.load()
     for i in range(n):
         results[f'{tag}{i}'] = {'mAP': i}
         results.setdefault('_meta', {}).setdefault(tag, {})['n'] = i
-        save_results(path, results)
+        file.save(results)
 
 
 def test_results_of_runs_sharing_a_file_are_all_kept(tmp_path):
     """Two studies run side by side into one work dir: each save keeps the other's rows
-    (before, the later writer's in-memory results overwrote the file)."""
-    from dm3d_mm.apis.results_file import load_results, save_results
+    (before, the later writer's in-memory results overwrote the file), and a run's stale
+    copy of another run's entry never reverts what that run saved later."""
+    from dm3d_mm.apis.results_file import ResultsFile, load_results
     path = str(tmp_path / 'ablation.json')
-    a, b = load_results(path), load_results(path)  # both loaded before either saved
+    fa, fb = ResultsFile(path), ResultsFile(path)
+    a, b = fa.load(), fb.load()  # both loaded before either saved
     a['dense'] = {'mAP': 1.0}
     a['_meta'] = {'second': {'dense_gmacs': 2.0}}
-    save_results(path, a)
-    b['dense'] = {'mAP': 9.0}  # a row both have: the saving run's own stays in its dict
+    fa.save(a)
+    b['dense'] = {'mAP': 9.0}  # a row both changed: the saving run's own is written
     b['lamp33'] = {'mAP': 3.0}
     b['_meta'] = {'centerpoint': {'dense_gmacs': 3.0}}
-    save_results(path, b)
+    fb.save(b)
     saved = load_results(path)
     assert saved['lamp33'] == {'mAP': 3.0} and saved['dense'] == {'mAP': 9.0}
     assert saved['_meta'] == {'second': {'dense_gmacs': 2.0},
                               'centerpoint': {'dense_gmacs': 3.0}}
     assert b['_meta']['second'] == {'dense_gmacs': 2.0}  # the run sees the other's rows
+    b['_meta']['second']['dense_gmacs'] = 5.0  # b changes the entry a wrote (unsaved)
+    fa.save(a)  # a re-saves untouched, a sees b's rows
+    assert a['lamp33'] == {'mAP': 3.0}
+    a['_meta']['centerpoint']['dense_gmacs'] = 4.0
+    fa.save(a)
+    fb.save(b)  # b's stale centerpoint entry must not revert a's 4.0
+    saved = load_results(path)
+    assert saved['_meta'] == {'second': {'dense_gmacs': 5.0},
+                              'centerpoint': {'dense_gmacs': 4.0}}
+    fb.save(b)
+    fa.save(a)
+    assert load_results(path) == saved
 
     import multiprocessing as mp
     ctx = mp.get_context('spawn')

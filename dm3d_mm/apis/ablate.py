@@ -23,7 +23,7 @@ from .demo_report import summarize_kitti_metrics
 from .finetune import finetune_and_test
 from .flops import build_detector
 from .prune import build_pruner, calibration_batches, save_result
-from .results_file import load_results, save_results
+from .results_file import ResultsFile
 
 RESULTS_FILE = 'ablation.json'  # in the work dir
 # the fine-tune of a weight cell keeps its masks; its control (dense-ft, spatial-ft) only
@@ -70,10 +70,11 @@ class Ablation:
         self.cfg_options = cfg_options
         os.makedirs(work_dir, exist_ok=True)
         self.path = osp.join(work_dir, RESULTS_FILE)
-        self.results: Dict[str, Dict] = load_results(self.path)
+        self._file = ResultsFile(self.path)
+        self.results: Dict[str, Dict] = self._file.load()
 
     def _save(self):
-        save_results(self.path, self.results)
+        self._file.save(self.results)
 
     def _cfg(self, config):
         return load_config(config, cfg_options=self.cfg_options, data_root=self.data_root)

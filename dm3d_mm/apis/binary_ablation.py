@@ -18,7 +18,7 @@ from .demo import evaluate_checkpoint
 from .demo_report import CLASSES, summarize_kitti_metrics
 from .finetune import finetune_and_test
 from .flops import build_detector, count_on_dataset
-from .results_file import load_results, save_results
+from .results_file import ResultsFile
 
 _CFG = 'configs/demo/pointpillars_synth-kitti_cpu_bipfn{}.py'
 # row key -> (the seed's row label, config)
@@ -66,7 +66,8 @@ class BinaryAblation:
         self.work_dir, self.data_root, self.epochs = work_dir, data_root, epochs
         self.flops_frames, self.cfg_options, self.device = flops_frames, cfg_options, device
         self.results_path = osp.join(work_dir, 'binary_ablation.json')
-        self.results = load_results(self.results_path)
+        self._file = ResultsFile(self.results_path)
+        self.results = self._file.load()
 
     def run(self, rows: Sequence[str] = tuple(ROWS)) -> Dict:
         unknown = [r for r in rows if r not in ROWS]
@@ -77,7 +78,7 @@ class BinaryAblation:
                 print_log(f'binary ablation: {row} done, skipped', logger='current')
                 continue
             self.results[row] = self.run_row(row)
-            save_results(self.results_path, self.results)
+            self._file.save(self.results)
         return self.results
 
     def run_row(self, row: str) -> Dict:
