@@ -31,9 +31,11 @@ def test_cell_names_and_bad_cells():
     assert Cell(budget=0.309, method='lamp').name == 'second:lamp30.9'
     assert Cell(spatial='ada3d', budget=0.5).name == 'second:ada3d+dm3d50'
     assert Cell('centerpoint', budget=0.25, parts='head').kind == 'weight'
+    assert Cell(budget=0.2, min_density=0.05).name == 'second:dm3d20-floor5'
     for bad in (dict(detector='votenet'), dict(spatial='spss50', detector='centerpoint'),
                 dict(budget=1.5), dict(method='random'), dict(parts='roi'),
-                dict(control=True, budget=0.5)):
+                dict(control=True, budget=0.5), dict(budget=0.5, min_density=1.0),
+                dict(budget=0.5, method='lamp', min_density=0.1), dict(min_density=0.1)):
         with pytest.raises(ValueError):
             Cell(**bad)
 
@@ -59,6 +61,14 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
     assert alloc[0]['name'].startswith('middle_encoder')
     assert alloc[-1]['name'].startswith('neck')
     assert all(0 <= a['pruned'] <= 1 for a in alloc)
+    # the same budget with a density floor that forbids the matched cell's deepest layer
+    # ratio (one 1/16 candidate step less): every layer stops at 1 - floor
+    floor = round(1 - max(a['pruned'] for a in alloc) + 1 / 16, 4)
+    floored = abl.run(Cell(budget=matched[0]['budget'], min_density=floor))
+    assert floored['name'].endswith(f'-floor{round(floor * 100, 1):g}')
+    assert max(a['pruned'] for a in floored['allocation']) <= 1 - floor + 1e-6
+    assert floored['flops_ratio'] == pytest.approx(ada['flops_ratio'], abs=0.03)
+    abl.results.pop(floored['name'])
     table = _table_rows(table_tab12(abl.results, 'second'))
     assert [r[0] for r in table] == ['dense', 'dense-ft', 'Ada3D',
                                      'DM3D (weight, at Ada3D FLOPs)']
@@ -161,7 +171,7 @@ def test_missing_spatial_checkpoint_skips_its_cells(tmp_path):
 def _cell_of(row):
     from dm3d_mm.apis.ablate import Cell
     return Cell(**{k: row[k] for k in ('detector', 'spatial', 'budget', 'method', 'parts',
-                                       'estimator', 'control')})
+                                       'estimator', 'min_density', 'control')})
 
 
 def test_ablate_cli_rejects_bad_input(tmp_path):

@@ -44,6 +44,9 @@ def parse_args():
     p.add_argument('--parts', default='all',
                    help="part set the weight cells of fig1 and tab6 prune (the detector's: "
                         "'all', or 'all+head' on SECOND: the anchor head's output convs too)")
+    p.add_argument('--min-density', type=float, default=0.0,
+                   help='floor on every layer\'s weight density in the DM3D cells of fig1 / '
+                        'tab6 (a cell of its own: name suffix -floor<percent>)')
     p.add_argument('--epochs', type=int, default=None,
                    help="fine-tune epochs (default: each config's schedule; 0: no fine-tune)")
     p.add_argument('--calib-frames', type=int, default=16)
@@ -59,6 +62,8 @@ def parse_args():
     args = p.parse_args()
     if any(not 0 < b <= 1 for b in args.budgets):
         p.error(f'budgets are fractions of the dense FLOPs in (0, 1], got {args.budgets}')
+    if not 0 <= args.min_density < 1:
+        p.error(f'--min-density is a weight density in [0, 1), got {args.min_density}')
     if args.epochs is not None and args.epochs < 0:
         p.error(f'--epochs must be >= 0, got {args.epochs}')
     if any('=' not in c for c in args.checkpoint):
@@ -105,8 +110,9 @@ def main():
         for study in args.study:
             spatial = None if args.spatial is None else \
                 [s for s in args.spatial if s != 'none']
-            extra = dict(fig1=dict(methods=args.methods, parts=args.parts),
-                         tab6=dict(parts=args.parts))
+            extra = dict(fig1=dict(methods=args.methods, parts=args.parts,
+                                   min_density=args.min_density),
+                         tab6=dict(parts=args.parts, min_density=args.min_density))
             STUDIES[study](abl.run, det, args.budgets, spatial=spatial,
                            **extra.get(study, {}))
     text = report(abl, args.detector, args.work_dir)

@@ -115,7 +115,9 @@ class Ablation:
                               method=cell.method, estimator=cell.estimator, num_ratios=16,
                               progress=False, budget_of='parts' if part_set.alone else None,
                               include_head_outputs=part_set.head_outputs or None,
-                              **{**setup.pruner, **part_set.pruner})
+                              **{**setup.pruner, **part_set.pruner,
+                                 **(dict(min_density=cell.min_density)
+                                    if cell.min_density else {})})
         result = pruner.prune(model, calibration_batches(cfg, self.calib_frames, 'train'))
         ckpt = save_result(model, result, osp.join(cell_dir, 'pruned.pth'), start_ckpt,
                            config)

@@ -127,6 +127,9 @@ class Cell:
         method (str): 'dm3d' or a baseline ('uniform', 'lamp', ...). Defaults to 'dm3d'.
         parts (str): a part set of the detector. Defaults to 'all'.
         estimator (str): DM3D's distortion curves. Defaults to 'fisher'.
+        min_density (float): DM3D's floor on every layer's weight density (the DP may not
+            remove a whole layer below it; the cell's name gets ``-floor`` and the density
+            in %). Defaults to 0.
         control (bool): a control fine-tuned on exactly the weight cells' schedule without
             weight pruning: of the dense model ("dense-ft"), or of ``spatial`` (the fair
             reference of DM3D on top of it, Tab. 6). Defaults to False.
@@ -137,6 +140,7 @@ class Cell:
     method: str = 'dm3d'
     parts: str = 'all'
     estimator: str = 'fisher'
+    min_density: float = 0.0
     control: bool = False
 
     def __post_init__(self):
@@ -158,6 +162,12 @@ class Cell:
                              f'{sorted(setup.parts)}')
         if self.control and self.budget is not None:
             raise ValueError('a control has no weight pruning')
+        if not 0 <= self.min_density < 1:
+            raise ValueError(f'min_density is a weight density in [0, 1), got '
+                             f'{self.min_density}')
+        if self.min_density and (self.method != 'dm3d' or self.budget is None):
+            raise ValueError('min_density is a floor of DM3D\'s allocation: it needs '
+                             f"method='dm3d' and a budget (cell {self.name})")
 
     @property
     def name(self) -> str:
@@ -170,6 +180,8 @@ class Cell:
                 bit += f'-{self.parts}'
             if self.method == 'dm3d' and self.estimator != 'fisher':
                 bit += f'-{self.estimator}'
+            if self.min_density:
+                bit += f'-floor{round(self.min_density * 100, 1):g}'
             bits.append(bit)
         return f"{self.detector}:{'+'.join(bits) or 'dense'}"
 
@@ -204,16 +216,19 @@ def _spatial(detector: str, spatial: Optional[Sequence[str]]) -> List[str]:
 
 def study_fig1(run: Run, detector: str, budgets: Sequence[float],
                methods: Sequence[str] = ('dm3d', 'uniform', 'lamp'),
-               spatial: Optional[Sequence[str]] = None, parts: str = 'all') -> List[Cell]:
+               spatial: Optional[Sequence[str]] = None, parts: str = 'all',
+               min_density: float = 0.0) -> List[Cell]:
     """Fig. 1: AP against joint FLOPs. Dense, dense-ft, each weight method at each budget,
     each spatial model, and DM3D on each spatial model at the first two budgets (weight
-    cells pruning the part set ``parts``)."""
+    cells pruning the part set ``parts``; DM3D's cells with the density floor
+    ``min_density``)."""
     spatial = _spatial(detector, spatial)
+    floor = dict(min_density=min_density)
     cells = [Cell(detector), Cell(detector, control=True)]
-    cells += [Cell(detector, budget=b, method=m, parts=parts) for m in methods
-              for b in budgets]
+    cells += [Cell(detector, budget=b, method=m, parts=parts,
+                   **(floor if m == 'dm3d' else {})) for m in methods for b in budgets]
     cells += [Cell(detector, spatial=s) for s in spatial]
-    cells += [Cell(detector, spatial=s, budget=b, parts=parts) for s in spatial
+    cells += [Cell(detector, spatial=s, budget=b, parts=parts, **floor) for s in spatial
               for b in budgets[:2]]
     for cell in cells:
         run(cell)
@@ -235,17 +250,19 @@ def study_tab12(run: Run, detector: str, budgets: Sequence[float] = (),
 
 
 def study_tab6(run: Run, detector: str, budgets: Sequence[float],
-               spatial: Optional[Sequence[str]] = None, parts: str = 'all') -> List[Cell]:
+               spatial: Optional[Sequence[str]] = None, parts: str = 'all',
+               min_density: float = 0.0) -> List[Cell]:
     """Tab. 6: DM3D on top of each spatial model at the first two budgets (pruning the part
-    set ``parts``), against that spatial model fine-tuned on the same schedule (its fair
-    control)."""
+    set ``parts``, density floor ``min_density``), against that spatial model fine-tuned on
+    the same schedule (its fair control)."""
     spatial = _spatial(detector, spatial)
     if not spatial:
         raise ValueError(f'{detector} has no spatial model to prune on top of')
     cells = [Cell(detector, control=True)]
     for s in spatial:
         cells += [Cell(detector, spatial=s), Cell(detector, spatial=s, control=True)]
-        cells += [Cell(detector, spatial=s, budget=b, parts=parts) for b in budgets[:2]]
+        cells += [Cell(detector, spatial=s, budget=b, parts=parts, min_density=min_density)
+                  for b in budgets[:2]]
     for cell in cells:
         run(cell)
     return cells
