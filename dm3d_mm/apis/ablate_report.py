@@ -39,8 +39,13 @@ def _main_rows(results: Dict, detector: str) -> List[Dict]:
             and not DETECTORS[r.get('detector', 'second')].parts[r['parts']].alone]
 
 
-def _parts_label(r) -> str:
-    return '' if r['parts'] == 'all' else f" ({r['parts']})"
+def _variant_label(r) -> str:
+    """What sets a weight cell apart from its method at a budget: its part set (when not
+    'all') and DM3D's density floor (when set)."""
+    bits = [] if r['parts'] == 'all' else [r['parts']]
+    if r.get('min_density'):
+        bits.append(f"floor {100 * r['min_density']:g} %")
+    return f" ({', '.join(bits)})" if bits else ''
 
 
 def table_all(results: Dict, detector: str) -> str:
@@ -68,7 +73,7 @@ def table_tab12(results: Dict, detector: str) -> str:
         return ''
     matched = [r for r in rows if r['kind'] == 'weight' and r.get('method') == 'dm3d'
                and r['parts'] == 'all' and r['estimator'] == 'fisher'
-               and abs(r['budget'] - ada['flops_ratio']) < 0.0005]
+               and not r.get('min_density') and abs(r['budget'] - ada['flops_ratio']) < 0.0005]
     control = _control(results, detector)
     lines = ['| method | FLOPs vs dense | Car | Ped | Cyc | mAP | vs dense-ft |',
              '|---|---:|---:|---:|---:|---:|---:|']
@@ -97,7 +102,7 @@ def table_tab6(results: Dict, detector: str) -> str:
         ref = ft[0] if ft else base
         for r in [base] + ft + ontop:
             budget = ('- (FT)' if r['kind'] == 'spatial-ft' else '-') if r['budget'] is None \
-                else f"{r['budget']:.2f}" + _parts_label(r)
+                else f"{r['budget']:.2f}" + _variant_label(r)
             lines.append(f"| {name} | {budget} | {r['flops_ratio']:.3f} | "
                          f"{r['flops_ratio'] / base['flops_ratio']:.3f} | {_ap_cells(r)} | "
                          f"{_delta(r, ref)} |")
@@ -106,7 +111,7 @@ def table_tab6(results: Dict, detector: str) -> str:
 
 def _weight_cells_by(results: Dict, field: str, fixed: Dict, header: str) -> str:
     """Weight-only cells that differ in ``field`` (others as in ``fixed``), one row each."""
-    rows = [r for r in rows_of(results) if r['kind'] == 'weight'
+    rows = [r for r in rows_of(results) if r['kind'] == 'weight' and not r.get('min_density')
             and all(r.get(k, v) == v for k, v in fixed.items())]
     if len({r[field] for r in rows}) < 2:
         return ''
@@ -159,9 +164,9 @@ def plot_ap_vs_flops(results: Dict, detector: str, path: str) -> str:
     for r in rows:
         if r['kind'] == 'weight':
             key = ((r['method'].upper() if r['method'] == 'dm3d' else r['method'])
-                   + _parts_label(r), 'o')
+                   + _variant_label(r), 'o')
         elif r['kind'] == 'spatial + weight':
-            key = (f"{r['spatial']} + DM3D" + _parts_label(r), '^')
+            key = (f"{r['spatial']} + DM3D" + _variant_label(r), '^')
         elif r['kind'] == 'spatial':
             key = (r['spatial'], 's')
         elif r['kind'] == 'spatial-ft':
@@ -195,7 +200,7 @@ def plot_layer_allocation(results: Dict, detector: str, path: str) -> Optional[s
     for r in rows:
         pruned = {a['name']: a['pruned'] for a in r['allocation']}
         ax.plot(range(len(names)), [100 * pruned.get(n, 0) for n in names], marker='o',
-                markersize=3, label=f"{r['budget']:.2f} of FLOPs{_parts_label(r)}")
+                markersize=3, label=f"{r['budget']:.2f} of FLOPs{_variant_label(r)}")
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=90, fontsize=6)
     ax.set_ylabel('weights pruned (%)')
