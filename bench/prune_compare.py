@@ -84,7 +84,8 @@ def main():
             res = DM3DPruner(budget, method=method, num_ratios=args.num_ratios,
                              progress=False).prune(model, calib)
             row = dict(budget=budget, method=method, achieved=res.achieved_ratio,
-                       distortion=measured_distortion(model, heldout, ref, outputs), timings=res.timings)
+                       distortion=measured_distortion(model, heldout, ref, outputs),
+                       timings=res.timings)
             if not args.no_ap:
                 with tempfile.TemporaryDirectory() as tmp:
                     path = osp.join(tmp, 'm.pth')

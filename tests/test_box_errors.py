@@ -49,7 +49,8 @@ def test_errors_of_shifted_boxes_are_the_shift(synth_root):
     assert {k: e['n'] for k, e in errors.items()} == n_gt  # every GT box matched to itself
     for e in errors.values():
         assert e['dxy'] == pytest.approx(0, abs=1e-5)
-        assert e['dz'] == pytest.approx(0.2, abs=1e-5) and e['abs_dz'] == pytest.approx(0.2, abs=1e-5)
+        assert e['dz'] == pytest.approx(0.2, abs=1e-5)
+        assert e['abs_dz'] == pytest.approx(0.2, abs=1e-5)
         assert e['dh'] == pytest.approx(-0.1, abs=1e-5)
     with pytest.raises(ValueError, match='radius'):
         matched_box_errors(ShiftedGroundTruth(0, 0, cfg.class_names), batches, radius=0)

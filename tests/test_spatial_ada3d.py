@@ -153,7 +153,8 @@ def test_ada3d_training_iteration_trains_the_predictor(ada3d_setup, synth_root):
             model.train(train)
             bev = model.middle_encoder(*_encoder_inputs(model, data))
             mask = model.middle_encoder.last_bev_mask[:, None].float()
-            assert 0 < mask.mean() < 1 and torch.equal((bev != 0).any(1, keepdim=True).float(), mask)
+            assert 0 < mask.mean() < 1
+            assert torch.equal((bev != 0).any(1, keepdim=True).float(), mask)
             for out in model.backbone(bev):
                 stride = bev.shape[-1] // out.shape[-1]
                 keep = torch.nn.functional.max_pool2d(mask, stride, stride) if stride > 1 \

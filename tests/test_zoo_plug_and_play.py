@@ -14,7 +14,7 @@ FAMILIES = {
     'second': 'second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py',
     'pointpillars': 'pointpillars/pointpillars_hv_secfpn_8xb6-160e_kitti-3d-3class.py',
     'centerpoint_voxel': 'centerpoint/centerpoint_voxel01_second_secfpn_8xb4-cyclic-20e_nus-3d.py',
-    'centerpoint_pillar': 'centerpoint/centerpoint_pillar02_second_secfpn_8xb4-cyclic-20e_nus-3d.py',
+    'centerpoint_pillar': 'centerpoint/centerpoint_pillar02_second_secfpn_8xb4-cyclic-20e_nus-3d.py',  # noqa: E501
     'ssn': 'ssn/ssn_hv_secfpn_sbn-all_16xb2-2x_nus-3d.py',
     'parta2': 'parta2/parta2_hv_secfpn_8xb2-cyclic-80e_kitti-3d-3class.py',
     'sassd': 'sassd/sassd_8xb6-80e_kitti-3d-3class.py',

@@ -30,6 +30,7 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f'{path} holds no state_dict')
+
     def strip(items):
         return OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in items)
     metadata = getattr(state, '_metadata', None)  # per-module versions: spconv layouts
@@ -38,6 +39,7 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict
     own = model.state_dict()
     report = dict(missing=[k for k in own if k not in state],
                   unexpected=[k for k in state if k not in own], mismatched=[])
+
     def keep(keys):
         out = OrderedDict((k, state[k]) for k in keys)
         if metadata is not None:

@@ -14,5 +14,6 @@ def apply_all():
     allow_mmengine_checkpoints()
 
 
-__all__ = ['allow_mmengine_checkpoints', 'apply_all', 'patch_kitti_rotate_iou', 'patch_numpy_aliases',
-           'patch_spconv_cpu_backward', 'patch_spconv_cpu_threads', 'rotate_iou_cpu_eval']
+__all__ = ['allow_mmengine_checkpoints', 'apply_all', 'patch_kitti_rotate_iou',
+           'patch_numpy_aliases', 'patch_spconv_cpu_backward', 'patch_spconv_cpu_threads',
+           'rotate_iou_cpu_eval']

@@ -114,7 +114,7 @@ def _sample_size(rng, name):
     return np.maximum(rng.normal(mean, std), lo)
 
 
-def _object_parts(name: str, l: float, w: float, h: float, rng) -> List[Tuple]:
+def _object_parts(name: str, l: float, w: float, h: float, rng) -> List[Tuple]:  # noqa: E741
     """Parts in the object frame: (centre xyz, size lwh) so clouds look class-like.
 
     Parts stay a few centimetres inside the label box, as annotators draw boxes around the

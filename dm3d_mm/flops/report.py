@@ -16,7 +16,8 @@ def layer_rows(counter: FlopsCounter) -> List[Dict]:
         w = st.module.weight
         density = float((w != 0).float().mean())
         rows.append(OrderedDict(
-            name=name, type=st.kind, part=st.part, calls=st.calls, sites_in=st.sites_in / n, sites_out=st.sites_out / n,
+            name=name, type=st.kind, part=st.part, calls=st.calls, sites_in=st.sites_in / n,
+            sites_out=st.sites_out / n,
             pairs=float(st.pairs.sum()) / n, weight_density=density,
             dense_macs=st.dense_macs / n, effective_macs=st.macs() / n,
             bias_flops=st.bias_flops / n, share=st.macs() / total, bops=st.bops() / n,

@@ -112,7 +112,8 @@ class DM3DPruningHook(Hook):
     def _log(self, runner) -> None:
         sparsity = self.masks.total_sparsity()
         runner.message_hub.update_scalar('dm3d/sparsity', sparsity)
-        msg = f'DM3DPruningHook: weight sparsity {sparsity:.4f} over {len(self.masks.masks)} layers'
+        msg = (f'DM3DPruningHook: weight sparsity {sparsity:.4f} over '
+               f'{len(self.masks.masks)} layers')
         if self.flops:
             runner.message_hub.update_scalar('dm3d/gmacs', self.flops['gmacs'])
             runner.message_hub.update_scalar('dm3d/flops_ratio', self.flops['ratio'])

@@ -59,7 +59,8 @@ class Ada3DSparseEncoder(SparseEncoder):
     """
 
     def __init__(self, *args, predictor: Optional[dict] = None,
-                 keep_ratios: Optional[Dict[str, float]] = None, backend: str = 'spconv', **kwargs):
+                 keep_ratios: Optional[Dict[str, float]] = None, backend: str = 'spconv',
+                 **kwargs):
         require_backend(backend)
         super().__init__(*args, **kwargs)
         predictor = dict(type='BEVImportancePredictor', in_channels=self.in_channels,
