@@ -223,13 +223,13 @@ def study_fig1(run: Run, detector: str, budgets: Sequence[float],
     cells pruning the part set ``parts``; DM3D's cells with the density floor
     ``min_density``)."""
     spatial = _spatial(detector, spatial)
-    floor = dict(min_density=min_density)
     cells = [Cell(detector), Cell(detector, control=True)]
     cells += [Cell(detector, budget=b, method=m, parts=parts,
-                   **(floor if m == 'dm3d' else {})) for m in methods for b in budgets]
+                   min_density=min_density if m == 'dm3d' else 0.0)
+              for m in methods for b in budgets]
     cells += [Cell(detector, spatial=s) for s in spatial]
-    cells += [Cell(detector, spatial=s, budget=b, parts=parts, **floor) for s in spatial
-              for b in budgets[:2]]
+    cells += [Cell(detector, spatial=s, budget=b, parts=parts, min_density=min_density)
+              for s in spatial for b in budgets[:2]]
     for cell in cells:
         run(cell)
     return cells
