@@ -1,5 +1,7 @@
 """CPU and CUDA give the same pair counts, SPSS outputs and DM3D pass: every geometry tensor
-lives on the indices' device. Skipped without a GPU (run it on one when you have it)."""
+lives on the indices' device. Skipped without a GPU (scripts/gpu/ runs it on the device machine)."""
+import os.path as osp
+
 import pytest
 import torch
 from spconv.pytorch import SparseConvTensor
@@ -11,6 +13,17 @@ from dm3d_mm.spatial import SPSSSparseConv3d, SPSSSubMConv3d
 from test_spatial_spss import _random_voxels
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+
+
+@pytest.fixture(autouse=True)
+def full_fp32():
+    """Compare in full fp32: cuDNN convolutions (and matmuls) may use TF32 by default on
+    Ampere and later GPUs, which rounds inputs to 10 mantissa bits (the speed bench keeps the
+    defaults, as a user's run would)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def test_pair_counts_equal_on_cpu_and_cuda():
@@ -57,3 +70,167 @@ def test_dm3d_prunes_the_demo_second_on_cuda(synth_root):
         res[dev] = DM3DPruner(0.5, num_ratios=8, progress=False).prune(model, batches)
     assert res['cuda'].macs_before == pytest.approx(res['cpu'].macs_before, rel=1e-9)
     assert res['cuda'].macs_after <= 0.5 * res['cuda'].macs_before
+
+
+def test_voxelization_on_cuda_equals_mmcv_on_cpu():
+    """The CUDA voxels (mmcv's CUDA kernel, or the torch sort path when mmcv has no CUDA
+    kernels) are mmcv's CPU voxels exactly, through our layer and mmdet3d's."""
+    from mmdet3d.models.data_preprocessors.voxelize import VoxelizationByGridShape
+
+    from dm3d_mm.models import SortVoxelization
+    from dm3d_mm.models.sort_voxelization import torch_voxel_coordinates, voxel_coordinates
+    from test_sort_voxelization import RANGE, cloud
+    kw = dict(point_cloud_range=RANGE, voxel_size=[0.2, 0.2, 0.2], max_num_points=5,
+              max_voxels=(20000, 300))
+    ref = VoxelizationByGridShape(**kw).eval()
+    for seed in range(3):
+        pts = cloud(3000, seed)
+        coors = voxel_coordinates(pts, kw['voxel_size'], RANGE)
+        assert torch.equal(torch_voxel_coordinates(pts.cuda(), kw['voxel_size'], RANGE).cpu(),
+                           coors)
+        expected = ref(pts)
+        for layer in (SortVoxelization(**kw).eval(), VoxelizationByGridShape(**kw).eval()):
+            got = layer(pts.cuda())
+            for e, g in zip(expected, got):
+                assert g.is_cuda and e.dtype == g.dtype and torch.equal(e, g.cpu())
+
+
+def _sorted_detections(result):
+    pred = result.pred_instances_3d
+    order = torch.argsort(pred.scores_3d.cpu(), descending=True, stable=True)
+    return pred.bboxes_3d.tensor.cpu()[order], pred.scores_3d.cpu()[order], \
+        pred.labels_3d.cpu()[order]
+
+
+def _demo_models():
+    from dm3d_mm.apis.ablate_cells import DETECTORS
+    from conftest import REPO
+    out = {}
+    for det in ('second', 'centerpoint'):
+        setup = DETECTORS[det]
+        cfg = 'configs/demo/%s_synth-kitti_cpu.py' % det
+        out[det] = (cfg, setup.checkpoint)
+        for name, sp in setup.spatial.items():
+            out[f'{det}_{name}'] = (sp.config, sp.checkpoint)
+    return {k: (osp.join(REPO, c), osp.join(REPO, w)) for k, (c, w) in out.items()
+            if osp.isfile(osp.join(REPO, w))}
+
+
+DEMO_MODELS = _demo_models()
+
+
+@pytest.mark.parametrize('name', sorted(DEMO_MODELS))
+def test_detections_and_joint_flops_equal_on_cpu_and_cuda(name, synth_root):
+    """A shipped demo detector (dense, SPSS, Ada3D) gives the same joint MACs and the same
+    detections on CPU and CUDA (post-processing included: mmcv's NMS, on the CPU copy when
+    mmcv has no CUDA kernels)."""
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.weight.calib_frames import calibration_batches
+    config, ckpt = DEMO_MODELS[name]
+    cfg = load_config(config, data_root=synth_root)
+    batches = calibration_batches(cfg, 3, 'val')
+    got = {}
+    for dev in ('cpu', 'cuda'):
+        model = build_detector(cfg, ckpt, dev)
+        with torch.no_grad(), FlopsCounter(model) as counter:
+            dets = [_sorted_detections(model.test_step(b)[0]) for b in batches]
+            counter.add_frames(len(batches))
+        got[dev] = (counter.total_macs(), dets)
+    macs_cpu, macs_cuda = got['cpu'][0], got['cuda'][0]
+    print(f'{name}: joint MACs cpu {macs_cpu:.6g} cuda {macs_cuda:.6g}')
+    # a dense model runs the same pairs on both; a spatial one ranks sites by computed
+    # scores (SPSS's foreground scorer, Ada3D's predictor), where float rounding may swap a
+    # near-tied site, so its MACs may move by a few pairs
+    dense = name in ('second', 'centerpoint')
+    assert macs_cuda == pytest.approx(macs_cpu, rel=0 if dense else 1e-3)
+    for (bc, sc, lc), (bg, sg, lg) in zip(got['cpu'][1], got['cuda'][1]):
+        top = min(len(sc), len(sg), 20)  # the confident boxes: no near-tie in the NMS there
+        assert top > 0
+        assert torch.equal(lc[:top], lg[:top])
+        assert torch.allclose(sc[:top], sg[:top], atol=2e-3)
+        assert torch.allclose(bc[:top], bg[:top], atol=2e-2)
+
+
+def test_dm3d_channel_allocation_on_cuda_matches_cpu(synth_root):
+    """The same DM3D channel allocation (and slim widths) on both devices, within the float
+    noise of the Fisher estimate: per layer densities within 0.05, masks 95 % identical."""
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import calibration_batches
+    from dm3d_mm.weight import DM3DPruner
+
+    from conftest import REPO, demo_config
+    cfg = demo_config('second', synth_root)
+    batches = calibration_batches(cfg, 2, 'train')
+    res = {}
+    for dev in ('cpu', 'cuda'):
+        model = build_detector(cfg, REPO + '/checkpoints/second_synth-kitti_cpu.pth', dev)
+        res[dev] = DM3DPruner(0.5, num_ratios=8, progress=False,
+                              granularity=dict(type='channel', round_to=8)).prune(model, batches)
+    assert res['cuda'].macs_after <= 0.5 * res['cuda'].macs_before
+    agree = [float((res['cpu'].masks[n] == res['cuda'].masks[n].cpu()).float().mean())
+             for n in res['cpu'].masks]
+    dens = [abs(float(res['cpu'].masks[n].float().mean() - res['cuda'].masks[n].float().mean()))
+            for n in res['cpu'].masks]
+    print(f'channel masks identical: {sum(agree) / len(agree):.4f} (min {min(agree):.4f}); '
+          f'largest layer density gap {max(dens):.4f}')
+    assert min(agree) >= 0.95 and max(dens) <= 0.05
+
+
+def test_offset_skipping_on_cuda_equals_the_masked_convs():
+    """Kernel offsets removed: the swapped spconv layers give the masked layers' outputs on
+    CUDA too (spconv's CUDA algorithms, not the CPU pair loop)."""
+    import spconv.pytorch as spconv
+
+    from dm3d_mm.weight.offset_skip import skip_pruned_offsets
+    from test_granularity import _sparse_input
+    torch.manual_seed(0)
+    net = spconv.SparseSequential(
+        spconv.SubMConv3d(8, 8, 3, padding=1, bias=False, indice_key='s1'),
+        spconv.SparseConv3d(8, 16, 3, stride=2, padding=1, bias=False),
+        spconv.SubMConv3d(16, 16, 3, padding=1, bias=False, indice_key='s2')).cuda()
+    for i in (0, 1):
+        w = net[i].weight.data
+        w.view(w.shape[0], 27, w.shape[-1])[:, torch.randperm(27)[:12]] = 0
+
+    def run():
+        x = _sparse_input()
+        x = spconv.SparseConvTensor(x.features.cuda(), x.indices.cuda(), x.spatial_shape, 1)
+        with torch.no_grad():
+            return net(x)
+    ref = run()
+    assert skip_pruned_offsets(net) == ['0', '1']
+    out = run()
+    assert torch.equal(out.indices, ref.indices)
+    assert torch.allclose(out.features, ref.features, atol=1e-4, rtol=1e-4)
+
+
+def test_latency_cost_model_times_on_cuda(synth_root):
+    """cost='latency' on CUDA (synchronised per-conv timing) meets its time budget."""
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import calibration_batches
+    from dm3d_mm.weight import DM3DPruner
+
+    from conftest import REPO, demo_config
+    cfg = demo_config('second', synth_root)
+    batches = calibration_batches(cfg, 2, 'train')
+    model = build_detector(cfg, REPO + '/checkpoints/second_synth-kitti_cpu.pth', 'cuda')
+    res = DM3DPruner(0.8, num_ratios=8, progress=False, parts=['backbone', 'neck'],
+                     granularity=dict(type='channel', round_to=8), cost='latency',
+                     min_density=0.125).prune(model, batches)
+    c = res.cost
+    print(f"latency DP on CUDA: {c['before'] * 1e3:.2f} -> {c['after'] * 1e3:.2f} ms "
+          f"(budget {c['budget'] * 1e3:.2f})")
+    assert 0 < c['after'] <= c['budget'] + 1e-12
+
+
+def test_mmdet3d_nms_runs_on_cuda_inputs():
+    """mmdet3d's rotated NMS takes CUDA boxes and returns CUDA indices (the CPU-copy patch
+    when mmcv has no CUDA kernels) equal to the CPU result."""
+    from mmdet3d.models.layers import nms_bev
+    g = torch.Generator().manual_seed(0)
+    boxes = torch.rand(200, 5, generator=g) * torch.tensor([20, 20, 3, 3, 3.14])
+    scores = torch.rand(200, generator=g)
+    cpu = nms_bev(boxes, scores, 0.3)
+    gpu = nms_bev(boxes.cuda(), scores.cuda(), 0.3)
+    assert gpu.is_cuda and torch.equal(cpu, gpu.cpu())

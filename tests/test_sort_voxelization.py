@@ -77,3 +77,25 @@ def test_data_preprocessor_and_swap():
     got = det.data_preprocessor(batch, False)['inputs']['voxels']
     for k in expected:
         assert torch.equal(expected[k], got[k]), k
+
+
+def test_torch_coordinates_equal_mmcv():
+    """The torch coordinates (the CUDA path when mmcv has no CUDA kernels) are mmcv's
+    compiled dynamic voxelization exactly, points on voxel and range borders included; the
+    sort from them gives mmcv's hard voxels."""
+    from dm3d_mm.models.sort_voxelization import (sort_hard_voxelize, torch_voxel_coordinates,
+                                                  voxel_coordinates)
+    size = [0.2, 0.2, 0.2]
+    borders = torch.tensor([[0.0, -6.4, -3.0, 0.5], [12.8, 6.4, 1.0, 0.5], [0.2, 0.0, -2.8, 0],
+                            [12.79999, 6.39999, 0.99999, 0], [-1e-6, 0, 0, 0], [6.0, 0.6, 0.4, 0]])
+    ref = VoxelizationByGridShape(point_cloud_range=RANGE, voxel_size=size, max_num_points=5,
+                                  max_voxels=(20000, 20000)).eval()
+    for seed in range(3):
+        pts = torch.cat([cloud(3000, seed), borders])
+        coors = torch_voxel_coordinates(pts, size, RANGE)
+        assert coors.dtype == torch.int32 and torch.equal(coors, voxel_coordinates(pts, size,
+                                                                                   RANGE))
+        assert (coors[:, 0] == -1).any() and (coors[:, 0] >= 0).any()
+        got = sort_hard_voxelize(pts, coors, [64, 64, 20], 5, 20000)
+        for e, g in zip(ref(pts), got):
+            assert torch.equal(e, g)

@@ -1,5 +1,6 @@
 """Count a detector's joint FLOPs on dataset frames or on one KITTI-format point file."""
 import copy
+import itertools
 import logging
 import re
 from collections import OrderedDict
@@ -146,9 +147,7 @@ def count_on_dataset(model, cfg: Config, frames: int = 8, split: str = 'test') -
         raise ValueError(f'--frames must be at least 1, got {frames}')
     loader = single_frame_loader(cfg, split)
     with torch.no_grad(), FlopsCounter(model) as counter:
-        for i, batch in enumerate(loader):
-            if i >= frames:
-                break
+        for batch in itertools.islice(loader, frames):  # frame N+1 is never loaded
             model.test_step(batch)
             counter.add_frames(len(batch['data_samples']))
     return counter

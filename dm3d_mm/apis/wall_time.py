@@ -1,4 +1,7 @@
-"""Wall time of a single-stage detector's parts, measured side by side (benchmarks)."""
+"""Wall time of a single-stage detector's parts, measured side by side (benchmarks), on the
+CPU (``time.perf_counter``) or a GPU (CUDA events recorded at the part boundaries, read after
+one synchronisation at the end of the forward)."""
+import statistics
 import time
 from typing import Dict, List, Sequence
 
@@ -10,51 +13,107 @@ from ..models.sort_voxelization import use_sort_voxelization
 VOXELIZERS = ('mmcv', 'sort')
 
 
+class PartClock:
+    """Time marks at part boundaries on one device: ``time.perf_counter`` on the CPU; on a
+    GPU, CUDA events on the current stream (no synchronisation between marks, so the parts
+    run as they would untimed), read after one ``synchronize`` at the end.
+
+    Args:
+        cuda (bool): Whether the timed work runs on a GPU.
+    """
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+        self.marks = []
+        if cuda:
+            torch.cuda.synchronize()  # nothing queued from before counts
+
+    def mark(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def seconds(self, a: int, b: int) -> float:
+        """Seconds from mark ``a`` to mark ``b``."""
+        if self.cuda:
+            self.marks[b].synchronize()
+            return self.marks[a].elapsed_time(self.marks[b]) / 1e3
+        return self.marks[b] - self.marks[a]
+
+
+def _is_cuda(model) -> bool:
+    param = next(model.parameters(), None)
+    return param is not None and param.is_cuda
+
+
 def timed_forward(model, batch):
     """Seconds of (whole, 3D, 2D, head) for one batch of a VoxelNet-style detector (or the
-    point branch of an MVX detector: CenterPoint), voxelization included in whole."""
+    point branch of an MVX detector: CenterPoint), voxelization included in whole (and on a
+    GPU the copy of the points to it)."""
     pre = 'pts_' if isinstance(model, MVXTwoStageDetector) else ''
     voxel_encoder, middle_encoder, backbone, neck, head = (getattr(model, pre + n) for n in (
         'voxel_encoder', 'middle_encoder', 'backbone', 'neck', 'bbox_head'))
-    t0 = time.perf_counter()
+    clock = PartClock(_is_cuda(model))
+    clock.mark()
     data = model.data_preprocessor(batch, False)['inputs']
     vox = data['voxels']
-    t1 = time.perf_counter()
+    clock.mark()
     feats = voxel_encoder(vox['voxels'], vox['num_points'], vox['coors'])
     bev = middle_encoder(feats, vox['coors'], len(batch['inputs']['points']))
-    t2 = time.perf_counter()
+    clock.mark()
     x = neck(backbone(bev))
-    t3 = time.perf_counter()
+    clock.mark()
     head(x)
-    t4 = time.perf_counter()
-    return t4 - t0, t2 - t1, t3 - t2, t4 - t3
+    clock.mark()
+    return (clock.seconds(0, 4), clock.seconds(1, 2), clock.seconds(2, 3),
+            clock.seconds(3, 4))
+
+
+STATISTICS = dict(best=min, median=statistics.median)
 
 
 def measure(models: Dict[str, torch.nn.Module], batches: Sequence[dict],
-            repeats: int, voxelizer: str = 'mmcv') -> Dict[str, List[float]]:
-    """Mean seconds per frame of (whole, 3D, 2D, head) per model: per frame and part the
-    best of ``repeats``, the models interleaved frame by frame so that they share the
-    machine's state.
-    ``voxelizer='sort'`` first gives every model the grid-free
-    :class:`~dm3d_mm.models.SortVoxelization` (the same voxels as mmcv's, see there)."""
+            repeats: int, voxelizer: str = 'mmcv', statistic: str = 'best',
+            warmup: int = 1) -> Dict[str, List[float]]:
+    """Mean seconds per batch of (whole, 3D, 2D, head) per model: per batch and part the
+    best (or median) of ``repeats``, the models interleaved batch by batch so that they
+    share the machine's state, after ``warmup`` untimed passes over the batches.
+
+    Args:
+        models (dict): name -> detector, each on the device it is timed on.
+        batches (Sequence[dict]): collated batches (``pseudo_collate``).
+        repeats (int): timed passes over the batches.
+        voxelizer (str): ``'sort'`` first gives every model the grid-free
+            :class:`~dm3d_mm.models.SortVoxelization` (the same voxels as mmcv's, see
+            there); ``'mmcv'`` keeps the config's layer.
+        statistic (str): ``'best'`` (CPU benches: the least disturbed run) or ``'median'``.
+        warmup (int): untimed passes (CUDA: kernel selection, allocator warm-up).
+    """
     if voxelizer not in VOXELIZERS:
         raise ValueError(f'voxelizer {voxelizer!r}: use one of {VOXELIZERS}')
+    if statistic not in STATISTICS:
+        raise ValueError(f'statistic {statistic!r}: use one of {sorted(STATISTICS)}')
     if voxelizer == 'sort':
         for m in models.values():
             use_sort_voxelization(m)
-    # per frame and part the best of the repeats, the models interleaved frame by frame
-    # (a burst of load on the machine then hits every model alike), summed over the frames
-    best = {n: [[float('inf')] * 4 for _ in batches] for n in models}
+    # per batch and part the best (median) of the repeats, the models interleaved batch by
+    # batch (a burst of load on the machine then hits every model alike), summed over batches
+    runs = {n: [[] for _ in batches] for n in models}
     with torch.no_grad():
-        for m in models.values():
-            timed_forward(m, batches[0])  # warm-up
+        for _ in range(warmup):
+            for m in models.values():
+                for b in batches:
+                    timed_forward(m, b)
         for _ in range(repeats):
             for i, b in enumerate(batches):
                 for name, m in models.items():
-                    best[name][i] = [min(a, v) for a, v in
-                                     zip(best[name][i], timed_forward(m, b))]
-    return {n: [sum(f[p] for f in per_frame) / len(batches) for p in range(4)]
-            for n, per_frame in best.items()}
+                    runs[name][i].append(timed_forward(m, b))
+    reduce = STATISTICS[statistic]
+    return {n: [sum(reduce(r[p] for r in per_batch) for per_batch in per)
+                / len(batches) for p in range(4)] for n, per in runs.items()}
 
 
 def ratio_table(rows: Dict[str, dict], times: Dict[str, List[float]], reference: str = 'dense',

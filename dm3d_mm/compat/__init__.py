@@ -1,7 +1,10 @@
-"""Small fixes that make the dependency stack usable as pinned (CPU torch, current numpy)."""
+"""Small fixes that make the dependency stack usable as pinned (CPU torch, current numpy, an
+mmcv built without CUDA kernels on a GPU)."""
 from .kitti_eval_cpu import patch_kitti_rotate_iou, rotate_iou_cpu_eval
+from .mmcv_cuda_ops import mmcv_has_cuda_ops, patch_mmcv_cpu_nms
 from .numpy_aliases import patch_numpy_aliases
-from .spconv_cpu import patch_spconv_cpu_backward, patch_spconv_cpu_threads
+from .spconv_cpu import (patch_spconv_cpu_backward, patch_spconv_cpu_threads,
+                         patch_spconv_native_on_cpu)
 from .torch_load import allow_mmengine_checkpoints
 
 
@@ -10,10 +13,13 @@ def apply_all():
     patch_numpy_aliases()
     patch_spconv_cpu_backward()
     patch_spconv_cpu_threads()
+    patch_spconv_native_on_cpu()
     patch_kitti_rotate_iou()
     allow_mmengine_checkpoints()
+    patch_mmcv_cpu_nms()
 
 
-__all__ = ['allow_mmengine_checkpoints', 'apply_all', 'patch_kitti_rotate_iou',
-           'patch_numpy_aliases', 'patch_spconv_cpu_backward', 'patch_spconv_cpu_threads',
+__all__ = ['allow_mmengine_checkpoints', 'apply_all', 'mmcv_has_cuda_ops',
+           'patch_kitti_rotate_iou', 'patch_mmcv_cpu_nms', 'patch_numpy_aliases',
+           'patch_spconv_cpu_backward', 'patch_spconv_cpu_threads', 'patch_spconv_native_on_cpu',
            'rotate_iou_cpu_eval']

@@ -9,6 +9,12 @@ Second fix: spconv's CPU gather-GEMM-scatter (``ops.indice_conv`` and its backwa
 wrong values at a few output sites, differently from run to run, when torch runs it with
 more than one thread (seen on strided SparseConv3d with thousands of voxels: ~4 of 8000
 sites per call off by O(1)). Running those two ops single-threaded makes them exact again.
+
+Third fix: spconv's CUDA builds (``spconv-cu1xx``) give every conv an implicit-GEMM algorithm
+at construction, which has no CPU kernel ("implicit gemm only support cuda"), so a model
+built on the CPU of a GPU machine (``--device cpu``, CPU-vs-CUDA comparisons) cannot run.
+Such a conv given CPU features runs spconv's Native algorithm for that call (the CPU build's
+only one; the weight layout is the same, KRSC, for every algorithm).
 """
 import functools
 import importlib
@@ -49,6 +55,40 @@ def patch_spconv_cpu_threads() -> bool:
         fn = getattr(ops, name)
         if not getattr(fn, 'dm3d_single_threaded', False):
             setattr(ops, name, _single_threaded_on_cpu(fn))
+    return True
+
+
+def _native_on_cpu(forward):
+    """Run ``forward`` with spconv's Native algorithm when the features are on the CPU."""
+    from spconv.core import ConvAlgo
+
+    @functools.wraps(forward)
+    def wrapper(self, input):
+        if input.features.is_cuda or self.algo == ConvAlgo.Native:
+            return forward(self, input)
+        algo, self.algo = self.algo, ConvAlgo.Native
+        try:
+            return forward(self, input)
+        finally:
+            self.algo = algo
+    wrapper.dm3d_native_on_cpu = True
+    return wrapper
+
+
+def patch_spconv_native_on_cpu() -> bool:
+    """With a CUDA build of spconv, let its convs run CPU features with the Native algorithm
+    (see the module docstring). Idempotent; returns whether the patch is active (False for a
+    CPU-only build, where Native is the only algorithm already)."""
+    try:
+        from spconv.constants import ALL_WEIGHT_IS_KRSC
+        from spconv.cppconstants import CPU_ONLY_BUILD
+        from spconv.pytorch.conv import SparseConvolution
+    except ImportError:
+        return False
+    if CPU_ONLY_BUILD or not ALL_WEIGHT_IS_KRSC:
+        return False
+    if not getattr(SparseConvolution.forward, 'dm3d_native_on_cpu', False):
+        SparseConvolution.forward = _native_on_cpu(SparseConvolution.forward)
     return True
 
 

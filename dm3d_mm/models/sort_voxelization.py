@@ -10,7 +10,11 @@ the grid size.
 The result is mmcv's exactly: the same point -> voxel coordinates (mmcv's own compiled
 ``dynamic_voxelize``), voxels in the order of their first point, the points of a voxel in
 input order, at most ``max_num_points`` per voxel and ``max_voxels`` voxels (the points of
-later voxels dropped). On CUDA the layer runs mmcv's kernel unchanged (it has no grid).
+later voxels dropped). On CUDA the layer runs mmcv's kernel unchanged (it has no grid) when
+mmcv was built with its CUDA kernels; with an mmcv built without them (this project's CPU
+install carried to a GPU) the sort runs in torch on the GPU, the voxel coordinates too
+(:func:`voxel_coordinates`), and :func:`patch_grid_voxelization_for_cuda` gives mmdet3d's
+own voxelization layer the same path for CUDA points.
 """
 import torch
 from mmcv.ops.voxelize import ext_module
@@ -18,15 +22,44 @@ from mmdet3d.models.data_preprocessors import Det3DDataPreprocessor
 from mmdet3d.models.data_preprocessors.voxelize import VoxelizationByGridShape
 from mmdet3d.registry import MODELS
 
+from ..compat.mmcv_cuda_ops import mmcv_has_cuda_ops
+
 
 def voxel_coordinates(points: torch.Tensor, voxel_size, point_cloud_range) -> torch.Tensor:
-    """(N, 3) int32 (z, y, x) voxel coordinates of ``points``, -1 rows out of range (mmcv's
-    compiled dynamic voxelization, so the float rounding is mmcv's)."""
+    """(N, 3) int32 (z, y, x) voxel coordinates of ``points``, -1 rows out of range: mmcv's
+    compiled dynamic voxelization for CPU points, :func:`torch_voxel_coordinates` (the same
+    float32 arithmetic, tested equal) for CUDA points."""
+    if points.is_cuda:
+        return torch_voxel_coordinates(points, voxel_size, point_cloud_range)
     coors = points.new_zeros((points.size(0), 3), dtype=torch.int)
     ext_module.dynamic_voxelize_forward(
         points.contiguous(), torch.tensor(voxel_size, dtype=torch.float),
         torch.tensor(point_cloud_range, dtype=torch.float), coors, NDim=3)
     return coors
+
+
+def torch_voxel_coordinates(points: torch.Tensor, voxel_size,
+                            point_cloud_range) -> torch.Tensor:
+    """mmcv's dynamic voxelization in torch, on any device: per axis
+    ``floor((p - range_min) / voxel_size)`` in float32, the grid size rounded from float32
+    too, and a point outside the grid on any axis gets -1 on every axis.
+
+    Args:
+        points (Tensor): (N, >= 3) points.
+        voxel_size (Sequence[float]): [x, y, z] voxel size.
+        point_cloud_range (Sequence[float]): [x_min, y_min, z_min, x_max, y_max, z_max].
+
+    Returns:
+        Tensor: (N, 3) int32 (z, y, x) coordinates.
+    """
+    rng = torch.tensor(point_cloud_range, dtype=torch.float, device=points.device)
+    size = torch.tensor(voxel_size, dtype=torch.float, device=points.device)
+    grid = torch.round((rng[3:] - rng[:3]) / size)
+    c = torch.floor((points[:, :3].float() - rng[:3]) / size)
+    outside = ((c < 0) | (c >= grid)).any(1)
+    c = c.int().flip(1)
+    c[outside] = -1
+    return c
 
 
 def sort_hard_voxelize(points: torch.Tensor, coors: torch.Tensor, grid_shape,
@@ -87,9 +120,12 @@ class SortVoxelization(VoxelizationByGridShape):
 
     def forward(self, points: torch.Tensor):
         max_voxels = self.max_voxels[0] if self.training else self.max_voxels[1]
-        if points.is_cuda or self.max_num_points == -1 or max_voxels == -1:
+        in_torch = points.is_cuda and not mmcv_has_cuda_ops()  # no mmcv kernel for it
+        if not in_torch and (points.is_cuda or self.max_num_points == -1 or max_voxels == -1):
             return super().forward(points)
         coors = voxel_coordinates(points, self.voxel_size, self.point_cloud_range)
+        if self.max_num_points == -1:  # dynamic voxelization: the coordinates
+            return coors
         grid = [round((self.point_cloud_range[i + 3] - self.point_cloud_range[i])
                       / self.voxel_size[i]) for i in range(3)]
         return sort_hard_voxelize(points, coors, grid, self.max_num_points, max_voxels)
@@ -106,6 +142,31 @@ class SortVoxelDataPreprocessor(Det3DDataPreprocessor):
         super().__init__(*args, **kwargs)
         if self.voxel and self.voxel_type == 'hard':
             self.voxel_layer = SortVoxelization(**kwargs['voxel_layer'])
+
+
+def _grid_voxelization_forward(forward):
+    def wrapper(self, points: torch.Tensor):
+        if points.is_cuda:
+            return SortVoxelization.forward(self, points)
+        return forward(self, points)
+    wrapper.dm3d_torch_on_cuda = True
+    return wrapper
+
+
+def patch_grid_voxelization_for_cuda(force: bool = False) -> bool:
+    """With CUDA and an mmcv without CUDA kernels, make mmdet3d's ``VoxelizationByGridShape``
+    voxelize CUDA points as :class:`SortVoxelization` does (in torch, the same voxels); CPU
+    points keep mmcv's kernel. Idempotent; returns whether the patch is active. ``force``
+    applies it regardless (tests)."""
+    if not force and (not torch.cuda.is_available() or mmcv_has_cuda_ops()):
+        return False
+    if not getattr(VoxelizationByGridShape.forward, 'dm3d_torch_on_cuda', False):
+        VoxelizationByGridShape.forward = _grid_voxelization_forward(
+            VoxelizationByGridShape.forward)
+    return True
+
+
+patch_grid_voxelization_for_cuda()
 
 
 def use_sort_voxelization(model) -> bool:

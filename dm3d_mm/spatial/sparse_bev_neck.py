@@ -99,7 +99,9 @@ class SparseBEVSECONDFPN(SECONDFPN):
         forms = [_row_form(d) for d in self.deblocks]
         if self.training or any(f is None for f in forms):
             return super().forward(x)
-        assert len(x) == len(self.deblocks)
+        if len(x) != len(self.deblocks):
+            raise ValueError(f'{type(self).__name__} got {len(x)} feature maps for '
+                             f'{len(self.deblocks)} deblocks')
         if _hooked(self):  # every layer called as a module; the support from the inputs
             out, = super().forward(x)
             actives = [_upsampled_active(xi, form[0]) for xi, form in zip(x, forms)]

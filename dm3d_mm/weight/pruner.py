@@ -293,7 +293,9 @@ class DM3DPruner:
             timings['allocation'] = time.perf_counter() - t0
         timings['total'] = sum(timings.values())
         after = cm.total(masks)
-        assert after <= budget * (1 + 1e-9), 'allocation exceeded the budget'
+        if after > budget * (1 + 1e-9):
+            raise RuntimeError(f'{self.method} allocated {after:.6g} {cm.unit}, over the budget '
+                               f'{budget:.6g} (a bug in the allocator)')
         cost = dict(unit=cm.unit, before=before, after=after, budget=budget)
         cm = flops  # the report counts joint FLOPs whatever the budget counted
         before, after = cm.total(), cm.total(masks)

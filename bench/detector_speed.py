@@ -1,0 +1,268 @@
+"""Whole-detector wall time on one device (a GPU when there is one): dense, spatially pruned
+and channel-slim detectors side by side, as ratios to dense measured in the same run.
+
+Settings (--settings, any of):
+  second, centerpoint
+      the demo detectors with their shipped checkpoints: dense, SPSS 50 % (foreground
+      ranking) and Ada3D as shipped, and DM3D channel pruning (all parts, --round-to,
+      --min-density) at each --budgets fraction of the joint FLOPs, pruned here on this
+      device on --calib-frames train frames and exported slim (a smaller dense model)
+  second-kitti
+      mmdet3d's full-width SECOND KITTI config (random weights) on the synthetic KITTI frames
+      (64-beam forward sector, KITTI's velodyne_reduced density): dense, SPSS 50 %
+      (configs/dm3d/second_kitti_spss50.py, the same weights) and DM3D channel slim of the
+      2D backbone and neck (each budget a fraction of their own FLOPs; mmdet3d's SparseEncoder
+      of these configs has no channel graph yet)
+  centerpoint-nus
+      mmdet3d's full-width CenterPoint nuScenes config (0.1 m voxels, random weights) on
+      generated 10-sweep surround clouds of nuScenes density (~300 k points a frame,
+      dm3d_mm/datasets/sweep_clouds.py): dense, SPSS 50 % and DM3D channel slim of the 2D
+      backbone and neck
+On random weights the DM3D allocation means nothing for accuracy; the slim widths it picks
+still price the channel-slim speed at that FLOPs budget.
+
+Timing (dm3d_mm/apis/wall_time.py): the whole detector from the data preprocessor (the copy
+of the points to the device, voxelization) to the head outputs, and its 3D / 2D / head
+parts; CUDA events on a GPU; --warmup untimed passes, then the median of --repeats per batch,
+the models interleaved batch by batch; at each --batch-sizes (frames per batch). Post-
+processing (NMS) is not timed. Every model runs the grid-free sort voxelization (the same
+voxels as mmcv's) so that the voxelizer is the same for all rows on every machine.
+
+Example: python bench/detector_speed.py --settings second centerpoint --budgets 0.5 0.33
+         python bench/detector_speed.py --device cpu --settings second --frames 4 --repeats 3
+"""
+import argparse
+import copy
+import json
+import multiprocessing
+import os
+import os.path as osp
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.apis import load_config
+from dm3d_mm.apis.ablate import joint_gmacs
+from dm3d_mm.apis.ablate_cells import DETECTORS
+from dm3d_mm.apis.flops import build_detector, default_device
+from dm3d_mm.apis.slim import export_slim
+from dm3d_mm.apis.wall_time import measure
+from dm3d_mm.datasets.sweep_clouds import surround_sweeps
+from dm3d_mm.models.sort_voxelization import use_sort_voxelization
+from dm3d_mm.weight import DM3DPruner
+from dm3d_mm.weight.calib_frames import calibration_batches
+from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
+
+
+@dataclass
+class Setting:
+    """One detector of the bench.
+
+    Args:
+        title (str): table heading.
+        config (str): the dense config.
+        checkpoint (str | None): its weights (None: random, shared with the spatial rows).
+        spatial (dict): row name -> (config, checkpoint or None for the dense weights).
+        parts (tuple): parts the channel rows prune.
+        pruner (dict): further DM3DPruner arguments.
+        points (str): 'dataset' (the config's val split on --data-root) or 'sweeps'
+            (generated nuScenes-density surround clouds).
+    """
+    title: str
+    config: str
+    checkpoint: Optional[str]
+    spatial: Dict[str, Tuple[str, Optional[str]]]
+    parts: Tuple[str, ...]
+    pruner: Dict = field(default_factory=dict)
+    points: str = 'dataset'
+
+
+def _demo(name: str, title: str, dense_config: str) -> Setting:
+    setup = DETECTORS[name]
+    spatial = {'SPSS 50 % (foreground ranking)': setup.spatial['spss50_fg-margin'],
+               'Ada3D': setup.spatial['ada3d']}
+    return Setting(title, dense_config, setup.checkpoint,
+                   {k: (v.config, v.checkpoint) for k, v in spatial.items()},
+                   setup.parts['all'].parts, dict(setup.pruner))
+
+
+SETTINGS = {
+    'second': _demo('second', 'demo SECOND (shipped checkpoints)',
+                    'configs/demo/second_synth-kitti_cpu.py'),
+    'centerpoint': _demo('centerpoint', 'demo CenterPoint (shipped checkpoints)',
+                         'configs/demo/centerpoint_synth-kitti_cpu.py'),
+    'second-kitti': Setting(
+        'mmdet3d SECOND KITTI, full width (random weights), synthetic KITTI frames',
+        'mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py', None,
+        {'SPSS 50 %': ('configs/dm3d/second_kitti_spss50.py', None)},
+        ('backbone', 'neck'), dict(budget_of='parts')),
+    'centerpoint-nus': Setting(
+        'mmdet3d CenterPoint nuScenes 0.1 m, full width (random weights), generated 10-sweep '
+        'surround clouds',
+        'mmdet3d::centerpoint/centerpoint_voxel01_second_secfpn_8xb4-cyclic-20e_nus-3d.py',
+        None, {'SPSS 50 %': ('configs/dm3d/centerpoint_voxel01_nus_spss50.py', None)},
+        ('pts_backbone', 'pts_neck'), dict(budget_of='parts'), points='sweeps'),
+}
+
+
+def sweep_batches(frames: int, seed: int = 0) -> List[dict]:
+    """One generated 10-sweep surround cloud per batch (``pseudo_collate`` layout), the
+    frames ray-cast in parallel processes (numpy only)."""
+    from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
+    with multiprocessing.get_context('fork').Pool(min(frames, os.cpu_count() or 1)) as pool:
+        clouds = pool.map(surround_sweeps, range(seed, seed + frames))
+    out = []
+    for i, cloud in enumerate(clouds):
+        sample = Det3DDataSample(metainfo=dict(sample_idx=i, box_type_3d=LiDARInstance3DBoxes))
+        out.append(dict(inputs=dict(points=[torch.from_numpy(cloud)]), data_samples=[sample]))
+    print(f'  {frames} generated frames, {sum(len(c) for c in clouds) / frames:.0f} points '
+          'each on average')
+    return out
+
+
+def group(batches: List[dict], size: int) -> List[dict]:
+    """Consecutive one-frame batches merged into batches of ``size`` frames (the last
+    partial group dropped)."""
+    out = []
+    for i in range(0, len(batches) - size + 1, size):
+        part = batches[i:i + size]
+        out.append(dict(inputs=dict(points=[p for b in part for p in b['inputs']['points']]),
+                        data_samples=[s for b in part for s in b['data_samples']]))
+    return out
+
+
+def channel_rows(key: str, cfg, checkpoint: str, calib, args, device
+                 ) -> Dict[str, torch.nn.Module]:
+    """DM3D channel pruning at each budget on ``device``, exported slim; row -> model."""
+    setting = SETTINGS[key]
+    rows = OrderedDict()
+    for b in args.budgets:
+        model = build_detector(cfg, checkpoint, device)
+        use_sort_voxelization(model)
+        t0 = time.perf_counter()
+        pruner = DM3DPruner(b, parts=list(setting.parts), num_ratios=args.num_ratios,
+                            granularity=dict(type='channel', round_to=args.round_to),
+                            min_density=args.min_density, progress=False, **setting.pruner)
+        result = pruner.prune(model, calib)
+        seconds = time.perf_counter() - t0
+        work = osp.join(args.work_dir, f'{key}_channel{b:g}')
+        pruned = osp.join(work, 'pruned.pth')
+        save_pruned_checkpoint(pruned, model, result.masks, result.info(), source=checkpoint)
+        slim = export_slim(cfg, pruned, work, 'slim')
+        slim_cfg = load_config(slim['config'], data_root=args.data_root)
+        of = ' of the 2D parts' if setting.pruner.get('budget_of') == 'parts' else ''
+        name = f'DM3D channel {b:g}{of}, slim'
+        rows[name] = build_detector(slim_cfg, slim['checkpoint'], device)
+        print(f'  {name}: pruned on {device} in {seconds:.1f} s, '
+              f'{result.macs_after / result.macs_before:.3f} of the joint MACs')
+    return rows
+
+
+def run_setting(key: str, args, device: str) -> Dict:
+    setting = SETTINGS[key]
+    print(f'## {setting.title}', flush=True)
+    cfg = load_config(setting.config, data_root=args.data_root)
+    if setting.points == 'sweeps':  # random weights: calibrating on timed frames is harmless
+        frames = sweep_batches(max(args.frames, args.calib_frames))
+        calib, frames = frames[:args.calib_frames], frames[:args.frames]
+    else:
+        calib = calibration_batches(cfg, args.calib_frames, 'train')
+        frames = calibration_batches(cfg, args.frames, 'val')
+    dense = build_detector(cfg, setting.checkpoint, device)
+    checkpoint = setting.checkpoint
+    if checkpoint is None:  # random weights, shared by every row of the setting
+        checkpoint = osp.join(args.work_dir, f'{key}_random.pth')
+        save_checkpoint(dict(state_dict=weights_to_cpu(dense.state_dict())), checkpoint)
+    models = OrderedDict(dense=dense)
+    for name, (config, ckpt) in setting.spatial.items():
+        if ckpt is not None and not osp.isfile(ckpt):
+            print(f'  {name}: {ckpt} is not here (make checkpoints): row skipped')
+            continue
+        models[name] = build_detector(load_config(config, data_root=args.data_root),
+                                      ckpt or checkpoint, device)
+    if args.budgets:
+        models.update(channel_rows(key, cfg, checkpoint, calib, args, device))
+    for m in models.values():
+        m.eval()
+        use_sort_voxelization(m)
+    gmacs = {n: joint_gmacs(m, frames[:2]) for n, m in models.items()}
+    out = dict(title=setting.title, gmacs=gmacs, device=device, times={})
+    for size in args.batch_sizes:
+        batches = group(frames, size)
+        if not batches:
+            print(f'  batch {size}: fewer than {size} frames, skipped')
+            continue
+        times = measure(models, batches, args.repeats, statistic='median', warmup=args.warmup)
+        out['times'][size] = times
+        print(table(setting.title, gmacs, times, size), flush=True)
+    return out
+
+
+def table(title: str, gmacs: Dict[str, float], times: Dict[str, List[float]], size: int) -> str:
+    """Markdown: per row joint GMACs per frame and the whole / 3D / 2D / head times as ratios
+    to dense, and ms per frame."""
+    lines = [f'{title}, batch {size}:', '',
+             '| variant | GMACs / frame | FLOPs / dense | whole / dense | 3D / dense | '
+             '2D / dense | head / dense | whole ms / frame |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|']
+    ref = times['dense']
+    for name, t in times.items():
+        lines.append(f"| {name} | {gmacs[name]:.3f} | {gmacs[name] / gmacs['dense']:.3f} | "
+                     + ' | '.join(f'{a / b:.3f}' for a, b in zip(t, ref))
+                     + f' | {t[0] * 1e3 / size:.2f} |')
+    return '\n'.join(lines) + '\n'
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--settings', nargs='+', choices=sorted(SETTINGS),
+                   default=['second', 'centerpoint', 'second-kitti', 'centerpoint-nus'])
+    p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
+    p.add_argument('--budgets', type=float, nargs='*', default=[0.5, 0.33],
+                   help='channel rows at these fractions of the joint FLOPs (none: no rows)')
+    p.add_argument('--round-to', type=int, default=8)
+    p.add_argument('--min-density', type=float, default=0.125)
+    p.add_argument('--num-ratios', type=int, default=16)
+    p.add_argument('--calib-frames', type=int, default=4)
+    p.add_argument('--frames', type=int, default=8, help='val frames timed')
+    p.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
+    p.add_argument('--repeats', type=int, default=10)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--data-root', default='data/synth_kitti')
+    p.add_argument('--work-dir', default='work_dirs/bench_detector_speed',
+                   help='pruned, slim and random-weight checkpoints')
+    p.add_argument('--out', help='where detector_speed.json goes (default: --work-dir)')
+    args = p.parse_args()
+    args.out = args.out or args.work_dir
+    device = args.device or default_device()
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.work_dir, exist_ok=True)
+    info = dict(device=device, torch=torch.__version__, threads=torch.get_num_threads())
+    if device.startswith('cuda'):
+        info['gpu'] = torch.cuda.get_device_name()
+    print(f'# detector speed: {info}', flush=True)
+    results = dict(info=info, settings={})
+    failed = []
+    for key in args.settings:
+        t0 = time.perf_counter()
+        try:
+            results['settings'][key] = run_setting(key, copy.copy(args), device)
+        except Exception:  # the other settings still run: report this one and go on
+            traceback.print_exc()
+            failed.append(key)
+            continue
+        results['settings'][key]['bench_seconds'] = time.perf_counter() - t0
+        with open(osp.join(args.out, 'detector_speed.json'), 'w') as f:
+            json.dump(results, f, indent=1)
+    if failed:
+        raise SystemExit(f'detector_speed: settings failed: {failed} (tracebacks above)')
+
+
+if __name__ == '__main__':
+    main()
