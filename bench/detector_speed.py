@@ -10,14 +10,14 @@ Settings (--settings, any of):
   second-kitti
       mmdet3d's full-width SECOND KITTI config (random weights) on the synthetic KITTI frames
       (64-beam forward sector, KITTI's velodyne_reduced density): dense, SPSS 50 %
-      (configs/dm3d/second_kitti_spss50.py, the same weights) and DM3D channel slim of the
-      2D backbone and neck (each budget a fraction of their own FLOPs; mmdet3d's SparseEncoder
-      of these configs has no channel graph yet)
+      (configs/dm3d/second_kitti_spss50.py, the same weights) and DM3D channel slim (3D
+      encoder, 2D backbone, neck)
   centerpoint-nus
       mmdet3d's full-width CenterPoint nuScenes config (0.1 m voxels, random weights) on
       generated 10-sweep surround clouds of nuScenes density (~300 k points a frame,
       dm3d_mm/datasets/sweep_clouds.py): dense, SPSS 50 % and DM3D channel slim of the 2D
-      backbone and neck
+      backbone and neck (each budget a fraction of their own FLOPs: the residual-block
+      SparseEncoder of this config has no channel graph)
 On random weights the DM3D allocation means nothing for accuracy; the slim widths it picks
 still price the channel-slim speed at that FLOPs budget.
 
@@ -101,7 +101,7 @@ SETTINGS = {
         'mmdet3d SECOND KITTI, full width (random weights), synthetic KITTI frames',
         'mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py', None,
         {'SPSS 50 %': ('configs/dm3d/second_kitti_spss50.py', None)},
-        ('backbone', 'neck'), dict(budget_of='parts')),
+        ('middle_encoder', 'backbone', 'neck')),
     'centerpoint-nus': Setting(
         'mmdet3d CenterPoint nuScenes 0.1 m, full width (random weights), generated 10-sweep '
         'surround clouds',

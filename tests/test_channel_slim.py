@@ -257,3 +257,18 @@ def test_round_to_keeps_multiples_of_n_channels(synth_root):
     assert res.macs_after <= 0.4 * res.macs_before
     widths = slim(cfg, model)[2]
     assert widths and all(w % 8 == 0 or w == 1 for w in widths.values()), widths
+
+
+def test_channel_graph_of_residual_encoder_covers_the_2d_parts_only():
+    """mmdet3d's nuScenes CenterPoint encodes with residual sparse blocks (no channel graph
+    of the encoder yet): the graph found covers its 2D backbone, neck and head, and says no
+    encoder layer can lose channels, where matching once raised a TypeError."""
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.weight.channel_graph import find_channel_graph
+    cfg = load_config('mmdet3d::centerpoint/'
+                      'centerpoint_voxel01_second_secfpn_8xb4-cyclic-20e_nus-3d.py')
+    model = build_detector(cfg, None, 'cpu')
+    layers = [p.layer for g in find_channel_graph(model).groups(model) for p in g.producers]
+    assert any(n.startswith('pts_backbone') for n in layers)
+    assert not any(n.startswith('pts_middle_encoder') for n in layers)

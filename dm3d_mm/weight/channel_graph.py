@@ -185,7 +185,7 @@ class SparseEncoderChannels(ChannelGraph):
             backbone = getattr(model, prefix + 'backbone', None)
             # exactly mmdet3d's encoder: subclasses (spatial pruning) change the wiring
             if type(enc) is SparseEncoder and backbone is not None and all(
-                    isinstance(block, nn.Sequential) and len(block) == 3
+                    hasattr(block, '__len__') and len(block) == 3  # not a residual block
                     and is_sparse_conv(block[0])
                     for stage in enc.encoder_layers for block in stage):
                 return cls(prefix)
