@@ -243,7 +243,13 @@ def main():
     device = args.device or default_device()
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.work_dir, exist_ok=True)
-    info = dict(device=device, torch=torch.__version__, threads=torch.get_num_threads())
+    import mmcv
+    import spconv
+
+    from dm3d_mm.compat import mmcv_has_cuda_ops
+    info = dict(device=device, torch=torch.__version__, threads=torch.get_num_threads(),
+                mmcv=mmcv.__version__ + (' (CUDA ops)' if mmcv_has_cuda_ops() else ' (CPU ops)'),
+                spconv=spconv.__version__, tf32_conv=torch.backends.cudnn.allow_tf32)
     if device.startswith('cuda'):
         info['gpu'] = torch.cuda.get_device_name()
     print(f'# detector speed: {info}', flush=True)

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import REPO
 
@@ -109,3 +110,17 @@ def test_debug_shows_the_traceback(tmp_path):
     proc = _run('prune.py', SECOND, '--checkpoint', SECOND_CKPT, '--flops-target', '0',
                 '--work-dir', str(tmp_path / 'o'), '--debug')
     assert proc.returncode != 0 and 'Traceback' in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a machine without CUDA')
+def test_cuda_device_without_cuda_is_one_line():
+    from dm3d_mm.apis.flops import resolve_device
+    with pytest.raises(ValueError, match="device 'cuda': CUDA is not available"):
+        resolve_device('cuda')
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools/flops.py'),
+                           osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'),
+                           '--device', 'cuda', '--frames', '1'],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("error: device 'cuda': CUDA is not "
+                                                    'available on this machine')

@@ -20,6 +20,27 @@ def default_device() -> str:
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
+def resolve_device(device: Optional[str] = None) -> str:
+    """The device a model is built on, as mmdet3d's ``init_model`` takes it: ``'cuda'``
+    gets the current GPU's index (torch 2.11's ``torch.cuda.set_device``, which init_model
+    calls, refuses an index-less ``'cuda'``).
+
+    Args:
+        device (str, optional): ``'cpu'``, ``'cuda'``, ``'cuda:N'``; None: CUDA when
+            available, else the CPU.
+
+    Returns:
+        str: e.g. ``'cpu'`` or ``'cuda:0'``.
+    """
+    dev = torch.device(device or default_device())
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ValueError(f'device {device!r}: CUDA is not available on this machine')
+        if dev.index is None:
+            dev = torch.device('cuda', torch.cuda.current_device())
+    return str(dev)
+
+
 def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict:
     """Load a checkpoint's state_dict into ``model``; a checkpoint that does not fit (missing,
     unexpected or mis-shaped keys) is an error naming them unless ``strict=False``, which
@@ -76,7 +97,7 @@ def build_detector(cfg: Config, checkpoint: Optional[str] = None,
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     # init_model sets model.train_cfg = None on the config it gets: keep the caller's intact
-    model = init_model(copy.deepcopy(cfg), None, device=device or default_device())
+    model = init_model(copy.deepcopy(cfg), None, device=resolve_device(device))
     if checkpoint is not None:
         load_weights(model, checkpoint, strict)
     if not getattr(model, 'dataset_meta', None) and cfg.get('class_names'):

@@ -5,6 +5,7 @@
 # after a failed step, so one breakage still leaves the other results.
 #
 #   device run: carry [".gpu/site.tar.xz"], command "bash scripts/gpu/run.sh"
+#   (variables: STEPS, DEADLINE, FRAMES, SETTINGS, REPEATS, BENCH_LIMIT, TOOL_GRANULARITIES)
 #   rehearsal on a CPU machine: LOCAL=1 OUT=work_dirs/gpu_rehearsal bash scripts/gpu/run.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,49 +42,66 @@ if [ -z "${LOCAL:-}" ]; then
 else
   PY=${PY:-.venv/bin/python}
 fi
-step "environment"
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tail -n 1
-  $PY -c "import torch, mmcv, mmcv.ops, mmdet, mmdet3d, spconv, dm3d_mm
+DATA=data/synth_kitti_gpu
+DEV=${DEVICE:-cuda}
+# the steps, in order (a second run in a short lease can name fewer: STEPS="data tests bench")
+STEPS=${STEPS:-env data tests tools bench suite}
+
+do_env() {
+  step "environment"
+  { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tail -n 1
+    $PY -c "import torch, mmcv, mmcv.ops, mmdet, mmdet3d, spconv, dm3d_mm
 from dm3d_mm.compat import mmcv_has_cuda_ops
 print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available(),
       '| mmcv', mmcv.__version__, 'CUDA ops' if mmcv_has_cuda_ops() else 'CPU ops only',
       '| mmdet3d', mmdet3d.__version__, '| spconv', spconv.__version__)"
-} >> "$LOG" 2>&1
-tail -n 2 "$LOG"
-DATA=data/synth_kitti_gpu
-DEV=${DEVICE:-cuda}
-
-step "data: 16 train + 16 val synthetic frames"
-run 120 data.log $PY tools/make_synthetic_kitti.py --out $DATA --num-train 16 --num-val 16 \
-  --workers 16
-
-step "CUDA tests (tests/test_device.py)"
-run 180 tests.log $PY -m pytest -q -rs -p no:cacheprovider -s tests/test_device.py
-
-step "tools with --device $DEV: prune (DM3D, unstructured and channel), flops"
-run 60 tools.log $PY tools/prune.py configs/demo/second_synth-kitti_cpu.py \
-  --checkpoint checkpoints/second_synth-kitti_cpu.pth --flops-target 0.5 --device $DEV \
-  --data-root $DATA --calib-frames 8 --work-dir work_dirs/gpu_prune50
-run 60 tools.log $PY tools/prune.py configs/demo/second_synth-kitti_cpu.py \
-  --checkpoint checkpoints/second_synth-kitti_cpu.pth --flops-target 0.5 --device $DEV \
-  --data-root $DATA --calib-frames 8 --granularity channel --round-to 8 \
-  --work-dir work_dirs/gpu_prune50_channel
-run 45 tools.log $PY tools/flops.py configs/demo/second_synth-kitti_cpu.py \
-  --checkpoint work_dirs/gpu_prune50/pruned.pth --device $DEV --data-root $DATA --frames 4
-run 45 tools.log $PY tools/flops.py configs/demo/second_synth-kitti_cpu_ada3d.py \
-  --checkpoint checkpoints/second_synth-kitti_cpu_ada3d.pth --device $DEV --data-root $DATA \
-  --frames 4
-
-step "speed bench on $DEV"
-run ${BENCH_LIMIT:-240} bench.log $PY bench/detector_speed.py --device $DEV --data-root $DATA \
-  --out "$OUT" --work-dir work_dirs/gpu_bench --frames 8 --batch-sizes 1 8 --repeats ${REPEATS:-10} --warmup 2 \
-  --settings ${SETTINGS:-second second-kitti centerpoint-nus centerpoint}
-
-step "wider suite on $DEV: tests whose models build on the default device (CUDA here)"
-run 150 suite.log $PY -m pytest -q -p no:cacheprovider -n 8 --dist loadfile \
-  tests/test_hooks.py tests/test_prune_demo.py tests/test_spatial_ada3d.py \
-  tests/test_spatial_spss.py tests/test_spss_foreground.py tests/test_channel_slim.py \
-  tests/test_granularity.py tests/test_centerpoint_demo.py tests/test_paper_configs_train.py
+  } >> "$LOG" 2>&1
+  tail -n 2 "$LOG"
+}
+do_data() {
+  step "data: ${FRAMES:-16} train + ${FRAMES:-16} val synthetic frames"
+  run 120 data.log $PY tools/make_synthetic_kitti.py --out $DATA --num-train ${FRAMES:-16} \
+    --num-val ${FRAMES:-16} --workers 16
+}
+do_tests() {
+  step "CUDA tests (tests/test_device.py)"
+  run 180 tests.log $PY -m pytest -q -rs -p no:cacheprovider -s tests/test_device.py
+}
+do_tools() {
+  step "tools with --device $DEV: prune (DM3D, unstructured and channel), flops"
+  for gran in ${TOOL_GRANULARITIES:-weight channel}; do
+    local extra=""
+    [ "$gran" = channel ] && extra="--round-to 8"
+    # shellcheck disable=SC2086
+    run 60 tools.log $PY tools/prune.py configs/demo/second_synth-kitti_cpu.py \
+      --checkpoint checkpoints/second_synth-kitti_cpu.pth --flops-target 0.5 --device $DEV \
+      --data-root $DATA --calib-frames 8 --granularity $gran $extra \
+      --work-dir work_dirs/gpu_prune50_$gran
+  done
+  run 45 tools.log $PY tools/flops.py configs/demo/second_synth-kitti_cpu.py \
+    --checkpoint work_dirs/gpu_prune50_$gran/pruned.pth --device $DEV --data-root $DATA \
+    --frames 4
+  if [ -z "${SKIP_ADA3D_FLOPS:-}" ]; then
+    run 45 tools.log $PY tools/flops.py configs/demo/second_synth-kitti_cpu_ada3d.py \
+      --checkpoint checkpoints/second_synth-kitti_cpu_ada3d.pth --device $DEV --data-root $DATA \
+      --frames 4
+  fi
+}
+do_bench() {
+  step "speed bench on $DEV"
+  run ${BENCH_LIMIT:-240} bench.log $PY bench/detector_speed.py --device $DEV --data-root $DATA \
+    --out "$OUT" --work-dir work_dirs/gpu_bench --frames 8 --batch-sizes 1 8 \
+    --repeats ${REPEATS:-10} --warmup 2 \
+    --settings ${SETTINGS:-second second-kitti centerpoint-nus centerpoint}
+}
+do_suite() {
+  step "wider suite on $DEV: tests whose models build on the default device (CUDA here)"
+  run 150 suite.log $PY -m pytest -q -p no:cacheprovider -n 8 --dist loadfile \
+    tests/test_hooks.py tests/test_prune_demo.py tests/test_spatial_ada3d.py \
+    tests/test_spatial_spss.py tests/test_spss_foreground.py tests/test_channel_slim.py \
+    tests/test_granularity.py tests/test_centerpoint_demo.py tests/test_paper_configs_train.py
+}
+for s in $STEPS; do "do_$s"; done
 
 step "done"
 ls -l "$OUT" >> "$LOG"
