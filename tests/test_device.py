@@ -254,3 +254,29 @@ def test_index_less_cuda_device_builds_the_model():
     if DEVICE == 'cuda':
         assert resolve_device('cuda') == f'cuda:{torch.cuda.current_device()}'
     assert resolve_device('cpu') == 'cpu'
+
+
+def test_eval_mode_outputs_carry_gradients_to_every_sparse_conv(synth_root):
+    """DM3D's calibration differentiates eval-mode outputs. spconv's CUDA implicit-GEMM convs
+    run outside autograd in eval mode, so on CUDA every sparse encoder layer was left out of
+    the allocation ("do not reach the measured head outputs"); the compat fix routes them
+    through spconv's autograd path when gradients are enabled."""
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import calibration_batches
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+
+    from conftest import REPO, demo_config
+    cfg = demo_config('second', synth_root)
+    batch = calibration_batches(cfg, 1, 'train')[0]
+    model = build_detector(cfg, REPO + '/checkpoints/second_synth-kitti_cpu.pth', DEVICE)
+    convs = {n: m for n, m in model.named_modules() if n.startswith('middle_encoder')
+             and hasattr(m, 'weight') and m.weight.dim() == 5}
+    assert len(convs) >= 10 and not model.training
+    p_b, p_c = build_head_outputs(model)(model, batch)
+    grads = torch.autograd.grad(p_c.sum(), [m.weight for m in convs.values()],
+                                allow_unused=True)
+    missing = [n for n, g in zip(convs, grads) if g is None]
+    assert not missing, f'no gradient reaches {missing}'
+    with torch.no_grad():  # inference keeps spconv's eval path
+        p_b2, p_c2 = build_head_outputs(model)(model, batch)
+    assert torch.allclose(p_c, p_c2, atol=1e-5) and torch.allclose(p_b, p_b2, atol=1e-5)

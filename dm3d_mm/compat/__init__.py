@@ -4,7 +4,7 @@ from .kitti_eval_cpu import patch_kitti_rotate_iou, rotate_iou_cpu_eval
 from .mmcv_cuda_ops import mmcv_has_cuda_ops, patch_mmcv_cpu_nms
 from .numpy_aliases import patch_numpy_aliases
 from .spconv_cpu import (patch_spconv_cpu_backward, patch_spconv_cpu_threads,
-                         patch_spconv_native_on_cpu)
+                         patch_spconv_cuda_build)
 from .torch_load import allow_mmengine_checkpoints
 
 
@@ -13,7 +13,7 @@ def apply_all():
     patch_numpy_aliases()
     patch_spconv_cpu_backward()
     patch_spconv_cpu_threads()
-    patch_spconv_native_on_cpu()
+    patch_spconv_cuda_build()
     patch_kitti_rotate_iou()
     allow_mmengine_checkpoints()
     patch_mmcv_cpu_nms()
@@ -21,5 +21,5 @@ def apply_all():
 
 __all__ = ['allow_mmengine_checkpoints', 'apply_all', 'mmcv_has_cuda_ops',
            'patch_kitti_rotate_iou', 'patch_mmcv_cpu_nms', 'patch_numpy_aliases',
-           'patch_spconv_cpu_backward', 'patch_spconv_cpu_threads', 'patch_spconv_native_on_cpu',
+           'patch_spconv_cpu_backward', 'patch_spconv_cpu_threads', 'patch_spconv_cuda_build',
            'rotate_iou_cpu_eval']

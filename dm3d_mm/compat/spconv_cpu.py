@@ -10,11 +10,18 @@ wrong values at a few output sites, differently from run to run, when torch runs
 more than one thread (seen on strided SparseConv3d with thousands of voxels: ~4 of 8000
 sites per call off by O(1)). Running those two ops single-threaded makes them exact again.
 
-Third fix: spconv's CUDA builds (``spconv-cu1xx``) give every conv an implicit-GEMM algorithm
-at construction, which has no CPU kernel ("implicit gemm only support cuda"), so a model
-built on the CPU of a GPU machine (``--device cpu``, CPU-vs-CUDA comparisons) cannot run.
-Such a conv given CPU features runs spconv's Native algorithm for that call (the CPU build's
-only one; the weight layout is the same, KRSC, for every algorithm).
+Two fixes for spconv's CUDA builds (``spconv-cu1xx``), which give every conv an implicit-GEMM
+algorithm at construction:
+
+- that algorithm has no CPU kernel ("implicit gemm only support cuda"), so a model built on
+  the CPU of a GPU machine (``--device cpu``, CPU-vs-CUDA comparisons) cannot run: such a
+  conv given CPU features runs spconv's Native algorithm for that call (the CPU build's only
+  one; the weight layout is the same, KRSC, for every algorithm);
+- in eval mode its CUDA forward calls the implicit-GEMM kernel directly, outside autograd, so
+  the outputs of a detector in eval mode carry no gradient to any sparse conv weight: DM3D's
+  calibration (eval-mode outputs, differentiated) then saw no sparse encoder layer on CUDA.
+  With gradients enabled such a conv takes spconv's training path (the same outputs, through
+  its autograd function) for that call.
 """
 import functools
 import importlib
@@ -58,27 +65,37 @@ def patch_spconv_cpu_threads() -> bool:
     return True
 
 
-def _native_on_cpu(forward):
-    """Run ``forward`` with spconv's Native algorithm when the features are on the CPU."""
+def _with_setting(module, name: str, value, call):
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        return call()
+    finally:
+        setattr(module, name, saved)
+
+
+def _cuda_build_fixes(forward):
+    """``forward`` of a CUDA build's conv: Native on CPU features; the autograd (training)
+    path when gradients are enabled in eval mode on CUDA (see the module docstring)."""
     from spconv.core import ConvAlgo
 
     @functools.wraps(forward)
     def wrapper(self, input):
-        if input.features.is_cuda or self.algo == ConvAlgo.Native:
+        if self.algo == ConvAlgo.Native:
             return forward(self, input)
-        algo, self.algo = self.algo, ConvAlgo.Native
-        try:
-            return forward(self, input)
-        finally:
-            self.algo = algo
-    wrapper.dm3d_native_on_cpu = True
+        if not input.features.is_cuda:
+            return _with_setting(self, 'algo', ConvAlgo.Native, lambda: forward(self, input))
+        if not self.training and torch.is_grad_enabled():
+            return _with_setting(self, 'training', True, lambda: forward(self, input))
+        return forward(self, input)
+    wrapper.dm3d_cuda_build_fixes = True
     return wrapper
 
 
-def patch_spconv_native_on_cpu() -> bool:
-    """With a CUDA build of spconv, let its convs run CPU features with the Native algorithm
-    (see the module docstring). Idempotent; returns whether the patch is active (False for a
-    CPU-only build, where Native is the only algorithm already)."""
+def patch_spconv_cuda_build() -> bool:
+    """With a CUDA build of spconv, let its convs run CPU features (Native algorithm) and
+    carry gradients in eval mode (see the module docstring). Idempotent; returns whether the
+    patch is active (False for a CPU-only build, whose only algorithm is Native)."""
     try:
         from spconv.constants import ALL_WEIGHT_IS_KRSC
         from spconv.cppconstants import CPU_ONLY_BUILD
@@ -87,8 +104,8 @@ def patch_spconv_native_on_cpu() -> bool:
         return False
     if CPU_ONLY_BUILD or not ALL_WEIGHT_IS_KRSC:
         return False
-    if not getattr(SparseConvolution.forward, 'dm3d_native_on_cpu', False):
-        SparseConvolution.forward = _native_on_cpu(SparseConvolution.forward)
+    if not getattr(SparseConvolution.forward, 'dm3d_cuda_build_fixes', False):
+        SparseConvolution.forward = _cuda_build_fixes(SparseConvolution.forward)
     return True
 
 

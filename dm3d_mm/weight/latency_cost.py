@@ -138,8 +138,9 @@ def _swap(layer: nn.Module, cin: int, cout: int):
     slim._parameters = dict(layer._parameters)
     slim._forward_pre_hooks, slim._forward_hooks = OrderedDict(), OrderedDict()
     w = layer.weight.detach().narrow(out_channel_axis(layer), 0, cout)
-    slim._parameters['weight'] = nn.Parameter(w.narrow(in_channel_axis(layer), 0, cin),
-                                              requires_grad=False)
+    # contiguous, as a slim model's weight is (spconv's CUDA implicit GEMM requires it)
+    slim._parameters['weight'] = nn.Parameter(
+        w.narrow(in_channel_axis(layer), 0, cin).contiguous(), requires_grad=False)
     if getattr(layer, 'bias', None) is not None:
         slim._parameters['bias'] = nn.Parameter(layer.bias.detach()[:cout], requires_grad=False)
     for attr, v in (('in_channels', cin), ('out_channels', cout)):
