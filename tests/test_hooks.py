@@ -57,7 +57,9 @@ def test_finetune_keeps_exact_sparsity(finetuned):
     name = next(n for n, m in masks.items() if m.any())  # a layer with weights left
     assert not torch.equal(dict(runner.model.named_modules())[name].weight.detach()[masks[name]],
                            dense[name + '.weight'][masks[name]])
-    assert hook.flops['ratio'] == pytest.approx(0.5, abs=0.02)  # on another frame
+    # the logged FLOPs are the pruning's own count of the pruned model, on its frames
+    assert hook.flops['ratio'] == hook.info['achieved_ratio'] <= 0.5 * (1 + 1e-9)
+    assert hook.flops['gmacs'] == hook.info['macs_after'] / 1e9
     ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu', weights_only=False)
     saved = ckpt['meta']['dm3d']
     assert set(saved['masks']) == set(masks)

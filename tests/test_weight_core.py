@@ -163,3 +163,39 @@ def test_mask_shape_and_name_errors():
         MaskSet(net, {'nope': torch.ones(2)})
     with pytest.raises(ValueError, match='shape'):
         MaskSet(net, {'fc': torch.ones(3, 3)})
+
+
+def test_masks_survive_the_steps_of_every_mmengine_optim_wrapper():
+    """OptimWrapper, AmpOptimWrapper's kind (any OptimWrapper) and OptimWrapperDict: each
+    optimizer stepped re-applies the masks (an OptimWrapperDict once silently got none); an
+    unknown wrapper is an error."""
+    from mmengine.optim import OptimWrapper, OptimWrapperDict
+
+    from dm3d_mm.weight.masks import optimizers_of
+    torch.manual_seed(0)
+    net = TinyNet()
+    x = _input()
+    first = OptimWrapper(torch.optim.SGD([net.sp.weight, net.conv.weight], 1e-2, momentum=0.9,
+                                         weight_decay=0.1))
+    second = OptimWrapper(torch.optim.AdamW([net.fc.weight], 1e-2, weight_decay=0.1))
+    wrappers = OptimWrapperDict(a=first, b=second)
+    for w in (first, second):  # dense steps: momentum and moments for every weight
+        net(x).pow(2).sum().backward()
+        w.step()
+        w.zero_grad()
+    g = torch.Generator().manual_seed(1)
+    masks = {n: torch.rand(m.weight.shape, generator=g) > 0.5
+             for n, m in (('sp', net.sp), ('conv', net.conv), ('fc', net.fc))}
+    assert len(optimizers_of(wrappers)) == 2 and optimizers_of(first) == [first.optimizer]
+    ms = MaskSet(net, masks).attach(optimizers_of(wrappers))
+    for _ in range(20):
+        net(x).pow(2).sum().backward()
+        for w in (first, second):
+            w.step()
+        for w in (first, second):
+            w.zero_grad()
+    for n, m in (('sp', net.sp), ('conv', net.conv), ('fc', net.fc)):
+        assert torch.all(m.weight[~masks[n]] == 0), n
+    ms.detach()
+    with pytest.raises(TypeError, match='masks cannot be kept'):
+        optimizers_of(object())

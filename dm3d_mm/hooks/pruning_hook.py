@@ -14,7 +14,7 @@ from ..weight.builder import build_pruner
 from ..weight.calib_frames import calibration_batches, resolve_calib
 from ..weight.checkpoint import META_KEY, read_dm3d_meta
 from ..weight.head_outputs import build_head_outputs
-from ..weight.masks import MaskSet
+from ..weight.masks import MaskSet, optimizers_of
 from .freeze_norm_stats import freeze_norm_stats
 
 
@@ -31,8 +31,10 @@ class DM3DPruningHook(Hook):
         prune_on_start (bool): prune when the loaded weights carry no masks; if False, such a
             run is an error (fine-tuning a dense model with this hook is almost surely a
             mistake). Defaults to True.
-        flops_frames (int): calibration frames whose joint FLOPs are logged (0: do not
-            count). Defaults to 2.
+        flops_frames (int): the logged joint FLOPs are the pruning's own count (the pruned
+            model on its calibration frames, as ``tools/prune.py`` reports them); masks from
+            a checkpoint without that count are counted on this many calibration frames (0:
+            not counted). Defaults to 2.
         freeze_norm_stats (bool): keep BatchNorm layers in eval mode while training, so a
             short fine-tune uses (and keeps) the statistics the pruning was calibrated with.
             Defaults to False.
@@ -79,6 +81,13 @@ class DM3DPruningHook(Hook):
 
     @torch.no_grad()
     def _count_flops(self, runner, model, batches) -> None:
+        info = self.info or {}
+        if info.get('macs_before') and info.get('macs_after') is not None:
+            # the pruning's own count: the pruned model on the calibration frames against
+            # the dense one on the same frames (tools/prune.py reports the same numbers)
+            self.flops = dict(gmacs=info['macs_after'] / 1e9,
+                              ratio=info['macs_after'] / info['macs_before'])
+            return
         if not self.flops_frames:
             return
         if batches is None:
@@ -104,8 +113,7 @@ class DM3DPruningHook(Hook):
             raise RuntimeError('DM3DPruningHook(prune_on_start=False): the loaded checkpoint '
                                f"has no meta['{META_KEY}'] masks; load a pruned checkpoint "
                                '(tools/prune.py) or allow pruning at start')
-        optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
-        self.masks = MaskSet(model, masks).attach(optimizer)
+        self.masks = MaskSet(model, masks).attach(optimizers_of(runner.optim_wrapper))
         self._count_flops(runner, model, batches)
         self._log(runner)
 

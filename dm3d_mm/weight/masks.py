@@ -9,7 +9,7 @@ A mask is keyed by a layer's name (it masks the layer's ``weight``) or by a para
 full name (``backbone.blocks.0.1.bias``: channel pruning also zeroes the norm affine of a
 removed channel, so that the channel is exactly zero downstream).
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -66,16 +66,24 @@ class MaskSet:
             weight.mul_(mask)
         return self
 
-    def attach(self, optimizer: Optional[torch.optim.Optimizer] = None) -> 'MaskSet':
-        """Keep masks exact: pre-forward re-masking, masked gradients, post-step re-masking."""
+    def attach(self, optimizer=None) -> 'MaskSet':
+        """Keep masks exact: pre-forward re-masking, masked gradients, post-step re-masking.
+
+        Args:
+            optimizer (Optimizer | Sequence[Optimizer] | None): the optimizer(s) after whose
+                steps the masks are applied again (weight decay, momentum and Adam's moments
+                would otherwise revive pruned weights); see :func:`optimizers_of`.
+        """
         self.detach()
         self.apply()
         for _, owner, weight, mask in self._targets():
             self._handles.append(owner.register_forward_pre_hook(_premask(weight, mask)))
             self._handles.append(weight.register_hook(
                 lambda grad, m=mask: grad * m.to(grad.device)))
-        if optimizer is not None:
-            self._handles.append(optimizer.register_step_post_hook(
+        if isinstance(optimizer, torch.optim.Optimizer):
+            optimizer = [optimizer]
+        for opt in optimizer or []:
+            self._handles.append(opt.register_step_post_hook(
                 lambda opt, args, kwargs: self.apply()))
         return self
 
@@ -100,3 +108,26 @@ class MaskSet:
         """Masks read back from zeros in the weights (a pruned checkpoint without meta)."""
         modules = dict(model.named_modules())
         return cls(model, {n: modules[n].weight.detach() != 0 for n in names})
+
+
+def optimizers_of(optim_wrapper) -> List[torch.optim.Optimizer]:
+    """Every torch optimizer an mmengine optim wrapper steps: the one of an ``OptimWrapper``
+    (``AmpOptimWrapper`` and the others alike), each of an ``OptimWrapperDict``'s; a bare
+    optimizer is its own. Anything else is an error: masks must not silently stop being
+    re-applied after the steps.
+
+    Args:
+        optim_wrapper: the runner's ``optim_wrapper`` (or a torch optimizer).
+
+    Returns:
+        list[Optimizer]: the optimizers.
+    """
+    from mmengine.optim import OptimWrapper, OptimWrapperDict
+    if isinstance(optim_wrapper, torch.optim.Optimizer):
+        return [optim_wrapper]
+    if isinstance(optim_wrapper, OptimWrapperDict):
+        return [w.optimizer for w in optim_wrapper.optim_wrappers.values()]
+    if isinstance(optim_wrapper, OptimWrapper):
+        return [optim_wrapper.optimizer]
+    raise TypeError(f'masks cannot be kept after the steps of a {type(optim_wrapper).__name__}'
+                    ': give DM3DPruningHook an mmengine OptimWrapper or OptimWrapperDict')

@@ -9,6 +9,7 @@ distortion curves, allocates sparsity with the DP against the FLOPs cost model, 
 masks, and returns a PruneResult with everything the report needs.
 """
 import fnmatch
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 
 from mmengine.logging import print_log
 
-from ..flops import count_flops
+from ..flops import FlopsCounter, count_flops, frames_in
 from ..flops.cost_model import CostModel
 from ..registry import PRUNERS
 from .allocation import allocate
@@ -72,6 +73,9 @@ class PruneResult:
     left_out: Dict[str, List[str]] = field(default_factory=dict)  # reason -> layer names
     head_outputs: str = ''
     cost: Dict[str, object] = field(default_factory=dict)  # what the budget counted
+    # macs_after is counted afresh on the pruned model (masks and spatial modules in place,
+    # the calibration frames); this is what the dense pass's pair counts predicted
+    macs_after_predicted: Optional[float] = None
 
     @property
     def achieved_ratio(self) -> float:
@@ -83,6 +87,7 @@ class PruneResult:
                     flops_target=self.flops_target, budget_of=self.budget_of,
                     macs_before=self.macs_before,
                     macs_after=self.macs_after, achieved_ratio=self.achieved_ratio,
+                    macs_after_predicted=self.macs_after_predicted,
                     floor=self.floor, timings=self.timings,
                     measured_distortion=self.measured_distortion,
                     left_out=self.left_out, head_outputs=self.head_outputs, cost=self.cost,
@@ -90,6 +95,11 @@ class PruneResult:
 
 
 BUDGET_OF = ('model', 'parts')
+# allocations tried until the recounted pruned model fits the budget (spatial models whose
+# kept sites follow the pruned weights count other FLOPs than the dense pass predicted)
+RECOUNT_ATTEMPTS = 4
+# ... or until it counts within this fraction below the budget
+RECOUNT_TOLERANCE = 0.005
 
 
 @PRUNERS.register_module()
@@ -270,7 +280,9 @@ class DM3DPruner:
         if cm is not flops:
             timings['cost_model'] = time.perf_counter() - t0
         keep_dense = [n for n in self.keep_dense if n in layers]
-        before = cm.total()
+        # dense is every selected weight kept, whatever zeros the weights hold now (re-pruning
+        # a pruned checkpoint measures against dense, not against the pruned model)
+        before = flops.dense_total if cm is flops else cm.total()
         # 'parts': the selected layers go to flops_target of their own joint FLOPs (Tab. 4:
         # a part alone often cannot reach a fraction of the whole model)
         budget = self.flops_target * before if self.budget_of == 'model' else \
@@ -283,33 +295,89 @@ class DM3DPruner:
                 f'dense): layers that are not pruned cost {cm.describe(cm.floor)}. '
                 'Raise the target or prune more parts.')
         curves: Dict[str, Dict[str, list]] = {}
-        if self.method == 'dm3d':
-            grads = {n: calib.grads[n] for n in layers}
-            masks = self._dm3d(model, layers, grads, batches, calib.reference, outputs, cm,
-                               budget, keep_dense, timings, curves)
-        else:
+        dense = {n: m.weight.detach().clone() for n, m in layers.items()}
+        # joint FLOPs of the weights as they are before pruning (masks go into the weights)
+        flops_before = flops.dense_total
+        layer_before = {n: flops.layers[n].dense_macs / flops.frames for n in layers}
+        target, best = budget, None
+        for attempt in range(RECOUNT_ATTEMPTS):
+            if attempt:  # allocate again, the target scaled by how far the count missed
+                for n, m in layers.items():
+                    m.weight.data.copy_(dense[n])
+            tried_curves: Dict[str, Dict[str, list]] = {}
+            try:
+                masks = self._allocate(model, layers, calib, batches, outputs, cm, target,
+                                       keep_dense, timings, tried_curves)
+            except ValueError:  # a lowered target below what the allocator can reach
+                if not attempt:
+                    raise
+                break
+            if cm.total(masks) > target * (1 + 1e-9):
+                raise RuntimeError(f'{self.method} allocated {cm.total(masks):.6g} {cm.unit}, '
+                                   f'over the budget {target:.6g} (a bug in the allocator)')
+            MaskSet(model, masks).apply()
+            # the pruned model counted afresh on the same frames (a spatial module may keep
+            # other sites once the weights upstream of it are pruned), its distortion measured
             t0 = time.perf_counter()
-            masks = BASELINES[self.method](layers, cm, budget)
-            timings['allocation'] = time.perf_counter() - t0
+            recount, measured = self._recount(model, batches, calib.reference, outputs)
+            timings['recount'] = timings.get('recount', 0.0) + time.perf_counter() - t0
+            counted = CostModel(recount, [n for n in layers if n in recount.layers])
+            total = counted.total(masks) if cm is flops else cm.total(masks)
+            fits = total <= budget * (1 + 1e-9)
+            if fits and (best is None or total > best[0]):
+                best = (total, masks, counted, measured, tried_curves, attempt)
+            if cm is not flops or (fits and total >= budget * (1 - RECOUNT_TOLERANCE)):
+                break
+            target = min(target * budget / total, before)
+            print_log(f'DM3DPruner: the pruned model counts {total / before:.4f} of dense '
+                      f'for a budget of {budget / before:.4f}: allocating again to '
+                      f'{target / before:.4f} of the prediction', logger='current')
+        if best is None:
+            print_log(f'DM3DPruner: after {RECOUNT_ATTEMPTS} allocations the pruned model '
+                      f'still counts {total / before:.4f} of dense, over the budget '
+                      f'{budget / before:.4f}', logger='current', level=logging.WARNING)
+            best = (total, masks, counted, measured, tried_curves, attempt)
+        _, masks, counted, measured, tried_curves, chosen = best
+        if chosen != attempt:  # an earlier allocation fitted the budget better
+            for n, m in layers.items():
+                m.weight.data.copy_(dense[n])
+            MaskSet(model, masks).apply()
+        curves.update(tried_curves)
         timings['total'] = sum(timings.values())
-        after = cm.total(masks)
-        if after > budget * (1 + 1e-9):
-            raise RuntimeError(f'{self.method} allocated {after:.6g} {cm.unit}, over the budget '
-                               f'{budget:.6g} (a bug in the allocator)')
-        cost = dict(unit=cm.unit, before=before, after=after, budget=budget)
+        cost = dict(unit=cm.unit, before=before, after=cm.total(masks), budget=budget)
         cm = flops  # the report counts joint FLOPs whatever the budget counted
-        before, after = cm.total(), cm.total(masks)
+        before, predicted, after = flops_before, cm.total(masks), counted.total(masks)
         results = [LayerResult(n, cm.layers[n].part, m.weight.numel(),
-                               1.0 - float(masks[n].float().mean()), cm.layer_macs(n),
-                               cm.layer_macs(n, masks[n]),
+                               1.0 - float(masks[n].float().mean()), layer_before[n],
+                               counted.layer_macs(n, masks[n]) if n in counted.layers else 0.0,
                                curves.get(n, {}).get('chosen_distortion'))
                    for n, m in layers.items()]
-        MaskSet(model, masks).apply()
-        measured = measured_distortion(model, batches, calib.reference, outputs, self.lambdas)
         return PruneResult(self.method, self.estimator if self.method == 'dm3d' else None,
                            self.flops_target, before, after, cm.floor, results, masks,
                            timings, curves, measured, budget_of=self.budget_of,
-                           left_out=left_out, head_outputs=repr(outputs), cost=cost)
+                           left_out=left_out, head_outputs=repr(outputs), cost=cost,
+                           macs_after_predicted=predicted)
+
+    def _allocate(self, model, layers, calib, batches, outputs, cm, budget, keep_dense,
+                  timings, curves) -> Dict[str, Tensor]:
+        """Masks of the selected layers within ``budget`` of the cost model ``cm``."""
+        if self.method == 'dm3d':
+            grads = {n: calib.grads[n] for n in layers}
+            return self._dm3d(model, layers, grads, batches, calib.reference, outputs, cm,
+                              budget, keep_dense, timings, curves)
+        t0 = time.perf_counter()
+        masks = BASELINES[self.method](layers, cm, budget)
+        timings['allocation'] = time.perf_counter() - t0
+        return masks
+
+    def _recount(self, model, batches, reference, outputs):
+        """(FlopsCounter of the model as it is now over ``batches`` (all ranks), its
+        measured distortion against ``reference``)."""
+        with torch.no_grad(), FlopsCounter(model) as counter:
+            measured = measured_distortion(model, batches, reference, outputs, self.lambdas)
+            counter.add_frames(sum(frames_in(b) for b in batches))
+        reduce_counter(counter)
+        return counter, measured
 
     # ------------------------------------------------------------------------------
     def granularity_of(self, name: str) -> Granularity:

@@ -11,7 +11,10 @@ def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
              f'- target: {result.flops_target:.3f} of dense',
              f'- MACs per frame: {result.macs_before / 1e9:.4f} G -> '
              f'{result.macs_after / 1e9:.4f} G (achieved {result.achieved_ratio:.4f}; floor '
-             f'of unpruned layers {result.floor / 1e9:.4f} G)',
+             f'of unpruned layers {result.floor / 1e9:.4f} G); counted on the pruned model '
+             'over the calibration frames' + (
+                 f', the dense pass predicted {result.macs_after_predicted / 1e9:.4f} G'
+                 if result.macs_after_predicted is not None else ''),
              *([f"- measured latency the budget counted (test_step, this device): "
                 f"{result.cost['before'] * 1e3:.2f} ms -> {result.cost['after'] * 1e3:.2f} ms "
                 f"per frame ({result.cost['after'] / result.cost['before']:.3f} of dense)"]
