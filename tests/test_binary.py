@@ -186,3 +186,39 @@ def test_flops_counter_counts_binary_ops_and_their_mac_equivalent():
     report = flops_report(counter, binm)
     assert report['total_bops'] == ops
     assert report['total_effective_macs'] == pytest.approx(first.macs() + ops / 64)
+
+
+def _lsr_worker(rank, world, init_file, out_dir):
+    import os.path as osp
+
+    import torch.distributed as tdist
+
+    from dm3d_mm.binary import BinaryLinear
+    tdist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                             world_size=world)
+    try:
+        torch.manual_seed(0)  # the same weights on both ranks, as DDP makes them
+        layer = BinaryLinear(16, 8).train()
+        x = torch.randn(64, 16, generator=torch.Generator().manual_seed(rank)) * (1 + 3 * rank)
+        layer(x)  # each rank its own batch: the first forward sets the scale
+        torch.save(dict(scale=float(layer.lsr_scale)), osp.join(out_dir, f'lsr{rank}.pt'))
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_lsr_scale_is_the_same_on_every_rank(tmp_path):
+    """Each rank initialises LSR on its own first batch: the scales are averaged over the
+    ranks, so DDP starts (and keeps) one scale; alone, the scale is the batch's own."""
+    import torch.multiprocessing as mp
+
+    from dm3d_mm.binary import BinaryLinear
+    mp.spawn(_lsr_worker, args=(2, str(tmp_path / 'init'), str(tmp_path)), nprocs=2)
+    got = [torch.load(tmp_path / f'lsr{r}.pt')['scale'] for r in (0, 1)]
+    own = []
+    for rank in (0, 1):
+        torch.manual_seed(0)
+        layer = BinaryLinear(16, 8).train()
+        x = torch.randn(64, 16, generator=torch.Generator().manual_seed(rank)) * (1 + 3 * rank)
+        own.append(layer.init_lsr(x))
+    assert own[0] != pytest.approx(own[1], rel=1e-3)  # the ranks' batches disagree
+    assert got[0] == got[1] == pytest.approx(sum(own) / 2, rel=1e-6)

@@ -104,6 +104,7 @@ def test_flops_tool_out_of_range_cloud_counts_zero_voxels(tmp_path):
     report = json.loads(out.read_text())
     assert report['frames'] == 1 and report['total_effective_macs'] == 0
     assert '0 voxels' in proc.stdout + proc.stderr
+    assert '500 of 500 points lie behind the sensor' in proc.stdout + proc.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -124,3 +125,23 @@ def test_cuda_device_without_cuda_is_one_line():
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == ("error: device 'cuda': CUDA is not "
                                                     'available on this machine')
+
+
+def test_a_broken_sample_names_the_sample_and_the_transform(tiny_root, tmp_path):
+    """A point file missing from the test split: `--frames 1` never loads the broken second
+    frame (exit 0); `--frames 2` stops with one line naming the sample, its file, the
+    transform and the problem."""
+    import shutil
+    root = tmp_path / 'broken'
+    shutil.copytree(tiny_root, root)
+    (root / 'training' / 'velodyne_reduced' / '000001.bin').unlink()
+    cmd = [sys.executable, osp.join(REPO, 'tools/flops.py'),
+           osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'), '--device', 'cpu',
+           '--data-root', str(root) + '/']
+    ok = subprocess.run(cmd + ['--frames', '1'], capture_output=True, text=True, cwd=REPO)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    bad = subprocess.run(cmd + ['--frames', '2'], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and 'Traceback' not in bad.stderr
+    line = bad.stderr.strip().splitlines()[-1]
+    assert line.startswith('error: test sample 1 (') and '000001.bin' in line, line
+    assert 'LoadPointsFromFile' in line and 'FileNotFoundError' in line, line

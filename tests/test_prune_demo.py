@@ -147,6 +147,13 @@ def test_bad_targets_and_names_are_clear_errors(second):
         DM3DPruner(0.5, include=['backbone.nope*'], progress=False).prune(make(), batches)
     with pytest.raises(ValueError, match='unknown method'):
         DM3DPruner(0.5, method='random')
+    # a constraint a baseline cannot honour is an error naming it, not silently dropped
+    for method in ('uniform', 'lamp', 'global_magnitude', 'erk'):
+        for kw, word in ((dict(min_density=0.1), 'min_density'),
+                         (dict(max_density=0.9), 'max_density'),
+                         (dict(keep_dense=['neck.deblocks.0.0']), 'keep_dense')):
+            with pytest.raises(ValueError, match=f"{method}.*does not honour {word}"):
+                DM3DPruner(0.5, method=method, **kw)
 
 
 def test_head_output_convs_only_when_asked(second):

@@ -1,6 +1,5 @@
 """Count a detector's joint FLOPs on dataset frames or on one KITTI-format point file."""
 import copy
-import itertools
 import logging
 import re
 from collections import OrderedDict
@@ -142,7 +141,14 @@ def count_on_points(model, path: str) -> FlopsCounter:
     cloud with no point inside the point range voxelizes to nothing: it is counted as one
     frame with zero voxels and zero MACs (the detector is not run)."""
     from mmdet3d.apis import inference_detector
-    if points_in_range(model, read_point_file(path)) == 0:
+    pts = read_point_file(path)
+    behind = int((pts[:, 0] < 0).sum())
+    if behind:  # KITTI's velodyne_reduced keeps the camera's view only, all at x > 0
+        print_log(f'{path}: {behind} of {len(pts)} points lie behind the sensor (x < 0), a '
+                  'full 360-degree scan: they are counted as given (KITTI configs expect '
+                  "velodyne_reduced, the camera's view; their point range drops x < 0)",
+                  logger='current', level=logging.WARNING)
+    if points_in_range(model, pts) == 0:
         print_log(f'{path}: no point inside the point range: 0 voxels, 0 MACs',
                   logger='current', level=logging.WARNING)
         counter = FlopsCounter(model)
@@ -166,9 +172,13 @@ def count_on_dataset(model, cfg: Config, frames: int = 8, split: str = 'test') -
     """Joint FLOPs over the first ``frames`` frames of the config's test (or val) split."""
     if frames < 1:
         raise ValueError(f'--frames must be at least 1, got {frames}')
-    loader = single_frame_loader(cfg, split)
+    from mmengine.dataset import pseudo_collate
+
+    from ..weight.calib_frames import load_sample
+    dataset = single_frame_loader(cfg, split).dataset
     with torch.no_grad(), FlopsCounter(model) as counter:
-        for batch in itertools.islice(loader, frames):  # frame N+1 is never loaded
+        for i in range(min(frames, len(dataset))):  # frame N+1 is never loaded
+            batch = pseudo_collate([load_sample(dataset, i, split)])
             model.test_step(batch)
             counter.add_frames(len(batch['data_samples']))
     return counter

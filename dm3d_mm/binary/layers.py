@@ -4,6 +4,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import all_reduce
 from torch import Tensor, nn
 
 from .pack import PACKED_SUFFIX, unpack_signs
@@ -87,13 +88,16 @@ class BinaryLinear(nn.Linear):
 
     @torch.no_grad()
     def init_lsr(self, x: Tensor) -> float:
-        """Set the scale to std(x W^T) / std(sign(x) sign(W)^T) on a batch ``x``."""
+        """Set the scale to std(x W^T) / std(sign(x) sign(W)^T) on a batch ``x``; under a
+        distributed launcher, the mean of every rank's value (each rank sees its own batch,
+        and DDP only keeps parameters equal that start equal)."""
         full = F.linear(x, self.weight)
         binary = self.binary_product(x)
-        scale = float(full.std() / binary.std().clamp(min=1e-12))
-        self.lsr_scale.fill_(scale)
+        scale = (full.std() / binary.std().clamp(min=1e-12)).reshape(1).float()
+        all_reduce(scale, op='mean')  # a no-op without a process group
+        self.lsr_scale.copy_(scale)
         self.lsr_ready.fill_(True)
-        return scale
+        return float(scale)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.enabled:

@@ -1,4 +1,5 @@
-"""Calibration frames from a config, and the one place their settings are resolved.
+"""Calibration frames from a config, and the one place their settings are resolved; frames
+loaded through a dataset's pipeline with errors that name the sample and the transform.
 
 Precedence: an explicit argument (hook argument, command-line flag) > the config's
 ``pruning.calib`` > ``DEFAULT_CALIB``.
@@ -30,6 +31,50 @@ def resolve_calib(cfg: Config, override: Optional[dict] = None) -> dict:
     return out
 
 
+class SampleError(ValueError):
+    """A sample failed in the data pipeline; the message names the split, the index, the
+    point file, the transform and the error (a KeyError: the missing key)."""
+
+
+def _where(exc: BaseException) -> str:
+    """'<Transform>.<method> (file:line)' of the innermost frame run by a transform object,
+    else the innermost frame."""
+    import traceback
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    for frame, line in reversed(frames):
+        owner = frame.f_locals.get('self')
+        if owner is not None and 'transform' in type(owner).__module__:
+            return (f'{type(owner).__name__}.{frame.f_code.co_name} '
+                    f'({frame.f_code.co_filename}:{line})')
+    if not frames:
+        return 'unknown place'
+    frame, line = frames[-1]
+    return f'{frame.f_code.co_name} ({frame.f_code.co_filename}:{line})'
+
+
+def load_sample(dataset, index: int, split: str = 'test'):
+    """``dataset[index]``; an error in its pipeline becomes a :class:`SampleError` naming the
+    sample (split, index, point file), the transform and the problem.
+
+    Args:
+        dataset: an mmengine dataset.
+        index (int): the sample.
+        split (str): the split's name, for the message. Defaults to 'test'.
+    """
+    try:
+        return dataset[index]
+    except Exception as e:  # noqa: BLE001 - any pipeline error, re-raised with its sample
+        try:
+            info = dataset.get_data_info(index)
+            path = (info.get('lidar_points') or {}).get('lidar_path') or info.get('lidar_path')
+        except Exception:  # noqa: BLE001 - the info itself may be what is broken
+            path = None
+        what = f"missing key {e.args[0]!r}" if isinstance(e, KeyError) and e.args else \
+            f'{type(e).__name__}: {e}'
+        raise SampleError(f'{split} sample {index}' + (f' ({path})' if path else '')
+                          + f': {what} in {_where(e)}') from e
+
+
 def _innermost(dataset_cfg):
     while 'dataset' in dataset_cfg:
         dataset_cfg = dataset_cfg['dataset']
@@ -58,4 +103,4 @@ def calibration_batches(cfg: Config, frames: int = 16, split: str = 'train') -> 
     if len(dataset) == 0:
         raise ValueError(f'the {split} split is empty')
     idx = np.unique(np.linspace(0, len(dataset) - 1, min(frames, len(dataset))).round())
-    return [pseudo_collate([dataset[int(i)]]) for i in idx]
+    return [pseudo_collate([load_sample(dataset, int(i), split)]) for i in idx]

@@ -198,6 +198,13 @@ class DM3DPruner:
                                     for g in self.granularity.values()):
             raise ValueError(f"granularity {granularity!r} needs method='dm3d' (the baselines "
                              'rank single weights)')
+        unsupported = [name for name, given in (('keep_dense', bool(keep_dense)),
+                                                ('min_density', min_density > 0),
+                                                ('max_density', max_density < 1)) if given]
+        if method != 'dm3d' and unsupported:
+            raise ValueError(f"method {method!r} does not honour {', '.join(unsupported)} "
+                             "(the baselines rank weights globally or by one ratio): use "
+                             "method='dm3d' or drop them")
         self.cost = build_cost(cost)
         self.box_weighting = box_weighting
         self.head_outputs = None if head_outputs is None else dict(head_outputs)
@@ -295,15 +302,17 @@ class DM3DPruner:
                 f'dense): layers that are not pruned cost {cm.describe(cm.floor)}. '
                 'Raise the target or prune more parts.')
         curves: Dict[str, Dict[str, list]] = {}
-        dense = {n: m.weight.detach().clone() for n, m in layers.items()}
+        # every parameter and buffer as before pruning (masks also zero norms and consumers'
+        # input slices): a repeated allocation starts from them
+        state = [(t, t.detach().clone()) for t in (*model.parameters(), *model.buffers())]
         # joint FLOPs of the weights as they are before pruning (masks go into the weights)
         flops_before = flops.dense_total
         layer_before = {n: flops.layers[n].dense_macs / flops.frames for n in layers}
         target, best = budget, None
         for attempt in range(RECOUNT_ATTEMPTS):
             if attempt:  # allocate again, the target scaled by how far the count missed
-                for n, m in layers.items():
-                    m.weight.data.copy_(dense[n])
+                for t, saved in state:
+                    t.data.copy_(saved)
             tried_curves: Dict[str, Dict[str, list]] = {}
             try:
                 masks = self._allocate(model, layers, calib, batches, outputs, cm, target,
@@ -312,9 +321,11 @@ class DM3DPruner:
                 if not attempt:
                     raise
                 break
-            if cm.total(masks) > target * (1 + 1e-9):
-                raise RuntimeError(f'{self.method} allocated {cm.total(masks):.6g} {cm.unit}, '
+            predicted = cm.total(masks)  # before the masks go into the weights
+            if predicted > target * (1 + 1e-9):
+                raise RuntimeError(f'{self.method} allocated {predicted:.6g} {cm.unit}, '
                                    f'over the budget {target:.6g} (a bug in the allocator)')
+            flops_predicted = flops.total(masks)
             MaskSet(model, masks).apply()
             # the pruned model counted afresh on the same frames (a spatial module may keep
             # other sites once the weights upstream of it are pruned), its distortion measured
@@ -322,11 +333,13 @@ class DM3DPruner:
             recount, measured = self._recount(model, batches, calib.reference, outputs)
             timings['recount'] = timings.get('recount', 0.0) + time.perf_counter() - t0
             counted = CostModel(recount, [n for n in layers if n in recount.layers])
-            total = counted.total(masks) if cm is flops else cm.total(masks)
+            total = counted.total(masks) if cm is flops else predicted
             fits = total <= budget * (1 + 1e-9)
             if fits and (best is None or total > best[0]):
-                best = (total, masks, counted, measured, tried_curves, attempt)
-            if cm is not flops or (fits and total >= budget * (1 - RECOUNT_TOLERANCE)):
+                best = (total, masks, counted, measured, tried_curves, attempt,
+                        flops_predicted)
+            exact = abs(total - predicted) <= 1e-9 * before  # nothing moved: the choice stands
+            if cm is not flops or (fits and (exact or total >= budget * (1 - RECOUNT_TOLERANCE))):
                 break
             target = min(target * budget / total, before)
             print_log(f'DM3DPruner: the pruned model counts {total / before:.4f} of dense '
@@ -336,17 +349,18 @@ class DM3DPruner:
             print_log(f'DM3DPruner: after {RECOUNT_ATTEMPTS} allocations the pruned model '
                       f'still counts {total / before:.4f} of dense, over the budget '
                       f'{budget / before:.4f}', logger='current', level=logging.WARNING)
-            best = (total, masks, counted, measured, tried_curves, attempt)
-        _, masks, counted, measured, tried_curves, chosen = best
+            best = (total, masks, counted, measured, tried_curves, attempt, flops_predicted)
+        _, masks, counted, measured, tried_curves, chosen, flops_predicted = best
         if chosen != attempt:  # an earlier allocation fitted the budget better
-            for n, m in layers.items():
-                m.weight.data.copy_(dense[n])
+            for t, saved in state:
+                t.data.copy_(saved)
             MaskSet(model, masks).apply()
+        del state
         curves.update(tried_curves)
         timings['total'] = sum(timings.values())
-        cost = dict(unit=cm.unit, before=before, after=cm.total(masks), budget=budget)
+        cost = dict(unit=cm.unit, before=before, after=best[0], budget=budget)
         cm = flops  # the report counts joint FLOPs whatever the budget counted
-        before, predicted, after = flops_before, cm.total(masks), counted.total(masks)
+        before, predicted, after = flops_before, flops_predicted, counted.total(masks)
         results = [LayerResult(n, cm.layers[n].part, m.weight.numel(),
                                1.0 - float(masks[n].float().mean()), layer_before[n],
                                counted.layer_macs(n, masks[n]) if n in counted.layers else 0.0,
