@@ -110,8 +110,10 @@ def test_a_layer_whose_time_ignores_its_widths_stays_dense_and_the_budget_holds(
 def test_real_timing_gives_a_usable_model_and_a_met_budget(second):
     cfg, batches, build = second
     model = build()
-    res = DM3DPruner(0.85, num_ratios=4, parts=['backbone', 'neck'], granularity='channel',
-                     progress=False, cost=dict(type='latency', widths=(0.5, ), repeats=1)
+    # real timings on a shared machine (xdist's other worker runs beside it): a budget well
+    # above the floor of the 2D parts, and the best of 3 timings per point
+    res = DM3DPruner(0.9, num_ratios=4, parts=['backbone', 'neck'], granularity='channel',
+                     progress=False, cost=dict(type='latency', widths=(0.5, ), repeats=3)
                      ).prune(model, batches)
     c = res.cost
     assert c['unit'] == 'seconds' and 0 < c['after'] <= c['budget'] < c['before']

@@ -50,6 +50,42 @@ def test_dp_never_exceeds_budget_with_float_costs(seed):
         assert res.distortion <= fine.distortion + 0.05 * sum(d[-1] for d in dists)
 
 
+def exhaustive_allowed(costs, dists, budget, allowed):
+    best = np.inf
+    for choice in itertools.product(*[np.flatnonzero(a).tolist() for a in allowed]):
+        c = sum(costs[i][k] for i, k in enumerate(choice))
+        if c <= budget:
+            best = min(best, sum(dists[i][k] for i, k in enumerate(choice)))
+    return best
+
+
+@pytest.mark.parametrize('seed', range(8))
+def test_dp_with_float_costs_and_allowed_sets_against_exhaustive_search(seed):
+    """Float costs, some candidates disallowed (density floors, keep_dense): the DP's choice
+    is allowed, fits the budget, and is bracketed by the exhaustive optimum at the budget and
+    at the budget less one grid unit per layer (each cost is rounded up by under a unit)."""
+    rng = np.random.default_rng(200 + seed)
+    layers, options = int(rng.integers(3, 6)), int(rng.integers(3, 6))
+    costs = [np.sort(rng.random(options) * 1e3)[::-1].tolist() for _ in range(layers)]
+    dists = [np.sort(rng.random(options)).tolist() for _ in range(layers)]
+    allowed = [rng.random(options) > 0.3 for _ in range(layers)]
+    for a in allowed:
+        a[0] = True  # dense always allowed: a feasible instance exists at full budget
+    budget = 0.6 * sum(c[0] for c in costs)
+    nb = 2000
+    unit = budget / nb
+    floor = exhaustive_allowed(costs, dists, budget - layers * unit, allowed)
+    best = exhaustive_allowed(costs, dists, budget, allowed)
+    if not np.isfinite(best):
+        with pytest.raises(ValueError, match='no allocation fits'):
+            allocate(costs, dists, budget, num_buckets=nb, allowed=allowed)
+        return
+    res = allocate(costs, dists, budget, num_buckets=nb, allowed=allowed)
+    assert all(allowed[i][k] for i, k in enumerate(res.choice))
+    assert res.cost <= budget
+    assert best - 1e-12 <= res.distortion <= floor + 1e-12
+
+
 def test_dp_infeasible_budget_is_a_clear_error():
     with pytest.raises(ValueError, match='no allocation fits'):
         allocate([[10, 5]], [[0, 1]], budget=4, unit=1)
