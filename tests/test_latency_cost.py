@@ -110,11 +110,12 @@ def test_a_layer_whose_time_ignores_its_widths_stays_dense_and_the_budget_holds(
 def test_real_timing_gives_a_usable_model_and_a_met_budget(second):
     cfg, batches, build = second
     model = build()
-    # real timings on a shared machine (xdist's other worker runs beside it): a budget well
-    # above the floor of the 2D parts, and the best of 3 timings per point
-    res = DM3DPruner(0.9, num_ratios=4, parts=['backbone', 'neck'], granularity='channel',
-                     progress=False, cost=dict(type='latency', widths=(0.5, ), repeats=3)
-                     ).prune(model, batches)
+    # real timings on a shared machine (xdist's other worker runs beside it): the budget is
+    # a fraction of the pruned parts' own measured time (budget_of='parts'), so it stays above
+    # the floor however slow the unpruned remainder is timed; the best of 3 timings per point
+    res = DM3DPruner(0.7, num_ratios=4, parts=['backbone', 'neck'], granularity='channel',
+                     progress=False, budget_of='parts',
+                     cost=dict(type='latency', widths=(0.5, ), repeats=3)).prune(model, batches)
     c = res.cost
     assert c['unit'] == 'seconds' and 0 < c['after'] <= c['budget'] < c['before']
     assert res.macs_after < res.macs_before
