@@ -50,9 +50,10 @@ if ! ls "$WHEELS"/mmcv-2.1.0-cp312-*.whl >/dev/null 2>&1; then
   fi
   step "building mmcv 2.1.0 (CPU ops) for cp312 / torch $DEVICE_TORCH"
   mkdir -p "$GPU/src"
-  python3 -m pip download -q --no-deps --no-binary=:all: --no-build-isolation \
-    -d "$GPU/src" mmcv==2.1.0 2>/dev/null || true
-  SRC=$(ls "$GPU"/src/mmcv-2.1.0.tar.gz)
+  # the sdist's metadata step imports torch: download with the build venv's pip
+  "$BUILD_VENV/bin/pip" download -q --no-deps --no-binary=:all: --no-build-isolation \
+    -d "$GPU/src" mmcv==2.1.0
+  SRC=$GPU/src/mmcv-2.1.0.tar.gz
   MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} "$BUILD_VENV/bin/pip" wheel -q \
     --no-deps --no-build-isolation -w "$WHEELS" "$SRC"
 fi
@@ -66,9 +67,12 @@ if [ ! -f "$GPU/site.tar.xz" ]; then
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux_2_24_x86_64 --platform manylinux2014_x86_64 \
     --platform linux_x86_64 "$WHEELS"/*.whl
-  # the .libs of spconv and cumm hold the same CUDA runtime twice: one copy and a link
-  step "packing $GPU/site.tar.xz"
-  tar -C "$SITE" -cf - . | xz -9e -T"${XZ_THREADS:-2}" > "$GPU/site.tar.xz.tmp"
+  # mmcv's extension carries its debug symbols (83 MB -> 1.9 MB stripped); pip's test
+  # folders are not needed
+  strip --strip-unneeded "$SITE"/mmcv/_ext*.so
+  rm -rf "$SITE/yapftests"
+  step "packing $GPU/site.tar.xz (xz, one thread, a 384 MiB window: about 8 min)"
+  tar -C "$SITE" -cf - . | xz -9e --lzma2=preset=9e,dict=384MiB -T1 > "$GPU/site.tar.xz.tmp"
   mv "$GPU/site.tar.xz.tmp" "$GPU/site.tar.xz"
 fi
 ls -l "$GPU/site.tar.xz"
