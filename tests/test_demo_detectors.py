@@ -55,6 +55,11 @@ def _car_moderate_ap(cfg, work_dir, checkpoint):
     return {k.split('/')[-1]: v for k, v in metrics.items()}
 
 
+# Car 3D AP40 moderate of the shipped dense checkpoints on the tests' 8 val frames (the
+# benchmark's first 8; the README's values are over all 100)
+CAR_AP8 = {'second': 72.6, 'pointpillars': 85.3}
+
+
 @pytest.mark.parametrize('name', ['second', 'pointpillars'])
 def test_shipped_checkpoint_beats_untrained_floor(synth_root, tmp_path, name):
     if not osp.exists(CHECKPOINTS[name]):
@@ -64,7 +69,7 @@ def test_shipped_checkpoint_beats_untrained_floor(synth_root, tmp_path, name):
     cfg = demo_config(name, synth_root)
     untrained = _car_moderate_ap(cfg, tmp_path / 'untrained', None)
     key = 'Car_3D_AP40_moderate_strict'
-    floor = 20.0
-    assert untrained[key] < floor
-    assert trained[key] > floor, trained
+    assert untrained[key] < 20.0
+    # within 3 AP of its own measured value on these 8 val frames (CPU, one thread)
+    assert trained[key] > CAR_AP8[name] - 3, trained
     assert trained['Car_BEV_AP40_moderate_strict'] > trained[key] - 1e-6

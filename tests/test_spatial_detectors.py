@@ -71,6 +71,13 @@ def test_ada3d_predictor_step_trains_the_predictor_alone(synth_root, detector, e
                for n, p in model.named_parameters() if n.startswith(predictor))
 
 
+# 3D AP40 moderate, mean over Car / Ped / Cyc, of each shipped spatial checkpoint on the tests'
+# 8 val frames (the benchmark's first 8; the README's values are over all 100)
+MEAN_AP8 = {('second', 'spss50'): 38.9, ('second', 'spss50_fg'): 59.1,
+            ('second', 'spss50_fg-margin'): 61.9, ('second', 'ada3d'): 62.0,
+            ('centerpoint', 'spss50_fg-margin'): 39.2, ('centerpoint', 'ada3d'): 52.7}
+
+
 @pytest.mark.parametrize('detector,name', [('second', 'spss50'), ('second', 'spss50_fg'),
                                            ('second', 'spss50_fg-margin'), ('second', 'ada3d'),
                                            ('centerpoint', 'spss50_fg-margin'),
@@ -102,4 +109,5 @@ def test_shipped_spatial_checkpoints_evaluate_above_a_floor(synth_root, tmp_path
     metrics = evaluate_checkpoint(config, ckpt, synth_root, str(tmp_path))
     ap = {k.split('/')[-1]: v for k, v in metrics.items()}
     moderate = [ap[f'{c}_3D_AP40_moderate_strict'] for c in ('Car', 'Pedestrian', 'Cyclist')]
-    assert min(moderate) > 5.0 and sum(moderate) / 3 > 25.0, moderate
+    # within 3 mAP of its own measured value on these 8 val frames (CPU, one thread)
+    assert min(moderate) > 5.0 and sum(moderate) / 3 > MEAN_AP8[(detector, name)] - 3, moderate
