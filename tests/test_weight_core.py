@@ -13,9 +13,11 @@ from dm3d_mm.weight.curves import mask_at, prune_order, ratio_counts, taylor_sco
 
 
 # -- dynamic programming -------------------------------------------------------------
-def exhaustive(costs, dists, budget):
+def exhaustive(costs, dists, budget, allowed=None):
     best = np.inf
-    for choice in itertools.product(*[range(len(c)) for c in costs]):
+    options = [range(len(c)) if allowed is None else np.flatnonzero(allowed[i]).tolist()
+               for i, c in enumerate(costs)]
+    for choice in itertools.product(*options):
         c = sum(costs[i][k] for i, k in enumerate(choice))
         if c <= budget:
             best = min(best, sum(dists[i][k] for i, k in enumerate(choice)))
@@ -50,15 +52,6 @@ def test_dp_never_exceeds_budget_with_float_costs(seed):
         assert res.distortion <= fine.distortion + 0.05 * sum(d[-1] for d in dists)
 
 
-def exhaustive_allowed(costs, dists, budget, allowed):
-    best = np.inf
-    for choice in itertools.product(*[np.flatnonzero(a).tolist() for a in allowed]):
-        c = sum(costs[i][k] for i, k in enumerate(choice))
-        if c <= budget:
-            best = min(best, sum(dists[i][k] for i, k in enumerate(choice)))
-    return best
-
-
 @pytest.mark.parametrize('seed', range(8))
 def test_dp_with_float_costs_and_allowed_sets_against_exhaustive_search(seed):
     """Float costs, some candidates disallowed (density floors, keep_dense): the DP's choice
@@ -74,8 +67,8 @@ def test_dp_with_float_costs_and_allowed_sets_against_exhaustive_search(seed):
     budget = 0.6 * sum(c[0] for c in costs)
     nb = 2000
     unit = budget / nb
-    floor = exhaustive_allowed(costs, dists, budget - layers * unit, allowed)
-    best = exhaustive_allowed(costs, dists, budget, allowed)
+    floor = exhaustive(costs, dists, budget - layers * unit, allowed)
+    best = exhaustive(costs, dists, budget, allowed)
     if not np.isfinite(best):
         with pytest.raises(ValueError, match='no allocation fits'):
             allocate(costs, dists, budget, num_buckets=nb, allowed=allowed)
