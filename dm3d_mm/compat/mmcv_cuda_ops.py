@@ -32,6 +32,12 @@ def mmcv_has_cuda_ops() -> bool:
     return ext.get_compiling_cuda_version() != 'not available'
 
 
+def cuda_without_mmcv_kernels() -> bool:
+    """Whether CUDA tensors can reach an mmcv op that has no CUDA kernel: torch has CUDA and
+    mmcv was built without its CUDA ops (then the CPU fallbacks are needed)."""
+    return torch.cuda.is_available() and not mmcv_has_cuda_ops()
+
+
 def _move(value, device):
     if torch.is_tensor(value):
         return value.to(device)
@@ -54,11 +60,11 @@ def run_on_cpu_copy(fn):
     return wrapper
 
 
-def patch_mmcv_cpu_nms(force: bool = False) -> bool:
+def patch_mmcv_cpu_nms() -> bool:
     """Route mmdet3d's NMS calls with CUDA inputs through mmcv's CPU kernels when mmcv has
     no CUDA kernels (see the module docstring). Idempotent; returns whether the patch is
-    active. ``force`` applies it regardless (tests)."""
-    if not force and (not torch.cuda.is_available() or mmcv_has_cuda_ops()):
+    active."""
+    if not cuda_without_mmcv_kernels():
         return False
     try:
         module = importlib.import_module(_NMS_MODULE)

@@ -2,9 +2,11 @@
 
 The synthetic benchmark simulates KITTI's forward camera sector only. Full-width nuScenes
 detectors (CenterPoint) see a 32-beam spinning LiDAR all round, ten sweeps merged with each
-point's time lag as a fifth column: about 34 k points a sweep, 300 k a frame. This ray-casts
-the same synthetic scenes with such a sensor, moving the ego 0.5 m forward per sweep (20 Hz
-at 10 m/s), so timings see a realistic point count, voxel count and occupancy pattern.
+point's time lag as a fifth column: about 34 k points a sweep on nuScenes. This ray-casts the
+synthetic scenes with such a sensor, each sweep with its own firing azimuths (the sweeps of
+an ego-motion-compensated, stopped car), so timings see a realistic point count, voxel count
+and occupancy pattern. The open sky above the 0 deg beams returns nothing in these scenes, so
+a sweep has about 24 k points and a 10-sweep frame about 240 k.
 """
 import numpy as np
 

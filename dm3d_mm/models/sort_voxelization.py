@@ -22,7 +22,7 @@ from mmdet3d.models.data_preprocessors import Det3DDataPreprocessor
 from mmdet3d.models.data_preprocessors.voxelize import VoxelizationByGridShape
 from mmdet3d.registry import MODELS
 
-from ..compat.mmcv_cuda_ops import mmcv_has_cuda_ops
+from ..compat.mmcv_cuda_ops import cuda_without_mmcv_kernels, mmcv_has_cuda_ops
 
 
 def voxel_coordinates(points: torch.Tensor, voxel_size, point_cloud_range) -> torch.Tensor:
@@ -153,12 +153,11 @@ def _grid_voxelization_forward(forward):
     return wrapper
 
 
-def patch_grid_voxelization_for_cuda(force: bool = False) -> bool:
+def patch_grid_voxelization_for_cuda() -> bool:
     """With CUDA and an mmcv without CUDA kernels, make mmdet3d's ``VoxelizationByGridShape``
     voxelize CUDA points as :class:`SortVoxelization` does (in torch, the same voxels); CPU
-    points keep mmcv's kernel. Idempotent; returns whether the patch is active. ``force``
-    applies it regardless (tests)."""
-    if not force and (not torch.cuda.is_available() or mmcv_has_cuda_ops()):
+    points keep mmcv's kernel. Idempotent; returns whether the patch is active."""
+    if not cuda_without_mmcv_kernels():
         return False
     if not getattr(VoxelizationByGridShape.forward, 'dm3d_torch_on_cuda', False):
         VoxelizationByGridShape.forward = _grid_voxelization_forward(
