@@ -55,9 +55,9 @@ from dm3d_mm.apis.slim import export_slim
 from dm3d_mm.apis.wall_time import measure
 from dm3d_mm.datasets.sweep_clouds import surround_sweeps
 from dm3d_mm.models.sort_voxelization import use_sort_voxelization
-from dm3d_mm.weight import DM3DPruner
-from dm3d_mm.weight.calib_frames import calibration_batches
-from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
+from dm3d_mm.pruning import DM3DPruner
+from dm3d_mm.pruning.calib_frames import calibration_batches
+from dm3d_mm.pruning.checkpoint import save_pruned_checkpoint
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.flops import build_detector, single_frame_loader
-from dm3d_mm.flops import FlopsCounter
+from dm3d_mm.cost import FlopsCounter
 
 
 def main():

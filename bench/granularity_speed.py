@@ -5,7 +5,7 @@ the dense detector, before and (--finetune-epochs N) after the demo fine-tune.
 Granularities (--granularities, any of):
   weight   unstructured masks: the dense kernels still run every weight (counted only)
   offset   whole kernel offsets; the spconv convs then run a rulebook without the removed
-           offsets (weight/offset_skip.py); a 2D conv's removed kernel positions stay masked
+           offsets (structured/offset_skip.py); a 2D conv's removed kernel positions stay masked
            in the dense kernel (counted only)
   channel  whole output channels, cut out of the model (apis/slim.py: a smaller dense
            detector with its own config)
@@ -54,9 +54,9 @@ from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.slim import export_slim
 from dm3d_mm.apis.wall_time import add_bench_args, bench_setup, measure, ratio_table
 from dm3d_mm.models.sort_voxelization import use_sort_voxelization
-from dm3d_mm.weight import DM3DPruner
-from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
-from dm3d_mm.weight.offset_skip import skip_pruned_offsets
+from dm3d_mm.pruning import DM3DPruner
+from dm3d_mm.pruning.checkpoint import save_pruned_checkpoint
+from dm3d_mm.structured.offset_skip import skip_pruned_offsets
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 GRANULARITIES = ('weight', 'offset', 'channel', 'offset+channel')

@@ -8,6 +8,7 @@ from .compat import apply_all
 
 apply_all()
 
-from . import apis, binary, datasets, flops, hooks, models, spatial, weight  # noqa: E402,F401
+from . import (apis, binary, cost, datasets, hooks, joint, models, pruning,  # noqa: E402,F401
+               spatial, structured, weight)
 
 __version__ = '0.1.0'

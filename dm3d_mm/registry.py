@@ -1,11 +1,20 @@
 """dm3d_mm's own registries, scoped ``dm3d_mm``.
 
 Hooks and model modules go into mmdet3d's registries (``HOOKS``, ``MODELS``). The pieces
-below are dm3d_mm's own swappable parts, selected in a config by ``type=``:
+below are dm3d_mm's own swappable parts, selected in a config by ``type=``; every one of
+them is defined here, and the modules named in ``locations`` register their entries:
 
 - ``PRUNERS``: weight pruners (``DM3DPruner``);
 - ``HEAD_OUTPUTS``: head-output extractors, one per detector family (the output y that
-  DM3D's distortion is measured on).
+  DM3D's distortion is measured on);
+- ``ESTIMATORS``: per-layer distortion curves (``fisher``, ``taylor2``, ``actual``);
+- ``ALLOCATORS``: sparsity allocations under a budget (DM3D's ``dm3d`` DP, ``uniform``,
+  ``global_magnitude``, ``lamp``, ``erk``), each declaring the constraints it honours;
+- ``GRANULARITIES``: what is pruned together (``weight``, ``offset``, ``channel``);
+- ``CHANNEL_GRAPHS``: which convs of a detector part share a channel width;
+- ``COST_MODELS``: what a budget counts (``flops``, ``latency``);
+- ``SPATIAL_SITES``: the spatial pruning sites of a detector whose keep ratios the joint
+  allocation chooses (Ada3D locations, SPSS encoder stages).
 
 They are roots of their own trees with scope ``dm3d_mm``, and every build runs in that
 scope. Without that, a build inside an mmdet3d Runner (default scope ``mmdet3d``) looks for
@@ -36,6 +45,18 @@ def build_piece(cfg, registry: Registry, what: str, instance_of: tuple = ()):
 
 
 PRUNERS = Registry('pruner', scope=SCOPE, build_func=build_in_scope,
-                   locations=['dm3d_mm.weight'])
+                   locations=['dm3d_mm.pruning'])
 HEAD_OUTPUTS = Registry('head_output', scope=SCOPE, build_func=build_in_scope,
                         locations=['dm3d_mm.weight.head_outputs'])
+ESTIMATORS = Registry('estimator', scope=SCOPE, build_func=build_in_scope,
+                      locations=['dm3d_mm.weight.estimators'])
+ALLOCATORS = Registry('allocator', scope=SCOPE, build_func=build_in_scope,
+                      locations=['dm3d_mm.weight.allocators'])
+GRANULARITIES = Registry('granularity', scope=SCOPE, build_func=build_in_scope,
+                         locations=['dm3d_mm.structured.granularity'])
+CHANNEL_GRAPHS = Registry('channel_graph', scope=SCOPE, build_func=build_in_scope,
+                          locations=['dm3d_mm.structured.channel_graph'])
+COST_MODELS = Registry('cost_model', scope=SCOPE, build_func=build_in_scope,
+                       locations=['dm3d_mm.cost.latency_cost'])
+SPATIAL_SITES = Registry('spatial_site', scope=SCOPE, build_func=build_in_scope,
+                         locations=['dm3d_mm.joint.sites'])

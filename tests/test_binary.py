@@ -169,8 +169,8 @@ def test_dm3d_leaves_binarised_layers_out():
 
 
 def test_flops_counter_counts_binary_ops_and_their_mac_equivalent():
-    from dm3d_mm.flops.counter import BOPS_PER_MAC, FlopsCounter
-    from dm3d_mm.flops.report import flops_report
+    from dm3d_mm.cost.counter import BOPS_PER_MAC, FlopsCounter
+    from dm3d_mm.cost.report import flops_report
     _, binm = _pfn()
     feats, num, coors = _pillars(n=50, m=12)
     with torch.no_grad(), FlopsCounter(binm) as counter:

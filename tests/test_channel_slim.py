@@ -16,7 +16,7 @@ import dm3d_mm  # noqa: F401
 from conftest import REPO, demo_config
 from dm3d_mm.weight import distortion_curve
 from dm3d_mm.weight.curves import taylor_scores
-from dm3d_mm.weight.granularity import build_granularity
+from dm3d_mm.structured.granularity import build_granularity
 
 SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
 
@@ -53,7 +53,7 @@ def test_channel_groups_and_their_distortion_equal_the_quadratic_form(layer):
 def pruned_second(synth_root):
     from dm3d_mm.apis.flops import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     cfg = demo_config('second', synth_root)
     batches = calibration_batches(cfg, frames=2, split='train')
     model = build_detector(cfg, SECOND_CKPT, device='cpu')
@@ -64,8 +64,8 @@ def pruned_second(synth_root):
 
 def test_channel_pruning_meets_the_budget_exactly_with_tied_stage_widths(pruned_second):
     from dm3d_mm.apis.flops import build_detector
-    from dm3d_mm.weight.channel_graph import (find_channel_graph, in_channel_axis,
-                                              out_channel_axis)
+    from dm3d_mm.cost.layouts import in_channel_axis, out_channel_axis
+    from dm3d_mm.structured.channel_graph import find_channel_graph
     cfg, batches, model, pruner, res = pruned_second
     # the exact cost (input slices of removed channels included) is within the budget,
     # and the bisection spends it: not far below
@@ -132,7 +132,7 @@ def test_channel_masks_survive_optimizer_steps(pruned_second):
 def test_slim_model_equals_the_masked_model_and_loads_in_plain_mmdet3d(pruned_second,
                                                                        tmp_path):
     from dm3d_mm.apis.slim import export_slim
-    from dm3d_mm.weight.checkpoint import save_pruned_checkpoint
+    from dm3d_mm.pruning.checkpoint import save_pruned_checkpoint
     cfg, batches, model, pruner, res = pruned_second
     pruned = str(tmp_path / 'pruned.pth')
     save_pruned_checkpoint(pruned, model, res.masks, res.info(), source=SECOND_CKPT)
@@ -182,12 +182,12 @@ def test_slim_model_equals_the_masked_model_and_loads_in_plain_mmdet3d(pruned_se
 
 def test_slim_errors(synth_root, tmp_path):
     from dm3d_mm.apis.slim import export_slim
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     cfg = demo_config('second', synth_root)
     with pytest.raises(ValueError, match='no removable channel'):
         export_slim(cfg, SECOND_CKPT, str(tmp_path), 'slim')
     from dm3d_mm.apis.flops import build_detector
-    from dm3d_mm.weight.channel_graph import find_channel_graph
+    from dm3d_mm.structured.channel_graph import find_channel_graph
     model = build_detector(cfg, None, 'cpu')
     groups = find_channel_graph(model).groups(model)
     with pytest.raises(ValueError, match='ties'):
@@ -200,8 +200,8 @@ def test_centerpoint_channel_pruning_slims_through_pts_parts_and_the_head(synth_
 
     from dm3d_mm.apis.flops import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.weight import DM3DPruner
-    from dm3d_mm.weight.slim import slim
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.structured.slim import slim
     from dm3d_mm.apis import load_config
     cfg = load_config(osp.join(REPO, 'configs/demo/centerpoint_synth-kitti_cpu.py'),
                       data_root=synth_root)
@@ -240,8 +240,8 @@ def test_round_to_keeps_multiples_of_n_channels(synth_root):
     all of them), and a pruned SECOND's slim widths are such multiples, budget met."""
     from dm3d_mm.apis.flops import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.weight import DM3DPruner
-    from dm3d_mm.weight.slim import slim
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.structured.slim import slim
     gran = build_granularity(dict(type='channel', round_to=8))
     for width in (8, 12, 64, 100):
         kept = width - gran.candidate_groups(width, 16)
@@ -265,7 +265,7 @@ def test_channel_graph_of_residual_encoder_covers_the_2d_parts_only():
     encoder layer can lose channels, where matching once raised a TypeError."""
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.flops import build_detector
-    from dm3d_mm.weight.channel_graph import find_channel_graph
+    from dm3d_mm.structured.channel_graph import find_channel_graph
     cfg = load_config('mmdet3d::centerpoint/'
                       'centerpoint_voxel01_second_secfpn_8xb4-cyclic-20e_nus-3d.py')
     model = build_detector(cfg, None, 'cpu')

@@ -8,7 +8,7 @@ import torch
 from spconv.pytorch import SparseConvTensor
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.flops import FlopsCounter, count_pairs
+from dm3d_mm.cost import FlopsCounter, count_pairs
 from dm3d_mm.spatial import SPSSSparseConv3d, SPSSSubMConv3d
 
 from test_spatial_spss import _random_voxels
@@ -64,7 +64,7 @@ def test_spss_outputs_and_counted_pairs_equal_on_cpu_and_cuda(cls, kw):
 def test_dm3d_prunes_the_demo_second_on_cuda(synth_root):
     from dm3d_mm.apis.flops import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
 
     from conftest import REPO, demo_config
     cfg = demo_config('second', synth_root)
@@ -131,7 +131,7 @@ def test_detections_and_joint_flops_equal_on_cpu_and_cuda(name, synth_root):
     mmcv has no CUDA kernels)."""
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.flops import build_detector
-    from dm3d_mm.weight.calib_frames import calibration_batches
+    from dm3d_mm.pruning.calib_frames import calibration_batches
     config, ckpt = DEMO_MODELS[name]
     cfg = load_config(config, data_root=synth_root)
     batches = calibration_batches(cfg, 3, 'val')
@@ -162,7 +162,7 @@ def test_dm3d_channel_allocation_on_cuda_matches_cpu(synth_root):
     noise of the Fisher estimate: per layer densities within 0.05, masks 95 % identical."""
     from dm3d_mm.apis.flops import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
 
     from conftest import REPO, demo_config
     cfg = demo_config('second', synth_root)
@@ -187,7 +187,7 @@ def test_offset_skipping_on_cuda_equals_the_masked_convs():
     CUDA too (spconv's CUDA algorithms, not the CPU pair loop)."""
     import spconv.pytorch as spconv
 
-    from dm3d_mm.weight.offset_skip import skip_pruned_offsets
+    from dm3d_mm.structured.offset_skip import skip_pruned_offsets
     from test_granularity import _sparse_input
     torch.manual_seed(0)
     net = spconv.SparseSequential(
@@ -220,7 +220,7 @@ def test_latency_cost_model_times_on_cuda(synth_root):
     """cost='latency' on CUDA (synchronised per-conv timing) meets its time budget."""
     from dm3d_mm.apis.flops import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
 
     from conftest import REPO, demo_config
     cfg = demo_config('second', synth_root)

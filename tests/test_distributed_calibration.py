@@ -14,7 +14,7 @@ FRAMES, RATIOS = 4, 8
 def _prune(synth_root):
     from dm3d_mm.apis.flops import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     cfg = demo_config('second', synth_root)
     model = build_detector(cfg, CKPT)
     batches = calibration_batches(cfg, FRAMES, 'train')
@@ -67,8 +67,8 @@ def _latency_worker(rank, world, init_file, synth_root, out_dir):
     import torch.distributed as tdist
     from dm3d_mm.apis.flops import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.weight import DM3DPruner
-    from dm3d_mm.weight.latency_cost import LatencyCost
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.cost.latency_cost import LatencyCost
     torch.set_num_threads(1)
     tdist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
                              world_size=world)

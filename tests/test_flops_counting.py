@@ -8,8 +8,8 @@ from torch import nn
 
 import dm3d_mm  # noqa: F401
 import spconv.pytorch as spconv
-from dm3d_mm.flops import FlopsCounter
-from dm3d_mm.flops.layouts import offset_view
+from dm3d_mm.cost import FlopsCounter
+from dm3d_mm.cost.layouts import offset_view
 
 
 def brute_pairs(fine, coarse, ks, stride, pad, dil=1):

@@ -26,7 +26,7 @@ def demo_counter(synth_root):
 
 
 def test_cost_model_is_consistent_with_counter(demo_counter):
-    from dm3d_mm.flops.cost_model import CostModel
+    from dm3d_mm.cost.cost_model import CostModel
     model, counter = demo_counter
     assert counter.frames == 2
     names = [n for n in counter.layers if n.startswith(('middle_encoder', 'backbone'))]
@@ -47,8 +47,8 @@ def test_cost_model_is_consistent_with_counter(demo_counter):
 
 
 def test_cost_model_needs_frames():
-    from dm3d_mm.flops import FlopsCounter
-    from dm3d_mm.flops.cost_model import CostModel
+    from dm3d_mm.cost import FlopsCounter
+    from dm3d_mm.cost.cost_model import CostModel
     with pytest.raises(ValueError, match='no frames'):
         CostModel(FlopsCounter(torch.nn.Linear(2, 2)), [])
 

@@ -11,10 +11,10 @@ from torch import nn
 import dm3d_mm  # noqa: F401
 import spconv.pytorch as spconv
 from conftest import REPO, demo_config
-from dm3d_mm.flops.cost_model import offset_ids
+from dm3d_mm.cost.cost_model import offset_ids
 from dm3d_mm.weight import distortion_curve
 from dm3d_mm.weight.curves import taylor_scores
-from dm3d_mm.weight.granularity import build_granularity
+from dm3d_mm.structured.granularity import build_granularity
 
 SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
 
@@ -55,7 +55,7 @@ def test_offset_groups_and_their_distortion_equal_the_quadratic_form(layer):
 def test_offset_pruning_of_second_meets_the_budget_with_whole_offsets(synth_root):
     from dm3d_mm.apis.flops import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     cfg = demo_config('second', synth_root)
     batches = calibration_batches(cfg, frames=2, split='train')
     model = build_detector(cfg, SECOND_CKPT)
@@ -81,7 +81,7 @@ def test_offset_pruning_of_second_meets_the_budget_with_whole_offsets(synth_root
 
 
 def test_bad_granularities_are_clear_errors():
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     with pytest.raises(ValueError, match='unknown granularity'):
         DM3DPruner(0.5, granularity='filter')
     with pytest.raises(ValueError, match="needs method='dm3d'"):
@@ -100,8 +100,8 @@ def test_offset_skipping_convs_equal_the_masked_convs():
     """A conv with whole offsets zeroed gives the same output (values and sites) whether
     spconv runs every offset or the swapped layer skips the removed ones, and the swap only
     touches layers with a removed offset."""
-    from dm3d_mm.weight.offset_skip import (OffsetSkippingSparseConv3d,
-                                            OffsetSkippingSubMConv3d, skip_pruned_offsets)
+    from dm3d_mm.structured.offset_skip import (OffsetSkippingSparseConv3d,
+                                                OffsetSkippingSubMConv3d, skip_pruned_offsets)
     torch.manual_seed(0)
     net = spconv.SparseSequential(
         spconv.SubMConv3d(8, 8, 3, padding=1, bias=False, indice_key='s1'),
@@ -128,7 +128,7 @@ def test_offset_skipping_convs_equal_the_masked_convs():
     # spconv's loop gets each kept offset's own pair count and 0 for a removed one (so it
     # skips it): checked against the decoded rulebook
     from dm3d_mm.sparse.native_rulebook import indice_data, regular_rulebook, subm_rulebook
-    from dm3d_mm.weight.offset_skip import kept_offsets, skipping_counts
+    from dm3d_mm.structured.offset_skip import kept_offsets, skipping_counts
     x = _sparse_input()
     for conv, subm in ((net[0], True), (net[2], False)):
         kept = kept_offsets(conv.weight)

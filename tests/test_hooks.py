@@ -112,7 +112,7 @@ def test_calibration_frames_follow_one_precedence(finetuned):
     from mmengine.config import Config
 
     from dm3d_mm.hooks import DM3DPruningHook
-    from dm3d_mm.weight.calib_frames import resolve_calib
+    from dm3d_mm.pruning.calib_frames import resolve_calib
     runner, _ = finetuned
     assert _hook(runner).calib_used == 2  # the config's pruning.calib.frames, not 16
     hook = DM3DPruningHook(calib=dict(frames=1))

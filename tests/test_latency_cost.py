@@ -9,8 +9,8 @@ import torch
 
 import dm3d_mm  # noqa: F401
 from conftest import REPO, demo_config
-from dm3d_mm.weight import DM3DPruner
-from dm3d_mm.weight.latency_cost import LatencyCost, LatencyTable, build_cost, kept_widths
+from dm3d_mm.pruning import DM3DPruner
+from dm3d_mm.cost.latency_cost import LatencyCost, LatencyTable, build_cost, kept_widths
 
 SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
 PARTS = ['middle_encoder', 'backbone', 'neck']
@@ -41,7 +41,7 @@ def second(synth_root):
 def mac_probe(flops_of):
     """Seconds := the MACs of the (cin, cout) slice of the conv (a deterministic 'timer')."""
     def probe(name, layer, inputs, cin, cout):
-        from dm3d_mm.weight.channel_graph import in_channel_axis, out_channel_axis
+        from dm3d_mm.cost.layouts import in_channel_axis, out_channel_axis
         w = layer.weight
         full = w.shape[in_channel_axis(layer)] * w.shape[out_channel_axis(layer)]
         return flops_of()[name] * cin * cout / full
@@ -119,7 +119,7 @@ def test_real_timing_gives_a_usable_model_and_a_met_budget(second):
     c = res.cost
     assert c['unit'] == 'seconds' and 0 < c['after'] <= c['budget'] < c['before']
     assert res.macs_after < res.macs_before
-    from dm3d_mm.weight.report import markdown_report
+    from dm3d_mm.pruning.report import markdown_report
     assert 'measured latency the budget counted' in markdown_report(res)
 
 

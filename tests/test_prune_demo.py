@@ -26,7 +26,7 @@ def second(synth_root):
                                               ('lamp', None), ('uniform', None),
                                               ('global_magnitude', None), ('erk', None)])
 def test_pruning_meets_the_flops_target_exactly_counted(second, method, estimator):
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     cfg, batches, make = second
     torch.manual_seed(0)
     model = make()
@@ -62,7 +62,7 @@ def test_pruning_meets_the_flops_target_exactly_counted(second, method, estimato
 
 
 def test_density_bounds_and_keep_dense_hold_in_the_allocation(second):
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     cfg, batches, make = second
     model = make()
     keep = 'backbone.blocks.0.0'
@@ -85,7 +85,7 @@ def test_density_bounds_and_keep_dense_hold_in_the_allocation(second):
 def test_actual_estimator_curves_are_measured_and_weighted_by_lambdas(second):
     """estimator='actual' (Tab. 5): each chosen point of a layer's curve is the measured
     output distortion of pruning that layer alone, lambda_b * D_box + lambda_c * D_cls."""
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.weight.calibration import measured_distortion, reference_outputs
     cfg, batches, make = second
     lambdas = (0.5, 2.0)
@@ -115,7 +115,7 @@ def test_actual_estimator_curves_are_measured_and_weighted_by_lambdas(second):
 def test_a_part_alone_goes_to_the_budget_of_its_own_flops(second):
     """budget_of='parts' (Tab. 4): the 3D encoder alone to 50 % of its own joint FLOPs, a
     target no fraction of the whole model could express (the 3D part is a small share)."""
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     cfg, batches, make = second
     model = make()
     with pytest.raises(ValueError, match='floor'):
@@ -134,7 +134,7 @@ def test_a_part_alone_goes_to_the_budget_of_its_own_flops(second):
 
 
 def test_bad_targets_and_names_are_clear_errors(second):
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     cfg, batches, make = second
     for bad in (0, -0.1, 1.5):
         with pytest.raises(ValueError, match='flops_target'):
@@ -243,7 +243,7 @@ def test_channel_floor_is_exact_and_a_target_between_it_and_the_own_conv_bound_i
     a DP budget the DP alone cannot allocate) and meets the budget counted exactly."""
     import re
 
-    from dm3d_mm.weight import BudgetBelowFloor, DM3DPruner
+    from dm3d_mm.pruning import BudgetBelowFloor, DM3DPruner
     cfg, batches, make = second
     kw = dict(parts=['backbone', 'neck'], granularity='channel', min_density=0.5,
               num_ratios=8, progress=False)

@@ -21,10 +21,10 @@ GAPS = {}
 def test_reported_flops_after_pruning_equal_a_fresh_count(name, synth_root):
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.flops import build_detector
-    from dm3d_mm.flops import count_flops
-    from dm3d_mm.flops.cost_model import CostModel
-    from dm3d_mm.weight import DM3DPruner
-    from dm3d_mm.weight.calib_frames import calibration_batches
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.cost.cost_model import CostModel
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
     from dm3d_mm.weight.head_outputs import build_head_outputs
     config, ckpt = MODELS[name]
     cfg = load_config(osp.join(REPO, 'configs/demo', config + '.py'), data_root=synth_root)
@@ -50,8 +50,8 @@ def test_repruning_a_pruned_model_measures_against_dense(synth_root):
     a pruning's zeros (before: 0.5 of the pruned model, i.e. 0.25 of dense)."""
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.flops import build_detector
-    from dm3d_mm.weight import DM3DPruner
-    from dm3d_mm.weight.calib_frames import calibration_batches
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
     cfg = load_config(osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'),
                       data_root=synth_root)
     model = build_detector(cfg, osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth'), 'cpu')
@@ -70,10 +70,10 @@ def test_channel_pruning_on_a_fixed_geometry_counts_what_it_predicted(synth_root
     it once read 0.589 for a model that counts 0.498), and one allocation stands."""
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.flops import build_detector
-    from dm3d_mm.flops import count_flops
-    from dm3d_mm.flops.cost_model import CostModel
-    from dm3d_mm.weight import DM3DPruner
-    from dm3d_mm.weight.calib_frames import calibration_batches
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.cost.cost_model import CostModel
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
     from dm3d_mm.weight.head_outputs import build_head_outputs
     cfg = load_config(osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'),
                       data_root=synth_root)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.flops import FlopsCounter
+from dm3d_mm.cost import FlopsCounter
 from dm3d_mm.spatial import (SparseBEVConv2d, SparsityPreservingBN2d, center_heatmap,
                              column_keep)
 from mmdet3d.registry import MODELS

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from spconv.pytorch import SparseConvTensor
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.flops import FlopsCounter
+from dm3d_mm.cost import FlopsCounter
 from dm3d_mm.spatial import SPSSSparseConv3d, SPSSSubMConv3d, keep_mask
 from mmdet3d.registry import MODELS
 

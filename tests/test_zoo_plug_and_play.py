@@ -53,7 +53,7 @@ def test_dm3d_default_settings_meet_the_budget(family):
     from mmengine.registry import init_default_scope
 
     from dm3d_mm.apis import load_config
-    from dm3d_mm.weight import DM3DPruner
+    from dm3d_mm.pruning import DM3DPruner
     init_default_scope('mmdet3d')
     cfg = load_config('mmdet3d::' + FAMILIES[family])
     torch.manual_seed(0)

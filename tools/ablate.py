@@ -26,7 +26,7 @@ from dm3d_mm.apis.ablate_report import (plot_ap_vs_flops, plot_layer_allocation,
                                         table_all, table_estimators, table_parts,
                                         table_tab6, table_tab12)
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
-from dm3d_mm.weight.pruner import METHODS
+from dm3d_mm.pruning.pruner import METHODS
 
 
 def parse_args():

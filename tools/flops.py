@@ -16,7 +16,7 @@ from dm3d_mm.apis import load_config
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.flops import (build_detector, count_on_dataset, count_on_points,
                                 default_device)
-from dm3d_mm.flops.report import flops_report, markdown
+from dm3d_mm.cost.report import flops_report, markdown
 
 
 def parse_args():

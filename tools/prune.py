@@ -1,12 +1,17 @@
-"""Post-training weight pruning of an mmdet3d detector (DM3D or a baseline).
+"""Post-training weight pruning of an mmdet3d detector (DM3D or a baseline), optionally
+joint with the keep ratios of its spatial sites (--spatial).
 
-Writes WORK_DIR/pruned.pth (zeros in the weights; masks, allocation and provenance in
-meta['dm3d']; never written over the input), prune_report.{json,md} and
-layer_sparsity.png. With --eval, dense and pruned AP on the val split go into the report.
+Writes WORK_DIR/pruned.pth (zeros in the weights; masks, allocation, keep ratios and
+provenance in meta['dm3d']; never written over the input), prune_report.{json,md},
+layer_sparsity.png and, for --spatial, pruned_config.py (the config with the chosen keep
+ratios, for plain mmdet3d tools). With --eval, dense and pruned AP on the val split go into
+the report.
 
-Example:
+Examples:
   python tools/prune.py configs/demo/second_synth-kitti_cpu.py \
       --checkpoint checkpoints/second_synth-kitti_cpu.pth --flops-target 0.5 --eval
+  python tools/prune.py configs/demo/second_synth-kitti_cpu_ada3d.py \
+      --checkpoint checkpoints/second_synth-kitti_cpu_ada3d.pth --flops-target 0.2 --spatial
 """
 import argparse
 import os.path as osp
@@ -17,10 +22,9 @@ from dm3d_mm.apis import load_config
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.flops import build_detector, default_device
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
-                                save_result, write_reports)
-from dm3d_mm.weight.granularity import GRANULARITIES
-from dm3d_mm.weight.latency_cost import COST_MODELS
-from dm3d_mm.weight.pruner import ESTIMATORS, METHODS
+                                save_result, write_pruned_config, write_reports)
+from dm3d_mm.pruning.pruner import ESTIMATOR_NAMES, METHODS
+from dm3d_mm.registry import COST_MODELS, GRANULARITIES
 
 
 def parse_args():
@@ -30,7 +34,7 @@ def parse_args():
     p.add_argument('--flops-target', type=float,
                    help='fraction of dense FLOPs to keep, in (0, 1] (default: config)')
     p.add_argument('--method', choices=METHODS)
-    p.add_argument('--estimator', choices=ESTIMATORS)
+    p.add_argument('--estimator', choices=ESTIMATOR_NAMES)
     p.add_argument('--num-ratios', type=int, help='candidate ratios per layer (K)')
     p.add_argument('--granularity', choices=sorted(GRANULARITIES.module_dict),
                    help="what is pruned together: 'weight', 'offset' or 'channel' (then "
@@ -43,6 +47,16 @@ def parse_args():
                         'measured per conv on this device; --flops-target is then a fraction '
                         'of the dense time)')
     p.add_argument('--parts', nargs='+', help='parts to prune, e.g. middle_encoder backbone')
+    p.add_argument('--spatial', action='store_true',
+                   help='joint allocation: choose the keep ratios of the spatial sites (Ada3D '
+                        'locations, SPSS stages) with the weight densities; --flops-target is '
+                        'then a fraction of the model without spatial pruning')
+    p.add_argument('--spatial-grid', type=float, nargs='+',
+                   help='keep ratios tried at every site (default 1.0 0.75 0.5 0.25 and the '
+                        "site's own); implies --spatial")
+    p.add_argument('--spatial-sites', nargs='+',
+                   help='sites to choose, e.g. middle_encoder.bev (default: all); implies '
+                        '--spatial')
     p.add_argument('--calib-frames', type=int,
                    help='calibration frames (default: pruning.calib.frames, else 16)')
     p.add_argument('--calib-split', choices=['train', 'val', 'test'])
@@ -76,9 +90,17 @@ def main():
         if granularity != 'channel':
             raise ValueError('--round-to needs --granularity channel')
         granularity = dict(type='channel', round_to=args.round_to)
+    spatial = None
+    if args.spatial or args.spatial_grid or args.spatial_sites:
+        spatial = dict((cfg.get('pruning') or {}).get('spatial') or {})
+        if args.spatial_grid:
+            spatial['grid'] = args.spatial_grid
+        if args.spatial_sites:
+            spatial['sites'] = args.spatial_sites
     pruner = build_pruner(cfg, flops_target=args.flops_target, method=args.method,
                           estimator=args.estimator, num_ratios=args.num_ratios,
-                          parts=args.parts, granularity=granularity, cost=args.cost)
+                          parts=args.parts, granularity=granularity, cost=args.cost,
+                          spatial=spatial)
     calib = resolve_calib(cfg, dict(frames=args.calib_frames, split=args.calib_split))
     model = build_detector(cfg, args.checkpoint, args.device or default_device(),
                            strict=not args.allow_partial)
@@ -91,11 +113,16 @@ def main():
     if not is_main_process():
         return
     save_result(model, result, out, args.checkpoint, args.config, extra)
+    pruned_config = write_pruned_config(model, result, args.config,
+                                        osp.join(work_dir, 'pruned_config.py'))
+    if pruned_config:
+        extra['pruned_config'] = pruned_config
     if args.eval:
         from dm3d_mm.apis.demo import evaluate_checkpoint
         from dm3d_mm.apis.demo_report import summarize_kitti_metrics
-        for tag, ckpt in (('dense', args.checkpoint), ('pruned', out)):
-            metrics = evaluate_checkpoint(args.config, ckpt, cfg.data_root,
+        for tag, ckpt, config in (('dense', args.checkpoint, args.config),
+                                  ('pruned', out, pruned_config or args.config)):
+            metrics = evaluate_checkpoint(config, ckpt, cfg.data_root,
                                           osp.join(work_dir, f'eval_{tag}'))
             extra[f'AP_{tag}'] = summarize_kitti_metrics(metrics)
     paths = write_reports(result, work_dir, extra)

@@ -13,9 +13,9 @@ import time
 from dataclasses import asdict
 from typing import Dict, Optional
 
-from ..flops import count_flops
+from ..cost import count_flops
 from ..weight.head_outputs import build_head_outputs
-from ..weight.pruner import BudgetBelowFloor
+from ..pruning.pruner import BudgetBelowFloor
 from .ablate_cells import DETECTORS, STUDIES, Cell
 from .config_utils import load_config
 from .demo import evaluate_checkpoint

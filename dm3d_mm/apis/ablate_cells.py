@@ -9,7 +9,7 @@ model (the fraction is of the spatial model's own joint FLOPs).
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..weight.pruner import ESTIMATORS, METHODS
+from ..pruning.pruner import ESTIMATOR_NAMES, METHODS
 
 _DEMO = 'dm3d_mm::demo/'
 
@@ -155,8 +155,8 @@ class Cell:
                              f'{self.budget}')
         if self.method not in METHODS:
             raise ValueError(f'unknown method {self.method!r}; known: {METHODS}')
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f'unknown estimator {self.estimator!r}; known: {ESTIMATORS}')
+        if self.estimator not in ESTIMATOR_NAMES:
+            raise ValueError(f'unknown estimator {self.estimator!r}; known: {ESTIMATOR_NAMES}')
         if self.parts not in setup.parts:
             raise ValueError(f'{self.detector} has no part set {self.parts!r}; known: '
                              f'{sorted(setup.parts)}')

@@ -12,7 +12,7 @@ import torch
 from mmengine.logging import print_log
 
 from ..binary import BinaryLinear, save_packed_checkpoint
-from ..flops.report import flops_report
+from ..cost.report import flops_report
 from .config_utils import load_config
 from .demo import evaluate_checkpoint
 from .demo_report import CLASSES, summarize_kitti_metrics

@@ -11,7 +11,9 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from ..flops import FlopsCounter
+from ..cost import FlopsCounter
+from ..joint.sites import apply_checkpoint_keep_ratios
+from ..pruning.checkpoint import read_dm3d_meta
 
 
 def default_device() -> str:
@@ -85,6 +87,11 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict
     meta = ckpt.get('meta') or {}
     if meta.get('dataset_meta'):
         model.dataset_meta = meta['dataset_meta']
+    # a joint pruning's keep ratios are part of the pruned model (not of its weights)
+    ratios = apply_checkpoint_keep_ratios(model, read_dm3d_meta(ckpt))
+    if ratios:
+        print_log(f'{path}: spatial keep ratios of the pruned model in force: {ratios}',
+                  logger='current')
     return report
 
 
@@ -174,7 +181,7 @@ def count_on_dataset(model, cfg: Config, frames: int = 8, split: str = 'test') -
         raise ValueError(f'--frames must be at least 1, got {frames}')
     from mmengine.dataset import pseudo_collate
 
-    from ..weight.calib_frames import load_sample
+    from ..pruning.calib_frames import load_sample
     dataset = single_frame_loader(cfg, split).dataset
     with torch.no_grad(), FlopsCounter(model) as counter:
         for i in range(min(frames, len(dataset))):  # frame N+1 is never loaded

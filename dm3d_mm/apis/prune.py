@@ -5,18 +5,19 @@ import os
 import os.path as osp
 from typing import Dict, Optional
 
-from ..weight.builder import build_pruner
-from ..weight.calib_frames import calibration_batches, resolve_calib
-from ..weight.checkpoint import save_pruned_checkpoint
-from ..weight.pruner import PruneResult
+from ..joint.sites import keep_ratios_into_config
+from ..pruning.builder import build_pruner
+from ..pruning.calib_frames import calibration_batches, resolve_calib
+from ..pruning.checkpoint import save_pruned_checkpoint
+from ..pruning.pruner import PruneResult
 
 __all__ = ['build_pruner', 'calibration_batches', 'resolve_calib', 'write_reports',
-           'save_result']
+           'save_result', 'write_pruned_config']
 
 
 def write_reports(result: PruneResult, out_dir: str, extra: Optional[Dict] = None) -> Dict:
     """prune_report.json, prune_report.md and layer_sparsity.png in out_dir."""
-    from ..weight.report import markdown_report, sparsity_plot
+    from ..pruning.report import markdown_report, sparsity_plot
     os.makedirs(out_dir, exist_ok=True)
     info = dict(result.info(), **(extra or {}))
     info['curves'] = result.curves
@@ -39,3 +40,36 @@ def save_result(model, result: PruneResult, path: str, source: Optional[str],
     return save_pruned_checkpoint(path, model, result.masks, info, source=source,
                                   base_meta=dict(dataset_meta=getattr(model, 'dataset_meta',
                                                                       None)))
+
+
+def write_pruned_config(model, result: PruneResult, config: str, path: str) -> Optional[str]:
+    """For a joint pruning (keep ratios chosen): ``path``, a config inheriting ``config`` with
+    the chosen keep ratios in the model, so that plain mmdet3d (``tools/test.py``) runs the
+    pruned checkpoint as it was pruned. None (nothing written) for a weight-only pruning.
+
+    Args:
+        model (nn.Module): the pruned detector.
+        result (PruneResult): its pruning.
+        config (str): the config it was built from.
+        path (str): where to write.
+
+    Returns:
+        str | None: ``path`` or None.
+    """
+    ratios = (result.spatial or {}).get('keep_ratios')
+    if not ratios:
+        return None
+
+    class _Skeleton(dict):  # the model dict's sub-dicts, made as keep_ratios_into_config walks
+        def __missing__(self, key):
+            self[key] = _Skeleton()
+            return self[key]
+
+    overrides = _Skeleton()
+    keep_ratios_into_config(overrides, model, ratios)
+    plain = json.loads(json.dumps(overrides))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(f'# {osp.basename(config)} with the spatial keep ratios the joint pruning '
+                f'chose\n_base_ = [{osp.abspath(config)!r}]\nmodel = {plain!r}\n')
+    return path

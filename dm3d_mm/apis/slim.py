@@ -8,7 +8,7 @@ from typing import Dict, Optional
 from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint
 
-from ..weight.slim import group_widths, slim
+from ..structured.slim import group_widths, slim
 from .flops import build_detector
 
 

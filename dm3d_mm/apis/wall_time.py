@@ -158,7 +158,7 @@ def bench_setup(args, config: str, checkpoint: str):
 
     from .config_utils import load_config
     from .flops import build_detector
-    from ..weight.calib_frames import calibration_batches
+    from ..pruning.calib_frames import calibration_batches
     os.makedirs(args.out, exist_ok=True)
     print(f'torch threads: {torch.get_num_threads()}')
     cfg = load_config(config, data_root=args.data_root)

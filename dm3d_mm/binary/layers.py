@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmengine.dist import all_reduce
 from torch import Tensor, nn
 
-from .pack import PACKED_SUFFIX, unpack_signs
+from .signs import PACKED_SUFFIX, unpack_signs
 
 
 class _SignSTE(torch.autograd.Function):

@@ -7,33 +7,18 @@ BinaryLinear unpacks them when it loads, so a packed checkpoint loads like any o
 """
 import os
 import os.path as osp
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Optional
 
-import numpy as np
 import torch
 from torch import Tensor
 
-PACKED_SUFFIX = '.packed_signs'
-
-
-def pack_signs(weight: Tensor) -> Tuple[Tensor, Tuple[int, ...]]:
-    """(uint8 tensor of the signs, 1 bit each, +1 -> 1; the weight's shape)."""
-    bits = (weight.detach().reshape(-1) >= 0).cpu().numpy()
-    return torch.from_numpy(np.packbits(bits)), tuple(weight.shape)
-
-
-def unpack_signs(packed: Tensor, shape: Iterable[int]) -> Tensor:
-    """The +-1 float tensor ``pack_signs`` packed."""
-    shape = tuple(shape)
-    n = int(np.prod(shape))
-    bits = np.unpackbits(packed.cpu().numpy())[:n].astype(np.float32)
-    return torch.from_numpy(bits * 2 - 1).reshape(shape)
+from .layers import BinaryLinear
+from .signs import PACKED_SUFFIX, pack_signs, unpack_signs
 
 
 def packed_state_dict(model: torch.nn.Module) -> Dict[str, object]:
     """The model's state_dict with the weight of every enabled BinaryLinear replaced by its
     packed signs (key ``<layer>.packed_signs``: dict(bits, shape))."""
-    from .layers import BinaryLinear  # layers imports this module
     sd = dict(model.state_dict())
     for name, m in model.named_modules():
         if isinstance(m, BinaryLinear) and m.enabled:

@@ -8,11 +8,12 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ..flops import count_flops
+from ..cost import count_flops
 from ..registry import PRUNERS
-from ..weight.builder import build_pruner
-from ..weight.calib_frames import calibration_batches, resolve_calib
-from ..weight.checkpoint import META_KEY, read_dm3d_meta
+from ..pruning.builder import build_pruner
+from ..pruning.calib_frames import calibration_batches, resolve_calib
+from ..joint.sites import apply_checkpoint_keep_ratios
+from ..pruning.checkpoint import META_KEY, read_dm3d_meta
 from ..weight.head_outputs import build_head_outputs
 from ..weight.masks import MaskSet, optimizers_of
 from .freeze_norm_stats import freeze_norm_stats
@@ -107,6 +108,9 @@ class DM3DPruningHook(Hook):
             masks = self.loaded['masks']
             self.info = {k: v for k, v in self.loaded.items() if k != 'masks'}
             runner.logger.info(f'DM3DPruningHook: {len(masks)} layer masks from the checkpoint')
+            ratios = apply_checkpoint_keep_ratios(model, self.loaded)
+            if ratios:  # a joint pruning: its spatial choice runs with its masks
+                runner.logger.info(f'DM3DPruningHook: spatial keep ratios in force: {ratios}')
         elif self.prune_on_start:
             masks, self.info, batches = self._prune(runner, model)
         else:

@@ -1,5 +1,5 @@
 """Sparse-convolution geometry: kernel offsets, (input, output) voxel pairs per kernel
-offset, output sites. Used both to count FLOPs exactly (``flops/``) and to build the rulebooks
+offset, output sites. Used both to count FLOPs exactly (``cost/``) and to build the rulebooks
 the spatial-pruning convs execute (``spatial/``).
 
 Pairs are found from the active coordinates themselves, not from spconv's stored rulebook (which

@@ -61,7 +61,7 @@ class _SPSSMixin:
     def flops_pairs(self, inputs, output):
         """Pairs actually computed by the last forward (None: the plain spconv path ran)."""
         if self._last_pairs is None:
-            from ..flops.counter import sparse_conv_pairs
+            from ..cost.counter import sparse_conv_pairs
             return sparse_conv_pairs(self, inputs[0], output)
         return self._last_pairs
 

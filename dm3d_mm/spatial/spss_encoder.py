@@ -55,6 +55,11 @@ class SPSSSparseEncoder(SparseEncoder):
             whole conv-norm-act block, see SPSSBlock) or 'conv' (SPS-Conv: the conv only; the
             block's norm and activation still apply to them). 'block' trained better on the
             demo benchmark (val mAP 48.4 against 38.0 at 50 %). Defaults to 'block'.
+        run_ratios (Sequence[float], optional): the fraction of voxels the pruning convs of
+            each stage prune when the model runs, where it differs from ``prune_ratios``
+            (which decide which convs are pruning convs): the keep ratios a joint allocation
+            chose (``joint/sites.py``); 0 runs a stage's pruning convs unpruned. None:
+            ``prune_ratios``. Defaults to None.
         min_prune_channels (int): convs with fewer output channels than this stay dense
             spconv layers: on CPU, pruning a narrow conv costs more in scoring, keep masks
             and restricted rulebooks than its small GEMM saves (``bench/spss_layer_speed.py``
@@ -67,6 +72,7 @@ class SPSSSparseEncoder(SparseEncoder):
     def __init__(self, *args, prune_ratios: Union[float, Sequence[float]] = 0.5,
                  importance: str = 'magnitude', gate: Optional[bool] = None,
                  prune_downsample: bool = True, passthrough: str = 'block',
+                 run_ratios: Optional[Sequence[float]] = None,
                  min_prune_channels: int = 0, backend: str = 'spconv', **kwargs):
         require_backend(backend)
         if passthrough not in ('conv', 'block'):
@@ -89,6 +95,14 @@ class SPSSSparseEncoder(SparseEncoder):
                     setattr(parent, name, _spss_like(child, cls, ratio, importance, gate))
             if passthrough == 'block':
                 _wrap_blocks(stage)
+        if run_ratios is not None:
+            for ratio, stage in zip(_per_stage(run_ratios, self.stage_num, 'run_ratios'),
+                                    self.encoder_layers):
+                for conv in stage.modules():
+                    if isinstance(conv, (SPSSSubMConv3d, SPSSSparseConv3d)):
+                        if not 0 <= ratio < 1:
+                            raise ValueError(f'run_ratios must be in [0, 1), got {ratio}')
+                        conv.prune_ratio = float(ratio)
 
     def forward(self, voxel_features, coors, batch_size):
         """SparseEncoder's forward; no voxels at all give an all-zero BEV map."""

@@ -1,11 +1,12 @@
-"""DM3D weight pruning: Taylor scores, distortion curves, DP allocation, masks, baselines."""
+"""DM3D's core: Taylor scores, distortion curves (registered estimators), the DP and the
+baseline allocators (registered allocators), calibration passes, head outputs, masks."""
 from .allocation import Allocation, allocate
-from .checkpoint import read_dm3d_meta, save_pruned_checkpoint
+from .allocators import Allocator, BudgetBelowFloor, DPAllocator, WeightProblem
 from .curves import distortion_curve, taylor_scores
 from .discovery import find_prunable_layers
+from .estimators import CurveInputs, DistortionEstimator
 from .masks import MaskSet
-from .pruner import BudgetBelowFloor, DM3DPruner, PruneResult
 
-__all__ = ['Allocation', 'allocate', 'distortion_curve', 'taylor_scores',
-           'find_prunable_layers', 'MaskSet', 'BudgetBelowFloor', 'DM3DPruner', 'PruneResult',
-           'read_dm3d_meta', 'save_pruned_checkpoint']
+__all__ = ['Allocation', 'allocate', 'Allocator', 'BudgetBelowFloor', 'DPAllocator',
+           'WeightProblem', 'distortion_curve', 'taylor_scores', 'CurveInputs',
+           'DistortionEstimator', 'find_prunable_layers', 'MaskSet']

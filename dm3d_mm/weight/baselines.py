@@ -1,15 +1,15 @@
 """Baseline allocations at the same FLOPs target: uniform, global magnitude, LAMP, ERK.
 
-Each has one knob (a ratio, a global threshold, a scale) that is bisected until the joint
-FLOPs of the cost model meet the budget; within a layer weights are ranked by magnitude.
+Each has one knob (a ratio, a global threshold, a scale) that is bisected until the cost
+(``total``: masks -> the budget's unit) meets the budget; within a layer weights are ranked
+by magnitude.
 """
 from typing import Callable, Dict
 
 import torch
 from torch import Tensor, nn
 
-from ..flops.cost_model import CostModel
-from .curves import mask_at
+from ..cost.layouts import mask_at
 
 
 def _magnitude_order(w: Tensor) -> Tensor:
@@ -32,17 +32,18 @@ def _bisect(make: Callable[[float], Dict[str, Tensor]], cost: Callable[[Dict], f
     return best
 
 
-def uniform_masks(layers: Dict[str, nn.Module], cm: CostModel, budget: float):
+def uniform_masks(layers: Dict[str, nn.Module], total: Callable[[Dict], float],
+                  budget: float):
     """The same pruning ratio in every layer."""
     orders = {n: _magnitude_order(m.weight) for n, m in layers.items()}
 
     def make(r):
         return {n: mask_at(m.weight, orders[n], int(round(r * m.weight.numel())))
                 for n, m in layers.items()}
-    return _bisect(make, cm.total, budget, 0.0, 1.0)
+    return _bisect(make, total, budget, 0.0, 1.0)
 
 
-def _global_threshold_masks(layers, cm, budget, scores: Dict[str, Tensor]):
+def _global_threshold_masks(layers, total, budget, scores: Dict[str, Tensor]):
     flat = torch.cat([s.reshape(-1) for s in scores.values()])
     ranked = torch.sort(flat).values
 
@@ -52,13 +53,13 @@ def _global_threshold_masks(layers, cm, budget, scores: Dict[str, Tensor]):
         return {name: (scores[name] > thr).reshape(layers[name].weight.shape)
                 for name in layers} if q > 0 else \
             {name: torch.ones_like(layers[name].weight, dtype=torch.bool) for name in layers}
-    return _bisect(make, cm.total, budget, 0.0, 1.0)
+    return _bisect(make, total, budget, 0.0, 1.0)
 
 
-def global_magnitude_masks(layers, cm, budget):
+def global_magnitude_masks(layers, total, budget):
     """One magnitude threshold across all layers."""
     return _global_threshold_masks(
-        layers, cm, budget, {n: m.weight.detach().abs().reshape(-1) for n, m in layers.items()})
+        layers, total, budget, {n: m.weight.detach().abs().reshape(-1) for n, m in layers.items()})
 
 
 def lamp_scores(weight: Tensor) -> Tensor:
@@ -72,8 +73,8 @@ def lamp_scores(weight: Tensor) -> Tensor:
     return scores
 
 
-def lamp_masks(layers, cm, budget):
-    return _global_threshold_masks(layers, cm, budget,
+def lamp_masks(layers, total, budget):
+    return _global_threshold_masks(layers, total, budget,
                                    {n: lamp_scores(m.weight) for n, m in layers.items()})
 
 
@@ -86,7 +87,7 @@ def erk_density(module: nn.Module) -> float:
     return sum(dims) / total
 
 
-def erk_masks(layers, cm, budget):
+def erk_masks(layers, total, budget):
     """Densities proportional to the ERK shape (capped at 1), scaled to meet the target."""
     orders = {n: _magnitude_order(m.weight) for n, m in layers.items()}
     shape = {n: erk_density(m) for n, m in layers.items()}
@@ -100,8 +101,4 @@ def erk_masks(layers, cm, budget):
             keep = int(round(density * m.weight.numel()))
             out[n] = mask_at(m.weight, orders[n], m.weight.numel() - keep)
         return out
-    return _bisect(make, cm.total, budget, 0.0, 1.0)
-
-
-BASELINES = dict(uniform=uniform_masks, global_magnitude=global_magnitude_masks,
-                 lamp=lamp_masks, erk=erk_masks)
+    return _bisect(make, total, budget, 0.0, 1.0)

@@ -14,8 +14,8 @@ import torch
 from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
-from ..flops import FlopsCounter, frames_in
-from .curves import mask_at
+from ..cost import FlopsCounter, frames_in
+from ..cost.layouts import mask_at
 from .distributed import gather_rows, reduce_counter, sum_over_ranks
 from .head_outputs import DEFAULT_LAMBDAS, weighted_distortion
 

@@ -88,10 +88,3 @@ def distortion_curve(weight: Tensor, grads: Tensor, num_ratios: int,
         quad = float(v @ v) / m + kappa * sq
         out[k] = quad if gbar is None else lin + 0.5 * quad
     return Curve(counts, out, order)
-
-
-def mask_at(weight: Tensor, order: Tensor, count: int) -> Tensor:
-    """Binary mask (weight's shape) pruning the first ``count`` weights of ``order``."""
-    mask = torch.ones(weight.numel(), dtype=torch.bool, device=weight.device)
-    mask[order[:count].to(weight.device)] = False
-    return mask.reshape(weight.shape)

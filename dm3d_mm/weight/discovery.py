@@ -5,8 +5,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from torch import nn
 
-from ..flops.counter import PARTS
-from ..flops.layouts import PRUNABLE
+from ..cost.counter import PARTS
+from ..cost.layouts import PRUNABLE
 
 # user-facing part keys (the detector attributes, pts_ variants included)
 PART_KEYS = tuple(dict.fromkeys(k.replace('pts_', '') for k in PARTS))

@@ -4,7 +4,7 @@ The DP only asks a cost model for a layer's cost at each candidate mask, the who
 cost at a set of masks and the floor no allocation goes below; ``COST_MODELS`` holds the
 swappable pieces that answer (``DM3DPruner(cost=...)``):
 
-- ``'flops'`` (:class:`FlopsCost`): the exact joint FLOPs of ``flops/cost_model.py``.
+- ``'flops'`` (:class:`FlopsCost`): the exact joint FLOPs of ``cost/cost_model.py``.
 - ``'latency'`` (:class:`LatencyCost`): seconds per frame on the device the pruner runs on.
   Every conv that ran in a timed forward is timed again alone, on the input it saw there, at
   a grid of (kept input channels x kept output channels) widths (weights and input sliced:
@@ -24,18 +24,11 @@ from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 from mmengine import dist
-from mmengine.registry import Registry
 from torch import Tensor, nn
 
-from ..flops.cost_model import CostModel
-from ..registry import SCOPE, build_in_scope, build_piece
-from .channel_graph import in_channel_axis, out_channel_axis
-from .channel_masks import kept_in_channels, kept_out_channels
-from .curves import mask_at
-from .distributed import world
-
-COST_MODELS = Registry('cost_model', scope=SCOPE, build_func=build_in_scope,
-                       locations=['dm3d_mm.weight.latency_cost'])
+from .cost_model import CostModel
+from ..registry import COST_MODELS, build_piece
+from .layouts import in_channel_axis, kept_in_channels, kept_out_channels, mask_at, out_channel_axis
 
 
 def kept_widths(layer: nn.Module, mask: Optional[Tensor]):
@@ -213,7 +206,7 @@ class LatencyCost:
 
     def build(self, model: nn.Module, batches: Sequence[dict],
               flops: CostModel) -> LatencyCostModel:
-        rank, size = world()
+        rank, size = dist.get_dist_info()
         # every rank allocates with rank 0's timings (the same masks everywhere); the others
         # do not time at all, so that they do not compete with rank 0 for the device
         shared = [self.measure(model, batches, flops) if rank == 0 else None]

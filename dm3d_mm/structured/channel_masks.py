@@ -7,22 +7,8 @@ from typing import Dict, Iterable
 import torch
 from torch import Tensor, nn
 
-from .channel_graph import WidthGroup, in_channel_axis, out_channel_axis
-
-
-def _kept_along(mask: Tensor, axis: int) -> Tensor:
-    dims = [d for d in range(mask.dim()) if d != axis]
-    return mask.any(dim=dims) if dims else mask
-
-
-def kept_out_channels(layer: nn.Module, mask: Tensor) -> Tensor:
-    """(C_out,) bool: the output channels of ``layer`` its weight mask keeps any entry of."""
-    return _kept_along(mask, out_channel_axis(layer))
-
-
-def kept_in_channels(layer: nn.Module, mask: Tensor) -> Tensor:
-    """(C_in,) bool: the input channels of ``layer`` its weight mask keeps any entry of."""
-    return _kept_along(mask, in_channel_axis(layer))
+from ..cost.layouts import in_channel_axis, kept_out_channels
+from .channel_graph import WidthGroup
 
 
 def channel_side_masks(model: nn.Module, groups: Iterable[WidthGroup],

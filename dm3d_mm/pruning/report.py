@@ -21,6 +21,17 @@ def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
                if result.cost.get('unit') == 'seconds' else []),
              f'- measured output distortion on the calibration frames: '
              f'{result.measured_distortion:.6g}']
+    sp = result.spatial or {}
+    if sp:
+        lines += [f"- joint allocation over {len(sp['combinations'])} keep-ratio combinations; "
+                  f"target a fraction of the model at {sp['largest']}",
+                  f"- predicted distortion {sp['predicted_distortion']:.6g} = spatial "
+                  f"{sp['spatial_distortion']:.6g} + weights {sp['weight_distortion']:.6g}",
+                  '', '| spatial site | keep ratio as trained | chosen keep ratio |',
+                  '|---|---:|---:|']
+        lines += [f"| {n} | {sp['trained_keep_ratios'].get(n, 1.0):.3g} | {r:.3g} |"
+                  for n, r in sp['keep_ratios'].items()]
+        lines.append('')
     for k, v in (extra or {}).items():
         lines.append(f'- {k}: {v}')
     if result.timings:

@@ -17,7 +17,7 @@ removed block, accumulated group by group), the candidate costs from the joint c
   transposed) that a registered channel graph describes (``channel_graph.py``). The pruner
   ties the convs that must keep one width (a backbone stage) into one DP item and masks the
   channel's norm affine and its consumers' input slices (``channel_masks.py``), so a removed
-  channel is exactly zero downstream and ``weight/slim.py`` can cut it out into a smaller
+  channel is exactly zero downstream and ``structured/slim.py`` can cut it out into a smaller
   dense model plain mmdet3d builds. The DP's cost of a channel is its share of its own
   conv's MACs; the consumers' slices it also frees make the exact cost lower, and the pruner
   raises the DP's budget by bisection until the exact cost just fits.
@@ -25,17 +25,12 @@ removed block, accumulated group by group), the candidate costs from the joint c
 from typing import Tuple
 
 import torch
-from mmengine.registry import Registry
 from torch import Tensor, nn
 
-from ..flops.cost_model import offset_ids
-from ..flops.layouts import is_sparse_conv
-from .channel_graph import out_channel_axis
-from ..registry import SCOPE, build_in_scope, build_piece
-from .curves import prune_order, ratio_counts
-
-GRANULARITIES = Registry('granularity', scope=SCOPE, build_func=build_in_scope,
-                         locations=['dm3d_mm.weight.granularity'])
+from ..cost.cost_model import offset_ids
+from ..cost.layouts import is_sparse_conv, out_channel_axis
+from ..registry import GRANULARITIES, build_piece
+from ..weight.curves import prune_order, ratio_counts
 
 
 class Granularity:

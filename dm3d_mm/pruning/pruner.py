@@ -19,30 +19,29 @@ from torch import Tensor, nn
 
 from mmengine.logging import print_log
 
-from ..flops import FlopsCounter, count_flops, frames_in
-from ..flops.cost_model import CostModel
-from ..registry import PRUNERS
-from .allocation import allocate
-from .baselines import BASELINES
-from .calibration import actual_distortion_curves, calibration_pass, measured_distortion
-from .curves import distortion_curve, mask_at, taylor_scores
-from .discovery import find_prunable_layers, settle_selection
-from .distributed import reduce_counter, shard, world
-from .channel_graph import WidthGroup, find_channel_graph, producer_index
-from .channel_masks import channel_side_masks
-from .granularity import (ChannelGranularity, Granularity, WeightGranularity,
-                          build_granularity)
-from .latency_cost import build_cost
-from .head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, build_head_outputs
-from .masks import MaskSet
+from ..cost import FlopsCounter, count_flops, frames_in
+from ..cost.cost_model import CostModel
+from ..cost.latency_cost import FlopsCost, build_cost
+from ..cost.layouts import mask_at
+from ..joint.search import JointChoice, SpatialGrid, joint_search, spatial_options
+from ..joint.sites import keep_ratios, set_keep_ratios
+from ..registry import ALLOCATORS, ESTIMATORS, PRUNERS, build_piece
+from ..structured.channel_graph import WidthGroup, find_channel_graph, producer_index
+from ..structured.channel_masks import channel_side_masks
+from ..structured.granularity import (ChannelGranularity, Granularity, WeightGranularity,
+                                      build_granularity)
+from ..weight.allocators import Allocator, BudgetBelowFloor, WeightProblem
+from ..weight.calibration import calibration_pass, measured_distortion
+from ..weight.curves import taylor_scores
+from ..weight.discovery import find_prunable_layers, settle_selection
+from ..weight.distributed import reduce_counter, shard, world
+from ..weight.estimators import CurveInputs, DistortionEstimator
+from ..weight.head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, build_head_outputs
+from ..weight.masks import MaskSet
 
-METHODS = ('dm3d', ) + tuple(BASELINES)
-ESTIMATORS = ('fisher', 'taylor2', 'actual')
-
-
-class BudgetBelowFloor(ValueError):
-    """The FLOPs target is below what the selected layers can reach (the unpruned layers'
-    cost plus every pruned layer at its lowest allowed density)."""
+#: names of the registered allocators (``method=``) and estimators (``estimator=``)
+METHODS = tuple(ALLOCATORS.module_dict)
+ESTIMATOR_NAMES = tuple(ESTIMATORS.module_dict)
 
 
 @dataclass
@@ -76,6 +75,9 @@ class PruneResult:
     # macs_after is counted afresh on the pruned model (masks and spatial modules in place,
     # the calibration frames); this is what the dense pass's pair counts predicted
     macs_after_predicted: Optional[float] = None
+    # joint allocation (``spatial=``): keep ratios chosen per site, the ratios the model
+    # had before, the reference ratios, distortions and the table of every combination
+    spatial: Dict[str, object] = field(default_factory=dict)
 
     @property
     def achieved_ratio(self) -> float:
@@ -91,6 +93,7 @@ class PruneResult:
                     floor=self.floor, timings=self.timings,
                     measured_distortion=self.measured_distortion,
                     left_out=self.left_out, head_outputs=self.head_outputs, cost=self.cost,
+                    spatial=self.spatial,
                     layers=[vars(lr) for lr in self.layers])
 
 
@@ -113,10 +116,14 @@ class DM3DPruner:
 
     Args:
         flops_target (float): fraction of the dense joint FLOPs to keep, in (0, 1].
-        method (str): ``'dm3d'`` or a baseline (``'uniform'``, ``'global_magnitude'``,
-            ``'lamp'``, ``'erk'``). Defaults to ``'dm3d'``.
-        estimator (str): distortion curves: ``'fisher'``, ``'taylor2'`` (the paper's Eq. 9/13)
-            or ``'actual'`` (measured). Defaults to ``'fisher'``.
+        method (str | dict): the allocator (``ALLOCATORS``): ``'dm3d'`` (the DP over
+            distortion curves) or a baseline (``'uniform'``, ``'global_magnitude'``,
+            ``'lamp'``, ``'erk'``), or a ``dict(type=..., **args)``. A constraint below the
+            allocator does not honour is an error. Defaults to ``'dm3d'``.
+        estimator (str | dict): the distortion curves (``ESTIMATORS``): ``'fisher'``,
+            ``'taylor2'`` (the paper's Eq. 9/13) or ``'actual'`` (measured), or a
+            ``dict(type=..., **args)``; used by allocators that allocate over curves.
+            Defaults to ``'fisher'``.
         num_ratios (int): candidate pruning ratios per layer (K). Defaults to 32.
         parts (Sequence[str], optional): detector parts to prune (``middle_encoder``,
             ``backbone``, ``neck``, ``bbox_head``, ...); None: all. Defaults to None.
@@ -127,7 +134,8 @@ class DM3DPruner:
             Defaults to False.
         lambdas (tuple[float, float]): (lambda_b, lambda_c) weights of the box and
             class-confidence distortion. Defaults to (0, 1).
-        kappa (float): damping of the empirical Fisher (kappa I + G^T G / M). Defaults to 0.
+        kappa (float): damping of the empirical Fisher (kappa I + G^T G / M), passed to a
+            ``fisher`` / ``taylor2`` estimator given by name. Defaults to 0.
         num_projections (int): Hutchinson projections per frame. Defaults to 2.
         min_density (float): lowest weight density a layer may get. Defaults to 0.
         max_density (float): highest weight density a pruned layer may keep. Defaults to 1.
@@ -147,7 +155,7 @@ class DM3DPruner:
             joint FLOPs, or ``'latency'`` (``dict(type='latency', widths=..., repeats=...)``):
             seconds per frame measured on the device the pruner runs on, so that
             ``flops_target`` is a fraction of the dense detector's measured time (see
-            ``weight/latency_cost.py``; a mask saves time only where it removes whole
+            ``cost/latency_cost.py``; a mask saves time only where it removes whole
             channels). Defaults to 'flops'.
         granularity (str | dict): what is pruned together (``GRANULARITIES``): ``'weight'``
             (unstructured), ``'offset'`` (whole kernel offsets) or ``'channel'`` (whole output
@@ -158,9 +166,20 @@ class DM3DPruner:
             match wins; layers matching none are ``'weight'``), e.g.
             ``{'middle_encoder.*': 'offset'}``.
             Structured granularities need ``method='dm3d'``. Defaults to 'weight'.
+        spatial (dict, optional): the joint allocation (``joint/search.py``): the keep
+            ratios of the model's spatial sites are chosen together with the weight
+            densities, ``dict(grid=(1.0, 0.75, 0.5, 0.25), sites=None,
+            finders=('ada3d', 'spss'))`` (see :class:`~dm3d_mm.joint.search.SpatialGrid`;
+            the ratios the model has are always candidates). ``flops_target`` is then a
+            fraction of the model with every site at its largest ratio (1.0: no spatial
+            pruning), distortions are measured against the model as it is, and the chosen
+            ratios stay in force on the pruned model.
+            Needs ``method='dm3d'``, ``cost='flops'`` and ``budget_of='model'``.
+            Defaults to None (the keep ratios stay as they are).
     """
 
-    def __init__(self, flops_target: float, method: str = 'dm3d', estimator: str = 'fisher',
+    def __init__(self, flops_target: float, method: Union[str, dict] = 'dm3d',
+                 estimator: Union[str, dict] = 'fisher',
                  num_ratios: int = 32, parts: Optional[Sequence[str]] = None,
                  include: Optional[Sequence[str]] = None,
                  exclude: Optional[Sequence[str]] = None,
@@ -172,15 +191,20 @@ class DM3DPruner:
                  calib: Optional[dict] = None, box_weighting: str = 'confidence',
                  budget_of: str = 'model', head_outputs: Optional[dict] = None,
                  granularity: Union[str, Dict[str, str]] = 'weight',
-                 cost: Union[str, dict] = 'flops'):
+                 cost: Union[str, dict] = 'flops', spatial: Optional[dict] = None):
         if isinstance(flops_target, bool) or not isinstance(flops_target, (int, float)) \
                 or not 0 < flops_target <= 1:
             raise ValueError(f'flops_target is a fraction of the dense FLOPs in (0, 1], got '
                              f'{flops_target}')
-        if method not in METHODS:
-            raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
-        if estimator not in ESTIMATORS:
-            raise ValueError(f'unknown estimator {estimator!r}; choose from {ESTIMATORS}')
+        self.allocator: Allocator = build_piece(method, ALLOCATORS, 'method', (Allocator, ))
+        self.method = _type_name(method, ALLOCATORS)
+        if isinstance(estimator, str) and kappa and estimator in ('fisher', 'taylor2'):
+            estimator = dict(type=estimator, kappa=kappa)
+        elif kappa:
+            raise ValueError(f'kappa damps the Fisher of a fisher or taylor2 estimator given by '
+                             f'name; estimator {estimator!r} takes its own arguments')
+        self.estimator_piece: DistortionEstimator = build_piece(
+            estimator, ESTIMATORS, 'estimator', (DistortionEstimator, ))
         if not 0 <= min_density <= max_density <= 1:
             raise ValueError('need 0 <= min_density <= max_density <= 1')
         if num_ratios < 1:
@@ -194,22 +218,21 @@ class DM3DPruner:
         one = isinstance(granularity, (str, Granularity)) or 'type' in granularity
         rules = {'*': granularity} if one else dict(granularity)
         self.granularity = {pat: build_granularity(g) for pat, g in rules.items()}
-        if method != 'dm3d' and any(not isinstance(g, WeightGranularity)
-                                    for g in self.granularity.values()):
-            raise ValueError(f"granularity {granularity!r} needs method='dm3d' (the baselines "
-                             'rank single weights)')
-        unsupported = [name for name, given in (('keep_dense', bool(keep_dense)),
-                                                ('min_density', min_density > 0),
-                                                ('max_density', max_density < 1)) if given]
-        if method != 'dm3d' and unsupported:
-            raise ValueError(f"method {method!r} does not honour {', '.join(unsupported)} "
-                             "(the baselines rank weights globally or by one ratio): use "
-                             "method='dm3d' or drop them")
+        self.allocator.check(dict(
+            keep_dense=bool(keep_dense), min_density=min_density > 0,
+            max_density=max_density < 1, spatial=spatial is not None,
+            structured=any(not isinstance(g, WeightGranularity)
+                           for g in self.granularity.values())), self.method)
         self.cost = build_cost(cost)
+        self.spatial = None if spatial is None else SpatialGrid(**spatial)
+        if self.spatial is not None and (not isinstance(self.cost, FlopsCost)
+                                         or budget_of != 'model'):
+            raise ValueError("spatial= (the joint allocation) needs cost='flops' and "
+                             "budget_of='model'")
         self.box_weighting = box_weighting
         self.head_outputs = None if head_outputs is None else dict(head_outputs)
         self.flops_target = flops_target
-        self.method, self.estimator = method, estimator
+        self.estimator = _type_name(estimator, ESTIMATORS)
         self.num_ratios = num_ratios
         self.select = dict(parts=parts, include=include, exclude=exclude,
                            include_head_outputs=include_head_outputs)
@@ -217,7 +240,6 @@ class DM3DPruner:
         if len(self.lambdas) != 2 or min(self.lambdas) < 0 or max(self.lambdas) == 0:
             raise ValueError(f'lambdas = (lambda_b, lambda_c) must be two non-negative weights, '
                              f'not both 0; got {lambdas}')
-        self.kappa = kappa
         self.num_projections = num_projections
         self.min_density, self.max_density = min_density, max_density
         self.keep_dense = list(keep_dense)
@@ -238,9 +260,7 @@ class DM3DPruner:
         return CostModel(counter, names)
 
     def _gradient_mode(self) -> Optional[str]:
-        if self.method != 'dm3d':
-            return None
-        return 'sum' if self.estimator == 'taylor2' else 'hutchinson'
+        return self.estimator_piece.gradient_mode if self.allocator.uses_curves else None
 
     def prune(self, model: nn.Module, batches: Sequence[dict]) -> PruneResult:
         """Prune ``model`` in place (masks applied).
@@ -258,12 +278,18 @@ class DM3DPruner:
         batches, self._frame_ids = shard(batches)  # this rank's share (all of them alone)
         was_training = model.training
         model.eval()
+        self._cand = None
+        self._sites = self.spatial.sites_of(model) if self.spatial is not None else []
+        trained = keep_ratios(self._sites)
         try:
-            return self._prune(model, batches)
+            return self._prune(model, batches, trained)
+        except BaseException:
+            set_keep_ratios(self._sites, trained)
+            raise
         finally:
             model.train(was_training)
 
-    def _prune(self, model, batches) -> PruneResult:
+    def _prune(self, model, batches, trained) -> PruneResult:
         outputs = self.outputs(model)
         candidates = find_prunable_layers(model, **self.select)
         for pat in self.keep_dense:
@@ -281,7 +307,17 @@ class DM3DPruner:
         for reason, names in left_out.items():
             print_log(f'DM3DPruner: left out {len(names)} layer(s) that {reason}: '
                       f'{", ".join(names)}', logger='current')
-        flops = CostModel(calib.counter, list(layers))
+        self._options = []
+        if self._sites:  # every combination of keep ratios counted and measured
+            t0 = time.perf_counter()
+            self._options = spatial_options(model, self._sites, self.spatial, batches,
+                                            calib.reference, outputs, self.lambdas,
+                                            self.progress and world()[0] == 0)
+            timings['spatial_options'] = time.perf_counter() - t0
+        # the joint budget is a fraction of the model with every site at its largest ratio
+        # (the first combination); distortions are measured against the model as trained
+        flops = CostModel(self._options[0].counter if self._sites else calib.counter,
+                          list(layers))
         t0 = time.perf_counter()
         cm = self.cost.build(model, batches, flops)  # what the budget counts
         if cm is not flops:
@@ -294,7 +330,9 @@ class DM3DPruner:
         # a part alone often cannot reach a fraction of the whole model)
         budget = self.flops_target * before if self.budget_of == 'model' else \
             cm.floor + self.flops_target * (before - cm.floor)
-        reachable = cm.total(self._sparsest(model, layers, keep_dense))
+        sparsest = self._sparsest(model, layers, keep_dense)
+        reachable = min(CostModel(o.counter, list(layers)).total(sparsest)
+                        for o in self._options) if self._sites else cm.total(sparsest)
         if budget < reachable - 1e-6 * before:
             raise BudgetBelowFloor(
                 f'flops_target={self.flops_target} asks for {cm.describe(budget)} per frame '
@@ -315,17 +353,20 @@ class DM3DPruner:
                     t.data.copy_(saved)
             tried_curves: Dict[str, Dict[str, list]] = {}
             try:
-                masks = self._allocate(model, layers, calib, batches, outputs, cm, target,
-                                       keep_dense, timings, tried_curves)
+                masks, alloc_cm, joint = self._allocate(
+                    model, layers, calib, batches, outputs, cm, target, keep_dense, timings,
+                    tried_curves)
             except ValueError:  # a lowered target below what the allocator can reach
                 if not attempt:
                     raise
                 break
-            predicted = cm.total(masks)  # before the masks go into the weights
+            if joint is not None:  # the chosen keep ratios go in force with the masks
+                set_keep_ratios(self._sites, joint.ratios)
+            predicted = alloc_cm.total(masks)  # before the masks go into the weights
             if predicted > target * (1 + 1e-9):
                 raise RuntimeError(f'{self.method} allocated {predicted:.6g} {cm.unit}, '
                                    f'over the budget {target:.6g} (a bug in the allocator)')
-            flops_predicted = flops.total(masks)
+            flops_predicted = predicted if joint is not None else flops.total(masks)
             MaskSet(model, masks).apply()
             # the pruned model counted afresh on the same frames (a spatial module may keep
             # other sites once the weights upstream of it are pruned), its distortion measured
@@ -337,7 +378,7 @@ class DM3DPruner:
             fits = total <= budget * (1 + 1e-9)
             if fits and (best is None or total > best[0]):
                 best = (total, masks, counted, measured, tried_curves, attempt,
-                        flops_predicted)
+                        flops_predicted, joint)
             exact = abs(total - predicted) <= 1e-9 * before  # nothing moved: the choice stands
             if cm is not flops or (fits and (exact or total >= budget * (1 - RECOUNT_TOLERANCE))):
                 break
@@ -349,12 +390,15 @@ class DM3DPruner:
             print_log(f'DM3DPruner: after {RECOUNT_ATTEMPTS} allocations the pruned model '
                       f'still counts {total / before:.4f} of dense, over the budget '
                       f'{budget / before:.4f}', logger='current', level=logging.WARNING)
-            best = (total, masks, counted, measured, tried_curves, attempt, flops_predicted)
-        _, masks, counted, measured, tried_curves, chosen, flops_predicted = best
+            best = (total, masks, counted, measured, tried_curves, attempt, flops_predicted,
+                    joint)
+        _, masks, counted, measured, tried_curves, chosen, flops_predicted, joint = best
         if chosen != attempt:  # an earlier allocation fitted the budget better
             for t, saved in state:
                 t.data.copy_(saved)
             MaskSet(model, masks).apply()
+            if joint is not None:
+                set_keep_ratios(self._sites, joint.ratios)
         del state
         curves.update(tried_curves)
         timings['total'] = sum(timings.values())
@@ -366,23 +410,66 @@ class DM3DPruner:
                                counted.layer_macs(n, masks[n]) if n in counted.layers else 0.0,
                                curves.get(n, {}).get('chosen_distortion'))
                    for n, m in layers.items()]
-        return PruneResult(self.method, self.estimator if self.method == 'dm3d' else None,
+        return PruneResult(self.method, self.estimator if self.allocator.uses_curves else None,
                            self.flops_target, before, after, cm.floor, results, masks,
                            timings, curves, measured, budget_of=self.budget_of,
                            left_out=left_out, head_outputs=repr(outputs), cost=cost,
-                           macs_after_predicted=predicted)
+                           macs_after_predicted=predicted,
+                           spatial=self._spatial_info(joint, trained))
+
+    def _spatial_info(self, joint: Optional[JointChoice], trained) -> Dict[str, object]:
+        if joint is None:
+            return {}
+        return dict(keep_ratios=dict(joint.ratios), trained_keep_ratios=dict(trained),
+                    largest=self.spatial.largest(self._sites, trained),
+                    spatial_distortion=joint.spatial_distortion,
+                    weight_distortion=joint.weight_distortion,
+                    predicted_distortion=joint.objective, combinations=joint.table)
 
     def _allocate(self, model, layers, calib, batches, outputs, cm, budget, keep_dense,
-                  timings, curves) -> Dict[str, Tensor]:
-        """Masks of the selected layers within ``budget`` of the cost model ``cm``."""
-        if self.method == 'dm3d':
-            grads = {n: calib.grads[n] for n in layers}
-            return self._dm3d(model, layers, grads, batches, calib.reference, outputs, cm,
-                              budget, keep_dense, timings, curves)
+                  timings, curves):
+        """(masks of the selected layers within ``budget``, the cost model they were
+        allocated under, the joint choice or None)."""
+        if not self.allocator.uses_curves:
+            t0 = time.perf_counter()
+            masks, _ = self.allocator.allocate(WeightProblem(layers, cm.total, cm.floor,
+                                                             budget))
+            timings['allocation'] = time.perf_counter() - t0
+            return masks, cm, None
+        grads = {n: calib.grads[n] for n in layers}
+        cand = self._candidates(model, layers, grads, batches, calib.reference, outputs,
+                                keep_dense, timings)
         t0 = time.perf_counter()
-        masks = BASELINES[self.method](layers, cm, budget)
-        timings['allocation'] = time.perf_counter() - t0
-        return masks
+        if self._sites:
+            models = {id(o): CostModel(o.counter, list(layers)) for o in self._options}
+            costs_of = {}
+
+            def problem_of(option):
+                m = models[id(option)]
+                if m.floor >= budget:
+                    return None
+                costs_of[id(option)] = {n: m.curve_costs(n, cand.orders[n], cand.counts[n])
+                                        for n in layers}
+                return self._problem(cand, m, costs_of[id(option)], budget)
+
+            joint = joint_search(self._options, problem_of, self.allocator)
+            chosen = next(o for o in self._options if o.ratios == joint.ratios)
+            alloc_cm, costs, masks, choice = models[id(chosen)], costs_of[id(chosen)], \
+                joint.masks, joint.choice
+        else:
+            joint, alloc_cm = None, cm
+            costs = {n: cm.curve_costs(n, cand.orders[n], cand.counts[n]) for n in layers}
+            timings['candidate_costs'] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            masks, choice = self.allocator.allocate(self._problem(cand, cm, costs, budget))
+        timings['dp'] = time.perf_counter() - t0
+        for it, k in zip(cand.items, choice):
+            for n in it:
+                curves[n] = dict(
+                    ratios=(cand.counts[n].double() / layers[n].weight.numel()).tolist(),
+                    distortion=cand.dist[n].tolist(), macs=costs[n].tolist(), chosen=int(k),
+                    chosen_distortion=float(cand.dist[n][k]))
+        return masks, alloc_cm, joint
 
     def _recount(self, model, batches, reference, outputs):
         """(FlopsCounter of the model as it is now over ``batches`` (all ranks), its
@@ -453,29 +540,23 @@ class DM3DPruner:
                 items.append(members)
         return items
 
-    def _dm3d(self, model, layers, grads, batches, ref, outputs, cm, budget, keep_dense,
-              timings, curves_out):
-        est = self.estimator
+    def _candidates(self, model, layers, grads, batches, ref, outputs, keep_dense,
+                    timings) -> '_Candidates':
+        """The estimator's curves, each layer's candidates and which of them the constraints
+        allow, and the DP items (computed once per prune)."""
+        if getattr(self, '_cand', None) is not None and self._cand.layers is layers:
+            return self._cand
         t0 = time.perf_counter()
-        orders, counts, dist = {}, {}, {}
+        orders, counts = {}, {}
         for n, m in layers.items():
             orders[n], counts[n] = self.granularity_of(n).order_and_counts(
                 m, taylor_scores(m.weight, grads[n]), self.num_ratios)
-            if est != 'actual':
-                dist[n] = distortion_curve(m.weight, grads[n], self.num_ratios, est,
-                                           self.kappa, order=orders[n],
-                                           counts=counts[n]).distortion
-        if est == 'actual':
-            dist = actual_distortion_curves(model, layers, batches, ref, orders, counts,
-                                            outputs, self.lambdas,
-                                            self.progress and world()[0] == 0)
+        dist = self.estimator_piece.curves(CurveInputs(
+            layers, grads, orders, counts, model, batches, ref, outputs, self.lambdas,
+            self.progress and world()[0] == 0))
         timings['curves'] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        costs = {n: cm.curve_costs(n, orders[n], counts[n]) for n in layers}
-        timings['candidate_costs'] = time.perf_counter() - t0
-        names = list(layers)
         allowed = {}
-        for n in names:
+        for n in layers:
             density = 1.0 - counts[n].double() / layers[n].weight.numel()
             ok = (density >= self.min_density - 1e-12) & (density <= self.max_density + 1e-12)
             if n in keep_dense:
@@ -485,53 +566,49 @@ class DM3DPruner:
             allowed[n] = ok
         # a DP item is one layer, or the convs that must keep one width (channel ties): its
         # candidate k prunes every member at k, costs and distortions add up
-        channel = self._channel_layers(names)
+        channel = self._channel_layers(list(layers))
         groups = find_channel_graph(model).groups(model) if channel else []
-        items = self._items(names, groups)
-        item_costs = [sum(costs[n] for n in it).tolist() for it in items]
-        item_dist = [sum(dist[n] for n in it).tolist() for it in items]
-        item_ok = [torch.stack([allowed[n] for n in it]).all(0).tolist() for it in items]
+        items = self._items(list(layers), groups)
 
-        def allocation(dp_budget):
-            alloc = allocate(item_costs, item_dist, dp_budget - cm.floor, self.num_buckets,
-                             allowed=item_ok)
+        def masks_of(choice):
             masks = {n: mask_at(layers[n].weight, orders[n], int(counts[n][k]))
-                     for it, k in zip(items, alloc.choice) for n in it}
+                     for it, k in zip(items, choice) for n in it}
             masks.update(channel_side_masks(model, groups, masks, channel))
-            return alloc, masks
+            return masks
 
-        t0 = time.perf_counter()
-        best = None
-        try:
-            best = allocation(budget)
-        except ValueError:  # the DP's own-conv costs do not fit; the exact costs may
-            if not groups:
-                raise
-        if groups:
-            # the DP credits a channel with its own conv's cost only; the exact cost (its
-            # consumers' input slices freed too) is lower: raise the DP's budget, by
-            # bisection, as far as the exact cost stays within the real one
-            lo, hi = budget, cm.total()
-            for _ in range(12 if best is not None else 24):
-                mid = 0.5 * (lo + hi)
-                try:
-                    trial = allocation(mid)
-                except ValueError:  # still below what the DP can allocate: go up
-                    lo = mid
-                    continue
-                if cm.total(trial[1]) <= budget:
-                    lo, best = mid, trial
-                else:
-                    hi = mid
-        if best is None:
-            raise BudgetBelowFloor(f'no allocation of the DP fits {cm.describe(budget)} per '
-                                   'frame: raise the target')
-        alloc, masks = best
-        timings['dp'] = time.perf_counter() - t0
-        for it, k in zip(items, alloc.choice):
-            for n in it:
-                curves_out[n] = dict(
-                    ratios=(counts[n].double() / layers[n].weight.numel()).tolist(),
-                    distortion=dist[n].tolist(), macs=costs[n].tolist(), chosen=int(k),
-                    chosen_distortion=float(dist[n][k]))
-        return masks
+        self._cand = _Candidates(layers, orders, counts, dist, allowed, items, masks_of,
+                                 bool(groups))
+        return self._cand
+
+    def _problem(self, cand: '_Candidates', cm, costs: Dict[str, Tensor],
+                 budget: float) -> WeightProblem:
+        """The DP's problem under the cost model ``cm`` (candidate costs ``costs``)."""
+        items = cand.items
+        return WeightProblem(
+            cand.layers, cm.total, cm.floor, budget, items,
+            [sum(costs[n] for n in it).tolist() for it in items],
+            [sum(cand.dist[n] for n in it).tolist() for it in items],
+            [torch.stack([cand.allowed[n] for n in it]).all(0).tolist() for it in items],
+            cand.masks_of, exact_differs=cand.exact_differs, num_buckets=self.num_buckets)
+
+
+@dataclass
+class _Candidates:
+    layers: Dict[str, nn.Module]
+    orders: Dict[str, Tensor]
+    counts: Dict[str, Tensor]
+    dist: Dict[str, Tensor]
+    allowed: Dict[str, Tensor]
+    items: List[List[str]]
+    masks_of: object
+    exact_differs: bool
+
+
+def _type_name(piece, registry) -> str:
+    """The registry name of a piece given by name, config or instance (for the report)."""
+    if isinstance(piece, str):
+        return piece
+    if isinstance(piece, dict):
+        return str(piece['type'])
+    return next((k for k, v in registry.module_dict.items() if v is type(piece)),
+                type(piece).__name__)

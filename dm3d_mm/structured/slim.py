@@ -17,9 +17,8 @@ import torch
 from mmengine.config import Config
 from torch import Tensor, nn
 
-from .channel_graph import (ChannelGraph, WidthGroup, find_channel_graph, in_channel_axis,
-                            out_channel_axis)
-from .channel_masks import kept_out_channels
+from ..cost.layouts import in_channel_axis, kept_out_channels, out_channel_axis
+from .channel_graph import ChannelGraph, WidthGroup, find_channel_graph
 
 
 def _zero_channels(modules: Dict[str, nn.Module], producer) -> Tensor:

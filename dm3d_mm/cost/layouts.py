@@ -2,7 +2,7 @@
 that one (input site, output site) pair at that offset multiplies. MACs of a layer are then
 sum_k pairs_k * nnz(row_k), for sparse convs, dense convs and linear layers alike."""
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 try:  # spconv is the sparse-conv backend mmdet3d uses when installed
     from spconv.pytorch.conv import SparseConvolution as _SpconvConv
@@ -51,3 +51,45 @@ def offset_view(module: nn.Module, tensor: torch.Tensor = None) -> torch.Tensor:
         return w.reshape(k, -1)  # mmcv: (*kernel, in, out)
     # torch convs: (out, in/groups, *kernel) and transposed (in, out/groups, *kernel)
     return w.reshape(w.shape[0], w.shape[1], k).permute(2, 0, 1).reshape(k, -1)
+
+
+def out_channel_axis(layer: nn.Module) -> int:
+    """The weight axis of output channels: 0 for convs and spconv's (out, *kernel, in)
+    layout, 1 for transposed convs (in, out, *kernel), the last for mmcv's sparse convs."""
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        return 1
+    if is_sparse_conv(layer) and layer.weight.shape[0] != layer.out_channels:
+        return layer.weight.dim() - 1  # mmcv: (*kernel, in, out)
+    return 0
+
+
+def in_channel_axis(layer: nn.Module) -> int:
+    """The weight axis of input channels (see :func:`out_channel_axis`)."""
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        return 0
+    if is_sparse_conv(layer):
+        w = layer.weight
+        return w.dim() - 1 if w.shape[0] == layer.out_channels else w.dim() - 2
+    return 1
+
+
+def _kept_along(mask: Tensor, axis: int) -> Tensor:
+    dims = [d for d in range(mask.dim()) if d != axis]
+    return mask.any(dim=dims) if dims else mask
+
+
+def kept_out_channels(layer: nn.Module, mask: Tensor) -> Tensor:
+    """(C_out,) bool: the output channels of ``layer`` its weight mask keeps any entry of."""
+    return _kept_along(mask, out_channel_axis(layer))
+
+
+def kept_in_channels(layer: nn.Module, mask: Tensor) -> Tensor:
+    """(C_in,) bool: the input channels of ``layer`` its weight mask keeps any entry of."""
+    return _kept_along(mask, in_channel_axis(layer))
+
+
+def mask_at(weight: Tensor, order: Tensor, count: int) -> Tensor:
+    """Binary mask (weight's shape) pruning the first ``count`` weights of ``order``."""
+    mask = torch.ones(weight.numel(), dtype=torch.bool, device=weight.device)
+    mask[order[:count].to(weight.device)] = False
+    return mask.reshape(weight.shape)

@@ -1,4 +1,5 @@
-"""Joint FLOPs under voxel (spatial) and weight sparsity, counted from real forwards."""
+"""Cost models: the joint FLOPs under voxel (spatial) and weight sparsity, counted from real
+forwards, and the measured latency cost (``latency_cost.py``)."""
 from .counted_forward import count_flops, frames_in
 from .counter import FlopsCounter, LayerStats, part_of
 from .pairs import count_pairs

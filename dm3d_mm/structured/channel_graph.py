@@ -23,14 +23,10 @@ Every graph that matches a model contributes its groups (``find_channel_graph``)
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from mmengine.registry import Registry
 from torch import nn
 
-from ..flops.layouts import is_sparse_conv
-from ..registry import SCOPE, build_in_scope
-
-CHANNEL_GRAPHS = Registry('channel_graph', scope=SCOPE, build_func=build_in_scope,
-                          locations=['dm3d_mm.weight.channel_graph'])
+from ..cost.layouts import is_sparse_conv
+from ..registry import CHANNEL_GRAPHS
 
 
 @dataclass
@@ -332,26 +328,6 @@ def find_channel_graph(model: nn.Module) -> ChannelGraph:
                          f'(known: {sorted(CHANNEL_GRAPHS.module_dict)}); channel pruning '
                          'needs one')
     return graphs[0] if len(graphs) == 1 else CombinedChannels(graphs, model)
-
-
-def out_channel_axis(layer: nn.Module) -> int:
-    """The weight axis of output channels: 0 for convs and spconv's (out, *kernel, in)
-    layout, 1 for transposed convs (in, out, *kernel), the last for mmcv's sparse convs."""
-    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
-        return 1
-    if is_sparse_conv(layer) and layer.weight.shape[0] != layer.out_channels:
-        return layer.weight.dim() - 1  # mmcv: (*kernel, in, out)
-    return 0
-
-
-def in_channel_axis(layer: nn.Module) -> int:
-    """The weight axis of input channels (see :func:`out_channel_axis`)."""
-    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
-        return 0
-    if is_sparse_conv(layer):
-        w = layer.weight
-        return w.dim() - 1 if w.shape[0] == layer.out_channels else w.dim() - 2
-    return 1
 
 
 def producer_index(groups: Sequence[WidthGroup]) -> Dict[str, WidthGroup]:

@@ -1,0 +1,158 @@
+"""The joint allocation (spatial keep ratios + weight densities): the search is exact over
+the grid, every combination's row is the best weight allocation at that combination (a
+hand-set ratio + DM3D), and what it reports is a fresh count of the pruned model as it runs
+(loaded back from its checkpoint, keep ratios in force)."""
+import itertools
+import os.path as osp
+
+import pytest
+import torch
+
+import dm3d_mm  # noqa: F401
+from conftest import REPO
+
+ADA3D = ('second_synth-kitti_cpu_ada3d', 'second_synth-kitti_cpu_ada3d')
+SPSS = ('second_synth-kitti_cpu_spss50_fg-margin', 'second_synth-kitti_cpu_spss50_fg-margin')
+
+
+def _model(names, synth_root):
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.flops import build_detector
+    cfg = load_config(osp.join(REPO, 'configs/demo', names[0] + '.py'), data_root=synth_root)
+    ckpt = osp.join(REPO, 'checkpoints', names[1] + '.pth')
+    return cfg, ckpt, build_detector(cfg, ckpt, 'cpu')
+
+
+@pytest.fixture(scope='module')
+def joint_ada3d(synth_root):
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    cfg, ckpt, model = _model(ADA3D, synth_root)
+    batches = calibration_batches(cfg, 2, 'train')
+    pruner = DM3DPruner(0.45, num_ratios=4, parts=['neck'], num_buckets=200000, progress=False,
+                        spatial=dict(grid=(1.0, 0.25),
+                                     sites=['middle_encoder.stage4', 'middle_encoder.bev']))
+    trained = dict(model.middle_encoder.keep_ratios)
+    result = pruner.prune(model, batches)
+    return cfg, ckpt, model, batches, pruner, result, trained
+
+
+def test_the_joint_choice_equals_exhaustive_search(joint_ada3d):
+    """Brute force over every keep-ratio combination x every weight candidate of every layer,
+    each combination counted afresh: the optimum and every row of the table agree."""
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.cost.cost_model import CostModel
+    from dm3d_mm.cost.layouts import mask_at
+    from dm3d_mm.joint.sites import find_sites, set_keep_ratios
+    from dm3d_mm.weight.calibration import reference_outputs
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+    cfg, ckpt, model, batches, pruner, res, trained = joint_ada3d
+    cand = pruner._cand
+    names = list(cand.layers)
+    budget = res.cost['budget']
+    sp = res.spatial
+    assert sp['trained_keep_ratios'] == {'middle_encoder.stage4': trained['stage4'],
+                                         'middle_encoder.bev': trained['bev']}
+    # 3 candidates per site (1.0, 0.25 and the trained ratio) -> 9 combinations
+    assert len(sp['combinations']) == 9
+    # a fresh model (dense weights, the trained ratios) gives the reference outputs
+    _, _, fresh = _model(ADA3D, osp.dirname(cfg.data_root.rstrip('/')) + '/' +
+                         osp.basename(cfg.data_root.rstrip('/')) + '/')
+    outputs = build_head_outputs(fresh)
+    reference = reference_outputs(fresh, batches, outputs)
+    sites = find_sites(fresh, names=list(sp['keep_ratios']))
+    best = None
+    for row in sp['combinations']:
+        set_keep_ratios(sites, row['ratios'])
+        cm = CostModel(count_flops(fresh, batches, outputs), names)
+        from dm3d_mm.weight.calibration import measured_distortion
+        spatial = measured_distortion(fresh, batches, reference, outputs, pruner.lambdas)
+        assert row['spatial_distortion'] == pytest.approx(spatial, rel=1e-6, abs=1e-9)
+        row_best = None
+        for ks in itertools.product(*(range(len(cand.counts[n])) for n in names)):
+            masks = {n: mask_at(cand.layers[n].weight, cand.orders[n], int(cand.counts[n][k]))
+                     for n, k in zip(names, ks)}
+            if cm.total(masks) > budget:
+                continue
+            d = sum(float(cand.dist[n][k]) for n, k in zip(names, ks))
+            row_best = d if row_best is None else min(row_best, d)
+        if row_best is None:
+            assert row['objective'] is None
+            continue
+        # the row is the best weight allocation at this (hand-set) combination
+        assert row['weight_distortion'] == pytest.approx(row_best, rel=1e-9, abs=1e-12)
+        best = spatial + row_best if best is None else min(best, spatial + row_best)
+    assert sp['predicted_distortion'] == pytest.approx(best, rel=1e-6, abs=1e-9)
+    # ... and so no hand-set combination + DM3D predicts less distortion than the joint
+    objectives = [r['objective'] for r in sp['combinations'] if r['objective'] is not None]
+    assert sp['predicted_distortion'] <= min(objectives) + 1e-12
+    assert res.macs_after <= budget * (1 + 1e-9)
+
+
+def test_the_reported_flops_are_a_fresh_count_of_the_pruned_model_as_it_runs(joint_ada3d,
+                                                                             tmp_path):
+    """The checkpoint carries the keep ratios: loaded into a fresh model (and built from the
+    written pruned config) it runs with them, and its count equals the report exactly."""
+    from mmengine.config import Config
+
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import save_result, write_pruned_config
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.cost.cost_model import CostModel
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+    cfg, ckpt, model, batches, pruner, res, trained = joint_ada3d
+    chosen = res.spatial['keep_ratios']
+    for name, keep in chosen.items():
+        assert model.middle_encoder.keep_ratios[name.split('.')[-1]] == keep
+    out = str(tmp_path / 'pruned.pth')
+    save_result(model, res, out, ckpt, 'configs/demo/second_synth-kitti_cpu_ada3d.py')
+    pruned_cfg = write_pruned_config(model, res, osp.join(REPO, 'configs/demo',
+                                                          ADA3D[0] + '.py'),
+                                     str(tmp_path / 'pruned_config.py'))
+    fresh = build_detector(cfg, out, 'cpu')  # the trained ratios in the config ...
+    for name, keep in chosen.items():  # ... the checkpoint's in force
+        assert fresh.middle_encoder.keep_ratios[name.split('.')[-1]] == keep
+    counted = count_flops(fresh, batches, build_head_outputs(fresh))
+    total = CostModel(counted, [lr.name for lr in res.layers]).total()
+    assert total == pytest.approx(res.macs_after, rel=1e-12, abs=0)
+    assert total != pytest.approx(res.spatial['combinations'][0]['cost'] or 0, rel=1e-3)
+    built = Config.fromfile(pruned_cfg).model.middle_encoder.keep_ratios
+    for name, keep in chosen.items():
+        assert built[name.split('.')[-1]] == keep
+
+
+def test_spss_stages_are_sites_whose_ratio_reaches_the_config(synth_root):
+    """An SPSS encoder's pruning stages are sites; a chosen keep ratio written into the
+    config (run_ratios) builds a model that runs it."""
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.joint.sites import find_sites, keep_ratios, keep_ratios_into_config
+    cfg, ckpt, model = _model(SPSS, synth_root)
+    sites = find_sites(model)
+    # prune_ratios=0.5 in every stage of the demo encoder (4 stages): each stage is a site
+    assert [s.name for s in sites] == [f'middle_encoder.stage{i}' for i in range(1, 5)]
+    assert all(s.get() == 0.5 for s in sites)
+    chosen = {sites[0].name: 0.25, sites[-1].name: 1.0}
+    keep_ratios_into_config(cfg.model, model, chosen)
+    rebuilt = build_detector(cfg, ckpt, 'cpu')
+    got = keep_ratios(find_sites(rebuilt))
+    for name, keep in chosen.items():
+        assert got[name] == pytest.approx(keep)
+    for name in set(got) - set(chosen):
+        assert got[name] == pytest.approx(keep_ratios(sites)[name])
+
+
+def test_bad_spatial_configs_are_clear_errors(synth_root):
+    from dm3d_mm.pruning import DM3DPruner
+    with pytest.raises(ValueError, match="method 'uniform' does not honour spatial"):
+        DM3DPruner(0.3, method='uniform', spatial=dict())
+    with pytest.raises(ValueError, match="needs cost='flops'"):
+        DM3DPruner(0.3, spatial=dict(), cost='latency')
+    with pytest.raises(ValueError, match=r'keep ratios must be in \(0, 1\]'):
+        DM3DPruner(0.3, spatial=dict(grid=(1.0, 0.0)))
+    cfg, ckpt, model = _model(ADA3D, synth_root)
+    with pytest.raises(ValueError, match='unknown spatial site'):
+        DM3DPruner(0.3, spatial=dict(sites=['middle_encoder.stage9'])).prune(model, [{}])
+    _, _, dense = _model(('second_synth-kitti_cpu', 'second_synth-kitti_cpu'), synth_root)
+    with pytest.raises(ValueError, match='no spatial pruning site'):
+        DM3DPruner(0.3, spatial=dict()).prune(dense, [{}])
+    assert torch.is_tensor(next(dense.parameters()))
