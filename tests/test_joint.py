@@ -119,6 +119,13 @@ def test_the_reported_flops_are_a_fresh_count_of_the_pruned_model_as_it_runs(joi
     built = Config.fromfile(pruned_cfg).model.middle_encoder.keep_ratios
     for name, keep in chosen.items():
         assert built[name.split('.')[-1]] == keep
+    # a Runner (tools/test.py's way, by evaluate_checkpoint) gets them through its config
+    from dm3d_mm.apis.demo import checkpoint_keep_ratios_into_config
+    runner_cfg = cfg.copy()
+    assert checkpoint_keep_ratios_into_config(runner_cfg, out) == chosen
+    for name, keep in chosen.items():
+        assert runner_cfg.model.middle_encoder.keep_ratios[name.split('.')[-1]] == keep
+    assert checkpoint_keep_ratios_into_config(cfg.copy(), ckpt) == {}
 
 
 def test_spss_stages_are_sites_whose_ratio_reaches_the_config(synth_root):

@@ -9,6 +9,9 @@ Studies (--study, any of):
          against the spatial model fine-tuned on the same schedule
   tab4   weight pruning of 3D / 2D / head alone at the first budget
   tab5   fisher against actual distortion curves at the first budget
+  joint  the joint allocation (keep ratios and weight densities chosen together) on each
+         spatial model (default Ada3D) at each budget, against the spatial model at its
+         trained keep ratios + DM3D to the same FLOPs and DM3D alone
 Every weight cell and the dense-ft control is fine-tuned for --epochs with frozen BN
 statistics (weight cells with their masks kept), then evaluated on val. Results:
 WORK_DIR/ablation.json (written after each cell with its seconds; a re-run skips finished
@@ -23,8 +26,8 @@ import os.path as osp
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis.ablate import DETECTORS, RESULTS_FILE, STUDIES, Ablation
 from dm3d_mm.apis.ablate_report import (plot_ap_vs_flops, plot_layer_allocation, rows_of,
-                                        table_all, table_estimators, table_parts,
-                                        table_tab6, table_tab12)
+                                        table_all, table_estimators, table_joint,
+                                        table_parts, table_tab6, table_tab12)
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
 from dm3d_mm.pruning.pruner import METHODS
 
@@ -50,6 +53,9 @@ def parse_args():
     p.add_argument('--epochs', type=int, default=None,
                    help="fine-tune epochs (default: each config's schedule; 0: no fine-tune)")
     p.add_argument('--calib-frames', type=int, default=16)
+    p.add_argument('--spatial-grid', type=float, nargs='+',
+                   help='keep ratios the joint cells try at every site (default: the '
+                        "pruner's, 1.0 0.75 0.5 0.25, and each site's trained ratio)")
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint', nargs='+', default=[], metavar='KEY=PATH',
                    help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth")
@@ -80,7 +86,9 @@ def report(abl: Ablation, detectors, work_dir: str) -> str:
         for title, table in (('Tab. 1/2: DM3D against Ada3D at equal FLOPs',
                               table_tab12(abl.results, det)),
                              ('Tab. 6: DM3D on top of spatial pruning',
-                              table_tab6(abl.results, det))):
+                              table_tab6(abl.results, det)),
+                             ('Joint allocation against hand-set spatial + DM3D',
+                              table_joint(abl.results, det))):
             if table:
                 sections.append(f'### {det}: {title}\n\n{table}')
         plots = [plot_ap_vs_flops(abl.results, det, osp.join(work_dir, f'fig1_{det}.png')),
@@ -105,14 +113,16 @@ def main():
         raise FileNotFoundError(f'--report-only: no recorded cells in {recorded}')
     abl = Ablation(args.work_dir, args.data_root, epochs=args.epochs,
                    calib_frames=args.calib_frames, device=args.device,
-                   checkpoints=dict(c.split('=', 1) for c in args.checkpoint))
+                   checkpoints=dict(c.split('=', 1) for c in args.checkpoint),
+                   spatial_grid=dict(grid=args.spatial_grid) if args.spatial_grid else None)
     for det in [] if args.report_only else args.detector:
         for study in args.study:
             spatial = None if args.spatial is None else \
                 [s for s in args.spatial if s != 'none']
             extra = dict(fig1=dict(methods=args.methods, parts=args.parts,
                                    min_density=args.min_density),
-                         tab6=dict(parts=args.parts, min_density=args.min_density))
+                         tab6=dict(parts=args.parts, min_density=args.min_density),
+                         joint=dict(parts=args.parts, min_density=args.min_density))
             STUDIES[study](abl.run, det, args.budgets, spatial=spatial,
                            **extra.get(study, {}))
     text = report(abl, args.detector, args.work_dir)

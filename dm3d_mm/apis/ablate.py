@@ -56,13 +56,17 @@ class Ablation:
             'second', 'second:spss50', ... Defaults to None.
         cfg_options (dict, optional): overrides merged into every config. Defaults to None.
         device (str, optional): 'cuda' or 'cpu' for pruning and counting. Defaults to None.
+        spatial_grid (dict, optional): the ``spatial=`` section of the joint cells' pruner.
+            Defaults to None (the pruner's default grid).
     """
 
     def __init__(self, work_dir: str, data_root: str, epochs: Optional[int] = None,
                  calib_frames: int = 16, flops_frames: int = 4, checkpoint_root: str = '.',
                  checkpoints: Optional[Dict[str, str]] = None,
-                 cfg_options: Optional[dict] = None, device: Optional[str] = None):
+                 cfg_options: Optional[dict] = None, device: Optional[str] = None,
+                 spatial_grid: Optional[dict] = None):
         self.device = device
+        self.spatial_grid = dict(spatial_grid or {})
         self.work_dir, self.data_root, self.epochs = work_dir, data_root, epochs
         self.calib_frames, self.flops_frames = calib_frames, flops_frames
         self.checkpoint_root = checkpoint_root
@@ -115,6 +119,7 @@ class Ablation:
                               method=cell.method, estimator=cell.estimator, num_ratios=16,
                               progress=False, budget_of='parts' if part_set.alone else None,
                               include_head_outputs=part_set.head_outputs or None,
+                              spatial=dict(self.spatial_grid) if cell.joint else None,
                               **{**setup.pruner, **part_set.pruner,
                                  **(dict(min_density=cell.min_density)
                                     if cell.min_density else {})})
@@ -125,7 +130,11 @@ class Ablation:
         allocation = [dict(name=lr.name, part=lr.part, pruned=lr.ratio,
                            macs_share=lr.macs_before / result.macs_before)
                       for lr in result.layers]
-        return ckpt, allocation
+        choice = None if not result.spatial else dict(
+            keep_ratios=result.spatial['keep_ratios'],
+            predicted_distortion=result.spatial['predicted_distortion'],
+            measured_distortion=result.measured_distortion, timings=result.timings)
+        return ckpt, allocation, choice
 
     @property
     def unreachable(self) -> Dict[str, str]:
@@ -158,10 +167,10 @@ class Ablation:
         dense_gmacs = self.dense_gmacs(cell.detector)
         config = self._config(cell)
         cell_dir = osp.join(self.work_dir, cell.name.replace(':', '_'))
-        allocation = None
+        allocation = choice = None
         if cell.budget is not None:
             try:
-                ckpt, allocation = self._prune(cell, config, ckpt, cell_dir)
+                ckpt, allocation, choice = self._prune(cell, config, ckpt, cell_dir)
             except BudgetBelowFloor as e:
                 self.results.setdefault('_unreachable', {})[cell.name] = str(e)
                 self._save()
@@ -190,7 +199,8 @@ class Ablation:
         row = dict(asdict(cell), name=cell.name, kind=cell.kind, gmacs=gmacs,
                    flops_ratio=gmacs / dense_gmacs, ap=ap, epochs=epochs,
                    mAP=sum(ap[c]['moderate'] for c in ('Car', 'Pedestrian', 'Cyclist')) / 3,
-                   allocation=allocation, seconds=time.perf_counter() - start)
+                   allocation=allocation, seconds=time.perf_counter() - start,
+                   **(dict(joint_choice=choice) if choice else {}))
         self.results[cell.name] = row
         self._save()
         log(f"[ablate] {cell.name}: {row['flops_ratio']:.3f} of dense FLOPs, "

@@ -133,6 +133,9 @@ class Cell:
         control (bool): a control fine-tuned on exactly the weight cells' schedule without
             weight pruning: of the dense model ("dense-ft"), or of ``spatial`` (the fair
             reference of DM3D on top of it, Tab. 6). Defaults to False.
+        joint (bool): the joint allocation on ``spatial``: its keep ratios chosen with the
+            weight densities (``DM3DPruner(spatial=...)``); ``budget`` is then a fraction of
+            the model without spatial pruning. Defaults to False.
     """
     detector: str = 'second'
     spatial: Optional[str] = None
@@ -142,6 +145,7 @@ class Cell:
     estimator: str = 'fisher'
     min_density: float = 0.0
     control: bool = False
+    joint: bool = False
 
     def __post_init__(self):
         setup = DETECTORS.get(self.detector)
@@ -160,6 +164,9 @@ class Cell:
         if self.parts not in setup.parts:
             raise ValueError(f'{self.detector} has no part set {self.parts!r}; known: '
                              f'{sorted(setup.parts)}')
+        if self.joint and (self.spatial is None or self.budget is None
+                           or self.method != 'dm3d'):
+            raise ValueError('a joint cell needs a spatial model, a budget and method dm3d')
         if self.control and self.budget is not None:
             raise ValueError('a control has no weight pruning')
         if not 0 <= self.min_density < 1:
@@ -175,7 +182,7 @@ class Cell:
             return f"{self.detector}:{self.spatial or 'dense'}-ft"
         bits = [self.spatial] if self.spatial else []
         if self.budget is not None:
-            bit = f'{self.method}{round(self.budget * 100, 1):g}'
+            bit = f"{'joint' if self.joint else self.method}{round(self.budget * 100, 1):g}"
             if self.parts != 'all':
                 bit += f'-{self.parts}'
             if self.method == 'dm3d' and self.estimator != 'fisher':
@@ -189,6 +196,8 @@ class Cell:
     def kind(self) -> str:
         if self.control:
             return 'spatial-ft' if self.spatial else 'dense-ft'
+        if self.joint:
+            return 'joint'
         return {(False, False): 'dense', (True, False): 'spatial', (False, True): 'weight',
                 (True, True): 'spatial + weight'}[(self.spatial is not None,
                                                    self.budget is not None)]
@@ -286,5 +295,39 @@ def study_tab5(run: Run, detector: str, budgets: Sequence[float], **_) -> List[C
     return cells
 
 
+def study_joint(run: Run, detector: str, budgets: Sequence[float],
+                spatial: Optional[Sequence[str]] = None, parts: str = 'all',
+                min_density: float = 0.0) -> List[Cell]:
+    """The joint allocation's frontier: at each budget (a fraction of the dense detector's
+    joint FLOPs), the joint allocation on each spatial model (default: Ada3D), the spatial
+    model at its trained keep ratios + DM3D to the same FLOPs (hand-set), and DM3D alone;
+    with dense, dense-ft, the spatial model and its fine-tuned control. A hand-set cell
+    whose spatial model alone is already within the budget is not run (the spatial model is
+    that point)."""
+    known = DETECTORS[detector].spatial
+    spatial = _spatial(detector, spatial if spatial is not None else
+                       [s for s in ('ada3d', ) if s in known])
+    cells = [Cell(detector), Cell(detector, control=True)]
+    for c in cells:
+        run(c)
+    for s in spatial:
+        alone = run(Cell(detector, spatial=s))
+        cells.append(Cell(detector, spatial=s))
+        control = Cell(detector, spatial=s, control=True)
+        run(control)
+        cells.append(control)
+        for b in budgets:
+            todo = [Cell(detector, budget=b, parts=parts, min_density=min_density),
+                    Cell(detector, spatial=s, budget=b, parts=parts, joint=True,
+                         min_density=min_density)]
+            if alone is not None and b < alone['flops_ratio']:
+                todo.append(Cell(detector, spatial=s, budget=round(b / alone['flops_ratio'], 3),
+                                 parts=parts, min_density=min_density))
+            for cell in todo:
+                run(cell)
+            cells += todo
+    return cells
+
+
 STUDIES = {'fig1': study_fig1, 'tab12': study_tab12, 'tab6': study_tab6,
-           'tab4': study_tab4, 'tab5': study_tab5}
+           'tab4': study_tab4, 'tab5': study_tab5, 'joint': study_joint}

@@ -9,9 +9,10 @@ CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 # what a cell's FLOPs saving is: computed less (spatial pruning skips the voxels and pixels)
 # or counted only (unstructured weight masks: the dense kernels still run)
 SAVING = {'dense': '-', 'dense-ft': '-', 'spatial': 'skipped', 'spatial-ft': 'skipped',
-          'weight': 'counted only', 'spatial + weight': 'spatial skipped, weight counted only'}
+          'weight': 'counted only', 'spatial + weight': 'spatial skipped, weight counted only',
+          'joint': 'spatial skipped, weight counted only'}
 _KIND_ORDER = {'dense': 0, 'dense-ft': 1, 'spatial': 2, 'spatial-ft': 3, 'weight': 4,
-               'spatial + weight': 5}
+               'spatial + weight': 5, 'joint': 6}
 
 
 def rows_of(results: Dict, detector: Optional[str] = None) -> List[Dict]:
@@ -109,6 +110,41 @@ def table_tab6(results: Dict, detector: str) -> str:
     return '\n'.join(lines) if bases else ''
 
 
+def table_joint(results: Dict, detector: str) -> str:
+    """The joint study: at each budget (fraction of the dense detector's joint FLOPs) DM3D
+    alone, the spatial model at its trained keep ratios + DM3D (hand-set) and the joint
+    allocation, each fine-tuned on the same schedule, against dense-ft and the spatial
+    model's fine-tuned control; the joint cells' chosen keep ratios."""
+    rows = _main_rows(results, detector)
+    joint = [r for r in rows if r['kind'] == 'joint']
+    if not joint:
+        return ''
+    control = _control(results, detector)
+    lines = ['| budget | series | FLOPs vs dense | Car | Ped | Cyc | mAP | vs dense-ft | '
+             'keep ratios |', '|---:|---|---:|---:|---:|---:|---:|---:|---|']
+    for r in [control] + [r for r in rows if r['kind'] in ('spatial', 'spatial-ft')
+                          and r['spatial'] in {j['spatial'] for j in joint}]:
+        if r is not None:
+            lines.append(f"| - | {r['name'].split(':', 1)[1]} | {r['flops_ratio']:.3f} | "
+                         f"{_ap_cells(r)} | {_delta(r, control)} | |")
+    for j in sorted(joint, key=lambda r: -r['budget']):
+        spatial = next((r for r in rows if r['kind'] == 'spatial'
+                        and r['spatial'] == j['spatial']), None)
+        dm3d = [r for r in rows if r['kind'] == 'weight' and r['method'] == 'dm3d'
+                and abs(r['budget'] - j['budget']) < 5e-4 and r['parts'] == j['parts']]
+        hand = [r for r in rows if r['kind'] == 'spatial + weight' and spatial is not None
+                and r['spatial'] == j['spatial'] and r['parts'] == j['parts']
+                and abs(r['budget'] * spatial['flops_ratio'] - j['budget']) < 5e-3]
+        for label, r in [('DM3D alone', x) for x in dm3d] + \
+                [(f"{j['spatial']} (trained ratios) + DM3D", x) for x in hand] + \
+                [('joint', j)]:
+            keep = r.get('joint_choice', {}).get('keep_ratios', {})
+            keep = ', '.join(f"{k.split('.')[-1]} {v:g}" for k, v in keep.items())
+            lines.append(f"| {j['budget']:.3f} | {label} | {r['flops_ratio']:.3f} | "
+                         f"{_ap_cells(r)} | {_delta(r, control)} | {keep} |")
+    return '\n'.join(lines)
+
+
 def _weight_cells_by(results: Dict, field: str, fixed: Dict, header: str) -> str:
     """Weight-only cells that differ in ``field`` (others as in ``fixed``), one row each."""
     rows = [r for r in rows_of(results) if r['kind'] == 'weight' and not r.get('min_density')
@@ -167,6 +203,8 @@ def plot_ap_vs_flops(results: Dict, detector: str, path: str) -> str:
                    + _variant_label(r), 'o')
         elif r['kind'] == 'spatial + weight':
             key = (f"{r['spatial']} + DM3D" + _variant_label(r), '^')
+        elif r['kind'] == 'joint':
+            key = (f"joint on {r['spatial']}" + _variant_label(r), 'P')
         elif r['kind'] == 'spatial':
             key = (r['spatial'], 's')
         elif r['kind'] == 'spatial-ft':

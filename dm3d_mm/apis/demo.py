@@ -1,4 +1,5 @@
 """The demo workflow on the embedded benchmark: train a demo checkpoint, evaluate one."""
+import copy
 import json
 import os
 import os.path as osp
@@ -59,13 +60,35 @@ def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     cfg = load_config(config, cfg_options=cfg_options, work_dir=work_dir, data_root=data_root)
     cfg.load_from = checkpoint
+    if checkpoint is not None:
+        checkpoint_keep_ratios_into_config(cfg, checkpoint)
     return Runner.from_cfg(cfg).test()
+
+
+def checkpoint_keep_ratios_into_config(cfg, checkpoint: str) -> Dict[str, float]:
+    """Write the keep ratios a joint pruning stored in ``checkpoint`` (``meta['dm3d']``)
+    into ``cfg.model``, so that a Runner built from ``cfg`` runs the pruned model as it was
+    pruned; returns them ({} for any other checkpoint).
+
+    Args:
+        cfg (Config): the config the checkpoint is run with (changed in place).
+        checkpoint (str): the checkpoint file.
+    """
+    from mmdet3d.registry import MODELS
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from ..joint.sites import keep_ratios_into_config
+    from ..pruning.checkpoint import read_dm3d_meta
+    meta = read_dm3d_meta(_load_checkpoint(checkpoint, map_location='cpu')) or {}
+    ratios = dict((meta.get('spatial') or {}).get('keep_ratios') or {})
+    if ratios:
+        keep_ratios_into_config(cfg.model, MODELS.build(copy.deepcopy(cfg.model)), ratios)
+    return ratios
 
 
 def evaluate_model(model: torch.nn.Module, cfg, work_dir: str) -> Dict:
     """Per-class KITTI AP (summarize_kitti_metrics) of an in-memory model on the config's
     test split, through mmengine's test loop."""
-    import copy
 
     from mmengine.runner import Runner
     cfg = copy.deepcopy(cfg)
