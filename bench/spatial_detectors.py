@@ -42,8 +42,6 @@ VARIANTS = OrderedDict([  # name: (config, checkpoint, cfg options)
     ('SPS-Conv 70 % (test-time ratio)', (f'{DEMO}_spss50.py',
                                          'checkpoints/second_synth-kitti_cpu_spss50.pth',
                                          {'model.middle_encoder.prune_ratios': 0.7})),
-    ('SPS-Conv 50 %, foreground ranking', (
-        f'{DEMO}_spss50_fg.py', 'checkpoints/second_synth-kitti_cpu_spss50_fg.pth', {})),
     ('SPS-Conv 50 %, foreground ranking, 0.3 m margin', (
         f'{DEMO}_spss50_fg-margin.py', 'checkpoints/second_synth-kitti_cpu_spss50_fg-margin.pth',
         {})),

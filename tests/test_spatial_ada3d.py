@@ -15,7 +15,7 @@ from mmengine.structures import InstanceData
 
 from conftest import REPO, demo_config
 
-ADA3D = f'{REPO}/configs/demo/second_synth-kitti_cpu_ada3d50.py'
+ADA3D = f'{REPO}/configs/demo/studies/second_synth-kitti_cpu_ada3d50.py'
 
 
 def _sparse_bev(seed=0, shape=(2, 5, 12, 10), density=0.2):

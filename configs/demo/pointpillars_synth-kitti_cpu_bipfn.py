@@ -1,7 +1,7 @@
 # The demo PointPillars with a BiPointNet-style binarised pillar encoder (sign weights and
 # activations, Entropy-Maximising Aggregation, Layer-wise Scale Recovery), fine-tuned from
 # the full-precision demo checkpoint. The seed's ablation rows differ only in `binary`:
-#   *_bipfn_fp.py (full precision), *_bipfn_sign.py (naive sign), *_bipfn_ema.py (+ EMA),
+#   studies/*_bipfn_fp.py (full precision), *_bipfn_sign.py (naive sign), *_bipfn_ema.py (+ EMA),
 #   this file (+ EMA + LSR).
 # The PFN gets a second layer (feat_channels [64, 32]): its first layer keeps the demo
 # checkpoint's shapes (32 units + their pooled max) and full-precision inputs (the raw

@@ -21,11 +21,12 @@ from .flops import build_detector, count_on_dataset
 from .results_file import ResultsFile
 
 _CFG = 'configs/demo/pointpillars_synth-kitti_cpu_bipfn{}.py'
+_STUDY_CFG = 'configs/demo/studies/pointpillars_synth-kitti_cpu_bipfn{}.py'  # the ablation's rows
 # row key -> (the seed's row label, config)
 ROWS: Dict[str, tuple] = OrderedDict([
-    ('fp', ('full precision', _CFG.format('_fp'))),
-    ('sign', ('naive sign', _CFG.format('_sign'))),
-    ('ema', ('+ EMA', _CFG.format('_ema'))),
+    ('fp', ('full precision', _STUDY_CFG.format('_fp'))),
+    ('sign', ('naive sign', _STUDY_CFG.format('_sign'))),
+    ('ema', ('+ EMA', _STUDY_CFG.format('_ema'))),
     ('ema_lsr', ('+ EMA + LSR', _CFG.format(''))),
 ])
 

@@ -18,7 +18,6 @@ DENSE_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu.py',
 # spatially pruned demo detectors, trained the way their methods train: SPS-Conv from scratch
 # with the pruning in place; Ada3D in three steps (each step loads the one before)
 SPATIAL_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu_spss50.py',
-                        'configs/demo/second_synth-kitti_cpu_spss50_fg.py',
                         'configs/demo/second_synth-kitti_cpu_spss50_fg-margin.py',
                         'configs/demo/centerpoint_synth-kitti_cpu_spss50_fg-margin.py',
                         'configs/demo/second_synth-kitti_cpu_ada3d_stage1.py',

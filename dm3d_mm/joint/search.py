@@ -168,7 +168,7 @@ class JointChoice:
         weight_distortion (float): the summed weight distortion of the choice.
         cost (float): the chosen model's cost under the combination's count.
         table (list[dict]): per combination: ratios, spatial and weight distortion,
-            objective, cost (None where nothing fits the budget).
+            objective, cost and the weight choice (None where nothing fits the budget).
     """
     ratios: Dict[str, float]
     masks: Dict[str, Tensor]
@@ -211,7 +211,8 @@ def joint_search(options: Sequence[SpatialOption],
             continue
         weight = float(sum(problem.item_distortions[i][k] for i, k in enumerate(choice)))
         cost = problem.total(masks)
-        row.update(weight_distortion=weight, objective=opt.distortion + weight, cost=cost)
+        row.update(weight_distortion=weight, objective=opt.distortion + weight, cost=cost,
+                   choice=[int(k) for k in choice])
         if best is None or opt.distortion + weight < best.objective:
             best = JointChoice(dict(opt.ratios), masks, list(choice), opt.distortion, weight,
                                cost)

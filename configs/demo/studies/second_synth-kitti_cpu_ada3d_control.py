@@ -3,7 +3,7 @@
 # lr 2e-3 with DM3D's cosine decay, BN statistics updating), without any dropping. Ada3D's
 # detector saw 20 + 12 epochs (its predictor-only step does not train the detector); so does
 # this one.
-_base_ = ['./second_synth-kitti_cpu_finetune.py', '../_base_/schedules/ada3d_joint.py']
+_base_ = ['../second_synth-kitti_cpu_finetune.py', '../../_base_/schedules/ada3d_joint.py']
 finetune_lr = {{_base_.ada3d_joint_lr}}
 finetune_epochs = {{_base_.ada3d_joint_epochs}}
 optim_wrapper = dict(optimizer=dict(lr=finetune_lr))

@@ -2,7 +2,7 @@
 # centre heatmap of the GT boxes) keeps the top 50 % of non-empty BEV columns at the encoder
 # input and 50 % of the BEV pixels entering the 2D backbone, which runs Sparsity-Preserving
 # BN and submanifold-style convs so pruned pixels stay zero. Fine-tuned from the dense demo.
-_base_ = ['./second_synth-kitti_cpu_finetune.py']
+_base_ = ['../second_synth-kitti_cpu_finetune.py']
 model = dict(
     type='Ada3DVoxelNet',
     importance_loss=dict(weight=1.0),
