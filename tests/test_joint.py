@@ -163,3 +163,40 @@ def test_bad_spatial_configs_are_clear_errors(synth_root):
     with pytest.raises(ValueError, match='no spatial pruning site'):
         DM3DPruner(0.3, spatial=dict()).prune(dense, [{}])
     assert torch.is_tensor(next(dense.parameters()))
+
+
+def test_joint_channel_pruning_of_ada3d_exports_a_slim_model_that_computes_what_it_counts(
+        synth_root, tmp_path):
+    """Channel granularity on Ada3D's own layers (its encoder, the SP-BN 2D backbone, the
+    sparse BEV neck) with the keep ratios chosen jointly: the slim export carries the ratios
+    into its config, and the slim model, built from that config alone, counts exactly the
+    joint FLOPs the pruning reported."""
+    from mmengine.config import Config
+
+    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.prune import save_result
+    from dm3d_mm.apis.slim import export_slim
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+    cfg, ckpt, model = _model(ADA3D, synth_root)
+    batches = calibration_batches(cfg, 2, 'train')
+    res = DM3DPruner(0.25, num_ratios=8, progress=False,
+                     granularity=dict(type='channel', round_to=8),
+                     parts=['middle_encoder', 'backbone', 'neck'],
+                     spatial=dict(grid=(1.0, 0.5), sites=['middle_encoder.bev'])).prune(
+                         model, batches)
+    assert res.macs_after <= 0.25 * res.macs_before * (1 + 1e-9)
+    chosen = res.spatial['keep_ratios']
+    pruned = str(tmp_path / 'pruned.pth')
+    save_result(model, res, pruned, ckpt, ADA3D[0])
+    out = export_slim(cfg, pruned, str(tmp_path), 'slim')
+    assert out['widths'] != out['widths_before']
+    slim_cfg = Config.fromfile(out['config'])
+    assert slim_cfg.model.middle_encoder.keep_ratios['bev'] == chosen['middle_encoder.bev']
+    slim_cfg.merge_from_dict(dict(data_root=cfg.data_root))
+    slim = build_detector(cfg.__class__(dict(cfg.to_dict(), model=slim_cfg.model.to_dict())),
+                          out['checkpoint'], 'cpu')
+    counted = count_flops(slim, batches, build_head_outputs(slim))
+    assert counted.total_macs() / counted.frames == pytest.approx(res.macs_after, rel=1e-9)

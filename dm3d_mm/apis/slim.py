@@ -1,5 +1,6 @@
 """Export a channel-pruned detector as a smaller dense model: its config (widths rewritten,
-pruning hooks removed, ``load_from`` the slim weights) and checkpoint, which plain mmdet3d
+pruning hooks removed, a joint pruning's keep ratios written in, ``load_from`` the slim
+weights) and checkpoint, which plain mmdet3d
 builds, loads and fine-tunes with ``tools/train.py`` like any model."""
 import os
 import os.path as osp
@@ -9,6 +10,7 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint
 
 from ..structured.slim import group_widths, slim
+from .demo import checkpoint_keep_ratios_into_config
 from .flops import build_detector
 
 
@@ -35,10 +37,13 @@ def export_slim(cfg: Config, checkpoint: str, out_dir: str, name: str,
         raise ValueError(f'{checkpoint} has no removable channel (a channel is removable '
                          "when DM3DPruner(granularity='channel') zeroed its weights and norm)")
     _without_pruning(new_cfg)
+    # a joint pruning's keep ratios (in force on ``model`` from the checkpoint) run with it
+    ratios = checkpoint_keep_ratios_into_config(new_cfg, checkpoint)
     new_cfg.load_from = ckpt_out
     os.makedirs(out_dir, exist_ok=True)
     tmp = ckpt_out + '.tmp'
-    meta = dict(slim=dict(source=checkpoint, widths=widths, widths_before=before))
+    meta = dict(slim=dict(source=checkpoint, widths=widths, widths_before=before,
+                          keep_ratios=ratios))
     save_checkpoint(dict(state_dict=state_dict, meta=meta), tmp)
     os.replace(tmp, ckpt_out)
     new_cfg.dump(cfg_out)

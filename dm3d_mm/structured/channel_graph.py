@@ -27,6 +27,7 @@ from torch import nn
 
 from ..cost.layouts import is_sparse_conv
 from ..registry import CHANNEL_GRAPHS
+from ..spatial.ada3d_encoder import Ada3DSparseEncoder
 
 
 @dataclass
@@ -179,8 +180,9 @@ class SparseEncoderChannels(ChannelGraph):
         for prefix in ('', 'pts_'):
             enc = getattr(model, prefix + 'middle_encoder', None)
             backbone = getattr(model, prefix + 'backbone', None)
-            # exactly mmdet3d's encoder: subclasses (spatial pruning) change the wiring
-            if type(enc) is SparseEncoder and backbone is not None and all(
+            # mmdet3d's encoder, or Ada3D's (dropping voxels keeps the wiring); other
+            # subclasses (SPS-Conv's scorers read the features) change it
+            if type(enc) in (SparseEncoder, Ada3DSparseEncoder) and backbone is not None and all(
                     hasattr(block, '__len__') and len(block) == 3  # not a residual block
                     and is_sparse_conv(block[0])
                     for stage in enc.encoder_layers for block in stage):

@@ -28,7 +28,8 @@ def _zero_channels(modules: Dict[str, nn.Module], producer) -> Tensor:
         zero &= conv.bias.detach() == 0
     if producer.norm is not None:
         norm = modules[producer.norm]
-        for param in (norm.weight, norm.bias):
+        # SPBN2d (Ada3D's sparsity-preserving norm) has a scale and no shift
+        for param in (getattr(norm, 'weight', None), getattr(norm, 'bias', None)):
             if param is not None:
                 zero &= param.detach() == 0
     return zero
@@ -84,7 +85,7 @@ def slim_model(model: nn.Module, groups, keep: Dict[str, Tensor]) -> nn.Module:
             conv.out_channels = len(idx)
             if pr.norm is not None:
                 norm = modules[pr.norm]
-                for name in ('weight', 'bias', 'running_mean', 'running_var'):
+                for name in ('weight', 'bias', 'running_mean', 'running_var', 'running_sq'):
                     _cut(norm, name, 0, idx)
                 norm.num_features = len(idx)
     for consumer, mask in in_keep.items():
