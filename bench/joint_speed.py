@@ -1,0 +1,107 @@
+"""What the joint allocation buys in wall time: the demo SECOND (dense), its Ada3D model at
+the trained keep ratios, Ada3D + DM3D channel pruning at the trained ratios (hand-set) and the
+joint allocation with channel granularity (keep ratios chosen with the widths), each channel
+row exported slim, timed side by side.
+
+Per row: joint GMACs (what the slim model computes), val 3D AP40 moderate before any
+fine-tune (unless --no-ap), wall time per frame of the whole detector (voxelization to head
+outputs) and of its 3D / 2D / head parts as ratios to dense (interleaved, best of --repeats,
+the same frames), and the keep ratios in force. --finetune-epochs N fine-tunes every pruned
+row (slim models through their own config, norm statistics frozen) and the dense-ft control
+on the same schedule, and evaluates them again.
+
+Example: python bench/joint_speed.py --budgets 0.2 0.1 --frames 8 --repeats 3
+"""
+import argparse
+import json
+import os.path as osp
+from collections import OrderedDict
+
+import dm3d_mm  # noqa: F401
+from dm3d_mm.apis import load_config
+from dm3d_mm.apis.ablate import CONTROL_FINETUNE_HOOK, joint_gmacs
+from dm3d_mm.apis.demo import evaluate_model
+from dm3d_mm.apis.demo_report import summarize_kitti_metrics
+from dm3d_mm.apis.finetune import finetune_and_test
+from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.prune import save_result
+from dm3d_mm.apis.slim import export_slim
+from dm3d_mm.apis.wall_time import add_bench_args, bench_setup, measure, ratio_table
+from dm3d_mm.joint.sites import find_sites, keep_ratios
+from dm3d_mm.pruning import DM3DPruner
+
+CLASSES = ('Car', 'Pedestrian', 'Cyclist')
+DENSE = ('configs/demo/second_synth-kitti_cpu_finetune.py',
+         'checkpoints/second_synth-kitti_cpu.pth')
+ADA3D = ('configs/demo/second_synth-kitti_cpu_ada3d_dm3d50.py',
+         'checkpoints/second_synth-kitti_cpu_ada3d.pth')
+PARTS = ['middle_encoder', 'backbone', 'neck']
+
+
+def with_ap(row, ap):
+    row.update(ap=ap, mAP=sum(ap[c]['moderate'] for c in CLASSES) / 3)
+    return row
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--budgets', type=float, nargs='+', default=[0.2, 0.1],
+                   help='fractions of the dense detector\'s joint FLOPs')
+    p.add_argument('--grid', type=float, nargs='+', help='keep ratios tried at every site')
+    p.add_argument('--round-to', type=int, default=8)
+    p.add_argument('--finetune-epochs', type=int, default=0)
+    args = add_bench_args(p, 'work_dirs/bench_joint_speed').parse_args()
+    cfg, calib, frames, dense = bench_setup(args, *DENSE)
+    ada_cfg = load_config(ADA3D[0], data_root=args.data_root)
+    models = OrderedDict(dense=dense, ada3d=build_detector(ada_cfg, ADA3D[1]).eval())
+    cfgs = dict(dense=cfg, ada3d=ada_cfg)
+    finetune = {}
+    dense_gmacs = joint_gmacs(dense, frames)
+    ada_gmacs = joint_gmacs(models['ada3d'], frames)
+    channel = dict(type='channel', round_to=args.round_to)
+    for b in args.budgets:
+        spatial = dict(grid=args.grid) if args.grid else {}
+        rows = [(f'joint {b:g}, channel, slim', dict(spatial=spatial), b)]
+        if b < ada_gmacs / dense_gmacs:  # hand-set: the trained ratios, DM3D to the same FLOPs
+            rows.append((f'ada3d + DM3D {b:g}, channel, slim', {}, b * dense_gmacs / ada_gmacs))
+        for name, extra, target in rows:
+            model = build_detector(ada_cfg, ADA3D[1])
+            result = DM3DPruner(target, parts=PARTS, num_ratios=16, granularity=channel,
+                                progress=False, **extra).prune(model, calib)
+            tag = name.split(',')[0].replace(' ', '_').replace('+', '')
+            pruned = osp.join(args.out, tag, 'pruned.pth')
+            save_result(model, result, pruned, ADA3D[1], ADA3D[0])
+            out = export_slim(ada_cfg, pruned, osp.dirname(pruned), 'slim')
+            slim_cfg = load_config(out['config'], data_root=args.data_root)
+            models[name] = build_detector(slim_cfg, out['checkpoint']).eval()
+            cfgs[name] = slim_cfg
+            finetune[name] = out['config']
+            print(f'{name}: widths {out["widths"]}, keep ratios '
+                  f'{keep_ratios(find_sites(models[name]))}, allocation '
+                  f"{result.timings.get('total', 0):.1f} s")
+    rows = OrderedDict()
+    for name, m in models.items():
+        rows[name] = dict(gmacs=joint_gmacs(m, frames),
+                          keep_ratios=keep_ratios(find_sites(m)))
+        if not args.no_ap:
+            with_ap(rows[name], summarize_kitti_metrics(
+                evaluate_model(m, cfgs[name], osp.join(args.out, 'eval'))))
+    times = measure(models, frames, args.repeats, args.voxelizer)
+    print('\nbefore fine-tuning\n' + ratio_table(rows, times))
+    if args.finetune_epochs:
+        finetune['dense'] = DENSE[0]
+        for name, config in finetune.items():
+            ft = finetune_and_test(config, args.data_root, osp.join(args.out, 'ft', name),
+                                   load_from=DENSE[1] if name == 'dense' else None,
+                                   epochs=args.finetune_epochs,
+                                   cfg_options=dict(custom_hooks=[CONTROL_FINETUNE_HOOK]))
+            rows[name + ' (fine-tuned)'] = with_ap(dict(rows[name]),
+                                                   summarize_kitti_metrics(ft['metrics']))
+        print('\nafter fine-tuning (dense: dense-ft)\n' + '\n'.join(
+            f"| {n} | {r['mAP']:.1f} |" for n, r in rows.items() if 'fine-tuned' in n))
+    with open(osp.join(args.out, 'joint_speed.json'), 'w') as f:
+        json.dump(dict(rows=rows, times=times), f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
