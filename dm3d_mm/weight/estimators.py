@@ -63,12 +63,15 @@ class FisherEstimator(DistortionEstimator):
         kappa (float): damping added to the Fisher. Defaults to 0.
     """
 
+    #: the quadratic form of ``distortion_curve``
+    form = 'fisher'
+
     def __init__(self, kappa: float = 0.0):
         self.kappa = float(kappa)
 
     def curves(self, inputs: CurveInputs) -> Dict[str, Tensor]:
         return {n: distortion_curve(m.weight, inputs.grads[n], len(inputs.counts[n]) - 1,
-                                    'fisher', self.kappa, order=inputs.orders[n],
+                                    self.form, self.kappa, order=inputs.orders[n],
                                     counts=inputs.counts[n]).distortion
                 for n, m in inputs.layers.items()}
 
@@ -82,12 +85,7 @@ class Taylor2Estimator(FisherEstimator):
         kappa (float): damping added to the Fisher. Defaults to 0.
     """
     gradient_mode = 'sum'
-
-    def curves(self, inputs: CurveInputs) -> Dict[str, Tensor]:
-        return {n: distortion_curve(m.weight, inputs.grads[n], len(inputs.counts[n]) - 1,
-                                    'taylor2', self.kappa, order=inputs.orders[n],
-                                    counts=inputs.counts[n]).distortion
-                for n, m in inputs.layers.items()}
+    form = 'taylor2'
 
 
 @ESTIMATORS.register_module(name='actual')
