@@ -16,6 +16,7 @@ multiplies those pairs. Every combination of the grid is counted once; for each,
 gives the optimal weight choice within the budget, and the combination of least objective
 wins: the optimum of the objective over the grid (the DP's own budget rounding aside).
 """
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -118,6 +119,31 @@ class SpatialOption:
     distortion: float
 
 
+@contextlib.contextmanager
+def preprocessed_once(model: nn.Module):
+    """Within the block, the model's data preprocessor (voxelization) runs once per batch
+    object: a keep ratio acts after it, so every combination sees the same voxels."""
+    pre = model.data_preprocessor
+    cache = {}
+    forward = pre.forward
+
+    def once(data, training=False):
+        key = (id(data), training)
+        if key not in cache:
+            cache[key] = forward(data, training)
+        return cache[key]
+
+    own = pre.__dict__.get('forward')  # an instance's own forward (a patch), if any
+    pre.forward = once
+    try:
+        yield
+    finally:
+        if own is None:
+            del pre.forward  # the class's forward again
+        else:
+            pre.forward = own
+
+
 @torch.no_grad()
 def spatial_options(model: nn.Module, sites: Sequence[SpatialSite], grid: SpatialGrid,
                     batches: Sequence[dict], reference: list, outputs: Callable,
@@ -142,15 +168,17 @@ def spatial_options(model: nn.Module, sites: Sequence[SpatialSite], grid: Spatia
     bar = ProgressBar(len(combos)) if progress else None
     options = []
     try:
-        for ratios in combos:
-            set_keep_ratios(sites, ratios)
-            with FlopsCounter(model) as counter:
-                measured = measured_distortion(model, batches, reference, outputs, lambdas)
-                counter.add_frames(sum(frames_in(b) for b in batches))
-            reduce_counter(counter)
-            options.append(SpatialOption(ratios, counter, measured))
-            if bar:
-                bar.update()
+        with preprocessed_once(model):
+            for ratios in combos:
+                set_keep_ratios(sites, ratios)
+                with FlopsCounter(model) as counter:
+                    measured = measured_distortion(model, batches, reference, outputs,
+                                                   lambdas)
+                    counter.add_frames(sum(frames_in(b) for b in batches))
+                reduce_counter(counter)
+                options.append(SpatialOption(ratios, counter, measured))
+                if bar:
+                    bar.update()
     finally:
         set_keep_ratios(sites, before)
     return options
