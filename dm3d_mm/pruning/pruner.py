@@ -12,7 +12,7 @@ import fnmatch
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -247,6 +247,10 @@ class DM3DPruner:
         self.seed = seed
         self.progress = progress
         self.calib = dict(calib or {})
+        # state of one prune(): candidates, spatial sites and their counted combinations
+        self._cand: Optional[_Candidates] = None
+        self._sites: list = []
+        self._options: list = []
 
     # ------------------------------------------------------------------------------
     def outputs(self, model: nn.Module):
@@ -544,7 +548,7 @@ class DM3DPruner:
                     timings) -> '_Candidates':
         """The estimator's curves, each layer's candidates and which of them the constraints
         allow, and the DP items (computed once per prune)."""
-        if getattr(self, '_cand', None) is not None and self._cand.layers is layers:
+        if self._cand is not None and self._cand.layers is layers:
             return self._cand
         t0 = time.perf_counter()
         orders, counts = {}, {}
@@ -594,13 +598,15 @@ class DM3DPruner:
 
 @dataclass
 class _Candidates:
+    """Per layer: prune order, candidate counts, distortion curve, allowed candidates; the DP
+    items and the masks of a choice (one per item)."""
     layers: Dict[str, nn.Module]
     orders: Dict[str, Tensor]
     counts: Dict[str, Tensor]
     dist: Dict[str, Tensor]
     allowed: Dict[str, Tensor]
     items: List[List[str]]
-    masks_of: object
+    masks_of: Callable[[List[int]], Dict[str, Tensor]]
     exact_differs: bool
 
 
