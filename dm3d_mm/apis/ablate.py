@@ -110,12 +110,36 @@ class Ablation:
         sp = setup.spatial[cell.spatial]
         return sp.finetune_config if cell.finetuned else sp.config
 
+    def _joint_target(self, cell: Cell, model, cfg, batches) -> float:
+        """A joint cell's budget is a fraction of the dense detector's joint FLOPs; the
+        pruner's target is a fraction of the spatial model with every site at its largest
+        keep ratio (Ada3D's 2D convs still skip empty pixels there): both counted on the
+        calibration frames."""
+        from ..joint.search import SpatialGrid
+        from ..joint.sites import keep_ratios, set_keep_ratios
+        setup = DETECTORS[cell.detector]
+        grid = SpatialGrid(**self.spatial_grid)
+        sites = grid.sites_of(model)
+        trained = keep_ratios(sites)
+        set_keep_ratios(sites, grid.largest(sites))
+        largest = joint_gmacs(model, batches)
+        set_keep_ratios(sites, trained)
+        dense = joint_gmacs(build_detector(self._cfg(setup.finetune_config),
+                                           self._checkpoint(cell.detector), self.device),
+                            batches)
+        return cell.budget * dense / largest
+
     def _prune(self, cell: Cell, config: str, start_ckpt: str, cell_dir: str):
         setup = DETECTORS[cell.detector]
         part_set = setup.parts[cell.parts]
         cfg = self._cfg(config)
         model = build_detector(cfg, start_ckpt, self.device)
-        pruner = build_pruner(cfg, flops_target=cell.budget, parts=list(part_set.parts),
+        batches = calibration_batches(cfg, self.calib_frames, 'train')
+        target = self._joint_target(cell, model, cfg, batches) if cell.joint else cell.budget
+        if target > 1:
+            raise BudgetBelowFloor(f'{cell.name}: the spatial model with no dropping already '
+                                   f'runs below {cell.budget} of the dense FLOPs')
+        pruner = build_pruner(cfg, flops_target=target, parts=list(part_set.parts),
                               method=cell.method, estimator=cell.estimator, num_ratios=16,
                               progress=False, budget_of='parts' if part_set.alone else None,
                               include_head_outputs=part_set.head_outputs or None,
@@ -123,7 +147,7 @@ class Ablation:
                               **{**setup.pruner, **part_set.pruner,
                                  **(dict(min_density=cell.min_density)
                                     if cell.min_density else {})})
-        result = pruner.prune(model, calibration_batches(cfg, self.calib_frames, 'train'))
+        result = pruner.prune(model, batches)
         ckpt = save_result(model, result, osp.join(cell_dir, 'pruned.pth'), start_ckpt,
                            config)
         # layer-wise allocation in network order (Fig. 4): fraction of weights pruned

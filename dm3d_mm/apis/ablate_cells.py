@@ -135,7 +135,7 @@ class Cell:
             reference of DM3D on top of it, Tab. 6). Defaults to False.
         joint (bool): the joint allocation on ``spatial``: its keep ratios chosen with the
             weight densities (``DM3DPruner(spatial=...)``); ``budget`` is then a fraction of
-            the model without spatial pruning. Defaults to False.
+            the dense detector's joint FLOPs. Defaults to False.
     """
     detector: str = 'second'
     spatial: Optional[str] = None

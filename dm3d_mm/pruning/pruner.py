@@ -171,9 +171,10 @@ class DM3DPruner:
             densities, ``dict(grid=(1.0, 0.75, 0.5, 0.25), sites=None,
             finders=('ada3d', 'spss'))`` (see :class:`~dm3d_mm.joint.search.SpatialGrid`;
             the ratios the model has are always candidates). ``flops_target`` is then a
-            fraction of the model with every site at its largest ratio (1.0: no spatial
-            pruning), distortions are measured against the model as it is, and the chosen
-            ratios stay in force on the pruned model.
+            fraction of the model with every site at its largest ratio (no dropping; an
+            Ada3D model's 2D convs still skip empty BEV pixels there), distortions are
+            measured against the model as it is, and the chosen ratios stay in force on the
+            pruned model.
             Needs ``method='dm3d'``, ``cost='flops'`` and ``budget_of='model'``.
             Defaults to None (the keep ratios stay as they are).
     """
