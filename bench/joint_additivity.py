@@ -10,7 +10,7 @@ distortion) against measured over those allocations (the paper's Tab. 5 view, fo
 objective), and the allocation's time split against its calibration (gradient) pass.
 Prints markdown tables; writes WORK_DIR/joint_additivity.json.
 
-Example: python bench/joint_additivity.py --budgets 0.2 0.1 --calib-frames 8
+Example: python bench/joint_additivity.py --budgets 0.5 0.25 --calib-frames 8
 """
 import argparse
 import json
@@ -42,7 +42,8 @@ def main():
     p.add_argument('--config', default='configs/demo/second_synth-kitti_cpu_ada3d.py')
     p.add_argument('--checkpoint', default='checkpoints/second_synth-kitti_cpu_ada3d.pth')
     p.add_argument('--data-root', default='data/synth_kitti')
-    p.add_argument('--budgets', type=float, nargs='+', default=[0.2, 0.1])
+    p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.25],
+                   help='fractions of the model with every keep ratio at its largest')
     p.add_argument('--grid', type=float, nargs='+', help='keep ratios tried at every site')
     p.add_argument('--parts', nargs='+', default=['middle_encoder', 'backbone', 'neck'])
     p.add_argument('--calib-frames', type=int, default=8)
@@ -64,7 +65,9 @@ def main():
         sites = find_sites(fresh, names=list(res.spatial['keep_ratios']))
         trained = {s.name: s.get() for s in sites}
         predicted, measured = [], []
-        state = {k: v.clone() for k, v in fresh.state_dict().items()}
+        # every parameter and buffer as trained (spconv keeps its own weight layout: tensors
+        # are copied back in place, not through a state_dict)
+        state = [(t, t.detach().clone()) for t in (*fresh.parameters(), *fresh.buffers())]
         for row in res.spatial['combinations']:
             if row['objective'] is None:
                 continue
@@ -73,7 +76,8 @@ def main():
             predicted.append(row['objective'])
             measured.append(measured_distortion(fresh, batches, reference, outputs,
                                                 pruner.lambdas))
-            fresh.load_state_dict(state)
+            for t, saved in state:
+                t.data.copy_(saved)
             set_keep_ratios(sites, trained)
         t = res.timings
         search = t.get('spatial_options', 0) + t.get('curves', 0) + t.get('dp', 0)
