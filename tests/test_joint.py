@@ -44,7 +44,7 @@ def test_the_joint_choice_equals_exhaustive_search(joint_ada3d):
     from dm3d_mm.cost.cost_model import CostModel
     from dm3d_mm.cost.layouts import mask_at
     from dm3d_mm.joint.sites import find_sites, set_keep_ratios
-    from dm3d_mm.weight.calibration import reference_outputs
+    from dm3d_mm.weight.calibration import measured_distortion, reference_outputs
     from dm3d_mm.weight.head_outputs import build_head_outputs
     cfg, ckpt, model, batches, pruner, res, trained = joint_ada3d
     cand = pruner._cand
@@ -56,8 +56,7 @@ def test_the_joint_choice_equals_exhaustive_search(joint_ada3d):
     # 3 candidates per site (1.0, 0.25 and the trained ratio) -> 9 combinations
     assert len(sp['combinations']) == 9
     # a fresh model (dense weights, the trained ratios) gives the reference outputs
-    _, _, fresh = _model(ADA3D, osp.dirname(cfg.data_root.rstrip('/')) + '/' +
-                         osp.basename(cfg.data_root.rstrip('/')) + '/')
+    _, _, fresh = _model(ADA3D, cfg.data_root)
     outputs = build_head_outputs(fresh)
     reference = reference_outputs(fresh, batches, outputs)
     sites = find_sites(fresh, names=list(sp['keep_ratios']))
@@ -65,7 +64,6 @@ def test_the_joint_choice_equals_exhaustive_search(joint_ada3d):
     for row in sp['combinations']:
         set_keep_ratios(sites, row['ratios'])
         cm = CostModel(count_flops(fresh, batches, outputs), names)
-        from dm3d_mm.weight.calibration import measured_distortion
         spatial = measured_distortion(fresh, batches, reference, outputs, pruner.lambdas)
         assert row['spatial_distortion'] == pytest.approx(spatial, rel=1e-6, abs=1e-9)
         row_best = None
