@@ -19,7 +19,7 @@ from collections import OrderedDict
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.ablate import CONTROL_FINETUNE_HOOK, joint_gmacs
+from dm3d_mm.apis.ablate import CONTROL_FINETUNE_HOOK, joint_gmacs, joint_target
 from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
@@ -27,7 +27,7 @@ from dm3d_mm.apis.flops import build_detector
 from dm3d_mm.apis.prune import save_result
 from dm3d_mm.apis.slim import export_slim
 from dm3d_mm.apis.wall_time import add_bench_args, bench_setup, measure, ratio_table
-from dm3d_mm.joint.sites import find_sites, keep_ratios, set_keep_ratios
+from dm3d_mm.joint.sites import find_sites, keep_ratios
 from dm3d_mm.pruning import DM3DPruner
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
@@ -58,17 +58,11 @@ def main():
     finetune = {}
     dense_gmacs = joint_gmacs(dense, frames)
     ada_gmacs = joint_gmacs(models['ada3d'], frames)
-    # the joint pruner's target is a fraction of the Ada3D model with no dropping
-    sites = find_sites(models['ada3d'])
-    trained = keep_ratios(sites)
-    set_keep_ratios(sites, {s.name: 1.0 for s in sites})
-    largest_gmacs = joint_gmacs(models['ada3d'], frames)
-    set_keep_ratios(sites, trained)
     channel = dict(type='channel', round_to=args.round_to)
     for b in args.budgets:
         spatial = dict(grid=args.grid) if args.grid else {}
         rows = [(f'joint {b:g}, channel, slim', dict(spatial=spatial),
-                 b * dense_gmacs / largest_gmacs)]
+                 joint_target(models['ada3d'], dense, frames, b, spatial))]
         if b < ada_gmacs / dense_gmacs:  # hand-set: the trained ratios, DM3D to the same FLOPs
             rows.append((f'ada3d + DM3D {b:g}, channel, slim', {}, b * dense_gmacs / ada_gmacs))
         for name, extra, target in rows:

@@ -32,12 +32,34 @@ MASKED_FINETUNE_HOOK = dict(type='DM3DPruningHook', prune_on_start=False, flops_
                             freeze_norm_stats=True)
 CONTROL_FINETUNE_HOOK = dict(type='FreezeNormStatsHook')
 
-__all__ = ['Ablation', 'Cell', 'DETECTORS', 'STUDIES', 'joint_gmacs']
+__all__ = ['Ablation', 'Cell', 'DETECTORS', 'STUDIES', 'joint_gmacs', 'joint_target']
 
 
 def joint_gmacs(model, batches) -> float:
     counter = count_flops(model, batches, build_head_outputs(model))
     return counter.total_macs() / counter.frames / 1e9
+
+
+def joint_target(model, dense_model, batches, fraction: float,
+                 spatial_grid: Optional[dict] = None) -> float:
+    """The joint pruner's ``flops_target`` for ``fraction`` of the dense detector's joint
+    FLOPs: the pruner's reference is the spatial ``model`` with every site at its largest
+    keep ratio (Ada3D's 2D convs still skip empty pixels there), both counted on ``batches``.
+
+    Args:
+        model (nn.Module): the spatially pruned detector (its ratios are restored).
+        dense_model (nn.Module): the dense detector.
+        batches (Sequence[dict]): the frames both are counted on.
+        fraction (float): the budget, a fraction of the dense detector's joint FLOPs.
+        spatial_grid (dict, optional): the pruner's ``spatial=`` section. Defaults to None.
+    """
+    from ..joint.search import SpatialGrid
+    from ..joint.sites import ratios_in_force
+    grid = SpatialGrid(**(spatial_grid or {}))
+    sites = grid.sites_of(model)
+    with ratios_in_force(sites, grid.largest(sites)):
+        largest = joint_gmacs(model, batches)
+    return fraction * joint_gmacs(dense_model, batches) / largest
 
 
 class Ablation:
@@ -110,32 +132,17 @@ class Ablation:
         sp = setup.spatial[cell.spatial]
         return sp.finetune_config if cell.finetuned else sp.config
 
-    def _joint_target(self, cell: Cell, model, cfg, batches) -> float:
-        """A joint cell's budget is a fraction of the dense detector's joint FLOPs; the
-        pruner's target is a fraction of the spatial model with every site at its largest
-        keep ratio (Ada3D's 2D convs still skip empty pixels there): both counted on the
-        calibration frames."""
-        from ..joint.search import SpatialGrid
-        from ..joint.sites import keep_ratios, set_keep_ratios
-        setup = DETECTORS[cell.detector]
-        grid = SpatialGrid(**self.spatial_grid)
-        sites = grid.sites_of(model)
-        trained = keep_ratios(sites)
-        set_keep_ratios(sites, grid.largest(sites))
-        largest = joint_gmacs(model, batches)
-        set_keep_ratios(sites, trained)
-        dense = joint_gmacs(build_detector(self._cfg(setup.finetune_config),
-                                           self._checkpoint(cell.detector), self.device),
-                            batches)
-        return cell.budget * dense / largest
-
     def _prune(self, cell: Cell, config: str, start_ckpt: str, cell_dir: str):
         setup = DETECTORS[cell.detector]
         part_set = setup.parts[cell.parts]
         cfg = self._cfg(config)
         model = build_detector(cfg, start_ckpt, self.device)
         batches = calibration_batches(cfg, self.calib_frames, 'train')
-        target = self._joint_target(cell, model, cfg, batches) if cell.joint else cell.budget
+        # a joint cell's budget is a fraction of the dense detector (see joint_target)
+        target = cell.budget if not cell.joint else joint_target(
+            model, build_detector(self._cfg(setup.finetune_config),
+                                  self._checkpoint(cell.detector), self.device),
+            batches, cell.budget, self.spatial_grid)
         if target > 1:
             raise BudgetBelowFloor(f'{cell.name}: the spatial model with no dropping already '
                                    f'runs below {cell.budget} of the dense FLOPs')

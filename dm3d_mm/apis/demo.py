@@ -76,10 +76,10 @@ def checkpoint_keep_ratios_into_config(cfg, checkpoint: str) -> Dict[str, float]
     from mmdet3d.registry import MODELS
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    from ..joint.sites import keep_ratios_into_config
+    from ..joint.sites import checkpoint_keep_ratios, keep_ratios_into_config
     from ..pruning.checkpoint import read_dm3d_meta
-    meta = read_dm3d_meta(_load_checkpoint(checkpoint, map_location='cpu')) or {}
-    ratios = dict((meta.get('spatial') or {}).get('keep_ratios') or {})
+    ratios = checkpoint_keep_ratios(read_dm3d_meta(_load_checkpoint(checkpoint,
+                                                                    map_location='cpu')))
     if ratios:
         keep_ratios_into_config(cfg.model, MODELS.build(copy.deepcopy(cfg.model)), ratios)
     return ratios

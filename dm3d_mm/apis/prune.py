@@ -59,17 +59,10 @@ def write_pruned_config(model, result: PruneResult, config: str, path: str) -> O
     ratios = (result.spatial or {}).get('keep_ratios')
     if not ratios:
         return None
-
-    class _Skeleton(dict):  # the model dict's sub-dicts, made as keep_ratios_into_config walks
-        def __missing__(self, key):
-            self[key] = _Skeleton()
-            return self[key]
-
-    overrides = _Skeleton()
+    overrides: Dict = {}
     keep_ratios_into_config(overrides, model, ratios)
-    plain = json.loads(json.dumps(overrides))
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
         f.write(f'# {osp.basename(config)} with the spatial keep ratios the joint pruning '
-                f'chose\n_base_ = [{osp.abspath(config)!r}]\nmodel = {plain!r}\n')
+                f'chose\n_base_ = [{osp.abspath(config)!r}]\nmodel = {overrides!r}\n')
     return path

@@ -26,11 +26,10 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
-from ..cost import FlopsCounter, frames_in
+from ..cost import FlopsCounter
 from ..weight.allocators import Allocator, WeightProblem
-from ..weight.calibration import measured_distortion
-from ..weight.distributed import reduce_counter
-from .sites import SpatialSite, find_sites, keep_ratios, set_keep_ratios
+from ..weight.calibration import counted_distortion
+from .sites import SpatialSite, find_sites, ratios_in_force, set_keep_ratios
 
 DEFAULT_GRID = (1.0, 0.75, 0.5, 0.25)
 
@@ -89,14 +88,8 @@ class SpatialGrid:
                 ratios: Optional[Dict[str, float]] = None) -> Dict[str, float]:
         """Every site at its largest candidate (the state the budget is a fraction of);
         ``ratios``: the ratios in force to take the candidates of (default: the sites')."""
-        if ratios is None:
+        with ratios_in_force(sites, ratios):  # a site's candidates include its ratio
             return {s.name: self.values(s)[0] for s in sites}
-        before = keep_ratios(sites)
-        set_keep_ratios(sites, ratios)
-        try:
-            return self.largest(sites)
-        finally:
-            set_keep_ratios(sites, before)
 
     def combinations(self, sites: Sequence[SpatialSite]) -> List[Dict[str, float]]:
         """Every combination of the sites' candidates (every site at its largest first)."""
@@ -163,24 +156,16 @@ def spatial_options(model: nn.Module, sites: Sequence[SpatialSite], grid: Spatia
     Returns:
         list[SpatialOption]: one per combination.
     """
-    before = keep_ratios(sites)
     combos = grid.combinations(sites)
     bar = ProgressBar(len(combos)) if progress else None
     options = []
-    try:
-        with preprocessed_once(model):
-            for ratios in combos:
-                set_keep_ratios(sites, ratios)
-                with FlopsCounter(model) as counter:
-                    measured = measured_distortion(model, batches, reference, outputs,
-                                                   lambdas)
-                    counter.add_frames(sum(frames_in(b) for b in batches))
-                reduce_counter(counter)
-                options.append(SpatialOption(ratios, counter, measured))
-                if bar:
-                    bar.update()
-    finally:
-        set_keep_ratios(sites, before)
+    with ratios_in_force(sites), preprocessed_once(model):
+        for ratios in combos:
+            set_keep_ratios(sites, ratios)
+            options.append(SpatialOption(ratios, *counted_distortion(
+                model, batches, reference, outputs, lambdas)))
+            if bar:
+                bar.update()
     return options
 
 
@@ -189,7 +174,7 @@ class JointChoice:
     """The joint optimum and the table of every combination.
 
     Args:
-        ratios (dict[str, float]): the chosen keep ratio per site.
+        option (SpatialOption): the chosen combination (its keep ratio per site and count).
         masks (dict[str, Tensor]): the chosen weight masks.
         choice (list[int]): the chosen candidate per weight item.
         spatial_distortion (float): D_s of the chosen ratios.
@@ -198,13 +183,17 @@ class JointChoice:
         table (list[dict]): per combination: ratios, spatial and weight distortion,
             objective, cost and the weight choice (None where nothing fits the budget).
     """
-    ratios: Dict[str, float]
+    option: SpatialOption
     masks: Dict[str, Tensor]
     choice: List[int]
     spatial_distortion: float
     weight_distortion: float
     cost: float
     table: List[Dict] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> Dict[str, float]:
+        return self.option.ratios
 
     @property
     def objective(self) -> float:
@@ -242,7 +231,7 @@ def joint_search(options: Sequence[SpatialOption],
         row.update(weight_distortion=weight, objective=opt.distortion + weight, cost=cost,
                    choice=[int(k) for k in choice])
         if best is None or opt.distortion + weight < best.objective:
-            best = JointChoice(dict(opt.ratios), masks, list(choice), opt.distortion, weight,
+            best = JointChoice(opt, masks, list(choice), opt.distortion, weight,
                                cost)
     if best is None:
         raise ValueError('no combination of the spatial grid and the weight candidates fits '

@@ -11,6 +11,7 @@ Each registered finder (``SPATIAL_SITES``) returns the sites of one kind of spat
 
 A site is named ``<module>.<location>`` (``middle_encoder.bev``, ``middle_encoder.stage2``).
 """
+import contextlib
 from typing import Dict, List, Optional, Sequence
 
 from torch import nn
@@ -181,6 +182,18 @@ def set_keep_ratios(sites: Sequence[SpatialSite], ratios: Dict[str, float]) -> N
             s.set(ratios[s.name])
 
 
+@contextlib.contextmanager
+def ratios_in_force(sites: Sequence[SpatialSite], ratios: Optional[Dict[str, float]] = None):
+    """Within the block ``ratios`` (site name -> keep; None: as they are) are in force, and
+    the sites' ratios are as before after it, however it ends."""
+    before = keep_ratios(sites)
+    try:
+        set_keep_ratios(sites, ratios or {})
+        yield
+    finally:
+        set_keep_ratios(sites, before)
+
+
 def keep_ratios_into_config(model_cfg: dict, model: nn.Module,
                             ratios: Dict[str, float]) -> None:
     """Write the keep ratios (site name -> keep) into ``model_cfg`` (the config's ``model``
@@ -188,7 +201,8 @@ def keep_ratios_into_config(model_cfg: dict, model: nn.Module,
     slimmed checkpoint.
 
     Args:
-        model_cfg (dict): the ``model`` section of the config (changed in place).
+        model_cfg (dict): the ``model`` section of the config, or an empty dict to collect
+            just the overrides (changed in place).
         model (nn.Module): a detector built from it (its sites tell what to write).
         ratios (dict[str, float]): site name -> keep ratio.
     """
@@ -199,9 +213,15 @@ def keep_ratios_into_config(model_cfg: dict, model: nn.Module,
         site = sites[name]
         module_name = next(n for n, m in model.named_modules() if m is site.module)
         node = model_cfg
-        for part in module_name.split('.'):
-            node = node[part]
+        for part in module_name.split('.'):  # made where the dict has none (overrides)
+            node = node.setdefault(part, {})
         site.update_config(node, keep)
+
+
+def checkpoint_keep_ratios(meta: Optional[dict]) -> Dict[str, float]:
+    """The keep ratios a joint pruning chose, from a checkpoint's ``meta['dm3d']`` ({} for
+    any other checkpoint)."""
+    return dict(((meta or {}).get('spatial') or {}).get('keep_ratios') or {})
 
 
 def apply_checkpoint_keep_ratios(model: nn.Module, meta: Optional[dict]) -> Dict[str, float]:
@@ -212,7 +232,7 @@ def apply_checkpoint_keep_ratios(model: nn.Module, meta: Optional[dict]) -> Dict
         model (nn.Module): the detector the checkpoint was loaded into.
         meta (dict, optional): the checkpoint's ``meta['dm3d']``.
     """
-    ratios = dict(((meta or {}).get('spatial') or {}).get('keep_ratios') or {})
+    ratios = checkpoint_keep_ratios(meta)
     if ratios:
         sites = find_sites(model, names=list(ratios))
         set_keep_ratios(sites, ratios)

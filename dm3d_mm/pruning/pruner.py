@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from mmengine.logging import print_log
 
-from ..cost import FlopsCounter, count_flops, frames_in
+from ..cost import count_flops
 from ..cost.cost_model import CostModel
 from ..cost.latency_cost import FlopsCost, build_cost
 from ..cost.layouts import mask_at
@@ -31,7 +31,7 @@ from ..structured.channel_masks import channel_side_masks
 from ..structured.granularity import (ChannelGranularity, Granularity, WeightGranularity,
                                       build_granularity)
 from ..weight.allocators import Allocator, BudgetBelowFloor, WeightProblem
-from ..weight.calibration import calibration_pass, measured_distortion
+from ..weight.calibration import calibration_pass, counted_distortion
 from ..weight.curves import taylor_scores
 from ..weight.discovery import find_prunable_layers, settle_selection
 from ..weight.distributed import reduce_counter, shard, world
@@ -376,7 +376,8 @@ class DM3DPruner:
             # the pruned model counted afresh on the same frames (a spatial module may keep
             # other sites once the weights upstream of it are pruned), its distortion measured
             t0 = time.perf_counter()
-            recount, measured = self._recount(model, batches, calib.reference, outputs)
+            recount, measured = counted_distortion(model, batches, calib.reference, outputs,
+                                                   self.lambdas)
             timings['recount'] = timings.get('recount', 0.0) + time.perf_counter() - t0
             counted = CostModel(recount, [n for n in layers if n in recount.layers])
             total = counted.total(masks) if cm is flops else predicted
@@ -458,8 +459,8 @@ class DM3DPruner:
                 return self._problem(cand, m, costs_of[id(option)], budget)
 
             joint = joint_search(self._options, problem_of, self.allocator)
-            chosen = next(o for o in self._options if o.ratios == joint.ratios)
-            alloc_cm, costs, masks, choice = models[id(chosen)], costs_of[id(chosen)], \
+            chosen = id(joint.option)
+            alloc_cm, costs, masks, choice = models[chosen], costs_of[chosen], \
                 joint.masks, joint.choice
         else:
             joint, alloc_cm = None, cm
@@ -475,15 +476,6 @@ class DM3DPruner:
                     distortion=cand.dist[n].tolist(), macs=costs[n].tolist(), chosen=int(k),
                     chosen_distortion=float(cand.dist[n][k]))
         return masks, alloc_cm, joint
-
-    def _recount(self, model, batches, reference, outputs):
-        """(FlopsCounter of the model as it is now over ``batches`` (all ranks), its
-        measured distortion against ``reference``)."""
-        with torch.no_grad(), FlopsCounter(model) as counter:
-            measured = measured_distortion(model, batches, reference, outputs, self.lambdas)
-            counter.add_frames(sum(frames_in(b) for b in batches))
-        reduce_counter(counter)
-        return counter, measured
 
     # ------------------------------------------------------------------------------
     def granularity_of(self, name: str) -> Granularity:

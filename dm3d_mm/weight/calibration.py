@@ -159,6 +159,19 @@ def measured_distortion(model: nn.Module, batches: Sequence[dict],
 
 
 @torch.no_grad()
+def counted_distortion(model: nn.Module, batches: Sequence[dict],
+                       ref: List[Tuple[Tensor, Tensor]], outputs: Outputs,
+                       lambdas=DEFAULT_LAMBDAS) -> Tuple[FlopsCounter, float]:
+    """(the joint FLOPs of the model as it is now over ``batches``, all ranks; its measured
+    distortion against ``ref``), from one pass over the frames."""
+    with FlopsCounter(model) as counter:
+        measured = measured_distortion(model, batches, ref, outputs, lambdas)
+        counter.add_frames(sum(frames_in(b) for b in batches))
+    reduce_counter(counter)
+    return counter, measured
+
+
+@torch.no_grad()
 def actual_distortion_curves(model: nn.Module, layers: Dict[str, nn.Module],
                              batches: Sequence[dict], ref, orders: Dict[str, Tensor],
                              counts: Dict[str, Tensor], outputs: Outputs,
