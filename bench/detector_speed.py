@@ -21,7 +21,7 @@ Settings (--settings, any of):
 On random weights the DM3D allocation means nothing for accuracy; the slim widths it picks
 still price the channel-slim speed at that FLOPs budget.
 
-Timing (dm3d_mm/apis/wall_time.py): the whole detector from the data preprocessor (the copy
+Timing (dm3d_mm/studies/wall_time.py): the whole detector from the data preprocessor (the copy
 of the points to the device, voxelization) to the head outputs, and its 3D / 2D / head
 parts; CUDA events on a GPU; --warmup untimed passes, then the median of --repeats per batch,
 the models interleaved batch by batch; at each --batch-sizes (frames per batch). Post-
@@ -48,11 +48,11 @@ from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.ablate import joint_gmacs
-from dm3d_mm.apis.ablate_cells import DETECTORS
-from dm3d_mm.apis.flops import build_detector, default_device
+from dm3d_mm.studies.ablation import joint_gmacs
+from dm3d_mm.studies.cells import DETECTORS
+from dm3d_mm.apis.model import build_detector, default_device
 from dm3d_mm.apis.slim import export_slim
-from dm3d_mm.apis.wall_time import measure
+from dm3d_mm.studies.wall_time import measure
 from dm3d_mm.datasets.sweep_clouds import surround_sweeps
 from dm3d_mm.models.sort_voxelization import use_sort_voxelization
 from dm3d_mm.pruning import DM3DPruner

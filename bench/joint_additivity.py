@@ -21,7 +21,7 @@ import numpy as np
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.joint.sites import find_sites, set_keep_ratios
 from dm3d_mm.pruning import DM3DPruner

@@ -19,14 +19,14 @@ from collections import OrderedDict
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.ablate import CONTROL_FINETUNE_HOOK, joint_gmacs, joint_target
+from dm3d_mm.studies.ablation import CONTROL_FINETUNE_HOOK, joint_gmacs, joint_target
 from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
-from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import save_result
 from dm3d_mm.apis.slim import export_slim
-from dm3d_mm.apis.wall_time import add_bench_args, bench_setup, measure, ratio_table
+from dm3d_mm.studies.wall_time import add_bench_args, bench_setup, measure, ratio_table
 from dm3d_mm.joint.sites import find_sites, keep_ratios
 from dm3d_mm.pruning import DM3DPruner
 

@@ -21,7 +21,7 @@ import torch
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.cost import FlopsCounter
 from mmdet3d.registry import MODELS

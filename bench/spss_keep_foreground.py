@@ -16,7 +16,7 @@ from mmengine.registry import DefaultScope
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.model import build_detector
 from dm3d_mm.spatial import SPSSSparseConv3d, SPSSSubMConv3d, points_in_boxes, voxel_centres
 
 

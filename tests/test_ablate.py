@@ -23,7 +23,7 @@ def _table_rows(md: str):
 
 
 def test_cell_names_and_bad_cells():
-    from dm3d_mm.apis.ablate_cells import Cell
+    from dm3d_mm.studies.cells import Cell
     assert Cell().name == 'second:dense'
     assert Cell(control=True).name == 'second:dense-ft'
     assert Cell(spatial='spss50', control=True).name == 'second:spss50-ft'
@@ -41,10 +41,10 @@ def test_cell_names_and_bad_cells():
 
 
 def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
-    from dm3d_mm.apis.ablate import Ablation, Cell
-    from dm3d_mm.apis.ablate_cells import study_tab6, study_tab12
-    from dm3d_mm.apis.ablate_report import (plot_ap_vs_flops, plot_layer_allocation,
-                                            table_all, table_tab6, table_tab12)
+    from dm3d_mm.studies.ablation import Ablation, Cell
+    from dm3d_mm.studies.cells import study_tab6, study_tab12
+    from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_layer_allocation,
+                                        table_all, table_tab6, table_tab12)
     abl = Ablation(str(tmp_path), tiny_root, epochs=0, calib_frames=2, flops_frames=2,
                    checkpoint_root=REPO, cfg_options=OPTIONS)
     # Tab. 1/2: the DM3D cell is pruned to the FLOPs Ada3D was measured at
@@ -147,8 +147,8 @@ def test_missing_spatial_checkpoint_skips_its_cells(tmp_path):
     """A spatial model not trained yet: its cells are skipped with the command that trains
     it, nothing is recorded (a re-run after the training runs them), and Tab. 1/2 has no
     Ada3D FLOPs to match; a missing dense checkpoint stays an error."""
-    from dm3d_mm.apis.ablate import Ablation, Cell
-    from dm3d_mm.apis.ablate_cells import study_tab12
+    from dm3d_mm.studies.ablation import Ablation, Cell
+    from dm3d_mm.studies.cells import study_tab12
     missing = str(tmp_path / 'none.pth')
     abl = Ablation(str(tmp_path), str(tmp_path),
                    checkpoints={'centerpoint:ada3d': missing, 'centerpoint': missing})
@@ -168,7 +168,7 @@ def test_missing_spatial_checkpoint_skips_its_cells(tmp_path):
 
 
 def _cell_of(row):
-    from dm3d_mm.apis.ablate import Cell
+    from dm3d_mm.studies.ablation import Cell
     return Cell(**{k: row[k] for k in ('detector', 'spatial', 'budget', 'method', 'parts',
                                        'estimator', 'min_density', 'control')})
 
@@ -190,7 +190,7 @@ def test_ablate_cli_rejects_bad_input(tmp_path):
 
 
 def _save_rows(path, tag, n):
-    from dm3d_mm.apis.results_file import ResultsFile
+    from dm3d_mm.studies.results_file import ResultsFile
     file = ResultsFile(path)
     results = file.load()
     for i in range(n):
@@ -203,7 +203,7 @@ def test_results_of_runs_sharing_a_file_are_all_kept(tmp_path):
     """Two studies run side by side into one work dir: each save keeps the other's rows
     (before, the later writer's in-memory results overwrote the file), and a run's stale
     copy of another run's entry never reverts what that run saved later."""
-    from dm3d_mm.apis.results_file import ResultsFile, load_results
+    from dm3d_mm.studies.results_file import ResultsFile, load_results
     path = str(tmp_path / 'ablation.json')
     fa, fb = ResultsFile(path), ResultsFile(path)
     a, b = fa.load(), fb.load()  # both loaded before either saved

@@ -13,7 +13,7 @@ def test_unreachable_cells_are_recorded_and_skipped(tiny_root, tmp_path):
     leaves unpruned (the anchor head's convs, computed at the active pixels, the predictor,
     the voxel encoder) are over a tenth of its joint FLOPs: 0.1 of them is out of reach
     without the head's convs ('all') and reached with them ('all+head')."""
-    from dm3d_mm.apis.ablate import Ablation, Cell
+    from dm3d_mm.studies.ablation import Ablation, Cell
     abl = Ablation(str(tmp_path), tiny_root, epochs=0, calib_frames=2, flops_frames=2,
                    checkpoint_root=REPO, cfg_options=OPTIONS)
     cell = Cell(spatial='ada3d', budget=0.1)

@@ -36,7 +36,7 @@ class ShiftedGroundTruth(nn.Module):
 
 
 def test_errors_of_shifted_boxes_are_the_shift(synth_root):
-    from dm3d_mm.apis.box_errors import matched_box_errors
+    from dm3d_mm.studies.box_errors import matched_box_errors
     from dm3d_mm.pruning.calib_frames import calibration_batches
     cfg = demo_config('second', synth_root)
     batches = calibration_batches(cfg, 4, 'val')

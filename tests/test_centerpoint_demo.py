@@ -15,7 +15,7 @@ def test_prune_then_finetune_centerpoint(synth_root, tmp_path):
     from mmengine.runner.checkpoint import save_checkpoint
 
     from dm3d_mm.apis import load_config
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     cfg = load_config(osp.join(REPO, CONFIG), data_root=synth_root)
     torch.manual_seed(0)
     dense = tmp_path / 'dense.pth'

@@ -51,7 +51,7 @@ def test_channel_groups_and_their_distortion_equal_the_quadratic_form(layer):
 
 @pytest.fixture(scope='module')
 def pruned_second(synth_root):
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
     cfg = demo_config('second', synth_root)
@@ -63,7 +63,7 @@ def pruned_second(synth_root):
 
 
 def test_channel_pruning_meets_the_budget_exactly_with_tied_stage_widths(pruned_second):
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.cost.layouts import in_channel_axis, out_channel_axis
     from dm3d_mm.structured.channel_graph import find_channel_graph
     cfg, batches, model, pruner, res = pruned_second
@@ -186,7 +186,7 @@ def test_slim_errors(synth_root, tmp_path):
     cfg = demo_config('second', synth_root)
     with pytest.raises(ValueError, match='no removable channel'):
         export_slim(cfg, SECOND_CKPT, str(tmp_path), 'slim')
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.structured.channel_graph import find_channel_graph
     model = build_detector(cfg, None, 'cpu')
     groups = find_channel_graph(model).groups(model)
@@ -198,7 +198,7 @@ def test_slim_errors(synth_root, tmp_path):
 def test_centerpoint_channel_pruning_slims_through_pts_parts_and_the_head(synth_root):
     from mmdet3d.registry import MODELS
 
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.structured.slim import slim
@@ -238,7 +238,7 @@ def test_centerpoint_channel_pruning_slims_through_pts_parts_and_the_head(synth_
 def test_round_to_keeps_multiples_of_n_channels(synth_root):
     """Every candidate of ChannelGranularity(round_to=8) keeps a multiple of 8 channels (or
     all of them), and a pruned SECOND's slim widths are such multiples, budget met."""
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.structured.slim import slim
@@ -264,7 +264,7 @@ def test_channel_graph_of_residual_encoder_covers_the_2d_parts_only():
     of the encoder yet): the graph found covers its 2D backbone, neck and head, and says no
     encoder layer can lose channels, where matching once raised a TypeError."""
     from dm3d_mm.apis import load_config
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.structured.channel_graph import find_channel_graph
     cfg = load_config('mmdet3d::centerpoint/'
                       'centerpoint_voxel01_second_secfpn_8xb4-cyclic-20e_nus-3d.py')

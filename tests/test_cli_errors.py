@@ -69,7 +69,7 @@ def test_missing_config_is_one_line(tmp_path):
 def test_allow_partial_loads_what_fits(synth_root, tmp_path):
     """--allow-partial is the explicit way to prune a checkpoint that does not fit."""
     from dm3d_mm.apis import load_config
-    from dm3d_mm.apis.flops import build_detector, load_weights
+    from dm3d_mm.apis.model import build_detector, load_weights
     cfg = load_config(osp.join(REPO, SECOND), data_root=synth_root)
     model = build_detector(cfg, None, 'cpu')
     report = load_weights(model, osp.join(REPO, PP_CKPT), strict=False)
@@ -115,7 +115,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='a machine without CUDA')
 def test_cuda_device_without_cuda_is_one_line():
-    from dm3d_mm.apis.flops import resolve_device
+    from dm3d_mm.apis.model import resolve_device
     with pytest.raises(ValueError, match="device 'cuda': CUDA is not available"):
         resolve_device('cuda')
     proc = subprocess.run([sys.executable, osp.join(REPO, 'tools/flops.py'),

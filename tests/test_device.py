@@ -62,7 +62,7 @@ def test_spss_outputs_and_counted_pairs_equal_on_cpu_and_cuda(cls, kw):
 
 
 def test_dm3d_prunes_the_demo_second_on_cuda(synth_root):
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
 
@@ -108,7 +108,7 @@ def _sorted_detections(result):
 
 
 def _demo_models():
-    from dm3d_mm.apis.ablate_cells import DETECTORS
+    from dm3d_mm.studies.cells import DETECTORS
     from conftest import REPO
     out = {}
     for det in ('second', 'centerpoint'):
@@ -130,7 +130,7 @@ def test_detections_and_joint_flops_equal_on_cpu_and_cuda(name, synth_root):
     detections on CPU and CUDA (post-processing included: mmcv's NMS, on the CPU copy when
     mmcv has no CUDA kernels)."""
     from dm3d_mm.apis import load_config
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.pruning.calib_frames import calibration_batches
     config, ckpt = DEMO_MODELS[name]
     cfg = load_config(config, data_root=synth_root)
@@ -160,7 +160,7 @@ def test_detections_and_joint_flops_equal_on_cpu_and_cuda(name, synth_root):
 def test_dm3d_channel_allocation_on_cuda_matches_cpu(synth_root):
     """The same DM3D channel allocation (and slim widths) on both devices, within the float
     noise of the Fisher estimate: per layer densities within 0.05, masks 95 % identical."""
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
 
@@ -218,7 +218,7 @@ def test_offset_skipping_on_cuda_equals_the_masked_convs():
 
 def test_latency_cost_model_times_on_cuda(synth_root):
     """cost='latency' on CUDA (synchronised per-conv timing) meets its time budget."""
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
 
@@ -250,7 +250,7 @@ def test_mmdet3d_nms_runs_on_cuda_inputs():
 def test_index_less_cuda_device_builds_the_model():
     """'cuda' gets the current GPU's index: torch 2.11's set_device (which mmdet3d's
     init_model calls) refuses an index-less 'cuda', so `--device cuda` failed in every tool."""
-    from dm3d_mm.apis.flops import resolve_device
+    from dm3d_mm.apis.model import resolve_device
     if DEVICE == 'cuda':
         assert resolve_device('cuda') == f'cuda:{torch.cuda.current_device()}'
     assert resolve_device('cpu') == 'cpu'
@@ -261,7 +261,7 @@ def test_eval_mode_outputs_carry_gradients_to_every_sparse_conv(synth_root):
     run outside autograd in eval mode, so on CUDA every sparse encoder layer was left out of
     the allocation ("do not reach the measured head outputs"); the compat fix routes them
     through spconv's autograd path when gradients are enabled."""
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.weight.head_outputs import build_head_outputs
 

@@ -12,7 +12,7 @@ FRAMES, RATIOS = 4, 8
 
 
 def _prune(synth_root):
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
     cfg = demo_config('second', synth_root)
@@ -65,7 +65,7 @@ def _rank_dependent_probe(name, layer, inputs, cin, cout):
 
 def _latency_worker(rank, world, init_file, synth_root, out_dir):
     import torch.distributed as tdist
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.cost.latency_cost import LatencyCost

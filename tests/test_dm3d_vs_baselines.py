@@ -26,7 +26,7 @@ def _spearman(a, b):
 def test_dm3d_distorts_the_outputs_less_than_uniform_and_lamp_at_equal_flops(synth_root):
     """At a third of the joint FLOPs, the output distortion measured on held-out val frames
     (the same head-output distortion DM3D minimises) is lowest for DM3D's allocation."""
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.weight.calibration import measured_distortion, reference_outputs
     from dm3d_mm.weight.head_outputs import build_head_outputs
@@ -48,7 +48,7 @@ def test_dm3d_distorts_the_outputs_less_than_uniform_and_lamp_at_equal_flops(syn
 def test_fisher_curves_rank_like_the_measured_ones(synth_root):
     """Tab. 5: over every (layer, ratio) of the 2D backbone and neck, the Fisher curves rank
     the candidates as the measured ('actual') distortion does."""
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.pruning import DM3DPruner
     cfg, calib, _ = _setup(synth_root, frames=1)
     curves = {}

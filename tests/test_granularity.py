@@ -53,7 +53,7 @@ def test_offset_groups_and_their_distortion_equal_the_quadratic_form(layer):
 
 
 def test_offset_pruning_of_second_meets_the_budget_with_whole_offsets(synth_root):
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
     cfg = demo_config('second', synth_root)

@@ -17,7 +17,7 @@ SPSS = ('second_synth-kitti_cpu_spss50_fg-margin', 'second_synth-kitti_cpu_spss5
 
 def _model(names, synth_root):
     from dm3d_mm.apis import load_config
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     cfg = load_config(osp.join(REPO, 'configs/demo', names[0] + '.py'), data_root=synth_root)
     ckpt = osp.join(REPO, 'checkpoints', names[1] + '.pth')
     return cfg, ckpt, build_detector(cfg, ckpt, 'cpu')
@@ -93,7 +93,7 @@ def test_the_reported_flops_are_a_fresh_count_of_the_pruned_model_as_it_runs(joi
     written pruned config) it runs with them, and its count equals the report exactly."""
     from mmengine.config import Config
 
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import save_result, write_pruned_config
     from dm3d_mm.cost import count_flops
     from dm3d_mm.cost.cost_model import CostModel
@@ -129,7 +129,7 @@ def test_the_reported_flops_are_a_fresh_count_of_the_pruned_model_as_it_runs(joi
 def test_spss_stages_are_sites_whose_ratio_reaches_the_config(synth_root):
     """An SPSS encoder's pruning stages are sites; a chosen keep ratio written into the
     config (run_ratios) builds a model that runs it."""
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.joint.sites import find_sites, keep_ratios, keep_ratios_into_config
     cfg, ckpt, model = _model(SPSS, synth_root)
     sites = find_sites(model)
@@ -171,7 +171,7 @@ def test_joint_channel_pruning_of_ada3d_exports_a_slim_model_that_computes_what_
     joint FLOPs the pruning reported."""
     from mmengine.config import Config
 
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import save_result
     from dm3d_mm.apis.slim import export_slim
     from dm3d_mm.cost import count_flops

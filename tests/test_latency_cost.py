@@ -31,7 +31,7 @@ def test_bilinear_table_is_exact_on_bilinear_costs_and_clamps_below():
 
 @pytest.fixture(scope='module')
 def second(synth_root):
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     cfg = demo_config('second', synth_root)
     batches = calibration_batches(cfg, frames=2, split='train')

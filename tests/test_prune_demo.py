@@ -14,7 +14,7 @@ SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
 
 @pytest.fixture(scope='module')
 def second(synth_root):
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     cfg = demo_config('second', synth_root)
     torch.manual_seed(0)

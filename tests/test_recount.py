@@ -20,7 +20,7 @@ GAPS = {}
 @pytest.mark.parametrize('name', sorted(MODELS))
 def test_reported_flops_after_pruning_equal_a_fresh_count(name, synth_root):
     from dm3d_mm.apis import load_config
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.cost import count_flops
     from dm3d_mm.cost.cost_model import CostModel
     from dm3d_mm.pruning import DM3DPruner
@@ -49,7 +49,7 @@ def test_repruning_a_pruned_model_measures_against_dense(synth_root):
     """A target is a fraction of the dense model's FLOPs, also when the weights already hold
     a pruning's zeros (before: 0.5 of the pruned model, i.e. 0.25 of dense)."""
     from dm3d_mm.apis import load_config
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.pruning.calib_frames import calibration_batches
     cfg = load_config(osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'),
@@ -69,7 +69,7 @@ def test_channel_pruning_on_a_fixed_geometry_counts_what_it_predicted(synth_root
     masks go into the weights, the prediction equals the fresh count exactly (computed after,
     it once read 0.589 for a model that counts 0.498), and one allocation stands."""
     from dm3d_mm.apis import load_config
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.cost import count_flops
     from dm3d_mm.cost.cost_model import CostModel
     from dm3d_mm.pruning import DM3DPruner

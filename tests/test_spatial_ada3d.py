@@ -164,7 +164,7 @@ def test_ada3d_training_iteration_trains_the_predictor(ada3d_setup, synth_root):
 
 
 def test_ada3d_prunes_voxels_and_bev_pixels(ada3d_setup, synth_root):
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     cfg, model, batch = ada3d_setup
     model.eval()
     dense = build_detector(demo_config('second', synth_root))

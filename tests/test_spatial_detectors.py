@@ -23,7 +23,7 @@ def _head_outputs(model, batches):
 
 def test_spss_ratio_zero_is_the_dense_detector(synth_root):
     from dm3d_mm.apis import load_config
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     dense_cfg = demo_config('second', synth_root)
     spss_cfg = load_config(f'{DEMO}_spss50.py', data_root=synth_root,
@@ -89,7 +89,7 @@ def test_shipped_spatial_checkpoints_evaluate_above_a_floor(synth_root, tmp_path
     AP40 moderate < 1 there), and really prune while doing so."""
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.demo import evaluate_checkpoint
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     ckpt = osp.join(REPO, f'checkpoints/{detector}_synth-kitti_cpu_{name}.pth')
     if not osp.exists(ckpt):
         pytest.fail(f'shipped checkpoint missing: {ckpt} (make checkpoints)')

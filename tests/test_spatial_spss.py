@@ -125,7 +125,7 @@ def test_keep_mask_is_per_sample():
 
 @pytest.fixture(scope='module')
 def demo_encoder_inputs(synth_root):
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     cfg = demo_config('second', synth_root)
     model = build_detector(cfg)

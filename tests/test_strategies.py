@@ -43,7 +43,7 @@ def test_pieces_are_built_from_names_and_configs():
 def test_a_new_registered_allocator_runs_in_the_pruner(synth_root):
     """A user's allocator (every layer at the sparsest candidate that keeps the budget, by a
     bisection on one shared ratio over the DP items) needs only a registered class."""
-    from dm3d_mm.apis.flops import build_detector
+    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.pruning.calib_frames import calibration_batches
     from dm3d_mm.registry import ALLOCATORS

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dm3d_mm.apis.wall_time import PartClock, measure
+from dm3d_mm.studies.wall_time import PartClock, measure
 
 
 def test_part_clock_marks_sum_to_the_whole():
@@ -22,7 +22,7 @@ def test_part_clock_marks_sum_to_the_whole():
 
 def test_measure_takes_the_median_or_best_of_each_batch(monkeypatch):
     """Interleaved repeats reduce per batch then average over batches."""
-    import dm3d_mm.apis.wall_time as wt
+    import dm3d_mm.studies.wall_time as wt
     runs = {'a': iter([(1, 0, 0, 0), (9, 0, 0, 0), (3, 0, 0, 0),     # warm-up + 2 repeats, b0
                        (5, 0, 0, 0), (7, 0, 0, 0), (2, 0, 0, 0)])}  # b1 (interleaved order)
     order = []

@@ -24,10 +24,10 @@ import argparse
 import os.path as osp
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.apis.ablate import DETECTORS, RESULTS_FILE, STUDIES, Ablation
-from dm3d_mm.apis.ablate_report import (plot_ap_vs_flops, plot_layer_allocation, rows_of,
-                                        table_all, table_estimators, table_joint,
-                                        table_parts, table_tab6, table_tab12)
+from dm3d_mm.studies.ablation import DETECTORS, RESULTS_FILE, STUDIES, Ablation
+from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_layer_allocation, rows_of,
+                                    table_all, table_estimators, table_joint,
+                                    table_parts, table_tab6, table_tab12)
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
 from dm3d_mm.pruning.pruner import METHODS
 

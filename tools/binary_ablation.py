@@ -13,7 +13,7 @@ import argparse
 import os.path as osp
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.apis.binary_ablation import ROWS, BinaryAblation, table
+from dm3d_mm.studies.binary_ablation import ROWS, BinaryAblation, table
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
 
 

@@ -9,9 +9,9 @@ import argparse
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.box_errors import box_error_table, matched_box_errors
+from dm3d_mm.studies.box_errors import box_error_table, matched_box_errors
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
-from dm3d_mm.apis.flops import build_detector, default_device
+from dm3d_mm.apis.model import build_detector, default_device
 from dm3d_mm.pruning.calib_frames import calibration_batches
 
 

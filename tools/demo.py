@@ -22,10 +22,10 @@ from dm3d_mm.apis import load_config
 from dm3d_mm.apis.demo import (DENSE_DEMO_CONFIGS, config_name, ensure_demo_checkpoint,
                                evaluate_checkpoint)
 from dm3d_mm.apis.demo_report import kitti_ap_table, summarize_kitti_metrics
-from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, save_result,
                                 write_reports)
-from dm3d_mm.apis.ablate import joint_gmacs
+from dm3d_mm.studies.ablation import joint_gmacs
 from dm3d_mm.apis.quiet import logged_to
 
 SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'

@@ -11,9 +11,9 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.binary_ablation import binary_storage
+from dm3d_mm.studies.binary_ablation import binary_storage
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
-from dm3d_mm.apis.flops import build_detector
+from dm3d_mm.apis.model import build_detector
 from dm3d_mm.binary import BinaryLinear
 
 

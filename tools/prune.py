@@ -20,7 +20,7 @@ import time
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
-from dm3d_mm.apis.flops import build_detector, default_device
+from dm3d_mm.apis.model import build_detector, default_device
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
                                 save_result, write_pruned_config, write_reports)
 from dm3d_mm.pruning.pruner import ESTIMATOR_NAMES, METHODS

@@ -17,7 +17,8 @@ import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.demo import config_name
-from dm3d_mm.apis.flops import count_on_dataset, build_detector
+from dm3d_mm.apis.model import build_detector
+from dm3d_mm.apis.flops import count_on_dataset
 from dm3d_mm.apis.slim import export_slim
 
 

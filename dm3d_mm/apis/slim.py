@@ -11,7 +11,7 @@ from mmengine.runner.checkpoint import save_checkpoint
 
 from ..structured.slim import group_widths, slim
 from .demo import checkpoint_keep_ratios_into_config
-from .flops import build_detector
+from .model import build_detector
 
 
 def _without_pruning(cfg: Config) -> None:

@@ -3,7 +3,7 @@ plots (Fig. 1: AP against joint FLOPs; Fig. 4: layer-wise sparsity per budget) f
 ablation results."""
 from typing import Dict, List, Optional
 
-from .ablate_cells import DETECTORS
+from .cells import DETECTORS
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 # what a cell's FLOPs saving is: computed less (spatial pruning skips the voxels and pixels)

@@ -13,11 +13,12 @@ from mmengine.logging import print_log
 
 from ..binary import BinaryLinear, save_packed_checkpoint
 from ..cost.report import flops_report
-from .config_utils import load_config
-from .demo import evaluate_checkpoint
-from .demo_report import CLASSES, summarize_kitti_metrics
-from .finetune import finetune_and_test
-from .flops import build_detector, count_on_dataset
+from ..apis.config_utils import load_config
+from ..apis.demo import evaluate_checkpoint
+from ..apis.demo_report import CLASSES, summarize_kitti_metrics
+from ..apis.finetune import finetune_and_test
+from ..apis.model import build_detector
+from ..apis.flops import count_on_dataset
 from .results_file import ResultsFile
 
 _CFG = 'configs/demo/pointpillars_synth-kitti_cpu_bipfn{}.py'

@@ -156,8 +156,8 @@ def bench_setup(args, config: str, checkpoint: str):
     """(config, calibration batches, timed val batches, the dense model) of a bench run."""
     import os
 
-    from .config_utils import load_config
-    from .flops import build_detector
+    from ..apis.config_utils import load_config
+    from ..apis.model import build_detector
     from ..pruning.calib_frames import calibration_batches
     os.makedirs(args.out, exist_ok=True)
     print(f'torch threads: {torch.get_num_threads()}')

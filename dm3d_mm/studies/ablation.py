@@ -1,6 +1,6 @@
 """Spatial vs weight sparsity ablation on the demo benchmark (DM3D paper Fig. 1, 4, Tab. 1-6).
 
-``Ablation.run(cell)`` builds one variant (see :mod:`.ablate_cells`): a weight cell prunes the
+``Ablation.run(cell)`` builds one variant (see :mod:`.cells`): a weight cell prunes the
 dense (or spatial) demo checkpoint, fine-tunes it with the masks kept (DM3DPruningHook, BN
 statistics frozen), evaluates on val and counts its joint FLOPs against the dense model on
 the same frames; the dense-ft control is fine-tuned on the same schedule with frozen BN
@@ -16,13 +16,13 @@ from typing import Dict, Optional
 from ..cost import count_flops
 from ..weight.head_outputs import build_head_outputs
 from ..pruning.pruner import BudgetBelowFloor
-from .ablate_cells import DETECTORS, STUDIES, Cell
-from .config_utils import load_config
-from .demo import evaluate_checkpoint
-from .demo_report import summarize_kitti_metrics
-from .finetune import finetune_and_test
-from .flops import build_detector
-from .prune import build_pruner, calibration_batches, save_result
+from .cells import DETECTORS, STUDIES, Cell
+from ..apis.config_utils import load_config
+from ..apis.demo import evaluate_checkpoint
+from ..apis.demo_report import summarize_kitti_metrics
+from ..apis.finetune import finetune_and_test
+from ..apis.model import build_detector
+from ..apis.prune import build_pruner, calibration_batches, save_result
 from .results_file import ResultsFile
 
 RESULTS_FILE = 'ablation.json'  # in the work dir
