@@ -150,8 +150,8 @@ def test_bad_spatial_configs_are_clear_errors(synth_root):
     from dm3d_mm.pruning import DM3DPruner
     with pytest.raises(ValueError, match="method 'uniform' does not honour spatial"):
         DM3DPruner(0.3, method='uniform', spatial=dict())
-    with pytest.raises(ValueError, match="needs cost='flops'"):
-        DM3DPruner(0.3, spatial=dict(), cost='latency')
+    with pytest.raises(ValueError, match="needs budget_of='model'"):
+        DM3DPruner(0.3, spatial=dict(), budget_of='parts')
     with pytest.raises(ValueError, match=r'keep ratios must be in \(0, 1\]'):
         DM3DPruner(0.3, spatial=dict(grid=(1.0, 0.0)))
     cfg, ckpt, model = _model(ADA3D, synth_root)
@@ -198,3 +198,74 @@ def test_joint_channel_pruning_of_ada3d_exports_a_slim_model_that_computes_what_
                           out['checkpoint'], 'cpu')
     counted = count_flops(slim, batches, build_head_outputs(slim))
     assert counted.total_macs() / counted.frames == pytest.approx(res.macs_after, rel=1e-9)
+
+
+def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_root):
+    """cost='latency' under the joint search: the conv tables are timed once and scaled per
+    combination by the conv's MACs there, the whole detector is timed under every
+    combination. With a 'timer' that returns MACs (convs: the MACs of the slice; whole
+    detector: its MACs + a constant), seconds are FLOPs + that constant, so the latency
+    search must make exactly the FLOPs search's choice at the matching budget."""
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.cost.latency_cost import LatencyCost
+    from dm3d_mm.cost.layouts import in_channel_axis, out_channel_axis
+    from dm3d_mm.joint.sites import find_sites, keep_ratios
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+    const = 1e7
+    cfg, ckpt, model = _model(ADA3D, synth_root)
+    batches = calibration_batches(cfg, 2, 'train')
+    reference, seen = {}, []
+
+    def probe(name, layer, inputs, cin, cout):
+        w = layer.weight
+        full = w.shape[in_channel_axis(layer)] * w.shape[out_channel_axis(layer)]
+        return reference[name] * cin * cout / full
+
+    def whole_probe(m, frames):
+        seen.append(keep_ratios(find_sites(m)))
+        counted = count_flops(m, frames, build_head_outputs(m))
+        return const + counted.total_macs() / counted.frames
+
+    class Recording(LatencyCost):
+        def build_options(self, model, batches, ref, options, set_option):
+            reference.update({n: ref.layer_dense_macs(n) for n in ref.layers})
+            return super().build_options(model, batches, ref, options, set_option)
+
+    kw = dict(num_ratios=4, parts=['neck'], granularity='channel', num_buckets=200000,
+              progress=False, spatial=dict(grid=(1.0, 0.5), sites=['middle_encoder.bev']))
+    trained = keep_ratios(find_sites(model))
+    lat = DM3DPruner(0.66, cost=Recording(widths=(0.25, 0.5), repeats=1, frames=2, probe=probe,
+                                         whole_probe=whole_probe), **kw)
+    res_lat = lat.prune(model, batches)
+    # the tables timed with the model's own ratios, then every combination timed with its
+    # ratios in force
+    assert seen[0] == trained
+    assert [r['middle_encoder.bev'] for r in seen[1:]] == \
+        [r['ratios']['middle_encoder.bev'] for r in res_lat.spatial['combinations']]
+    for o, m in zip(lat._options, lat._option_costs):
+        flops = CostModel_of(o, lat)
+        assert m.total() == pytest.approx(const + flops.dense_total, rel=1e-9)
+        for n in m.tables:  # each conv priced at its MACs under this combination
+            assert m.layer_cost(n) == pytest.approx(flops.layer_dense_macs(n), rel=1e-9)
+    before = res_lat.cost['before']
+    assert before == pytest.approx(const + lat._option_costs[0].flops.dense_total, rel=1e-9)
+    assert res_lat.cost['after'] <= res_lat.cost['budget'] * (1 + 1e-9)
+    # the FLOPs search at the matching budget chooses the same ratios and masks
+    _, _, model2 = _model(ADA3D, synth_root)
+    flops_target = (0.66 * before - const) / (before - const)
+    res_fl = DM3DPruner(flops_target, **kw).prune(model2, batches)
+    assert res_fl.spatial['keep_ratios'] == res_lat.spatial['keep_ratios']
+    assert res_fl.spatial['predicted_distortion'] == pytest.approx(
+        res_lat.spatial['predicted_distortion'], rel=1e-9, abs=1e-12)
+    for n, mask in res_fl.masks.items():
+        assert torch.equal(mask, res_lat.masks[n]), n
+    assert keep_ratios(find_sites(model))['middle_encoder.bev'] == \
+        res_lat.spatial['keep_ratios']['middle_encoder.bev']
+    assert any(lr.ratio > 0 for lr in res_lat.layers)  # the weights were pruned too
+
+
+def CostModel_of(option, pruner):
+    from dm3d_mm.cost.cost_model import CostModel
+    return CostModel(option.counter, list(pruner._cand.layers))

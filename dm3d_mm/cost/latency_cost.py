@@ -16,11 +16,19 @@ swappable pieces that answer (``DM3DPruner(cost=...)``):
   and its consumers' input slices really take. On a CPU, where spconv's encoder time barely
   moves with its widths while the 2D convs' time does, the DP then spends the budget where
   time is saved instead of where FLOPs are.
+
+Under the joint allocation (spatial keep ratios searched with the weights) every combination
+of keep ratios gets its own cost model (``build_options``). For FLOPs it is the combination's
+own count. For latency the conv tables are timed once, with the ratios in force before
+pruning, and each conv's times are scaled by its MACs under the combination over its MACs
+under those ratios (a conv's time at given widths taken as proportional to the pairs it
+computes); the whole detector is timed again under every combination, so the remainder
+(voxelization, pair generation, norms) is measured, not scaled.
 """
 import copy
 import time
 from collections import OrderedDict
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine import dist
@@ -177,7 +185,14 @@ class FlopsCost:
     unit = 'MACs'
 
     def build(self, model: nn.Module, batches: Sequence[dict], flops: CostModel) -> CostModel:
+        """The FLOPs model itself."""
         return flops
+
+    def build_options(self, model: nn.Module, batches: Sequence[dict], reference: CostModel,
+                      options: Sequence[CostModel],
+                      set_option: Callable[[int], None]) -> List[CostModel]:
+        """Each spatial combination's own count (see the module docstring)."""
+        return list(options)
 
 
 @COST_MODELS.register_module(name='latency')
@@ -192,28 +207,82 @@ class LatencyCost:
         probe (callable, optional): ``probe(name, layer, inputs, cin, cout) -> seconds per
             frame`` in place of timing (``inputs``: the layer's inputs over the timed frames;
             for tests, or a latency table from another device). Defaults to None.
+        whole_probe (callable, optional): ``whole_probe(model, batches) -> seconds per frame``
+            of the whole detector in place of timing it (for tests). Defaults to None.
     """
     unit = 'seconds'
 
     def __init__(self, widths: Sequence[float] = (0.125, 0.25, 0.5, 0.75), repeats: int = 3,
-                 frames: int = 1, probe: Optional[Callable] = None):
+                 frames: int = 1, probe: Optional[Callable] = None,
+                 whole_probe: Optional[Callable] = None):
         if not widths or any(not 0 < f <= 1 for f in widths):
             raise ValueError(f'latency widths are fractions in (0, 1], got {widths!r}')
         if int(repeats) < 1 or int(frames) < 1:
             raise ValueError('latency repeats and frames must be at least 1')
         self.widths, self.repeats, self.frames = tuple(widths), int(repeats), int(frames)
-        self.probe = probe
+        self.probe, self.whole_probe = probe, whole_probe
 
     def build(self, model: nn.Module, batches: Sequence[dict],
               flops: CostModel) -> LatencyCostModel:
-        rank, size = dist.get_dist_info()
-        # every rank allocates with rank 0's timings (the same masks everywhere); the others
-        # do not time at all, so that they do not compete with rank 0 for the device
-        shared = [self.measure(model, batches, flops) if rank == 0 else None]
-        if size > 1:
-            dist.broadcast_object_list(shared, src=0)
-        tables, whole = shared[0]
+        """Time the model as it is now (see the module docstring).
+
+        Args:
+            model (nn.Module): the detector, eval mode.
+            batches (Sequence[dict]): calibration batches (the first ``frames`` are timed).
+            flops (CostModel): the FLOPs model of the same pass (its layers and parts).
+
+        Returns:
+            LatencyCostModel: seconds per frame under any masks.
+        """
+        tables, whole = _rank0(lambda: self.measure(model, batches, flops))
         return LatencyCostModel(flops, tables, whole)
+
+    def build_options(self, model: nn.Module, batches: Sequence[dict], reference: CostModel,
+                      options: Sequence[CostModel],
+                      set_option: Callable[[int], None]) -> List[LatencyCostModel]:
+        """One latency model per spatial combination (see the module docstring).
+
+        Args:
+            model (nn.Module): the detector, eval mode, with the keep ratios the tables are
+                timed at in force.
+            batches (Sequence[dict]): calibration batches.
+            reference (CostModel): the FLOPs count with those ratios.
+            options (Sequence[CostModel]): each combination's FLOPs count.
+            set_option (Callable[[int], None]): puts combination i's ratios in force (the
+                caller restores its own afterwards).
+
+        Returns:
+            list[LatencyCostModel]: in the order of ``options``.
+        """
+        tables, _ = _rank0(lambda: self.measure(model, batches, reference))
+
+        def wholes():
+            out = []
+            for i in range(len(options)):
+                set_option(i)
+                out.append(self.whole_seconds(model, batches))
+            return out
+        times = _rank0(wholes)
+        models = []
+        for counted, whole in zip(options, times):
+            scaled = {}
+            for n, t in tables.items():
+                ref = reference.layer_dense_macs(n) if n in reference.layers else 0.0
+                now = counted.layer_dense_macs(n) if n in counted.layers else 0.0
+                scale = now / ref if ref > 0 else 1.0
+                scaled[n] = LatencyTable(t.cin, t.cout, t.seconds * scale)
+            models.append(LatencyCostModel(counted, scaled, whole))
+        return models
+
+    def whole_seconds(self, model: nn.Module, batches: Sequence[dict]) -> float:
+        """Seconds per frame of the whole detector as it is (best of ``repeats``)."""
+        batches = list(batches)[:self.frames]
+        if self.whole_probe is not None:
+            return float(self.whole_probe(model, batches))
+        dev = next(model.parameters()).device
+        with torch.no_grad():
+            return sum(best_seconds(lambda b=b: model.test_step(b), self.repeats, dev)
+                       for b in batches) / len(batches)
 
     def measure(self, model: nn.Module, batches: Sequence[dict], flops: CostModel):
         """(tables of every conv that ran, seconds per frame of the whole detector)."""
@@ -223,7 +292,6 @@ class LatencyCost:
         inputs = {n: [] for n in convs}
         hooks = [m.register_forward_pre_hook(
             lambda mod, args, n=n: inputs[n].append(args[0])) for n, m in convs.items()]
-        dev = next(model.parameters()).device
         try:
             with torch.no_grad():  # one pass records every conv's inputs on the frames
                 for b in batches:
@@ -231,9 +299,7 @@ class LatencyCost:
         finally:
             for h in hooks:
                 h.remove()
-        with torch.no_grad():
-            whole = sum(best_seconds(lambda b=b: model.test_step(b), self.repeats, dev)
-                        for b in batches) / len(batches)
+        whole = self.whole_seconds(model, batches)
         tables = {}
         for n, layer in convs.items():
             calls = inputs[n]
@@ -248,6 +314,17 @@ class LatencyCost:
                         time_conv(layer, calls, ci, co, self.repeats) / len(batches)
             tables[n] = LatencyTable(cin, cout, secs)
         return tables, whole
+
+
+def _rank0(fn: Callable[[], object]):
+    """``fn()`` on rank 0, its result broadcast: every rank allocates with rank 0's timings
+    (the same masks everywhere); the others do not time at all, so that they do not compete
+    with rank 0 for the device."""
+    rank, size = dist.get_dist_info()
+    shared = [fn() if rank == 0 else None]
+    if size > 1:
+        dist.broadcast_object_list(shared, src=0)
+    return shared[0]
 
 
 def build_cost(cfg) -> Union[FlopsCost, LatencyCost]:

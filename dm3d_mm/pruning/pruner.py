@@ -21,10 +21,10 @@ from mmengine.logging import print_log
 
 from ..cost import count_flops
 from ..cost.cost_model import CostModel
-from ..cost.latency_cost import FlopsCost, build_cost
+from ..cost.latency_cost import build_cost
 from ..cost.layouts import mask_at
 from ..joint.search import JointChoice, SpatialGrid, joint_search, spatial_options
-from ..joint.sites import keep_ratios, set_keep_ratios
+from ..joint.sites import keep_ratios, ratios_in_force, set_keep_ratios
 from ..registry import ALLOCATORS, ESTIMATORS, PRUNERS, build_piece
 from ..structured.channel_graph import WidthGroup, find_channel_graph, producer_index
 from ..structured.channel_masks import channel_side_masks
@@ -174,8 +174,9 @@ class DM3DPruner:
             fraction of the model with every site at its largest ratio (no dropping; an
             Ada3D model's 2D convs still skip empty BEV pixels there), distortions are
             measured against the model as it is, and the chosen ratios stay in force on the
-            pruned model.
-            Needs ``method='dm3d'``, ``cost='flops'`` and ``budget_of='model'``.
+            pruned model. With ``cost='latency'`` each combination is priced in seconds
+            (its whole detector timed; see ``cost/latency_cost.py``).
+            Needs ``method='dm3d'`` and ``budget_of='model'``.
             Defaults to None (the keep ratios stay as they are).
     """
 
@@ -226,10 +227,8 @@ class DM3DPruner:
                            for g in self.granularity.values())), self.method)
         self.cost = build_cost(cost)
         self.spatial = None if spatial is None else SpatialGrid(**spatial)
-        if self.spatial is not None and (not isinstance(self.cost, FlopsCost)
-                                         or budget_of != 'model'):
-            raise ValueError("spatial= (the joint allocation) needs cost='flops' and "
-                             "budget_of='model'")
+        if self.spatial is not None and budget_of != 'model':
+            raise ValueError("spatial= (the joint allocation) needs budget_of='model'")
         self.box_weighting = box_weighting
         self.head_outputs = None if head_outputs is None else dict(head_outputs)
         self.flops_target = flops_target
@@ -252,6 +251,7 @@ class DM3DPruner:
         self._cand: Optional[_Candidates] = None
         self._sites: list = []
         self._options: list = []
+        self._option_costs: list = []
 
     # ------------------------------------------------------------------------------
     def outputs(self, model: nn.Module):
@@ -321,10 +321,17 @@ class DM3DPruner:
             timings['spatial_options'] = time.perf_counter() - t0
         # the joint budget is a fraction of the model with every site at its largest ratio
         # (the first combination); distortions are measured against the model as trained
-        flops = CostModel(self._options[0].counter if self._sites else calib.counter,
-                          list(layers))
         t0 = time.perf_counter()
-        cm = self.cost.build(model, batches, flops)  # what the budget counts
+        if self._sites:  # what the budget counts, per combination
+            counts = [CostModel(o.counter, list(layers)) for o in self._options]
+            with ratios_in_force(self._sites):
+                self._option_costs = self.cost.build_options(
+                    model, batches, CostModel(calib.counter, list(layers)), counts,
+                    lambda i: set_keep_ratios(self._sites, self._options[i].ratios))
+            flops, cm = counts[0], self._option_costs[0]
+        else:
+            flops = CostModel(calib.counter, list(layers))
+            cm = self.cost.build(model, batches, flops)  # what the budget counts
         if cm is not flops:
             timings['cost_model'] = time.perf_counter() - t0
         keep_dense = [n for n in self.keep_dense if n in layers]
@@ -336,8 +343,8 @@ class DM3DPruner:
         budget = self.flops_target * before if self.budget_of == 'model' else \
             cm.floor + self.flops_target * (before - cm.floor)
         sparsest = self._sparsest(model, layers, keep_dense)
-        reachable = min(CostModel(o.counter, list(layers)).total(sparsest)
-                        for o in self._options) if self._sites else cm.total(sparsest)
+        reachable = min(m.total(sparsest) for m in self._option_costs) if self._sites \
+            else cm.total(sparsest)
         if budget < reachable - 1e-6 * before:
             raise BudgetBelowFloor(
                 f'flops_target={self.flops_target} asks for {cm.describe(budget)} per frame '
@@ -447,7 +454,7 @@ class DM3DPruner:
                                 keep_dense, timings)
         t0 = time.perf_counter()
         if self._sites:
-            models = {id(o): CostModel(o.counter, list(layers)) for o in self._options}
+            models = {id(o): m for o, m in zip(self._options, self._option_costs)}
             costs_of = {}
 
             def problem_of(option):
