@@ -236,8 +236,9 @@ def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_
     kw = dict(num_ratios=4, parts=['neck'], granularity='channel', num_buckets=200000,
               progress=False, spatial=dict(grid=(1.0, 0.5), sites=['middle_encoder.bev']))
     trained = keep_ratios(find_sites(model))
-    lat = DM3DPruner(0.66, cost=Recording(widths=(0.25, 0.5), repeats=1, frames=2, probe=probe,
-                                         whole_probe=whole_probe), **kw)
+    timer = Recording(widths=(0.25, 0.5), repeats=1, frames=2, probe=probe,
+                      whole_probe=whole_probe)
+    lat = DM3DPruner(0.66, cost=timer, **kw)
     res_lat = lat.prune(model, batches)
     # the tables timed with the model's own ratios, then every combination timed with its
     # ratios in force
