@@ -10,7 +10,11 @@ the same frames), and the keep ratios in force. --finetune-epochs N fine-tunes e
 row (slim models through their own config, norm statistics frozen) and the dense-ft control
 on the same schedule, and evaluates them again.
 
-Example: python bench/joint_speed.py --budgets 0.2 0.1 --frames 8 --repeats 3
+--time-budgets T ... adds, per T, the joint allocation with channel granularity whose budget
+counts measured seconds (``cost='latency'``): T is a fraction of the dense detector's wall
+time, timed on the calibration frames the way the latency cost times every combination.
+
+Example: python bench/joint_speed.py --budgets 0.2 0.1 --time-budgets 0.5 --frames 8
 """
 import argparse
 import json
@@ -27,8 +31,10 @@ from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import save_result
 from dm3d_mm.apis.slim import export_slim
 from dm3d_mm.studies.wall_time import add_bench_args, bench_setup, measure, ratio_table
+from dm3d_mm.cost.latency_cost import LatencyCost
 from dm3d_mm.joint.sites import find_sites, keep_ratios
 from dm3d_mm.pruning import DM3DPruner
+from dm3d_mm.weight.allocators import BudgetBelowFloor
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 DENSE = ('configs/demo/second_synth-kitti_cpu_finetune.py',
@@ -47,6 +53,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--budgets', type=float, nargs='+', default=[0.2, 0.1],
                    help="fractions of the dense detector's joint FLOPs")
+    p.add_argument('--time-budgets', type=float, nargs='*', default=[],
+                   help="fractions of the dense detector's wall time (cost='latency' rows)")
     p.add_argument('--grid', type=float, nargs='+', help='keep ratios tried at every site')
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--finetune-epochs', type=int, default=0)
@@ -59,27 +67,39 @@ def main():
     dense_gmacs = joint_gmacs(dense, frames)
     ada_gmacs = joint_gmacs(models['ada3d'], frames)
     channel = dict(type='channel', round_to=args.round_to)
+    spatial = dict(grid=args.grid) if args.grid else {}
+    rows = []
     for b in args.budgets:
-        spatial = dict(grid=args.grid) if args.grid else {}
-        rows = [(f'joint {b:g}, channel, slim', dict(spatial=spatial),
-                 joint_target(models['ada3d'], dense, frames, b, spatial))]
+        rows.append((f'joint {b:g}, channel, slim', dict(spatial=spatial),
+                     joint_target(models['ada3d'], dense, frames, b, spatial)))
         if b < ada_gmacs / dense_gmacs:  # hand-set: the trained ratios, DM3D to the same FLOPs
             rows.append((f'ada3d + DM3D {b:g}, channel, slim', {}, b * dense_gmacs / ada_gmacs))
-        for name, extra, target in rows:
-            model = build_detector(ada_cfg, ADA3D[1])
+    # every conv and every combination timed on all calibration frames, best of --repeats
+    latency = dict(type='latency', frames=len(calib), repeats=args.repeats)
+    for t in args.time_budgets:
+        rows.append((f'joint {t:g} of the time, channel, slim',
+                     dict(spatial=spatial, cost=latency),
+                     joint_target(models['ada3d'], dense, calib, t, spatial,
+                                  LatencyCost(**latency).whole_seconds)))
+    for name, extra, target in rows:
+        model = build_detector(ada_cfg, ADA3D[1])
+        try:
             result = DM3DPruner(target, parts=PARTS, num_ratios=16, granularity=channel,
                                 progress=False, **extra).prune(model, calib)
-            tag = name.split(',')[0].replace(' ', '_').replace('+', '')
-            pruned = osp.join(args.out, tag, 'pruned.pth')
-            save_result(model, result, pruned, ADA3D[1], ADA3D[0])
-            out = export_slim(ada_cfg, pruned, osp.dirname(pruned), 'slim')
-            slim_cfg = load_config(out['config'], data_root=args.data_root)
-            models[name] = build_detector(slim_cfg, out['checkpoint']).eval()
-            cfgs[name] = slim_cfg
-            finetune[name] = out['config']
-            print(f'{name}: widths {out["widths"]}, keep ratios '
-                  f'{keep_ratios(find_sites(models[name]))}, allocation '
-                  f"{result.timings.get('total', 0):.1f} s")
+        except BudgetBelowFloor as e:  # what the unpruned rest costs is over the budget
+            print(f'{name}: not reachable: {e}')
+            continue
+        tag = name.split(',')[0].replace(' ', '_').replace('+', '')
+        pruned = osp.join(args.out, tag, 'pruned.pth')
+        save_result(model, result, pruned, ADA3D[1], ADA3D[0])
+        out = export_slim(ada_cfg, pruned, osp.dirname(pruned), 'slim')
+        slim_cfg = load_config(out['config'], data_root=args.data_root)
+        models[name] = build_detector(slim_cfg, out['checkpoint']).eval()
+        cfgs[name] = slim_cfg
+        finetune[name] = out['config']
+        print(f'{name}: widths {out["widths"]}, keep ratios '
+              f'{keep_ratios(find_sites(models[name]))}, allocation '
+              f"{result.timings.get('total', 0):.1f} s")
     rows = OrderedDict()
     for name, m in models.items():
         rows[name] = dict(gmacs=joint_gmacs(m, frames),

@@ -41,25 +41,28 @@ def joint_gmacs(model, batches) -> float:
 
 
 def joint_target(model, dense_model, batches, fraction: float,
-                 spatial_grid: Optional[dict] = None) -> float:
+                 spatial_grid: Optional[dict] = None, measure=joint_gmacs) -> float:
     """The joint pruner's ``flops_target`` for ``fraction`` of the dense detector's joint
-    FLOPs: the pruner's reference is the spatial ``model`` with every site at its largest
-    keep ratio (Ada3D's 2D convs still skip empty pixels there), both counted on ``batches``.
+    FLOPs (or of what ``measure`` gives): the pruner's reference is the spatial ``model`` with
+    every site at its largest keep ratio (Ada3D's 2D convs still skip empty pixels there),
+    both measured on ``batches``.
 
     Args:
         model (nn.Module): the spatially pruned detector (its ratios are restored).
         dense_model (nn.Module): the dense detector.
-        batches (Sequence[dict]): the frames both are counted on.
-        fraction (float): the budget, a fraction of the dense detector's joint FLOPs.
+        batches (Sequence[dict]): the frames both are measured on.
+        fraction (float): the budget, a fraction of the dense detector's cost.
         spatial_grid (dict, optional): the pruner's ``spatial=`` section. Defaults to None.
+        measure (Callable): ``measure(model, batches)``, the cost the budget counts: joint
+            GMACs per frame (default) or a latency cost's ``whole_seconds``.
     """
     from ..joint.search import SpatialGrid
     from ..joint.sites import ratios_in_force
     grid = SpatialGrid(**(spatial_grid or {}))
     sites = grid.sites_of(model)
     with ratios_in_force(sites, grid.largest(sites)):
-        largest = joint_gmacs(model, batches)
-    return fraction * joint_gmacs(dense_model, batches) / largest
+        largest = measure(model, batches)
+    return fraction * measure(dense_model, batches) / largest
 
 
 class Ablation:
