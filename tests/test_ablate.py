@@ -41,7 +41,7 @@ def test_cell_names_and_bad_cells():
 
 
 def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
-    from dm3d_mm.studies.ablation import Ablation, Cell
+    from dm3d_mm.studies.ablation import Ablation, Cell, cell_of
     from dm3d_mm.studies.cells import study_tab6, study_tab12
     from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_layer_allocation,
                                         table_all, table_tab6, table_tab12)
@@ -97,6 +97,32 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
         assert osp.getsize(plot) > 1000
     assert plot_layer_allocation(abl.results, 'centerpoint', str(tmp_path / 'x.png')) is None
 
+    # the joint study's cell (a small grid) and the wall-time axis: every cell timed side by
+    # side as it was evaluated (pruned checkpoint, chosen keep ratios in force)
+    from dm3d_mm.studies.frontier_time import (read_wall_times, time_cells,
+                                               write_wall_times)
+    from dm3d_mm.studies.report import plot_joint_frontier, rows_of, table_joint
+    abl.spatial_grid = dict(grid=(1.0, 0.5), sites=['middle_encoder.bev'])
+    joint = abl.run(Cell(spatial='ada3d', budget=0.2, joint=True))
+    assert joint['kind'] == 'joint' and 'middle_encoder.bev' in joint['joint_choice'][
+        'keep_ratios']
+    ckpt = abl.model_files(joint['name'])[1]
+    assert ckpt == joint['checkpoint'] == osp.join(str(tmp_path), 'second_ada3d+joint20',
+                                                   'pruned.pth')
+    assert abl.model_files('second:dense')[1] == osp.join(
+        REPO, 'checkpoints/second_synth-kitti_cpu.pth')
+    timed = time_cells(abl, 'second', frames=1, repeats=1)
+    assert set(timed['times']) == {r['name'] for r in rows_of(abl.results, 'second')}
+    write_wall_times(str(tmp_path), 'second', timed)
+    wall = read_wall_times(str(tmp_path))['second']
+    assert wall['second:dense'] == 1.0 and all(v > 0 for v in wall.values())
+    jt = table_joint(abl.results, 'second', wall)
+    assert 'wall / dense' in jt.splitlines()[0]
+    row = next(r for r in _table_rows(jt) if r[1] == 'joint')
+    assert float(row[3]) == pytest.approx(wall[joint['name']], abs=5e-4)
+    assert osp.getsize(plot_joint_frontier(abl.results, 'second', str(tmp_path / 'j.png'),
+                                           wall)) > 1000
+
     # fine-tuned cells: the weight cell keeps its masks, the control its BN statistics
     abl.epochs = 1
     cell = Cell(budget=0.5, parts='2D')
@@ -108,6 +134,8 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
     sd = ckpt['state_dict']
     assert all(not sd[n + '.weight'][~m].any() for n, m in masks.items())
     assert row['epochs'] == 1
+    assert abl.model_files(row['name'])[1] == row['checkpoint'] == osp.join(
+        str(tmp_path), 'second_dm3d50-2D', 'finetune', 'epoch_1.pth')
     abl.results.pop('second:dense-ft')
     control = abl.run(Cell(control=True))
     assert control['epochs'] == 1 and control['allocation'] is None
@@ -126,7 +154,7 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
                      cfg_options=OPTIONS)
     logs = []
     for name in [k for k in before if not k.startswith('_')]:
-        again.run(_cell_of(before[name]), log=logs.append)
+        again.run(cell_of(before[name]), log=logs.append)
     assert all('skipped' in line for line in logs) and len(logs) == len(before) - 1
     assert json.load(open(again.path)) == before
 
@@ -165,12 +193,6 @@ def test_missing_spatial_checkpoint_skips_its_cells(tmp_path):
                         'centerpoint')
     assert ran == ['centerpoint:dense', 'centerpoint:dense-ft', 'centerpoint:ada3d']
     assert [c.name for c in cells] == ran
-
-
-def _cell_of(row):
-    from dm3d_mm.studies.ablation import Cell
-    return Cell(**{k: row[k] for k in ('detector', 'spatial', 'budget', 'method', 'parts',
-                                       'estimator', 'min_density', 'control')})
 
 
 def test_ablate_cli_rejects_bad_input(tmp_path):

@@ -25,9 +25,11 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.studies.ablation import DETECTORS, RESULTS_FILE, STUDIES, Ablation
-from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_layer_allocation, rows_of,
+from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_joint_frontier,
+                                    plot_layer_allocation, rows_of,
                                     table_all, table_estimators, table_joint,
                                     table_parts, table_tab6, table_tab12)
+from dm3d_mm.studies.frontier_time import read_wall_times
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
 from dm3d_mm.pruning.pruner import METHODS
 
@@ -79,6 +81,7 @@ def parse_args():
 
 def report(abl: Ablation, detectors, work_dir: str) -> str:
     sections = []
+    wall = read_wall_times(work_dir)
     for det in detectors:
         if not rows_of(abl.results, det):
             continue
@@ -88,11 +91,13 @@ def report(abl: Ablation, detectors, work_dir: str) -> str:
                              ('Tab. 6: DM3D on top of spatial pruning',
                               table_tab6(abl.results, det)),
                              ('Joint allocation against hand-set spatial + DM3D',
-                              table_joint(abl.results, det))):
+                              table_joint(abl.results, det, wall.get(det)))):
             if table:
                 sections.append(f'### {det}: {title}\n\n{table}')
         plots = [plot_ap_vs_flops(abl.results, det, osp.join(work_dir, f'fig1_{det}.png')),
-                 plot_layer_allocation(abl.results, det, osp.join(work_dir, f'fig4_{det}.png'))]
+                 plot_layer_allocation(abl.results, det, osp.join(work_dir, f'fig4_{det}.png')),
+                 plot_joint_frontier(abl.results, det, osp.join(work_dir, f'joint_{det}.png'),
+                                     wall.get(det))]
         sections.append('plots: ' + ', '.join(p for p in plots if p))
         unreachable = [f'- {name}: {why}' for name, why in abl.unreachable.items()
                        if name.startswith(f'{det}:')]

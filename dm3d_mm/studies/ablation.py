@@ -11,7 +11,7 @@ import os
 import os.path as osp
 import time
 from dataclasses import asdict
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from ..cost import count_flops
 from ..weight.head_outputs import build_head_outputs
@@ -32,7 +32,7 @@ MASKED_FINETUNE_HOOK = dict(type='DM3DPruningHook', prune_on_start=False, flops_
                             freeze_norm_stats=True)
 CONTROL_FINETUNE_HOOK = dict(type='FreezeNormStatsHook')
 
-__all__ = ['Ablation', 'Cell', 'DETECTORS', 'STUDIES', 'joint_gmacs', 'joint_target']
+__all__ = ['Ablation', 'Cell', 'DETECTORS', 'STUDIES', 'cell_of', 'joint_gmacs', 'joint_target']
 
 
 def joint_gmacs(model, batches) -> float:
@@ -170,6 +170,31 @@ class Ablation:
             measured_distortion=result.measured_distortion, timings=result.timings)
         return ckpt, allocation, choice
 
+    def model_files(self, name: str) -> Tuple[str, str]:
+        """(config, checkpoint) of a cell's result as it was evaluated: the fine-tuned
+        checkpoint of a fine-tuned cell, the pruned one of a cell run without fine-tuning,
+        the trained one of a dense or spatial model.
+
+        Args:
+            name (str): the cell's name (a key of ``results``).
+        """
+        row = self.results.get(name)
+        if row is None:
+            raise KeyError(f'{self.path}: no result {name!r}')
+        if row.get('checkpoint'):
+            return self._config(cell_of(row)), row['checkpoint']
+        cell = cell_of(row)
+        cell_dir = osp.join(self.work_dir, cell.name.replace(':', '_'))
+        last = osp.join(cell_dir, 'finetune', 'last_checkpoint')
+        if row.get('epochs') and osp.isfile(last):
+            with open(last) as f:
+                ckpt = f.read().strip()
+        elif cell.budget is not None:
+            ckpt = osp.join(cell_dir, 'pruned.pth')
+        else:
+            ckpt = self._checkpoint(cell.detector, cell.spatial)
+        return self._config(cell), ckpt
+
     @property
     def unreachable(self) -> Dict[str, str]:
         """Cells whose budget is below what their prunable layers can reach: name ->
@@ -234,9 +259,19 @@ class Ablation:
                    flops_ratio=gmacs / dense_gmacs, ap=ap, epochs=epochs,
                    mAP=sum(ap[c]['moderate'] for c in ('Car', 'Pedestrian', 'Cyclist')) / 3,
                    allocation=allocation, seconds=time.perf_counter() - start,
+                   checkpoint=ckpt,
                    **(dict(joint_choice=choice) if choice else {}))
         self.results[cell.name] = row
         self._save()
         log(f"[ablate] {cell.name}: {row['flops_ratio']:.3f} of dense FLOPs, "
             f"mAP {row['mAP']:.1f} ({row['seconds']:.0f} s)")
         return row
+
+
+def cell_of(row: Dict) -> Cell:
+    """The cell a result row was run for (its fields are in the row).
+
+    Args:
+        row (dict): a result row of :class:`Ablation`.
+    """
+    return Cell(**{f: row[f] for f in Cell.__dataclass_fields__ if f in row})

@@ -1,6 +1,6 @@
 """Markdown tables in the DM3D paper's layouts (Tab. 1/2, 4, 5, 6, Fig. 1 as a table) and the
-plots (Fig. 1: AP against joint FLOPs; Fig. 4: layer-wise sparsity per budget) from
-ablation results."""
+plots (Fig. 1: AP against joint FLOPs; Fig. 4: layer-wise sparsity per budget; the joint
+study's frontier against FLOPs and wall time) from ablation results."""
 from typing import Dict, List, Optional
 
 from .cells import DETECTORS
@@ -110,23 +110,35 @@ def table_tab6(results: Dict, detector: str) -> str:
     return '\n'.join(lines) if bases else ''
 
 
-def table_joint(results: Dict, detector: str) -> str:
+def _wall(wall: Optional[Dict[str, float]], r: Dict) -> str:
+    return '' if not wall else (f"{wall[r['name']]:.3f} | " if r['name'] in wall else '- | ')
+
+
+def table_joint(results: Dict, detector: str, wall: Optional[Dict[str, float]] = None) -> str:
     """The joint study: at each budget (fraction of the dense detector's joint FLOPs) DM3D
     alone, the spatial model at its trained keep ratios + DM3D (hand-set) and the joint
     allocation, each fine-tuned on the same schedule, against dense-ft and the spatial
-    model's fine-tuned control; the joint cells' chosen keep ratios."""
+    model's fine-tuned control; the joint cells' chosen keep ratios.
+
+    Args:
+        results (dict): the ablation's results.
+        detector (str): the detector's key.
+        wall (dict, optional): cell name -> whole-detector wall time / dense
+            (``bench/frontier_time.py``); adds that column. Defaults to None.
+    """
     rows = _main_rows(results, detector)
     joint = [r for r in rows if r['kind'] == 'joint']
     if not joint:
         return ''
     control = _control(results, detector)
-    lines = ['| budget | series | FLOPs vs dense | Car | Ped | Cyc | mAP | vs dense-ft | '
-             'keep ratios |', '|---:|---|---:|---:|---:|---:|---:|---:|---|']
+    lines = ['| budget | series | FLOPs vs dense | ' + ('wall / dense | ' if wall else '')
+             + 'Car | Ped | Cyc | mAP | vs dense-ft | keep ratios |',
+             '|---:|---|---:|' + ('---:|' if wall else '') + '---:|---:|---:|---:|---:|---|']
     for r in [control] + [r for r in rows if r['kind'] in ('spatial', 'spatial-ft')
                           and r['spatial'] in {j['spatial'] for j in joint}]:
         if r is not None:
             lines.append(f"| - | {r['name'].split(':', 1)[1]} | {r['flops_ratio']:.3f} | "
-                         f"{_ap_cells(r)} | {_delta(r, control)} | |")
+                         f"{_wall(wall, r)}{_ap_cells(r)} | {_delta(r, control)} | |")
     for j in sorted(joint, key=lambda r: -r['budget']):
         spatial = next((r for r in rows if r['kind'] == 'spatial'
                         and r['spatial'] == j['spatial']), None)
@@ -141,8 +153,66 @@ def table_joint(results: Dict, detector: str) -> str:
             keep = r.get('joint_choice', {}).get('keep_ratios', {})
             keep = ', '.join(f"{k.split('.')[-1]} {v:g}" for k, v in keep.items())
             lines.append(f"| {j['budget']:.3f} | {label} | {r['flops_ratio']:.3f} | "
-                         f"{_ap_cells(r)} | {_delta(r, control)} | {keep} |")
+                         f"{_wall(wall, r)}{_ap_cells(r)} | {_delta(r, control)} | {keep} |")
     return '\n'.join(lines)
+
+
+def _joint_series(r: Dict) -> Optional[str]:
+    """The series of the joint study's plot a row belongs to (None: not plotted)."""
+    if r['kind'] == 'joint':
+        return f"joint on {r['spatial']}"
+    if r['kind'] == 'spatial + weight':
+        return f"{r['spatial']} (trained ratios) + DM3D"
+    if r['kind'] == 'weight' and r['method'] == 'dm3d' and r['parts'] == 'all':
+        return 'DM3D alone'
+    if r['kind'] in ('dense', 'dense-ft', 'spatial', 'spatial-ft'):
+        return r['name'].split(':', 1)[1]
+    return None
+
+
+def plot_joint_frontier(results: Dict, detector: str, path: str,
+                        wall: Optional[Dict[str, float]] = None) -> Optional[str]:
+    """The joint study's frontier: mAP against joint FLOPs and, where measured, against
+    whole-detector wall time (both as fractions of dense), one line per series; None when
+    the detector has no joint cell.
+
+    Args:
+        results (dict): the ablation's results.
+        detector (str): the detector's key.
+        path (str): the PNG written.
+        wall (dict, optional): cell name -> wall time / dense. Defaults to None.
+    """
+    rows = [r for r in _main_rows(results, detector) if _joint_series(r)]
+    if not any(r['kind'] == 'joint' for r in rows):
+        return None
+    plt = _pyplot()
+    axes_x = [('flops_ratio', 'joint FLOPs / dense (weight savings counted only)')]
+    if wall:
+        axes_x.append(('wall', 'whole-detector wall time / dense (2 CPU cores)'))
+    fig, axes = plt.subplots(1, len(axes_x), figsize=(5.5 * len(axes_x), 3.8), squeeze=False)
+    series = {}
+    for r in rows:
+        series.setdefault(_joint_series(r), []).append(r)
+    colours = plt.get_cmap('tab10').colors
+    for ax, (key, label) in zip(axes[0], axes_x):
+        for i, (name, rs) in enumerate(sorted(series.items())):
+            pts = sorted((r[key] if key != 'wall' else wall.get(r['name']), r['mAP'])
+                         for r in rs if key != 'wall' or r['name'] in wall)
+            if not pts:
+                continue
+            single = len(pts) == 1
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker='*' if single else 'o',
+                    markersize=9 if single else 5, label=name,
+                    linestyle='none' if single else '-', color=colours[i % len(colours)])
+        ax.set_xlabel(label)
+        ax.set_ylabel('val mAP (moderate, 3D AP40)')
+        ax.set_title(f'{detector}: joint allocation')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _weight_cells_by(results: Dict, field: str, fixed: Dict, header: str) -> str:
