@@ -61,6 +61,9 @@ def parse_args():
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint', nargs='+', default=[], metavar='KEY=PATH',
                    help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth")
+    p.add_argument('--seed', type=int, default=None,
+                   help="the fine-tunes' random seed (mmengine's randomness.seed; default: "
+                        "a random one per run); a second seed goes into its own --work-dir")
     p.add_argument('--work-dir', default='work_dirs/ablate')
     p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
     p.add_argument('--report-only', action='store_true',
@@ -119,7 +122,8 @@ def main():
     abl = Ablation(args.work_dir, args.data_root, epochs=args.epochs,
                    calib_frames=args.calib_frames, device=args.device,
                    checkpoints=dict(c.split('=', 1) for c in args.checkpoint),
-                   spatial_grid=dict(grid=args.spatial_grid) if args.spatial_grid else None)
+                   spatial_grid=dict(grid=args.spatial_grid) if args.spatial_grid else None,
+                   seed=args.seed)
     for det in [] if args.report_only else args.detector:
         for study in args.study:
             spatial = None if args.spatial is None else \

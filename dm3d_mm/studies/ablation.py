@@ -83,24 +83,34 @@ class Ablation:
         device (str, optional): 'cuda' or 'cpu' for pruning and counting. Defaults to None.
         spatial_grid (dict, optional): the ``spatial=`` section of the joint cells' pruner.
             Defaults to None (the pruner's default grid).
+        seed (int, optional): the fine-tunes' random seed (``randomness.seed``), kept in the
+            results; a work dir holds one seed's results. Defaults to None (mmengine draws
+            one per fine-tune).
     """
 
     def __init__(self, work_dir: str, data_root: str, epochs: Optional[int] = None,
                  calib_frames: int = 16, flops_frames: int = 4, checkpoint_root: str = '.',
                  checkpoints: Optional[Dict[str, str]] = None,
                  cfg_options: Optional[dict] = None, device: Optional[str] = None,
-                 spatial_grid: Optional[dict] = None):
+                 spatial_grid: Optional[dict] = None, seed: Optional[int] = None):
         self.device = device
         self.spatial_grid = dict(spatial_grid or {})
         self.work_dir, self.data_root, self.epochs = work_dir, data_root, epochs
         self.calib_frames, self.flops_frames = calib_frames, flops_frames
         self.checkpoint_root = checkpoint_root
         self.checkpoints = dict(checkpoints or {})
-        self.cfg_options = cfg_options
+        self.cfg_options = dict(cfg_options or {})
+        if seed is not None:
+            self.cfg_options['randomness'] = dict(seed=int(seed))
         os.makedirs(work_dir, exist_ok=True)
         self.path = osp.join(work_dir, RESULTS_FILE)
         self._file = ResultsFile(self.path)
         self.results: Dict[str, Dict] = self._file.load()
+        if seed is not None:
+            meta = self.results.setdefault('_meta', {})
+            if meta.setdefault('seed', int(seed)) != int(seed):
+                raise ValueError(f"{self.path} holds results of seed {meta['seed']}, not "
+                                 f'{seed}: give another seed its own work dir')
 
     def _save(self):
         self._file.save(self.results)
