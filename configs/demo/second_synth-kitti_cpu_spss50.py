@@ -4,8 +4,7 @@
 # gate, so training shapes what is important), stem `conv_input` and `conv_out` dense. One
 # change from SPS-Conv, measured better on this benchmark: pruned voxels skip the whole
 # conv-norm-act block ('block'), not the conv alone ('conv', SPS-Conv's own choice:
-# studies/second_synth-kitti_cpu_spss50_conv.py). Same schedule, val 3D AP40 moderate Car/Ped/Cyc:
-# block 33.9 / 63.0 / 48.3 (mAP 48.4), conv 17.0 / 47.7 / 49.3 (38.0); dense 71.1.
+# studies/second_synth-kitti_cpu_spss50_conv.py). Results: docs/spatial.md.
 # Shipped as checkpoints/second_synth-kitti_cpu_spss50.pth.
 _base_ = ['./second_synth-kitti_cpu.py']
 model = dict(middle_encoder=dict(type='SPSSSparseEncoder', prune_ratios=0.5,

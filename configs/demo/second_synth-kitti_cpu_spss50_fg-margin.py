@@ -1,8 +1,7 @@
 # SPS-Conv at 50 % with the supervised voxel ranking of second_synth-kitti_cpu_spss50_fg.py,
 # the scorers' foreground grown by 0.3 m around every GT box (in x, y and z): the voxels
 # just around an object (its ground, its near background) rank with the object, as context
-# the detector keeps. Same schedule (the dense demo's, from scratch). Val 3D AP40 moderate
-# Car/Ped/Cyc 74.6 / 81.5 / 57.8 (mAP 71.3; dense 71.1, no margin 68.8; one seed).
-# Shipped as checkpoints/second_synth-kitti_cpu_spss50_fg-margin.pth.
+# the detector keeps. Same schedule (the dense demo's, from scratch); results:
+# docs/spatial.md. Shipped as checkpoints/second_synth-kitti_cpu_spss50_fg-margin.pth.
 _base_ = ['./second_synth-kitti_cpu_spss50_fg.py']
 model = dict(foreground_loss=dict(margin=0.3))

@@ -53,8 +53,8 @@ class SPSSSparseEncoder(SparseEncoder):
         prune_downsample (bool): prune the strided convs too. Defaults to True.
         passthrough (str): what the pruned voxels of a submanifold conv skip: 'block' (the
             whole conv-norm-act block, see SPSSBlock) or 'conv' (SPS-Conv: the conv only; the
-            block's norm and activation still apply to them). 'block' trained better on the
-            demo benchmark (val mAP 48.4 against 38.0 at 50 %). Defaults to 'block'.
+            block's norm and activation still apply to them; docs/spatial.md compares
+            them). Defaults to 'block'.
         run_ratios (Sequence[float], optional): the fraction of voxels the pruning convs of
             each stage prune when the model runs, where it differs from ``prune_ratios``
             (which decide which convs are pruning convs): the keep ratios a joint allocation

@@ -246,8 +246,8 @@ class Ablation:
                 log(f'[ablate] {cell.name}: unreachable: {e}')
                 return None
         # weight cells and the control are fine-tuned (None: the config's own schedule), both
-        # with the BN statistics frozen (measured on SECOND at 33 % FLOPs, 2 epochs: mAP 73.8
-        # frozen vs 31.8 updated); dense and spatial models are evaluated as trained
+        # with the BN statistics frozen (docs/ablation.md measures it against updating them);
+        # dense and spatial models are evaluated as trained
         finetune = cell.finetuned and self.epochs != 0
         if finetune:
             options = dict(self.cfg_options or {})
