@@ -145,3 +145,47 @@ def test_a_broken_sample_names_the_sample_and_the_transform(tiny_root, tmp_path)
     line = bad.stderr.strip().splitlines()[-1]
     assert line.startswith('error: test sample 1 (') and '000001.bin' in line, line
     assert 'LoadPointsFromFile' in line and 'FileNotFoundError' in line, line
+
+
+def test_ann_file_names_renamed_infos_and_a_broken_entry_is_named(tiny_root, tmp_path):
+    """Info files under other names than the config's (mmdet3d's --extra-tag, its test
+    samples' nus_info.pkl): `--ann-file test=FILE` counts on them exactly as on the
+    config's own; an entry missing a key is one line naming the file, the entry and the key."""
+    import shutil
+
+    from mmengine.fileio import dump, load
+    root = tmp_path / 'renamed'
+    shutil.copytree(tiny_root, root)
+    infos = load(str(root / 'kitti_infos_val.pkl'))
+    (root / 'kitti_infos_val.pkl').rename(root / 'my_infos_val.pkl')
+    broken = dict(infos, data_list=[dict(d) for d in infos['data_list']])
+    del broken['data_list'][1]['lidar_points']
+    dump(broken, str(root / 'broken_infos_val.pkl'))
+    cmd = [sys.executable, osp.join(REPO, 'tools/flops.py'),
+           osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'), '--device', 'cpu',
+           '--frames', '2', '--data-root', str(root)]
+    missing = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 2 and 'kitti_infos_val.pkl' in missing.stderr
+    out = {}
+    for name, extra in (('renamed', ['--ann-file', 'test=my_infos_val.pkl']),
+                        ('original', ['--data-root', str(tiny_root)])):
+        js = str(tmp_path / f'{name}.json')
+        proc = subprocess.run(cmd + extra + ['--json', js], capture_output=True, text=True,
+                              cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out[name] = json.load(open(js))
+    assert out['renamed']['frames'] == out['original']['frames'] == 2
+    for part, got in out['renamed']['parts'].items():  # the same frames, the same pairs
+        want = out['original']['parts'][part]
+        assert got['dense_macs'] == want['dense_macs'], part
+        # effective MACs skip exact zeros of activations: multi-threaded float sums may
+        # make a value exactly zero in one run and not in another
+        assert got['effective_macs'] == pytest.approx(want['effective_macs'], rel=1e-5), part
+    bad = subprocess.run(cmd + ['--ann-file', 'test=broken_infos_val.pkl'], capture_output=True,
+                         text=True, cwd=REPO)
+    assert bad.returncode == 2 and 'Traceback' not in bad.stderr
+    line = bad.stderr.strip().splitlines()[-1]
+    assert 'broken_infos_val.pkl entry 1' in line and "missing key 'lidar_points'" in line, line
+    typo = subprocess.run(cmd + ['--ann-file', 'tset=my_infos_val.pkl'], capture_output=True,
+                          text=True, cwd=REPO)
+    assert typo.returncode == 2 and "unknown split 'tset'" in typo.stderr

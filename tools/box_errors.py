@@ -9,6 +9,7 @@ import argparse
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
+from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.studies.box_errors import box_error_table, matched_box_errors
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.model import build_detector, default_device
@@ -23,14 +24,15 @@ def main():
     p.add_argument('--score-thr', type=float, default=0.3)
     p.add_argument('--radius', type=float, default=1.0,
                    help='a detection matches a GT box of its class within this BEV distance')
-    p.add_argument('--data-root', help="re-point the config's data paths here")
+    add_data_args(p)
     add_model_args(p)
     add_debug_arg(p)
     args = p.parse_args()
     if args.radius <= 0 or args.frames < 1:
         raise ValueError(f'radius must be > 0 metres and frames >= 1, got radius {args.radius}, '
                          f'frames {args.frames}')
-    cfg = load_config(args.config, args.cfg_options, data_root=args.data_root)
+    cfg = load_config(args.config, args.cfg_options, data_root=args.data_root,
+                      ann_files=parse_ann_files(args.ann_file))
     model = build_detector(cfg, args.checkpoint, args.device or default_device(),
                            strict=not args.allow_partial)
     errors = matched_box_errors(model, calibration_batches(cfg, args.frames, 'val'),

@@ -13,6 +13,7 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
+from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.flops import count_on_dataset, count_on_points
 from dm3d_mm.apis.model import build_detector, default_device
@@ -26,7 +27,7 @@ def parse_args():
     src = p.add_mutually_exclusive_group()
     src.add_argument('--frames', type=int, default=8, help='frames of the test split')
     src.add_argument('--points', help='one KITTI-format .bin (float32 x y z intensity)')
-    p.add_argument('--data-root', help='re-point the config\'s data paths here')
+    add_data_args(p)
     p.add_argument('--json', help='write every number of the table here')
     add_model_args(p)
     add_debug_arg(p)
@@ -36,7 +37,8 @@ def parse_args():
 def main():
     args = parse_args()
     config = args.config
-    cfg = load_config(config, args.cfg_options, data_root=args.data_root)
+    cfg = load_config(config, args.cfg_options, data_root=args.data_root,
+                      ann_files=parse_ann_files(args.ann_file))
     model = build_detector(cfg, args.checkpoint, args.device or default_device(),
                            strict=not args.allow_partial)
     if args.points:

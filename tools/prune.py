@@ -19,6 +19,7 @@ import time
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
+from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.model import build_detector, default_device
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
@@ -61,7 +62,7 @@ def parse_args():
                    help='calibration frames (default: pruning.calib.frames, else 16)')
     p.add_argument('--calib-split', choices=['train', 'val', 'test'])
     p.add_argument('--work-dir', help='output directory (default work_dirs/<config>_pruned)')
-    p.add_argument('--data-root', help='re-point the config\'s data paths here')
+    add_data_args(p)
     add_model_args(p)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                    help='distributed calibration: frames are sharded over ranks')
@@ -73,6 +74,7 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, data_root=args.data_root,
+                      ann_files=parse_ann_files(args.ann_file),
                       launcher=args.launcher)
     if args.launcher != 'none':
         from mmengine.dist import init_dist

@@ -15,6 +15,7 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
+from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.demo import config_name
 from dm3d_mm.apis.model import build_detector
@@ -29,7 +30,7 @@ def parse_args():
     p.add_argument('config', help='config of the pruned model')
     p.add_argument('checkpoint', help='channel-pruned checkpoint')
     p.add_argument('--out-dir', help='default: work_dirs/<config>_slim')
-    p.add_argument('--data-root', help="re-point the config's data paths here")
+    add_data_args(p)
     p.add_argument('--frames', type=int, default=0,
                    help='count the joint FLOPs of both models on this many test frames')
     add_model_args(p)
@@ -41,7 +42,8 @@ def main():
     args = parse_args()
     if args.frames < 0:
         raise ValueError(f'--frames must be >= 0, got {args.frames}')
-    cfg = load_config(args.config, args.cfg_options, data_root=args.data_root)
+    cfg = load_config(args.config, args.cfg_options, data_root=args.data_root,
+                      ann_files=parse_ann_files(args.ann_file))
     name = config_name(args.config) + '_slim'
     out_dir = args.out_dir or osp.join('work_dirs', name)
     out = export_slim(cfg, args.checkpoint, out_dir, name, strict=not args.allow_partial,
@@ -51,7 +53,8 @@ def main():
     if args.frames:
         macs = {}
         for label, (c, ckpt) in dict(pruned=(cfg, args.checkpoint),
-                                     slim=(load_config(out['config'], data_root=args.data_root),
+                                     slim=(load_config(out['config'], data_root=args.data_root,
+                                                       ann_files=parse_ann_files(args.ann_file)),
                                            out['checkpoint'])).items():
             model = build_detector(c, ckpt, args.device or 'cpu',
                                    strict=not args.allow_partial or label == 'slim')

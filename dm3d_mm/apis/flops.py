@@ -68,9 +68,14 @@ def count_on_points(model, path: str) -> FlopsCounter:
 def single_frame_loader(cfg: Config, split: str = 'test'):
     """The config's test (or val) dataloader, one frame per batch, in this process."""
     from mmengine.runner import Runner
+
+    from ..pruning.calib_frames import innermost, info_error
     loader_cfg = cfg.get(f'{split}_dataloader').copy()
     loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
-    return Runner.build_dataloader(loader_cfg)
+    try:
+        return Runner.build_dataloader(loader_cfg)
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise info_error(innermost(loader_cfg['dataset']), split, e) from e
 
 
 def count_on_dataset(model, cfg: Config, frames: int = 8, split: str = 'test') -> FlopsCounter:

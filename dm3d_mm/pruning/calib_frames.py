@@ -75,7 +75,39 @@ def load_sample(dataset, index: int, split: str = 'test'):
                           + f': {what} in {_where(e)}') from e
 
 
-def _innermost(dataset_cfg):
+def info_error(dataset_cfg, split: str, exc: BaseException) -> SampleError:
+    """A :class:`SampleError` for a dataset that failed to load its info file: it names the
+    file, the first entry that lacks a missing key (its index and token or sample index) and
+    where the error arose.
+
+    Args:
+        dataset_cfg: the (innermost) dataset config.
+        split (str): the split's name, for the message.
+        exc (BaseException): what building the dataset raised.
+    """
+    import os.path as osp
+    root = dataset_cfg.get('data_root') or ''
+    ann = dataset_cfg.get('ann_file') or ''
+    path = osp.join(root, ann) if ann else '(no ann_file)'
+    key = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+    entry = ''
+    if key is not None and osp.isfile(path):
+        try:
+            from mmengine.fileio import load
+            infos = load(path)
+            infos = infos.get('data_list', infos) if isinstance(infos, dict) else infos
+            for i, info in enumerate(infos):
+                if isinstance(info, dict) and key not in info:
+                    name = info.get('token', info.get('sample_idx'))
+                    entry = f' entry {i}' + (f' ({name})' if name is not None else '')
+                    break
+        except Exception:  # noqa: BLE001 - the file itself may be what is broken
+            pass
+    what = f'missing key {key!r}' if key is not None else f'{type(exc).__name__}: {exc}'
+    return SampleError(f'{split} info file {path}{entry}: {what} in {_where(exc)}')
+
+
+def innermost(dataset_cfg):
     while 'dataset' in dataset_cfg:
         dataset_cfg = dataset_cfg['dataset']
     return dataset_cfg
@@ -88,18 +120,21 @@ def calibration_batches(cfg: Config, frames: int = 16, split: str = 'train') -> 
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import DefaultScope
     resolve_calib(Config(), dict(frames=frames, split=split))  # validates both
-    ds_cfg = copy.deepcopy(_innermost(cfg.test_dataloader.dataset))
+    ds_cfg = copy.deepcopy(innermost(cfg.test_dataloader.dataset))
     if split == 'train':
-        src = _innermost(cfg.train_dataloader.dataset)
+        src = innermost(cfg.train_dataloader.dataset)
         for key in ('ann_file', 'data_prefix', 'data_root'):
             if key in src:
                 ds_cfg[key] = copy.deepcopy(src[key])
     elif split == 'val':
-        ds_cfg = copy.deepcopy(_innermost(cfg.val_dataloader.dataset))
+        ds_cfg = copy.deepcopy(innermost(cfg.val_dataloader.dataset))
     ds_cfg['test_mode'] = True
     # the pipeline's transforms resolve in the config's scope, whatever is current
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmdet3d'):
-        dataset = DATASETS.build(ds_cfg)
+        try:
+            dataset = DATASETS.build(ds_cfg)
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            raise info_error(ds_cfg, split, e) from e
     if len(dataset) == 0:
         raise ValueError(f'the {split} split is empty')
     idx = np.unique(np.linspace(0, len(dataset) - 1, min(frames, len(dataset))).round())
