@@ -229,3 +229,57 @@ def test_masks_survive_the_steps_of_every_mmengine_optim_wrapper():
     ms.detach()
     with pytest.raises(TypeError, match='masks cannot be kept'):
         optimizers_of(object())
+
+
+def test_gradient_rows_equal_the_closed_form_jacobian_of_a_linear_model():
+    """The calibration pass's gradient rows on a model whose outputs are linear in its
+    weights: h = A x, p_b = C h, p_c = B h. For the Rademacher vectors u_b, u_c the pass draws
+    (reproduced from its generator), a Hutchinson row of A is
+    sqrt(lb) C^T u_b x^T + sqrt(lc) B^T u_c x^T, of B sqrt(lc) u_c h^T, of C sqrt(lb) u_b h^T;
+    the 'sum' rows replace u by lambda times ones. Both exact, per frame and projection."""
+    from torch import nn
+
+    from dm3d_mm.weight.calibration import calibration_pass
+
+    torch.manual_seed(0)
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(5, 4, bias=False)
+            self.b = nn.Linear(4, 3, bias=False)
+            self.c = nn.Linear(4, 6, bias=False)
+
+    model = Tiny()
+    xs = [torch.randn(5) for _ in range(3)]
+    batches = [dict(x=x, data_samples=[None]) for x in xs]
+
+    def outputs(m, batch):
+        h = m.a(batch['x'])
+        return m.c(h), m.b(h)
+
+    layers = dict(a=model.a, b=model.b, c=model.c)
+    lb, lc = 0.25, 4.0
+    A, B, C = (m.weight.detach() for m in (model.a, model.b, model.c))
+    reps, seed = 3, 7
+    calib = calibration_pass(model, layers, batches, outputs, (lb, lc), 'hutchinson', reps,
+                             seed, progress=False, count=False)
+    for i, x in enumerate(xs):
+        h = A @ x
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
+        for r in range(reps):
+            ub = torch.randint(0, 2, (6,), generator=gen).float() * 2 - 1
+            uc = torch.randint(0, 2, (3,), generator=gen).float() * 2 - 1
+            want = dict(a=torch.outer(lb ** 0.5 * C.T @ ub + lc ** 0.5 * B.T @ uc, x),
+                        b=torch.outer(lc ** 0.5 * uc, h), c=torch.outer(lb ** 0.5 * ub, h))
+            for n, w in want.items():
+                torch.testing.assert_close(calib.grads[n][i * reps + r], w.reshape(-1),
+                                           rtol=1e-5, atol=1e-6)
+    summed = calibration_pass(model, layers, batches, outputs, (lb, lc), 'sum', 1, seed,
+                              progress=False, count=False)
+    for i, x in enumerate(xs):
+        h = A @ x
+        want = dict(a=torch.outer(lb * C.T @ torch.ones(6) + lc * B.T @ torch.ones(3), x),
+                    b=torch.outer(lc * torch.ones(3), h), c=torch.outer(lb * torch.ones(6), h))
+        for n, w in want.items():
+            torch.testing.assert_close(summed.grads[n][i], w.reshape(-1), rtol=1e-5, atol=1e-6)
