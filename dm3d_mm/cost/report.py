@@ -63,6 +63,11 @@ def _g(v):
     return f'{v / 1e9:.4f}'
 
 
+PADDING_NOTE = ('dense convs count every output position x the whole kernel, zero-padded '
+                'border taps included; sparse convs and sparse BEV convs count the real (input, '
+                'output) pairs, so a tap that reads padding costs nothing there')
+
+
 def markdown(report: Dict) -> str:
     lines = [f"Joint FLOPs, mean per frame over {report['frames']} frame(s); MACs in G.",
              'Saving: whether the spatial / weight sparsity of a layer skips work ("skipped") or '
@@ -85,5 +90,6 @@ def markdown(report: Dict) -> str:
                      f"{_g(p['bias_flops'])} | {_g(p['norm_act_flops'])} |")
     lines.append(f"| **total** | {_g(report['total_dense_macs'])} | "
                  f"{_g(report['total_effective_macs'])} | | |")
-    lines += ['', f"parameters: {report['params']:,} ({report['nonzero_params']:,} non-zero)"]
+    lines += ['', f"parameters: {report['params']:,} ({report['nonzero_params']:,} non-zero)",
+              '', PADDING_NOTE]
     return '\n'.join(lines)
