@@ -15,6 +15,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIGS = {
     'second': osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py'),
     'pointpillars': osp.join(REPO, 'configs/demo/pointpillars_synth-kitti_cpu.py'),
+    'centerpoint': osp.join(REPO, 'configs/demo/centerpoint_synth-kitti_cpu.py'),
 }
 
 

@@ -13,6 +13,7 @@ from conftest import REPO, demo_config
 CHECKPOINTS = {
     'second': osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth'),
     'pointpillars': osp.join(REPO, 'checkpoints/pointpillars_synth-kitti_cpu.pth'),
+    'centerpoint': osp.join(REPO, 'checkpoints/centerpoint_synth-kitti_cpu.pth'),
 }
 
 
@@ -57,10 +58,10 @@ def _car_moderate_ap(cfg, work_dir, checkpoint):
 
 # Car 3D AP40 moderate of the shipped dense checkpoints on the tests' 8 val frames (the
 # benchmark's first 8; the README's values are over all 100)
-CAR_AP8 = {'second': 72.6, 'pointpillars': 85.3}
+CAR_AP8 = {'second': 72.6, 'pointpillars': 85.3, 'centerpoint': 48.3}
 
 
-@pytest.mark.parametrize('name', ['second', 'pointpillars'])
+@pytest.mark.parametrize('name', ['second', 'pointpillars', 'centerpoint'])
 def test_shipped_checkpoint_beats_untrained_floor(synth_root, tmp_path, name):
     if not osp.exists(CHECKPOINTS[name]):
         pytest.fail(f'shipped checkpoint missing: {CHECKPOINTS[name]} (make checkpoints)')
