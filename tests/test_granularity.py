@@ -131,7 +131,7 @@ def test_offset_skipping_convs_equal_the_masked_convs():
     from dm3d_mm.structured.offset_skip import kept_offsets, skipping_counts
     x = _sparse_input()
     for conv, subm in ((net[0], True), (net[2], False)):
-        kept = kept_offsets(conv.weight)
+        kept = kept_offsets(conv)
         full = (subm_rulebook(x, conv) if subm else regular_rulebook(x, conv)[1]).counts()
         want = full * kept
         if subm:
@@ -148,3 +148,25 @@ def test_offset_skipping_convs_equal_the_masked_convs():
         model(_sparse_input()).features.square().sum().backward()
         grads.append([m.weight.grad * (m.weight != 0) for m in model])
     assert all(torch.allclose(a, b, atol=1e-4, rtol=1e-4) for a, b in zip(*grads))
+
+
+def test_kept_offsets_read_either_spconv_weight_layout_and_legacy_convs_stay_plain():
+    """Offsets are read through the one layout helper: the same kept offsets from spconv's
+    default (out, *kernel, in) and legacy (*kernel, in, out) weight of one conv; a legacy
+    conv is not swapped for an offset-skipping twin (which runs the default layout)."""
+    import spconv.pytorch as spconv
+
+    from dm3d_mm.structured.offset_skip import kept_offsets, skip_pruned_offsets
+    conv = spconv.SubMConv3d(4, 6, 3, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn_like(conv.weight))
+        conv.weight[:, 0, 1] = 0  # offsets (0, 1, *) removed: rulebook ids 3, 4, 5
+        conv.weight[:, 2, 2, 2] = 0  # offset 26
+    kept = kept_offsets(conv)
+    assert kept.tolist() == [k not in (3, 4, 5, 26) for k in range(27)]
+    legacy = spconv.SubMConv3d(4, 6, 3, bias=False)
+    legacy.weight = torch.nn.Parameter(conv.weight.detach().permute(1, 2, 3, 4, 0).clone())
+    assert torch.equal(kept_offsets(legacy), kept)
+    net = spconv.SparseSequential(conv, legacy)
+    assert skip_pruned_offsets(net) == ['0']
+    assert type(net[1]) is spconv.SubMConv3d

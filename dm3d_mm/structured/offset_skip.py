@@ -10,21 +10,31 @@ weights and state_dict keys, same outputs (the removed offsets only ever added z
 spconv's kernels do not loop per offset, so there the layers run spconv's full conv (the
 saving is then counted only).
 """
+import logging
 from typing import List
 
 import torch
+from mmengine.logging import print_log
 from spconv.core import ConvAlgo
 from spconv.pytorch import SparseConv3d, SparseConvTensor, SubMConv3d
 from spconv.pytorch import functional as Fsp
 from spconv.pytorch.ops import get_conv_output_size
 
+from ..cost.layouts import offset_view
 from ..sparse.native_rulebook import indice_data, loop_counts, native_pairs_available
 
 
-def kept_offsets(weight: torch.Tensor) -> torch.Tensor:
-    """(K,) bool: kernel offsets of an spconv weight (out, kz, ky, kx, in) with any non-zero
-    entry, in rulebook order."""
-    return (weight.detach() != 0).flatten(1, -2).any(0).any(-1)
+def kept_offsets(conv: torch.nn.Module) -> torch.Tensor:
+    """(K,) bool: kernel offsets of a sparse conv with any non-zero weight, in rulebook order
+    (read through :func:`~dm3d_mm.cost.layouts.offset_view`, so either spconv layout)."""
+    return (offset_view(conv).detach() != 0).any(1)
+
+
+def default_layout(conv: torch.nn.Module) -> bool:
+    """Whether an spconv conv holds spconv 2.x's default weight layout (out, *kernel, in),
+    the one the offset-skipping twins run (the legacy (*kernel, in, out) is not swapped)."""
+    w = conv.weight
+    return w.dim() == 5 and w.shape[0] == conv.out_channels and w.shape[-1] == conv.in_channels
 
 
 def skipping_counts(datas, kept: torch.Tensor, subm: bool) -> torch.Tensor:
@@ -37,7 +47,7 @@ class _OffsetSkipping:
     """Runs spconv's rulebook with the all-zero offsets' counts set to zero."""
 
     def _skip(self, x) -> bool:
-        self._kept = kept_offsets(self.weight)
+        self._kept = kept_offsets(self)
         return bool(not self._kept.all()) and native_pairs_available(x.features)
 
     def _run(self, x, datas, num_out: int, subm: bool):
@@ -46,7 +56,7 @@ class _OffsetSkipping:
                               ConvAlgo.Native)
         centre = self._kept.numel() // 2
         if subm and self._kept[centre]:  # every site with itself
-            w = self.weight.flatten(1, -2)[:, centre]  # (out, in)
+            w = offset_view(self)[centre].reshape(self.out_channels, self.in_channels)
             out = out + x.features @ w.t()
         return out if self.bias is None else out + self.bias
 
@@ -85,11 +95,17 @@ _SWAPS = {SubMConv3d: OffsetSkippingSubMConv3d, SparseConv3d: OffsetSkippingSpar
 def skip_pruned_offsets(model: torch.nn.Module) -> List[str]:
     """Swap, in place, every plain spconv SubMConv3d / SparseConv3d with a whole kernel
     offset of zeros for its offset-skipping twin (weights shared, keys unchanged); returns
-    the names swapped."""
+    the names swapped. A conv in spconv's legacy weight layout is left as it is (logged)."""
     swapped = []
     for name, module in model.named_modules():
         cls = _SWAPS.get(type(module))
-        if cls is not None and not bool(kept_offsets(module.weight).all()):
-            module.__class__ = cls  # the same object: parameters, hooks, settings kept
-            swapped.append(name)
+        if cls is None or bool(kept_offsets(module).all()):
+            continue
+        if not default_layout(module):
+            print_log(f'skip_pruned_offsets: {name} holds the legacy spconv weight layout '
+                      '(*kernel, in, out): left as a plain spconv conv', logger='current',
+                      level=logging.WARNING)
+            continue
+        module.__class__ = cls  # the same object: parameters, hooks, settings kept
+        swapped.append(name)
     return swapped
