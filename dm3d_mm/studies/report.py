@@ -206,13 +206,8 @@ def plot_joint_frontier(results: Dict, detector: str, path: str,
                     linestyle='none' if single else '-', color=colours[i % len(colours)])
         ax.set_xlabel(label)
         ax.set_ylabel('val mAP (moderate, 3D AP40)')
-        ax.set_title(f'{detector}: joint allocation')
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        _style(ax, f'{detector}: joint allocation')
+    return _save(plt, fig, path)
 
 
 def _weight_cells_by(results: Dict, field: str, fixed: Dict, header: str) -> str:
@@ -250,14 +245,22 @@ def _pyplot():
     return plt
 
 
-def _finish(plt, fig, ax, title: str, path: str) -> str:
+def _style(ax, title: str) -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+
+
+def _save(plt, fig, path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _finish(plt, fig, ax, title: str, path: str) -> str:
+    _style(ax, title)
+    return _save(plt, fig, path)
 
 
 def plot_ap_vs_flops(results: Dict, detector: str, path: str) -> str:
