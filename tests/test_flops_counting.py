@@ -153,3 +153,26 @@ def test_dense_layers_equal_closed_form():
     with torch.no_grad():
         lin.weight[:, :5] = 0
     assert c2.layers[''].macs() == 12 * 5 * 7
+
+
+def test_memoised_pair_counts_equal_fresh_ones_and_tell_site_sets_apart():
+    """The memo of pair counts hands back exactly what enumeration gives, and a site set that
+    differs in one voxel (or another geometry) is counted afresh, not read from the memo."""
+    from dm3d_mm.cost import pairs
+    torch.manual_seed(0)
+    sites = torch.unique(torch.cat([torch.zeros(400, 1, dtype=torch.int32),
+                                    torch.randint(0, 12, (400, 3), dtype=torch.int32)], 1),
+                         dim=0)
+    pairs._memo.clear()
+    for args in [((3, 3, 3), 1, 1, 1), ((3, 3, 3), 2, 1, 1)]:
+        fresh = pairs.count_pairs(sites, sites, *args, memo=False)
+        assert torch.equal(pairs.count_pairs(sites, sites, *args), fresh)  # stored
+        assert torch.equal(pairs.count_pairs(sites, sites, *args), fresh)  # read back
+    assert len(pairs._memo) == 2
+    moved = sites.clone()
+    moved[0, 3] = (moved[0, 3] + 1) % 12  # one voxel elsewhere (possibly onto another)
+    moved = torch.unique(moved, dim=0)
+    want = pairs.count_pairs(moved, moved, (3, 3, 3), 1, 1, 1, memo=False)
+    assert torch.equal(pairs.count_pairs(moved, moved, (3, 3, 3), 1, 1, 1), want)
+    assert not torch.equal(want, pairs.count_pairs(sites, sites, (3, 3, 3), 1, 1, 1))
+    assert len(pairs._memo) == 3
