@@ -186,7 +186,7 @@ def plot_joint_frontier(results: Dict, detector: str, path: str,
     if not any(r['kind'] == 'joint' for r in rows):
         return None
     plt = _pyplot()
-    axes_x = [('flops_ratio', 'joint FLOPs / dense (weight savings counted only)')]
+    axes_x = [('flops_ratio', 'joint FLOPs / dense, log scale (weight savings counted only)')]
     if wall:
         axes_x.append(('wall', 'whole-detector wall time / dense (2 CPU cores)'))
     fig, axes = plt.subplots(1, len(axes_x), figsize=(5.5 * len(axes_x), 3.8), squeeze=False)
@@ -196,8 +196,10 @@ def plot_joint_frontier(results: Dict, detector: str, path: str,
     colours = plt.get_cmap('tab10').colors
     for ax, (key, label) in zip(axes[0], axes_x):
         for i, (name, rs) in enumerate(sorted(series.items())):
-            pts = sorted((r[key] if key != 'wall' else wall.get(r['name']), r['mAP'])
-                         for r in rs if key != 'wall' or r['name'] in wall)
+            # joined in budget order on both axes
+            pts = [(r[key] if key != 'wall' else wall[r['name']], r['mAP'])
+                   for r in sorted(rs, key=lambda r: r['flops_ratio'])
+                   if key != 'wall' or r['name'] in wall]
             if not pts:
                 continue
             single = len(pts) == 1
@@ -205,6 +207,8 @@ def plot_joint_frontier(results: Dict, detector: str, path: str,
                     markersize=9 if single else 5, label=name,
                     linestyle='none' if single else '-', color=colours[i % len(colours)])
         ax.set_xlabel(label)
+        if key == 'flops_ratio':
+            ax.set_xscale('log')
         ax.set_ylabel('val mAP (moderate, 3D AP40)')
         _style(ax, f'{detector}: joint allocation')
     return _save(plt, fig, path)
