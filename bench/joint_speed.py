@@ -31,7 +31,7 @@ from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import save_result
 from dm3d_mm.apis.slim import export_slim
 from dm3d_mm.studies.wall_time import add_bench_args, bench_setup, measure, ratio_table
-from dm3d_mm.cost.latency_cost import LatencyCost
+from dm3d_mm.cost.latency_cost import build_cost
 from dm3d_mm.joint.sites import find_sites, keep_ratios
 from dm3d_mm.pruning import DM3DPruner
 from dm3d_mm.weight.allocators import BudgetBelowFloor
@@ -80,7 +80,7 @@ def main():
         rows.append((f'joint {t:g} of the time, channel, slim',
                      dict(spatial=spatial, cost=latency),
                      joint_target(models['ada3d'], dense, calib, t, spatial,
-                                  LatencyCost(**latency).whole_seconds)))
+                                  build_cost(latency).whole_seconds)))
     for name, extra, target in rows:
         model = build_detector(ada_cfg, ADA3D[1])
         try:
