@@ -1,4 +1,4 @@
-"""Shared fixtures: a few synthetic KITTI frames generated once per test session."""
+"""Shared fixtures: a few synthetic KITTI frames generated once per test run."""
 import os
 import os.path as osp
 

@@ -23,7 +23,15 @@ def _retarget(node: Any, old: str, new: str) -> Any:
 
 def set_data_root(cfg: Config, data_root: str) -> Config:
     """Point every path under the config's ``data_root`` (datasets, GT database,
-    evaluator ann files) at ``data_root`` instead."""
+    evaluator ann files) at ``data_root`` instead.
+
+    Args:
+        cfg (Config): the config (changed in place).
+        data_root (str): the new root.
+
+    Returns:
+        Config: ``cfg``.
+    """
     old = cfg.get('data_root', None)
     if old is None:
         raise KeyError('the config has no top-level data_root to replace')
@@ -139,7 +147,12 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
 
 
 def add_runner_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments mmdet3d's train/test tools share (--cfg-options, --launcher, ...)."""
+    """The arguments mmdet3d's train/test tools share (--cfg-options, --data-root,
+    --ann-file, --launcher, --local-rank).
+
+    Args:
+        parser (ArgumentParser): the tool's parser (extended in place and returned).
+    """
     from mmengine.config import DictAction
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
@@ -151,11 +164,22 @@ def add_runner_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def parse_runner_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line, with ``LOCAL_RANK`` set from ``--local-rank`` for launchers.
+
+    Args:
+        parser (ArgumentParser): a parser with :func:`add_runner_args`' arguments.
+    """
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
 def config_from_args(args) -> Config:
+    """The config a train / test tool's arguments name (see :func:`load_config`).
+
+    Args:
+        args (Namespace): parsed :func:`add_runner_args` arguments with ``config`` and
+            ``work_dir``.
+    """
     return load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
                        args.data_root, parse_ann_files(args.ann_file))

@@ -53,7 +53,19 @@ def ensure_demo_checkpoint(config: str, data_root: str,
 
 def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
                         work_dir: str, cfg_options: Optional[dict] = None) -> Dict[str, float]:
-    """KittiMetric results of a checkpoint (None: untrained weights) on the val split."""
+    """KittiMetric results of a checkpoint on the val split, through mmengine's test loop
+    (a pruned checkpoint's keep ratios go into the config first).
+
+    Args:
+        config (str): the config file.
+        checkpoint (str, optional): the weights; None: untrained.
+        data_root (str): the dataset root the config is pointed at.
+        work_dir (str): the Runner's work dir.
+        cfg_options (dict, optional): overrides merged into the config. Defaults to None.
+
+    Returns:
+        dict: the metrics.
+    """
     from mmengine.runner import Runner
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
@@ -86,8 +98,17 @@ def checkpoint_keep_ratios_into_config(cfg, checkpoint: str) -> Dict[str, float]
 
 
 def evaluate_model(model: torch.nn.Module, cfg, work_dir: str) -> Dict:
-    """Per-class KITTI AP (summarize_kitti_metrics) of an in-memory model on the config's
-    test split, through mmengine's test loop."""
+    """KittiMetric results of an in-memory model on the config's test split, through
+    mmengine's test loop.
+
+    Args:
+        model (nn.Module): the detector.
+        cfg (Config): its config.
+        work_dir (str): the Runner's work dir.
+
+    Returns:
+        dict: the metrics (``summarize_kitti_metrics`` gives per-class AP).
+    """
 
     from mmengine.runner import Runner
     cfg = copy.deepcopy(cfg)

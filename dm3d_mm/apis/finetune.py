@@ -9,8 +9,20 @@ from .config_utils import load_config
 def finetune_and_test(config: str, data_root: str, work_dir: str,
                       load_from: Optional[str] = None, epochs: Optional[int] = None,
                       cfg_options: Optional[dict] = None) -> Dict:
-    """Train ``config`` (from ``load_from`` if given), then test; returns the val metrics,
-    the last checkpoint's path and the training seconds."""
+    """Train ``config`` (from ``load_from`` if given) with mmengine's Runner, then test.
+
+    Args:
+        config (str): the config file (its pruning hook keeps a pruned checkpoint's masks).
+        data_root (str): the dataset root the config is pointed at.
+        work_dir (str): the Runner's work dir.
+        load_from (str, optional): the checkpoint to start from. Defaults to None.
+        epochs (int, optional): the schedule's length (its epoch-based phases end with it);
+            None: the config's. Defaults to None.
+        cfg_options (dict, optional): overrides merged into the config. Defaults to None.
+
+    Returns:
+        dict: ``metrics`` (val), ``checkpoint`` (the last one) and ``train_seconds``.
+    """
     from mmengine.runner import Runner
     cfg = load_config(config, cfg_options=cfg_options, work_dir=work_dir, data_root=data_root)
     if load_from is not None:

@@ -44,7 +44,15 @@ def points_in_range(model, pts: np.ndarray) -> int:
 def count_on_points(model, path: str) -> FlopsCounter:
     """Joint FLOPs of one forward on a point file, through the config's test pipeline. A
     cloud with no point inside the point range voxelizes to nothing: it is counted as one
-    frame with zero voxels and zero MACs (the detector is not run)."""
+    frame with zero voxels and zero MACs (the detector is not run).
+
+    Args:
+        model (nn.Module): the detector (its config is the one it was built from).
+        path (str): a KITTI-format float32 point file (x, y, z, intensity).
+
+    Returns:
+        FlopsCounter: the count of that frame.
+    """
     from mmdet3d.apis import inference_detector
     pts = read_point_file(path)
     behind = int((pts[:, 0] < 0).sum())
@@ -66,7 +74,13 @@ def count_on_points(model, path: str) -> FlopsCounter:
 
 
 def single_frame_loader(cfg: Config, split: str = 'test'):
-    """The config's test (or val) dataloader, one frame per batch, in this process."""
+    """The config's dataloader of ``split``, one frame per batch, in this process; an info
+    file that does not load is an error naming the file, the entry and the key.
+
+    Args:
+        cfg (Config): the config.
+        split (str): 'train', 'val' or 'test'. Defaults to 'test'.
+    """
     from mmengine.runner import Runner
 
     from ..pruning.calib_frames import innermost, info_error
@@ -79,7 +93,17 @@ def single_frame_loader(cfg: Config, split: str = 'test'):
 
 
 def count_on_dataset(model, cfg: Config, frames: int = 8, split: str = 'test') -> FlopsCounter:
-    """Joint FLOPs over the first ``frames`` frames of the config's test (or val) split."""
+    """Joint FLOPs over the first ``frames`` frames of a split (exactly those are loaded).
+
+    Args:
+        model (nn.Module): the detector.
+        cfg (Config): its config (the split's dataset and pipeline).
+        frames (int): frames counted. Defaults to 8.
+        split (str): 'train', 'val' or 'test'. Defaults to 'test'.
+
+    Returns:
+        FlopsCounter: the count over those frames.
+    """
     if frames < 1:
         raise ValueError(f'--frames must be at least 1, got {frames}')
     from mmengine.dataset import pseudo_collate

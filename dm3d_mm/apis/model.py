@@ -46,7 +46,17 @@ def resolve_device(device: Optional[str] = None) -> str:
 def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict:
     """Load a checkpoint's state_dict into ``model``; a checkpoint that does not fit (missing,
     unexpected or mis-shaped keys) is an error naming them unless ``strict=False``, which
-    loads the keys that fit and returns the report."""
+    loads the keys that fit and returns the report. A pruned checkpoint's spatial keep ratios
+    (``meta['dm3d']['spatial']``) are put in force.
+
+    Args:
+        model (nn.Module): the detector.
+        path (str): the checkpoint file.
+        strict (bool): an error when the checkpoint does not fit. Defaults to True.
+
+    Returns:
+        dict: the keys ``missing``, ``unexpected`` and ``mismatched``.
+    """
     from mmengine.runner.checkpoint import _load_checkpoint
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
@@ -99,7 +109,17 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict
 def build_detector(cfg: Config, checkpoint: Optional[str] = None,
                    device: Optional[str] = None, strict: bool = True):
     """mmdet3d's init_model on ``device`` (default: CUDA when available), with the
-    checkpoint loaded strictly (see :func:`load_weights`)."""
+    checkpoint loaded strictly (see :func:`load_weights`), in eval mode.
+
+    Args:
+        cfg (Config): the detector's config (not changed).
+        checkpoint (str, optional): weights to load. Defaults to None (initialised).
+        device (str, optional): 'cpu', 'cuda' or 'cuda:N'. Defaults to None.
+        strict (bool): see :func:`load_weights`. Defaults to True.
+
+    Returns:
+        nn.Module: the detector.
+    """
     from mmdet3d.apis import init_model
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')

@@ -16,7 +16,16 @@ __all__ = ['build_pruner', 'calibration_batches', 'resolve_calib', 'write_report
 
 
 def write_reports(result: PruneResult, out_dir: str, extra: Optional[Dict] = None) -> Dict:
-    """prune_report.json, prune_report.md and layer_sparsity.png in out_dir."""
+    """prune_report.json, prune_report.md and layer_sparsity.png in out_dir.
+
+    Args:
+        result (PruneResult): what the pruner returned.
+        out_dir (str): the directory written.
+        extra (dict, optional): more entries of the JSON report. Defaults to None.
+
+    Returns:
+        dict: the JSON report.
+    """
     from ..pruning.report import markdown_report, sparsity_plot
     os.makedirs(out_dir, exist_ok=True)
     info = dict(result.info(), **(extra or {}))
@@ -34,6 +43,21 @@ def write_reports(result: PruneResult, out_dir: str, extra: Optional[Dict] = Non
 
 def save_result(model, result: PruneResult, path: str, source: Optional[str],
                 config: str, extra: Optional[Dict] = None) -> str:
+    """Save the pruned model with its masks and the pruning's record (``meta['dm3d']``:
+    allocation, FLOPs, chosen keep ratios), from which the fine-tuning hook and the tools
+    read them.
+
+    Args:
+        model (nn.Module): the pruned detector.
+        result (PruneResult): its pruning.
+        path (str): the checkpoint written.
+        source (str, optional): the checkpoint it was pruned from.
+        config (str): the config it was built from.
+        extra (dict, optional): more entries of the record. Defaults to None.
+
+    Returns:
+        str: ``path``.
+    """
     info = dict(result.info(), **dict(extra or {}, config=config))
     info.pop('layers')
     info['allocation'] = {lr.name: lr.ratio for lr in result.layers}

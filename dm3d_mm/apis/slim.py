@@ -25,7 +25,20 @@ def _without_pruning(cfg: Config) -> None:
 def export_slim(cfg: Config, checkpoint: str, out_dir: str, name: str,
                 strict: bool = True, device: Optional[str] = 'cpu') -> Dict:
     """Slim ``checkpoint`` (a model built from ``cfg``) into ``out_dir/<name>.py`` and
-    ``out_dir/<name>.pth``; returns their paths and the widths before and after."""
+    ``out_dir/<name>.pth``: the zero channels cut out, the widths and the keep ratios of a
+    joint pruning written into the exported config.
+
+    Args:
+        cfg (Config): the config the checkpoint was pruned with.
+        checkpoint (str): the channel-pruned checkpoint.
+        out_dir (str): where the config and checkpoint go.
+        name (str): their file name, without extension.
+        strict (bool): see :func:`~dm3d_mm.apis.model.load_weights`. Defaults to True.
+        device (str, optional): where the model is built. Defaults to 'cpu'.
+
+    Returns:
+        dict: ``config``, ``checkpoint``, ``widths`` and ``widths_before``.
+    """
     ckpt_out = osp.join(out_dir, f'{name}.pth')
     cfg_out = osp.join(out_dir, f'{name}.py')
     if osp.exists(ckpt_out) and osp.samefile(ckpt_out, checkpoint):
