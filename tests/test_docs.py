@@ -8,8 +8,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md')),
         *sorted((REPO / 'configs').rglob('README.md'))]
-# flags every tool inherits from these modules (apis/cli.py: --device, --cfg-options, ...)
-SHARED = [REPO / 'dm3d_mm/apis/cli.py', REPO / 'dm3d_mm/apis/config_utils.py']
+# flags every tool inherits from these modules (apis/cli.py: --device, --cfg-options, ...;
+# studies/wall_time.py: the benches' --frames, --repeats, ...)
+SHARED = [REPO / 'dm3d_mm/apis/cli.py', REPO / 'dm3d_mm/apis/config_utils.py',
+          REPO / 'dm3d_mm/studies/wall_time.py']
 REPO_DIRS = ('configs/', 'checkpoints/', 'tools/', 'bench/', 'scripts/', 'docs/')
 
 
