@@ -283,3 +283,30 @@ def test_gradient_rows_equal_the_closed_form_jacobian_of_a_linear_model():
                     b=torch.outer(lc * torch.ones(3), h), c=torch.outer(lb * torch.ones(6), h))
         for n, w in want.items():
             torch.testing.assert_close(summed.grads[n][i], w.reshape(-1), rtol=1e-5, atol=1e-6)
+
+
+def test_dp_allocator_meets_the_exact_budget_when_exact_costs_exceed_the_item_sums():
+    """Measured latency tables need not be monotone, so the exact cost of the DP's masks may
+    exceed the summed item costs: the allocator must then lower the DP's budget until the
+    exact cost fits, not hand back the DP's over-budget choice."""
+    from torch import nn
+
+    from dm3d_mm.weight.allocators import DPAllocator, WeightProblem
+    costs = [[10.0, 6.0, 2.0], [10.0, 6.0, 2.0]]
+    dists = [[0.0, 1.0, 5.0], [0.0, 1.0, 5.0]]
+
+    def masks_of(choice):
+        return {'a': torch.tensor(choice[0]), 'b': torch.tensor(choice[1])}
+
+    def total(masks):  # +3 whenever both layers are pruned (the item sums miss it)
+        ka, kb = (0, 0) if masks is None else (int(masks['a']), int(masks['b']))
+        return costs[0][ka] + costs[1][kb] + (3.0 if ka and kb else 0.0)
+
+    problem = WeightProblem(dict(a=nn.Linear(1, 1), b=nn.Linear(1, 1)), total, 0.0, 12.0,
+                            [['a'], ['b']], costs, dists, [[True] * 3, [True] * 3], masks_of,
+                            exact_differs=True)
+    masks, choice = DPAllocator().allocate(problem)
+    assert total(masks) <= 12.0  # the item sums' optimum (1, 1) costs 15 exactly
+    # the DP's optimum at the largest budget whose masks fit exactly: one layer at 6, the
+    # other at 2 (exact cost 11, distortion 6)
+    assert sorted(choice) == [1, 2]

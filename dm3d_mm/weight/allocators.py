@@ -83,9 +83,11 @@ class Allocator:
 @ALLOCATORS.register_module(name='dm3d')
 class DPAllocator(Allocator):
     """DM3D's allocation (Alg. 1): the DP that minimises the summed distortion of one
-    candidate per item within the budget. Where the exact cost of the DP's masks is below
-    the summed item costs (removed channels also free their consumers' input slices), the
-    DP's budget is raised by bisection as far as the exact cost stays within the real one.
+    candidate per item within the budget. Where the exact cost of the DP's masks differs
+    from the summed item costs (removed channels also free their consumers' input slices;
+    measured latency tables need not be monotone), the DP's budget is bisected to the largest
+    one whose masks' exact cost stays within the real budget: raised when the DP's choice at
+    the budget fits, lowered when it does not.
 
     Args:
         bisect_steps (int): bisection steps of that budget raise. Defaults to 12.
@@ -113,6 +115,8 @@ class DPAllocator(Allocator):
                 raise
         if problem.exact_differs:
             lo, hi = budget, problem.total(None)
+            if best is not None and problem.total(best[1]) > budget:
+                best, lo, hi = None, problem.floor, budget  # over in exact cost: look below
             for _ in range(self.bisect_steps if best is not None else 2 * self.bisect_steps):
                 mid = 0.5 * (lo + hi)
                 try:
