@@ -240,11 +240,10 @@ def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_
                       whole_probe=whole_probe)
     lat = DM3DPruner(0.66, cost=timer, **kw)
     res_lat = lat.prune(model, batches)
-    # the tables timed with the model's own ratios, then every combination timed with its
-    # ratios in force
-    assert seen[0] == trained
-    assert [r['middle_encoder.bev'] for r in seen[1:]] == \
+    # every combination timed once, with its ratios in force
+    assert [r['middle_encoder.bev'] for r in seen] == \
         [r['ratios']['middle_encoder.bev'] for r in res_lat.spatial['combinations']]
+    assert all(r['middle_encoder.stage2'] == trained['middle_encoder.stage2'] for r in seen)
     for o, m in zip(lat._options, lat._option_costs):
         flops = CostModel_of(o, lat)
         assert m.total() == pytest.approx(const + flops.dense_total, rel=1e-9)

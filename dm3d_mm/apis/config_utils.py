@@ -6,6 +6,8 @@ from typing import Any, Dict, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
+from ..pruning.calib_frames import SPLITS, innermost
+
 
 def _retarget(node: Any, old: str, new: str) -> Any:
     if isinstance(node, str):
@@ -43,9 +45,6 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
     return cfg
 
 
-SPLITS = ('train', 'val', 'test')
-
-
 def set_ann_files(cfg: Config, files: Dict[str, str]) -> Config:
     """Name each split's info file, relative to the data root, in its dataloader's dataset
     (through dataset wrappers such as CBGS) and in its evaluator: for info files made under
@@ -62,9 +61,7 @@ def set_ann_files(cfg: Config, files: Dict[str, str]) -> Config:
         loader = cfg.get(f'{split}_dataloader', None)
         if not loader:
             raise KeyError(f'--ann-file {split}=...: the config has no {split}_dataloader')
-        ds = loader['dataset']
-        while 'ann_file' not in ds and 'dataset' in ds:
-            ds = ds['dataset']
+        ds = innermost(loader['dataset'])
         if 'ann_file' not in ds:
             raise KeyError(f'--ann-file {split}=...: {split}_dataloader has no dataset with an '
                            'ann_file')

@@ -234,7 +234,8 @@ class LatencyCost:
         Returns:
             LatencyCostModel: seconds per frame under any masks.
         """
-        tables, whole = _rank0(lambda: self.measure(model, batches, flops))
+        tables, whole = _rank0(lambda: (self.time_tables(model, batches, flops),
+                                        self.whole_seconds(model, batches)))
         return LatencyCostModel(flops, tables, whole)
 
     def build_options(self, model: nn.Module, batches: Sequence[dict], reference: CostModel,
@@ -254,7 +255,7 @@ class LatencyCost:
         Returns:
             list[LatencyCostModel]: in the order of ``options``.
         """
-        tables, _ = _rank0(lambda: self.measure(model, batches, reference))
+        tables = _rank0(lambda: self.time_tables(model, batches, reference))
 
         def wholes():
             out = []
@@ -284,8 +285,9 @@ class LatencyCost:
             return sum(best_seconds(lambda b=b: model.test_step(b), self.repeats, dev)
                        for b in batches) / len(batches)
 
-    def measure(self, model: nn.Module, batches: Sequence[dict], flops: CostModel):
-        """(tables of every conv that ran, seconds per frame of the whole detector)."""
+    def time_tables(self, model: nn.Module, batches: Sequence[dict],
+                    flops: CostModel) -> Dict[str, LatencyTable]:
+        """The latency table of every conv that ran on the first ``frames`` batches."""
         batches = list(batches)[:self.frames]
         convs = {n: st.module for n, st in flops.layers.items()
                  if not isinstance(st.module, nn.Linear)}
@@ -299,7 +301,6 @@ class LatencyCost:
         finally:
             for h in hooks:
                 h.remove()
-        whole = self.whole_seconds(model, batches)
         tables = {}
         for n, layer in convs.items():
             calls = inputs[n]
@@ -313,7 +314,7 @@ class LatencyCost:
                     secs[i, j] = self.probe(n, layer, calls, ci, co) if self.probe else \
                         time_conv(layer, calls, ci, co, self.repeats) / len(batches)
             tables[n] = LatencyTable(cin, cout, secs)
-        return tables, whole
+        return tables
 
 
 def _rank0(fn: Callable[[], object]):

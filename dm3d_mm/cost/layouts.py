@@ -35,6 +35,14 @@ def kernel_volume(module: nn.Module) -> int:
     return vol
 
 
+def spconv_default_layout(module: nn.Module) -> bool:
+    """Whether an spconv conv's weight is in spconv 2.x's default layout (out, *kernel, in);
+    False for its legacy (*kernel, in, out)."""
+    w = module.weight
+    return w.dim() == 5 and w.shape[0] == module.out_channels \
+        and w.shape[-1] == module.in_channels
+
+
 def offset_view(module: nn.Module, tensor: torch.Tensor = None) -> torch.Tensor:
     """(K, N) view of ``tensor`` (default: the module's weight) with one row per offset."""
     w = module.weight if tensor is None else tensor
@@ -43,8 +51,7 @@ def offset_view(module: nn.Module, tensor: torch.Tensor = None) -> torch.Tensor:
     k = kernel_volume(module)
     if _SpconvConv and isinstance(module, _SpconvConv):
         # spconv 2.x: (out, *kernel, in) by default; (*kernel, in, out) in its legacy layout
-        if w.shape[0] == module.out_channels and w.shape[-1] == module.in_channels \
-                and w.dim() == 5:
+        if spconv_default_layout(module):
             return w.permute(1, 2, 3, 0, 4).reshape(k, -1)
         return w.reshape(k, -1)
     if _MmcvSparseConv and isinstance(module, _MmcvSparseConv):

@@ -44,7 +44,7 @@ def count_pairs(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1,
         nnz(W_k) MACs).
     """
     key = (_digest(fine), _digest(coarse), _as_tuple(kernel_size), _as_tuple(stride),
-           _as_tuple(padding), _as_tuple(dilation))
+           _as_tuple(padding), _as_tuple(dilation)) if memo else None
     hit = _memo.get(key) if memo else None
     if hit is not None:
         _memo.move_to_end(key)

@@ -5,6 +5,7 @@ Precedence: an explicit argument (hook argument, command-line flag) > the config
 ``pruning.calib`` > ``DEFAULT_CALIB``.
 """
 import copy
+import os.path as osp
 from typing import List, Optional
 
 import numpy as np
@@ -85,7 +86,6 @@ def info_error(dataset_cfg, split: str, exc: BaseException) -> SampleError:
         split (str): the split's name, for the message.
         exc (BaseException): what building the dataset raised.
     """
-    import os.path as osp
     root = dataset_cfg.get('data_root') or ''
     ann = dataset_cfg.get('ann_file') or ''
     path = osp.join(root, ann) if ann else '(no ann_file)'

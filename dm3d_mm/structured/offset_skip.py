@@ -20,7 +20,7 @@ from spconv.pytorch import SparseConv3d, SparseConvTensor, SubMConv3d
 from spconv.pytorch import functional as Fsp
 from spconv.pytorch.ops import get_conv_output_size
 
-from ..cost.layouts import offset_view
+from ..cost.layouts import offset_view, spconv_default_layout
 from ..sparse.native_rulebook import indice_data, loop_counts, native_pairs_available
 
 
@@ -28,13 +28,6 @@ def kept_offsets(conv: torch.nn.Module) -> torch.Tensor:
     """(K,) bool: kernel offsets of a sparse conv with any non-zero weight, in rulebook order
     (read through :func:`~dm3d_mm.cost.layouts.offset_view`, so either spconv layout)."""
     return (offset_view(conv).detach() != 0).any(1)
-
-
-def default_layout(conv: torch.nn.Module) -> bool:
-    """Whether an spconv conv holds spconv 2.x's default weight layout (out, *kernel, in),
-    the one the offset-skipping twins run (the legacy (*kernel, in, out) is not swapped)."""
-    w = conv.weight
-    return w.dim() == 5 and w.shape[0] == conv.out_channels and w.shape[-1] == conv.in_channels
 
 
 def skipping_counts(datas, kept: torch.Tensor, subm: bool) -> torch.Tensor:
@@ -101,7 +94,7 @@ def skip_pruned_offsets(model: torch.nn.Module) -> List[str]:
         cls = _SWAPS.get(type(module))
         if cls is None or bool(kept_offsets(module).all()):
             continue
-        if not default_layout(module):
+        if not spconv_default_layout(module):  # the twins run the default layout
             print_log(f'skip_pruned_offsets: {name} holds the legacy spconv weight layout '
                       '(*kernel, in, out): left as a plain spconv conv', logger='current',
                       level=logging.WARNING)

@@ -180,6 +180,9 @@ class Ablation:
             measured_distortion=result.measured_distortion, timings=result.timings)
         return ckpt, allocation, choice
 
+    def _cell_dir(self, cell: Cell) -> str:
+        return osp.join(self.work_dir, cell.name.replace(':', '_'))
+
     def model_files(self, name: str) -> Tuple[str, str]:
         """(config, checkpoint) of a cell's result as it was evaluated: the fine-tuned
         checkpoint of a fine-tuned cell, the pruned one of a cell run without fine-tuning,
@@ -191,10 +194,10 @@ class Ablation:
         row = self.results.get(name)
         if row is None:
             raise KeyError(f'{self.path}: no result {name!r}')
-        if row.get('checkpoint'):
-            return self._config(cell_of(row)), row['checkpoint']
         cell = cell_of(row)
-        cell_dir = osp.join(self.work_dir, cell.name.replace(':', '_'))
+        if row.get('checkpoint'):
+            return self._config(cell), row['checkpoint']
+        cell_dir = self._cell_dir(cell)
         last = osp.join(cell_dir, 'finetune', 'last_checkpoint')
         if row.get('epochs') and osp.isfile(last):
             with open(last) as f:
@@ -235,7 +238,7 @@ class Ablation:
         start = time.perf_counter()
         dense_gmacs = self.dense_gmacs(cell.detector)
         config = self._config(cell)
-        cell_dir = osp.join(self.work_dir, cell.name.replace(':', '_'))
+        cell_dir = self._cell_dir(cell)
         allocation = choice = None
         if cell.budget is not None:
             try:
