@@ -8,6 +8,8 @@ keep ratios and masks is built and its output distortion measured on the same ca
 frames. Reports the Spearman rank correlation of predicted (spatial + summed weight
 distortion) against measured over those allocations (the paper's Tab. 5 view, for the joint
 objective), and the allocation's time split against its calibration (gradient) pass.
+--searches grid coordinate runs each budget with each spatial search (``SPATIAL_SEARCHES``:
+every combination, or coordinate descent over the sites) side by side.
 Prints markdown tables; writes WORK_DIR/joint_additivity.json.
 
 Example: python bench/joint_additivity.py --budgets 0.5 0.25 --calib-frames 8
@@ -25,6 +27,7 @@ from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.joint.sites import find_sites, set_keep_ratios
 from dm3d_mm.pruning import DM3DPruner
+from dm3d_mm.registry import SPATIAL_SEARCHES
 from dm3d_mm.weight.calibration import measured_distortion, reference_outputs
 from dm3d_mm.weight.head_outputs import build_head_outputs
 from dm3d_mm.weight.masks import MaskSet
@@ -45,6 +48,9 @@ def main():
     p.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.25],
                    help='fractions of the model with every keep ratio at its largest')
     p.add_argument('--grid', type=float, nargs='+', help='keep ratios tried at every site')
+    p.add_argument('--searches', nargs='+', default=['grid'],
+                   choices=sorted(SPATIAL_SEARCHES.module_dict),
+                   help='spatial searches to run at every budget')
     p.add_argument('--parts', nargs='+', default=['middle_encoder', 'backbone', 'neck'])
     p.add_argument('--calib-frames', type=int, default=8)
     p.add_argument('--num-ratios', type=int, default=16)
@@ -52,9 +58,9 @@ def main():
     args = p.parse_args()
     cfg = load_config(args.config, data_root=args.data_root)
     batches = calibration_batches(cfg, args.calib_frames, 'train')
-    spatial = dict(grid=args.grid) if args.grid else {}
     results = []
-    for budget in args.budgets:
+    for budget, search in [(b, s) for b in args.budgets for s in args.searches]:
+        spatial = dict(grid=args.grid, search=search) if args.grid else dict(search=search)
         model = build_detector(cfg, args.checkpoint)
         pruner = DM3DPruner(budget, parts=args.parts, num_ratios=args.num_ratios,
                             progress=False, spatial=spatial)
@@ -82,7 +88,7 @@ def main():
         t = res.timings
         search = t.get('spatial_options', 0) + t.get('curves', 0) + t.get('dp', 0)
         results.append(dict(
-            budget=budget, combinations=len(res.spatial['combinations']),
+            budget=budget, search=search, combinations=len(res.spatial['combinations']),
             allocations=len(predicted), spearman=spearman(predicted, measured),
             chosen=res.spatial['keep_ratios'], trained=res.spatial['trained_keep_ratios'],
             chosen_predicted=res.spatial['predicted_distortion'],
@@ -93,20 +99,21 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'joint_additivity.json'), 'w') as f:
         json.dump(results, f, indent=1)
-    print('| budget | combinations | Spearman (predicted vs measured, allocations) | chosen '
-          'keep ratios | chosen: predicted / measured distortion | achieved FLOPs |')
-    print('|---:|---:|---:|---|---:|---:|')
+    print('| budget | search | combinations | Spearman (predicted vs measured, allocations) | '
+          'chosen keep ratios | chosen: predicted / measured distortion | achieved FLOPs |')
+    print('|---:|---|---:|---:|---|---:|---:|')
     for r in results:
         keep = ', '.join(f"{k.split('.')[-1]} {v:g}" for k, v in r['chosen'].items())
-        print(f"| {r['budget']} | {r['combinations']} | {r['spearman']:.3f} "
+        print(f"| {r['budget']} | {r['search']} | {r['combinations']} | {r['spearman']:.3f} "
               f"({r['allocations']}) | {keep} | {r['chosen_predicted']:.4g} / "
               f"{r['chosen_measured']:.4g} | {r['achieved']:.4f} |")
-    print('\n| budget | calibration (gradient) pass s | spatial options s | curves s | DP s | '
-          'recount s | allocation / gradient pass |')
-    print('|---:|---:|---:|---:|---:|---:|---:|')
+    print('\n| budget | search | calibration (gradient) pass s | spatial options s | curves s | '
+          'DP s | recount s | allocation / gradient pass |')
+    print('|---:|---|---:|---:|---:|---:|---:|---:|')
     for r in results:
         t = r['timings']
-        print(f"| {r['budget']} | {t['calibration_pass']:.1f} | {t['spatial_options']:.1f} | "
+        print(f"| {r['budget']} | {r['search']} | {t['calibration_pass']:.1f} | "
+              f"{t['spatial_options']:.1f} | "
               f"{t['curves']:.2f} | {t['dp']:.2f} | {t.get('recount', 0):.1f} | "
               f"{r['search_over_gradient_pass']:.1f}x |")
 

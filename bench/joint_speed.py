@@ -1,4 +1,4 @@
-"""What the joint allocation buys in wall time: the demo SECOND (dense), its Ada3D model at
+"""What the joint allocation buys in wall time: a demo detector (dense), its Ada3D model at
 the trained keep ratios, Ada3D + DM3D channel pruning at the trained ratios (hand-set) and the
 joint allocation with channel granularity (keep ratios chosen with the widths), each channel
 row exported slim, timed side by side.
@@ -14,6 +14,9 @@ on the same schedule, and evaluates them again.
 counts measured seconds (``cost='latency'``): T is a fraction of the dense detector's wall
 time, timed on the calibration frames the way the latency cost times every combination.
 
+--detector centerpoint runs the same rows on the demo CenterPoint (channel granularity on the
+3D encoder, 2D backbone, neck and CenterHead).
+
 Example: python bench/joint_speed.py --budgets 0.2 0.1 --time-budgets 0.5 --frames 8
 """
 import argparse
@@ -23,7 +26,8 @@ from collections import OrderedDict
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.studies.ablation import CONTROL_FINETUNE_HOOK, joint_gmacs, joint_target
+from dm3d_mm.studies.ablation import (CONTROL_FINETUNE_HOOK, DETECTORS, joint_gmacs,
+                                      joint_target)
 from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
@@ -37,11 +41,10 @@ from dm3d_mm.pruning import DM3DPruner
 from dm3d_mm.weight.allocators import BudgetBelowFloor
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
-DENSE = ('configs/demo/second_synth-kitti_cpu_finetune.py',
-         'checkpoints/second_synth-kitti_cpu.pth')
-ADA3D = ('configs/demo/second_synth-kitti_cpu_ada3d_dm3d50.py',
-         'checkpoints/second_synth-kitti_cpu_ada3d.pth')
-PARTS = ['middle_encoder', 'backbone', 'neck']
+# the parts channel granularity prunes, per detector: SECOND's anchor head stays whole (its
+# output convs are the detector's outputs), CenterPoint's shared and task convs are pruned
+PARTS = dict(second=['middle_encoder', 'backbone', 'neck'],
+             centerpoint=['pts_middle_encoder', 'pts_backbone', 'pts_neck', 'pts_bbox_head'])
 
 
 def with_ap(row, ap):
@@ -58,10 +61,16 @@ def main():
     p.add_argument('--grid', type=float, nargs='+', help='keep ratios tried at every site')
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--finetune-epochs', type=int, default=0)
+    p.add_argument('--detector', choices=sorted(PARTS), default='second')
     args = add_bench_args(p, 'work_dirs/bench_joint_speed').parse_args()
-    cfg, calib, frames, dense = bench_setup(args, *DENSE)
-    ada_cfg = load_config(ADA3D[0], data_root=args.data_root)
-    models = OrderedDict(dense=dense, ada3d=build_detector(ada_cfg, ADA3D[1]).eval())
+    setup = DETECTORS[args.detector]
+    dense_files = (setup.finetune_config, setup.checkpoint)
+    ada_files = (setup.spatial['ada3d'].finetune_config, setup.spatial['ada3d'].checkpoint)
+    pruner_args = dict(setup.pruner, parts=PARTS[args.detector], num_ratios=16,
+                       progress=False)
+    cfg, calib, frames, dense = bench_setup(args, *dense_files)
+    ada_cfg = load_config(ada_files[0], data_root=args.data_root)
+    models = OrderedDict(dense=dense, ada3d=build_detector(ada_cfg, ada_files[1]).eval())
     cfgs = dict(dense=cfg, ada3d=ada_cfg)
     finetune = {}
     dense_gmacs = joint_gmacs(dense, frames)
@@ -82,16 +91,16 @@ def main():
                      joint_target(models['ada3d'], dense, calib, t, spatial,
                                   build_cost(latency).whole_seconds)))
     for name, extra, target in rows:
-        model = build_detector(ada_cfg, ADA3D[1])
+        model = build_detector(ada_cfg, ada_files[1])
         try:
-            result = DM3DPruner(target, parts=PARTS, num_ratios=16, granularity=channel,
-                                progress=False, **extra).prune(model, calib)
+            result = DM3DPruner(target, granularity=channel, **pruner_args,
+                                **extra).prune(model, calib)
         except BudgetBelowFloor as e:  # what the unpruned rest costs is over the budget
             print(f'{name}: not reachable: {e}')
             continue
         tag = name.split(',')[0].replace(' ', '_').replace('+', '')
         pruned = osp.join(args.out, tag, 'pruned.pth')
-        save_result(model, result, pruned, ADA3D[1], ADA3D[0])
+        save_result(model, result, pruned, ada_files[1], ada_files[0])
         out = export_slim(ada_cfg, pruned, osp.dirname(pruned), 'slim')
         slim_cfg = load_config(out['config'], data_root=args.data_root)
         models[name] = build_detector(slim_cfg, out['checkpoint']).eval()
@@ -110,10 +119,10 @@ def main():
     times = measure(models, frames, args.repeats, args.voxelizer)
     print('\nbefore fine-tuning\n' + ratio_table(rows, times))
     if args.finetune_epochs:
-        finetune['dense'] = DENSE[0]
+        finetune['dense'] = dense_files[0]
         for name, config in finetune.items():
             ft = finetune_and_test(config, args.data_root, osp.join(args.out, 'ft', name),
-                                   load_from=DENSE[1] if name == 'dense' else None,
+                                   load_from=dense_files[1] if name == 'dense' else None,
                                    epochs=args.finetune_epochs,
                                    cfg_options=dict(custom_hooks=[CONTROL_FINETUNE_HOOK]))
             rows[name + ' (fine-tuned)'] = with_ap(dict(rows[name]),

@@ -14,7 +14,9 @@ them is defined here, and the modules named in ``locations`` register their entr
 - ``CHANNEL_GRAPHS``: which convs of a detector part share a channel width;
 - ``COST_MODELS``: what a budget counts (``flops``, ``latency``);
 - ``SPATIAL_SITES``: the spatial pruning sites of a detector whose keep ratios the joint
-  allocation chooses (Ada3D locations, SPSS encoder stages).
+  allocation chooses (Ada3D locations, SPSS encoder stages);
+- ``SPATIAL_SEARCHES``: which combinations of keep ratios the joint allocation counts
+  (``grid``: every one; ``coordinate``: coordinate descent over the sites).
 
 They are roots of their own trees with scope ``dm3d_mm``, and every build runs in that
 scope. Without that, a build inside an mmdet3d Runner (default scope ``mmdet3d``) looks for
@@ -60,3 +62,5 @@ COST_MODELS = Registry('cost_model', scope=SCOPE, build_func=build_in_scope,
                        locations=['dm3d_mm.cost.latency_cost'])
 SPATIAL_SITES = Registry('spatial_site', scope=SCOPE, build_func=build_in_scope,
                          locations=['dm3d_mm.joint.sites'])
+SPATIAL_SEARCHES = Registry('spatial_search', scope=SCOPE, build_func=build_in_scope,
+                            locations=['dm3d_mm.joint.spatial_search'])

@@ -114,3 +114,20 @@ def test_paper_variants_inherit_their_detectors_finetune_base(path):
     assert cfg.model.type == base.model.type
     heads = [k for k in ('bbox_head', 'pts_bbox_head', 'rpn_head') if k in base.model]
     assert heads and all(cfg.model[k] == base.model[k] for k in heads)
+
+
+@pytest.mark.parametrize('detector', ['second', 'centerpoint'])
+def test_ada3d_fair_control_trains_on_ada3ds_joint_schedule(detector):
+    """The dense control of an Ada3D demo model (configs/demo/studies/*_ada3d_control.py)
+    trains the dense detector from its dense checkpoint on exactly the optimiser, schedule
+    and length of Ada3D's joint step, norm statistics updating (no freezing hook)."""
+    from dm3d_mm.apis import load_config
+    demo = osp.join(REPO, 'configs', 'demo')
+    control = load_config(osp.join(demo, 'studies', f'{detector}_synth-kitti_cpu_ada3d_control.py'))
+    ada3d = load_config(osp.join(demo, f'{detector}_synth-kitti_cpu_ada3d.py'))
+    dense = load_config(osp.join(demo, f'{detector}_synth-kitti_cpu.py'))
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'train_dataloader'):
+        assert control[key] == ada3d[key], key
+    assert control.model == dense.model
+    assert control.load_from == f'checkpoints/{detector}_synth-kitti_cpu.pth'
+    assert not control.get('custom_hooks')

@@ -229,9 +229,9 @@ def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_
         return const + counted.total_macs() / counted.frames
 
     class Recording(LatencyCost):
-        def build_options(self, model, batches, ref, options, set_option):
+        def option_pricer(self, model, batches, ref):
             reference.update({n: ref.layer_dense_macs(n) for n in ref.layers})
-            return super().build_options(model, batches, ref, options, set_option)
+            return super().option_pricer(model, batches, ref)
 
     kw = dict(num_ratios=4, parts=['neck'], granularity='channel', num_buckets=200000,
               progress=False, spatial=dict(grid=(1.0, 0.5), sites=['middle_encoder.bev']))
@@ -244,13 +244,15 @@ def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_
     assert [r['middle_encoder.bev'] for r in seen] == \
         [r['ratios']['middle_encoder.bev'] for r in res_lat.spatial['combinations']]
     assert all(r['middle_encoder.stage2'] == trained['middle_encoder.stage2'] for r in seen)
-    for o, m in zip(lat._options, lat._option_costs):
-        flops = CostModel_of(o, lat)
+    for o in lat._space.options.values():
+        m, flops = lat._space.cost(o), CostModel_of(o, lat)
         assert m.total() == pytest.approx(const + flops.dense_total, rel=1e-9)
         for n in m.tables:  # each conv priced at its MACs under this combination
             assert m.layer_cost(n) == pytest.approx(flops.layer_dense_macs(n), rel=1e-9)
     before = res_lat.cost['before']
-    assert before == pytest.approx(const + lat._option_costs[0].flops.dense_total, rel=1e-9)
+    largest = next(iter(lat._space.options.values()))  # every site at its largest, first
+    assert largest.ratios == res_lat.spatial['largest']
+    assert before == pytest.approx(const + lat._space.cost(largest).flops.dense_total, rel=1e-9)
     assert res_lat.cost['after'] <= res_lat.cost['budget'] * (1 + 1e-9)
     # the FLOPs search at the matching budget chooses the same ratios and masks
     _, _, model2 = _model(ADA3D, synth_root)
@@ -269,3 +271,80 @@ def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_
 def CostModel_of(option, pruner):
     from dm3d_mm.cost.cost_model import CostModel
     return CostModel(option.counter, list(pruner._cand.layers))
+
+
+def test_coordinate_search_descends_to_a_coordinate_optimum_in_few_scores():
+    """On a synthetic objective over 4 sites x 4 values: separable, the coordinate search
+    finds the grid optimum with far fewer scores than the grid; coupled, it stops where no
+    single-site change improves. Each combination is scored once."""
+    from dm3d_mm.joint.spatial_search import CoordinateSearch, GridSearch, build_spatial_search
+    values = [1.0, 0.75, 0.5, 0.25]
+    cands = {f's{i}': values for i in range(4)}
+    target = dict(s0=0.25, s1=0.5, s2=1.0, s3=0.75)
+
+    def run(search, objective, start):
+        scored = {}
+
+        def score(r):
+            key = tuple(r[k] for k in cands)
+            if key not in scored:
+                scored[key] = objective(r)
+            return scored[key]
+        search.run(cands, start, score)
+        best = min((v, k) for k, v in scored.items() if v is not None)
+        return dict(zip(cands, best[1])), scored
+
+    def separable(r):
+        return sum((r[k] - target[k]) ** 2 for k in r)
+    start = dict.fromkeys(cands, 1.0)
+    got, scored = run(build_spatial_search('coordinate'), separable, start)
+    assert got == target and len(scored) <= 1 + 2 * 12 < 4 ** 4
+    assert run(GridSearch(), separable, start)[0] == target and \
+        len(run(GridSearch(), separable, start)[1]) == 4 ** 4
+
+    def coupled(r):  # a narrow valley: s0 and s1 must move together; over budget at s3 0.25
+        if r['s3'] == 0.25:
+            return None
+        return (r['s0'] - r['s1']) ** 2 * 10 + (r['s0'] + r['s1'] - 0.5) ** 2 + r['s2']
+    got, scored = run(CoordinateSearch(max_sweeps=5), coupled, start)
+    best = coupled(got)
+    for k in cands:  # no single-site change of the choice improves the objective
+        for v in values:
+            other = coupled(dict(got, **{k: v}))
+            assert other is None or other >= best - 1e-12
+    with pytest.raises(ValueError, match='unknown spatial search'):
+        build_spatial_search('random')
+
+
+def test_the_coordinate_search_counts_fewer_combinations_and_its_choice_is_coordinate_optimal(
+        joint_ada3d):
+    """The same instance as the grid fixture with search='coordinate': fewer forwards, each
+    scored combination's row equal to the grid's, the choice no single-site change improves,
+    and no better than the grid optimum."""
+    from dm3d_mm.pruning import DM3DPruner
+    cfg, ckpt, _, batches, grid_pruner, grid_res, trained = joint_ada3d
+    _, _, model = _model(ADA3D, cfg.data_root)
+    spatial = dict(grid=(1.0, 0.25), sites=['middle_encoder.stage4', 'middle_encoder.bev'],
+                   search=dict(type='coordinate', max_sweeps=1))
+    pruner = DM3DPruner(0.45, num_ratios=4, parts=['neck'], num_buckets=200000,
+                        progress=False, spatial=spatial)
+    res = pruner.prune(model, batches)
+    assert res.cost['budget'] == pytest.approx(grid_res.cost['budget'], rel=1e-12)
+    rows = {tuple(r['ratios'].values()): r for r in res.spatial['combinations']}
+    grid_rows = {tuple(r['ratios'].values()): r for r in grid_res.spatial['combinations']}
+    assert len(pruner._space) == len(rows) < len(grid_rows) == 9
+    for key, row in rows.items():
+        assert row['spatial_distortion'] == pytest.approx(
+            grid_rows[key]['spatial_distortion'], rel=1e-6, abs=1e-9)
+        assert row['objective'] == pytest.approx(grid_rows[key]['objective'], rel=1e-6,
+                                                 abs=1e-9) if row['objective'] else \
+            grid_rows[key]['objective'] is None
+    chosen = res.spatial['keep_ratios']
+    best = res.spatial['predicted_distortion']
+    for site in chosen:  # every single-site neighbour of the choice was scored, none better
+        for key, row in grid_rows.items():
+            ratios = row['ratios']
+            if all(ratios[s] == chosen[s] for s in chosen if s != site):
+                assert key in rows
+                assert row['objective'] is None or row['objective'] >= best - 1e-9
+    assert best >= grid_res.spatial['predicted_distortion'] - 1e-9

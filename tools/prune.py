@@ -25,7 +25,7 @@ from dm3d_mm.apis.model import build_detector, default_device
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
                                 save_result, write_pruned_config, write_reports)
 from dm3d_mm.pruning.pruner import ESTIMATOR_NAMES, METHODS
-from dm3d_mm.registry import COST_MODELS, GRANULARITIES
+from dm3d_mm.registry import COST_MODELS, GRANULARITIES, SPATIAL_SEARCHES
 
 
 def parse_args():
@@ -58,6 +58,11 @@ def parse_args():
     p.add_argument('--spatial-sites', nargs='+',
                    help='sites to choose, e.g. middle_encoder.bev (default: all); implies '
                         '--spatial')
+    p.add_argument('--spatial-search', choices=sorted(SPATIAL_SEARCHES.module_dict),
+                   help="which combinations of keep ratios are counted: 'grid' (every one, "
+                        "the default) or 'coordinate' (coordinate descent over the sites: "
+                        'fewer forwards, a combination no single-site change improves); '
+                        'implies --spatial')
     p.add_argument('--calib-frames', type=int,
                    help='calibration frames (default: pruning.calib.frames, else 16)')
     p.add_argument('--calib-split', choices=['train', 'val', 'test'])
@@ -93,8 +98,10 @@ def main():
             raise ValueError('--round-to needs --granularity channel')
         granularity = dict(type='channel', round_to=args.round_to)
     spatial = None
-    if args.spatial or args.spatial_grid or args.spatial_sites:
+    if args.spatial or args.spatial_grid or args.spatial_sites or args.spatial_search:
         spatial = dict((cfg.get('pruning') or {}).get('spatial') or {})
+        if args.spatial_search:
+            spatial['search'] = args.spatial_search
         if args.spatial_grid:
             spatial['grid'] = args.spatial_grid
         if args.spatial_sites:

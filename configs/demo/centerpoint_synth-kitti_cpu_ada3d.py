@@ -6,7 +6,7 @@
 _base_ = ['./centerpoint_synth-kitti_cpu_ada3d_stage2.py', '../_base_/schedules/ada3d_joint.py']
 model = dict(train_predictor_only=False)
 finetune_lr = {{_base_.ada3d_joint_lr}}
-finetune_epochs = 6
+finetune_epochs = {{_base_.ada3d_joint_epochs_centerpoint}}
 optim_wrapper = dict(optimizer=dict(lr=finetune_lr))
 param_scheduler = [dict(_base_.dm3d_finetune_cosine, T_max=finetune_epochs, end=finetune_epochs)]
 train_cfg = dict(max_epochs=finetune_epochs, val_interval=finetune_epochs)

@@ -48,6 +48,12 @@ class CostModel:
         self.fixed_macs = sum(self.layers[n].macs() for n in fixed) / self.frames
         self.dense_total = sum(st.dense_macs for st in self.layers.values()) / self.frames
 
+    @property
+    def flops(self) -> 'CostModel':
+        """The joint FLOPs model this cost model counts with: itself (a latency model has
+        its own)."""
+        return self
+
     def pairs(self, name: str) -> torch.Tensor:
         """Mean (input, output) pairs per kernel offset per frame."""
         return self.layers[name].pairs.double() / self.frames

@@ -18,7 +18,7 @@ swappable pieces that answer (``DM3DPruner(cost=...)``):
   time is saved instead of where FLOPs are.
 
 Under the joint allocation (spatial keep ratios searched with the weights) every combination
-of keep ratios gets its own cost model (``build_options``). For FLOPs it is the combination's
+of keep ratios gets its own cost model (``option_pricer``). For FLOPs it is the combination's
 own count. For latency the conv tables are timed once, with the ratios in force before
 pruning, and each conv's times are scaled by its MACs under the combination over its MACs
 under those ratios (a conv's time at given widths taken as proportional to the pairs it
@@ -28,7 +28,7 @@ computes); the whole detector is timed again under every combination, so the rem
 import copy
 import time
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 from mmengine import dist
@@ -188,11 +188,10 @@ class FlopsCost:
         """The FLOPs model itself."""
         return flops
 
-    def build_options(self, model: nn.Module, batches: Sequence[dict], reference: CostModel,
-                      options: Sequence[CostModel],
-                      set_option: Callable[[int], None]) -> List[CostModel]:
+    def option_pricer(self, model: nn.Module, batches: Sequence[dict],
+                      reference: CostModel) -> Callable[[CostModel], CostModel]:
         """Each spatial combination's own count (see the module docstring)."""
-        return list(options)
+        return lambda counted: counted
 
 
 @COST_MODELS.register_module(name='latency')
@@ -238,42 +237,34 @@ class LatencyCost:
                                         self.whole_seconds(model, batches)))
         return LatencyCostModel(flops, tables, whole)
 
-    def build_options(self, model: nn.Module, batches: Sequence[dict], reference: CostModel,
-                      options: Sequence[CostModel],
-                      set_option: Callable[[int], None]) -> List[LatencyCostModel]:
-        """One latency model per spatial combination (see the module docstring).
+    def option_pricer(self, model: nn.Module, batches: Sequence[dict],
+                      reference: CostModel) -> Callable[[CostModel], LatencyCostModel]:
+        """Times the conv tables now; returns the latency model of one spatial combination
+        (see the module docstring).
 
         Args:
             model (nn.Module): the detector, eval mode, with the keep ratios the tables are
                 timed at in force.
             batches (Sequence[dict]): calibration batches.
             reference (CostModel): the FLOPs count with those ratios.
-            options (Sequence[CostModel]): each combination's FLOPs count.
-            set_option (Callable[[int], None]): puts combination i's ratios in force (the
-                caller restores its own afterwards).
 
         Returns:
-            list[LatencyCostModel]: in the order of ``options``.
+            Callable: ``price(counted)``: called with a combination's ratios in force and its
+            FLOPs count, times the whole detector under it and scales every conv's table by
+            the conv's MACs there over its MACs in ``reference``.
         """
         tables = _rank0(lambda: self.time_tables(model, batches, reference))
 
-        def wholes():
-            out = []
-            for i in range(len(options)):
-                set_option(i)
-                out.append(self.whole_seconds(model, batches))
-            return out
-        times = _rank0(wholes)
-        models = []
-        for counted, whole in zip(options, times):
+        def price(counted: CostModel) -> LatencyCostModel:
+            whole = _rank0(lambda: self.whole_seconds(model, batches))
             scaled = {}
             for n, t in tables.items():
                 ref = reference.layer_dense_macs(n) if n in reference.layers else 0.0
                 now = counted.layer_dense_macs(n) if n in counted.layers else 0.0
                 scale = now / ref if ref > 0 else 1.0
                 scaled[n] = LatencyTable(t.cin, t.cout, t.seconds * scale)
-            models.append(LatencyCostModel(counted, scaled, whole))
-        return models
+            return LatencyCostModel(counted, scaled, whole)
+        return price
 
     def whole_seconds(self, model: nn.Module, batches: Sequence[dict]) -> float:
         """Seconds per frame of the whole detector as it is (best of ``repeats``)."""

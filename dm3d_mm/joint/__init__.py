@@ -1,7 +1,7 @@
 """The joint allocation: spatial keep ratios (Ada3D locations, SPSS stages) chosen together
 with the weight densities against the exact joint cost."""
-from .search import JointChoice, SpatialGrid, SpatialOption, joint_search, spatial_options
+from .search import JointChoice, SpatialGrid, SpatialOption, SpatialOptions, joint_search
 from .sites import SpatialSite, find_sites, keep_ratios, set_keep_ratios
 
-__all__ = ['JointChoice', 'SpatialGrid', 'SpatialOption', 'joint_search', 'spatial_options',
+__all__ = ['JointChoice', 'SpatialGrid', 'SpatialOption', 'SpatialOptions', 'joint_search',
            'SpatialSite', 'find_sites', 'keep_ratios', 'set_keep_ratios']

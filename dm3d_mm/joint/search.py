@@ -12,12 +12,14 @@ keep ratios, dense weights) with the same head-output distortion as the weight c
 ``delta_{i,k}`` are the weight curves of the model as trained. The cost is exact for each
 ``r``: the calibration frames are run with ``r`` in force and the pairs of every layer
 counted, so a ratio changes the cost of every layer downstream of it, and a weight density
-multiplies those pairs. Every combination of the grid is counted once; for each, DM3D's DP
-gives the optimal weight choice within the budget, and the combination of least objective
-wins: the optimum of the objective over the grid (the DP's own budget rounding aside).
+multiplies those pairs. Each combination the search asks for is counted once
+(:class:`SpatialOptions`); for each, DM3D's DP gives the optimal weight choice within the
+budget, and the combination of least objective wins. With the ``grid`` search
+(``joint/spatial_search.py``) every combination is counted: the optimum of the objective over
+the grid (the DP's own budget rounding aside).
 """
 import contextlib
-import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -29,16 +31,17 @@ from torch import Tensor, nn
 from ..cost import FlopsCounter
 from ..weight.allocators import Allocator, WeightProblem
 from ..weight.calibration import counted_distortion
-from .sites import SpatialSite, find_sites, ratios_in_force, set_keep_ratios
+from .sites import SpatialSite, find_sites, ratios_in_force
+from .spatial_search import build_spatial_search
 
 DEFAULT_GRID = (1.0, 0.75, 0.5, 0.25)
 
 
 class SpatialGrid:
     """The ``spatial=`` section of a pruning config: which sites the allocation chooses the
-    keep ratio of, and from which values (each site's ratio in force is always one of them).
-    Every combination is run once on the calibration frames: the search costs
-    ``prod(len(values))`` forwards.
+    keep ratio of, from which values (each site's ratio in force is always one of them), and
+    how the combinations are searched. Every combination the search scores is run once on the
+    calibration frames: the ``grid`` search costs ``prod(len(values))`` forwards.
 
     Args:
         grid (Sequence[float] | dict): keep ratios tried at every site, or site name ->
@@ -47,11 +50,14 @@ class SpatialGrid:
             ``middle_encoder.bev``); None: every site the finders find. Defaults to None.
         finders (Sequence[str | dict]): ``SPATIAL_SITES`` finders. Defaults to
             ('ada3d', 'spss').
+        search (str | dict): a ``SPATIAL_SEARCHES`` search: 'grid' (every combination) or
+            'coordinate' (coordinate descent over the sites). Defaults to 'grid'.
     """
 
     def __init__(self, grid: Union[Sequence[float], Dict[str, Sequence[float]]] = DEFAULT_GRID,
                  sites: Optional[Sequence[str]] = None,
-                 finders: Sequence = ('ada3d', 'spss')):
+                 finders: Sequence = ('ada3d', 'spss'), search: Union[str, dict] = 'grid'):
+        self.search = build_spatial_search(search)
         self.grid = {k: self._values(k, v) for k, v in grid.items()} \
             if isinstance(grid, dict) else self._values('grid', grid)
         self.sites = None if sites is None else list(sites)
@@ -91,11 +97,9 @@ class SpatialGrid:
         with ratios_in_force(sites, ratios):  # a site's candidates include its ratio
             return {s.name: self.values(s)[0] for s in sites}
 
-    def combinations(self, sites: Sequence[SpatialSite]) -> List[Dict[str, float]]:
-        """Every combination of the sites' candidates (every site at its largest first)."""
-        names = [s.name for s in sites]
-        return [dict(zip(names, combo))
-                for combo in itertools.product(*(self.values(s) for s in sites))]
+    def candidates(self, sites: Sequence[SpatialSite]) -> Dict[str, List[float]]:
+        """Site name -> its candidates (largest first), the ratios in force among them."""
+        return {s.name: self.values(s) for s in sites}
 
 
 @dataclass
@@ -113,11 +117,13 @@ class SpatialOption:
 
 
 @contextlib.contextmanager
-def preprocessed_once(model: nn.Module):
+def preprocessed_once(model: nn.Module, cache: Optional[dict] = None):
     """Within the block, the model's data preprocessor (voxelization) runs once per batch
-    object: a keep ratio acts after it, so every combination sees the same voxels."""
+    object: a keep ratio acts after it, so every combination sees the same voxels.
+    ``cache``: kept by the caller to reuse over several blocks (the batches must live as
+    long: they are keyed by identity)."""
     pre = model.data_preprocessor
-    cache = {}
+    cache = {} if cache is None else cache
     forward = pre.forward
 
     def once(data, training=False):
@@ -137,36 +143,65 @@ def preprocessed_once(model: nn.Module):
             pre.forward = own
 
 
-@torch.no_grad()
-def spatial_options(model: nn.Module, sites: Sequence[SpatialSite], grid: SpatialGrid,
-                    batches: Sequence[dict], reference: list, outputs: Callable,
-                    lambdas=(0.0, 1.0), progress: bool = False) -> List[SpatialOption]:
-    """Count and measure every combination of the grid (the model's ratios restored).
+class SpatialOptions:
+    """Combinations of keep ratios counted, measured and priced when first asked for, each
+    once (the model's ratios restored after each).
 
     Args:
-        model (nn.Module): the detector, in eval mode, dense weights.
+        model (nn.Module): the detector, in eval mode.
         sites (Sequence[SpatialSite]): the sites to set.
-        grid (SpatialGrid): the values.
         batches (Sequence[dict]): the calibration batches (this rank's).
         reference (list): per-batch head outputs of the reference state.
         outputs (Callable): the head-output extractor.
         lambdas (tuple[float, float]): box and confidence weights of the distortion.
-        progress (bool): show a progress bar. Defaults to False.
-
-    Returns:
-        list[SpatialOption]: one per combination.
+        price (Callable, optional): ``price(option) -> cost model`` of the budget under the
+            combination, called with its ratios in force (voxelization not cached); None:
+            no cost model. Defaults to None.
+        progress (bool): count the combinations on a progress bar. Defaults to False.
     """
-    combos = grid.combinations(sites)
-    bar = ProgressBar(len(combos)) if progress else None
-    options = []
-    with ratios_in_force(sites), preprocessed_once(model):
-        for ratios in combos:
-            set_keep_ratios(sites, ratios)
-            options.append(SpatialOption(ratios, *counted_distortion(
-                model, batches, reference, outputs, lambdas)))
-            if bar:
-                bar.update()
-    return options
+
+    def __init__(self, model: nn.Module, sites: Sequence[SpatialSite],
+                 batches: Sequence[dict], reference: list, outputs: Callable,
+                 lambdas=(0.0, 1.0), price: Optional[Callable] = None, progress: bool = False):
+        self.bar = ProgressBar(0) if progress else None
+        self.model, self.sites, self.batches = model, list(sites), batches
+        self.reference, self.outputs, self.lambdas, self.price = reference, outputs, \
+            lambdas, price
+        self.options: Dict[tuple, SpatialOption] = {}
+        self.costs: Dict[tuple, object] = {}
+        self.seconds = dict(count=0.0, price=0.0)
+        self._voxels: dict = {}  # the data preprocessor's outputs, per batch
+
+    def key(self, ratios: Dict[str, float]) -> tuple:
+        return tuple(float(ratios[s.name]) for s in self.sites)
+
+    @torch.no_grad()
+    def get(self, ratios: Dict[str, float]) -> SpatialOption:
+        """The combination counted and measured with dense weights (and priced)."""
+        key = self.key(ratios)
+        if key not in self.options:
+            ratios = {s.name: float(ratios[s.name]) for s in self.sites}
+            with ratios_in_force(self.sites, ratios):
+                t0 = time.perf_counter()
+                with preprocessed_once(self.model, self._voxels):
+                    option = SpatialOption(ratios, *counted_distortion(
+                        self.model, self.batches, self.reference, self.outputs,
+                        self.lambdas))
+                t1 = time.perf_counter()
+                self.costs[key] = self.price(option) if self.price else None
+                self.seconds['count'] += t1 - t0
+                self.seconds['price'] += time.perf_counter() - t1
+            self.options[key] = option
+            if self.bar:
+                self.bar.update()
+        return self.options[key]
+
+    def cost(self, option: SpatialOption):
+        """The cost model of a combination counted here."""
+        return self.costs[self.key(option.ratios)]
+
+    def __len__(self) -> int:
+        return len(self.options)
 
 
 @dataclass
@@ -200,44 +235,63 @@ class JointChoice:
         return self.spatial_distortion + self.weight_distortion
 
 
-def joint_search(options: Sequence[SpatialOption],
+def joint_search(space: SpatialOptions, grid: SpatialGrid, candidates: Dict[str, List[float]],
+                 start: Dict[str, float],
                  problem_of: Callable[[SpatialOption], Optional[WeightProblem]],
                  allocator: Allocator) -> JointChoice:
-    """The combination and weight choice of least objective within the budget.
+    """The combination and weight choice of least objective within the budget, over the
+    combinations ``grid.search`` scores.
 
     Args:
-        options (Sequence[SpatialOption]): the counted combinations.
+        space (SpatialOptions): counts combinations on demand (those already counted are
+            scored first, in their order).
+        grid (SpatialGrid): the ``spatial=`` section (its search).
+        candidates (dict[str, list[float]]): site -> its values.
+        start (dict[str, float]): the ratios in force before pruning (scored first).
         problem_of (Callable): combination -> the weight problem under its count (None if
             its floor alone is over the budget).
         allocator (Allocator): the weight allocator (one with ``uses_curves``).
 
     Returns:
-        JointChoice: the optimum and the table.
+        JointChoice: the optimum and the table (every scored combination).
     """
-    best, table = None, []
-    for opt in options:
-        row = dict(ratios=dict(opt.ratios), spatial_distortion=opt.distortion,
-                   weight_distortion=None, objective=None, cost=None)
-        table.append(row)
+    rows: Dict[tuple, dict] = {}
+    best = None
+
+    def score(ratios: Dict[str, float]) -> Optional[float]:
+        nonlocal best
+        opt = space.get(ratios)
+        key = space.key(opt.ratios)
+        if key in rows:
+            return rows[key]['objective']
+        row = rows[key] = dict(ratios=dict(opt.ratios), spatial_distortion=opt.distortion,
+                               weight_distortion=None, objective=None, cost=None)
         problem = problem_of(opt)
         if problem is None:
-            continue
+            return None
         try:
             masks, choice = allocator.allocate(problem)
         except ValueError:  # nothing of the weights fits at this combination
-            continue
+            return None
         weight = float(sum(problem.item_distortions[i][k] for i, k in enumerate(choice)))
         cost = problem.total(masks)
         row.update(weight_distortion=weight, objective=opt.distortion + weight, cost=cost,
                    choice=[int(k) for k in choice])
         if best is None or opt.distortion + weight < best.objective:
-            best = JointChoice(opt, masks, list(choice), opt.distortion, weight,
-                               cost)
+            best = JointChoice(opt, masks, list(choice), opt.distortion, weight, cost)
+        return row['objective']
+
+    score(start)
+    for opt in list(space.options.values()):
+        score(opt.ratios)
+    grid.search.run(candidates, best.ratios if best is not None else dict(start), score)
     if best is None:
         raise ValueError('no combination of the spatial grid and the weight candidates fits '
                          'the budget: raise the target or add smaller keep ratios')
-    best.table = table
+    by_key = {space.key(o.ratios): i for i, o in enumerate(space.options.values())}
+    best.table = sorted(rows.values(), key=lambda r: by_key[space.key(r['ratios'])])
     print_log(f'joint allocation: keep ratios {best.ratios}, spatial distortion '
               f'{best.spatial_distortion:.4g}, weight distortion {best.weight_distortion:.4g} '
-              f'({len(options)} combinations)', logger='current')
+              f'({len(rows)} combinations scored, {type(grid.search).__name__})',
+              logger='current')
     return best

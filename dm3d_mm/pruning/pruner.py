@@ -23,7 +23,7 @@ from ..cost import count_flops
 from ..cost.cost_model import CostModel
 from ..cost.latency_cost import build_cost
 from ..cost.layouts import mask_at
-from ..joint.search import JointChoice, SpatialGrid, joint_search, spatial_options
+from ..joint.search import JointChoice, SpatialGrid, SpatialOptions, joint_search
 from ..joint.sites import keep_ratios, ratios_in_force, set_keep_ratios
 from ..registry import ALLOCATORS, ESTIMATORS, PRUNERS, build_piece
 from ..structured.channel_graph import WidthGroup, find_channel_graph, producer_index
@@ -250,8 +250,9 @@ class DM3DPruner:
         # state of one prune(): candidates, spatial sites and their counted combinations
         self._cand: Optional[_Candidates] = None
         self._sites: list = []
-        self._options: list = []
-        self._option_costs: list = []
+        self._space: Optional[SpatialOptions] = None
+        self._candidates_of: Dict[str, list] = {}
+        self._trained: Dict[str, float] = {}
 
     # ------------------------------------------------------------------------------
     def outputs(self, model: nn.Module):
@@ -295,6 +296,7 @@ class DM3DPruner:
             model.train(was_training)
 
     def _prune(self, model, batches, trained) -> PruneResult:
+        self._trained = dict(trained)
         outputs = self.outputs(model)
         candidates = find_prunable_layers(model, **self.select)
         for pat in self.keep_dense:
@@ -312,23 +314,26 @@ class DM3DPruner:
         for reason, names in left_out.items():
             print_log(f'DM3DPruner: left out {len(names)} layer(s) that {reason}: '
                       f'{", ".join(names)}', logger='current')
-        self._options = []
-        if self._sites:  # every combination of keep ratios counted and measured
+        self._space = None
+        if self._sites:  # combinations of keep ratios, counted when the search asks
             t0 = time.perf_counter()
-            self._options = spatial_options(model, self._sites, self.spatial, batches,
-                                            calib.reference, outputs, self.lambdas,
-                                            self.progress and world()[0] == 0)
-            timings['spatial_options'] = time.perf_counter() - t0
-        # the joint budget is a fraction of the model with every site at its largest ratio
-        # (the first combination); distortions are measured against the model as trained
-        t0 = time.perf_counter()
-        if self._sites:  # what the budget counts, per combination
-            counts = [CostModel(o.counter, list(layers)) for o in self._options]
-            with ratios_in_force(self._sites):
-                self._option_costs = self.cost.build_options(
-                    model, batches, CostModel(calib.counter, list(layers)), counts,
-                    lambda i: set_keep_ratios(self._sites, self._options[i].ratios))
-            flops, cm = counts[0], self._option_costs[0]
+            with ratios_in_force(self._sites):  # latency tables timed at the trained ratios
+                self._candidates_of = self.spatial.candidates(self._sites)
+                price = self.cost.option_pricer(model, batches,
+                                                CostModel(calib.counter, list(layers)))
+            self._space = SpatialOptions(
+                model, self._sites, batches, calib.reference, outputs, self.lambdas,
+                lambda o: price(CostModel(o.counter, list(layers))),
+                self.progress and world()[0] == 0)
+            # the joint budget is a fraction of the model with every site at its largest
+            # ratio; distortions are measured against the model as trained. The smallest
+            # ratios everywhere give the floor (a smaller keep ratio never adds pairs).
+            largest = self._space.get({n: v[0] for n, v in self._candidates_of.items()})
+            self._space.get({n: v[-1] for n, v in self._candidates_of.items()})
+            cm = self._space.cost(largest)
+            flops = cm.flops
+            timings['spatial_options'] = self._space.seconds['count']
+            t0 += self._space.seconds['count']  # the cost model's time: tables + wholes
         else:
             flops = CostModel(calib.counter, list(layers))
             cm = self.cost.build(model, batches, flops)  # what the budget counts
@@ -343,7 +348,8 @@ class DM3DPruner:
         budget = self.flops_target * before if self.budget_of == 'model' else \
             cm.floor + self.flops_target * (before - cm.floor)
         sparsest = self._sparsest(model, layers, keep_dense)
-        reachable = min(m.total(sparsest) for m in self._option_costs) if self._sites \
+        reachable = min(self._space.cost(o).total(sparsest)
+                        for o in self._space.options.values()) if self._sites \
             else cm.total(sparsest)
         if budget < reachable - 1e-6 * before:
             raise BudgetBelowFloor(
@@ -454,20 +460,27 @@ class DM3DPruner:
                                 keep_dense, timings)
         t0 = time.perf_counter()
         if self._sites:
-            models = {id(o): m for o, m in zip(self._options, self._option_costs)}
-            costs_of = {}
+            space, costs_of = self._space, {}
 
             def problem_of(option):
-                m = models[id(option)]
+                m = space.cost(option)
                 if m.floor >= budget:
                     return None
                 costs_of[id(option)] = {n: m.curve_costs(n, cand.orders[n], cand.counts[n])
                                         for n in layers}
                 return self._problem(cand, m, costs_of[id(option)], budget)
 
-            joint = joint_search(self._options, problem_of, self.allocator)
+            counted = dict(space.seconds)
+            joint = joint_search(space, self.spatial, self._candidates_of, self._trained,
+                                 problem_of, self.allocator)
+            # combinations the search counted (and priced) now are not the DP's time
+            new = {k: v - counted[k] for k, v in space.seconds.items()}
+            timings['spatial_options'] += new['count']
+            if 'cost_model' in timings:
+                timings['cost_model'] += new['price']
+            t0 += new['count'] + new['price']
             chosen = id(joint.option)
-            alloc_cm, costs, masks, choice = models[chosen], costs_of[chosen], \
+            alloc_cm, costs, masks, choice = space.cost(joint.option), costs_of[chosen], \
                 joint.masks, joint.choice
         else:
             joint, alloc_cm = None, cm

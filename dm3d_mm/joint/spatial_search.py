@@ -1,0 +1,85 @@
+"""Which combinations of keep ratios the joint allocation counts (``SPATIAL_SEARCHES``).
+
+A search drives ``score(ratios)``: the objective of the best weight allocation within the
+budget at that combination (spatial distortion + DM3D's weight distortion), None where
+nothing fits. Every scored combination costs one forward over the calibration frames (its
+pairs counted, its distortion measured; the caller keeps each combination once), and the
+joint choice is the least objective over the combinations scored.
+
+- ``grid`` (:class:`GridSearch`, the default): every combination, ``prod(len(values))``
+  forwards; the optimum of the objective over the grid.
+- ``coordinate`` (:class:`CoordinateSearch`): coordinate descent from the best combination
+  scored so far (the ratios in force among them): one site at a time, every value of that
+  site with the others fixed, moving to the best; sweeps until none moves. At most
+  ``1 + max_sweeps * sum(len(values) - 1)`` forwards; it returns a combination no single-site
+  change improves, not necessarily the grid optimum.
+"""
+from typing import Callable, Dict, List, Optional
+
+from ..registry import SPATIAL_SEARCHES, build_piece
+
+Score = Callable[[Dict[str, float]], Optional[float]]
+
+
+@SPATIAL_SEARCHES.register_module(name='grid')
+class GridSearch:
+    """Every combination of the sites' values (site order, largest value first)."""
+
+    def run(self, candidates: Dict[str, List[float]], start: Dict[str, float],
+            score: Score) -> None:
+        """Score every combination.
+
+        Args:
+            candidates (dict[str, list[float]]): site -> its values.
+            start (dict[str, float]): the best combination scored so far (unused).
+            score (Callable): combination -> objective, or None where nothing fits.
+        """
+        combos = [{}]
+        for name, values in candidates.items():
+            combos = [dict(c, **{name: v}) for c in combos for v in values]
+        for ratios in combos:
+            score(ratios)
+
+
+@SPATIAL_SEARCHES.register_module(name='coordinate')
+class CoordinateSearch:
+    """Coordinate descent over the sites (see the module docstring).
+
+    Args:
+        max_sweeps (int): passes over every site at most. Defaults to 3.
+    """
+
+    def __init__(self, max_sweeps: int = 3):
+        if int(max_sweeps) < 1:
+            raise ValueError(f'coordinate search: max_sweeps must be at least 1, got '
+                             f'{max_sweeps}')
+        self.max_sweeps = int(max_sweeps)
+
+    def run(self, candidates: Dict[str, List[float]], start: Dict[str, float],
+            score: Score) -> None:
+        """Descend from ``start`` one site at a time.
+
+        Args:
+            candidates (dict[str, list[float]]): site -> its values.
+            start (dict[str, float]): the combination to start from.
+            score (Callable): combination -> objective, or None where nothing fits.
+        """
+        current = dict(start)
+        best = score(current)
+        for _ in range(self.max_sweeps):
+            moved = False
+            for name, values in candidates.items():
+                for v in values:
+                    if v == current[name]:
+                        continue
+                    trial = dict(current, **{name: v})
+                    s = score(trial)
+                    if s is not None and (best is None or s < best):
+                        current, best, moved = trial, s, True
+            if not moved:
+                return
+
+
+def build_spatial_search(cfg) -> object:
+    """A search from its registered name or a ``dict(type=...)`` config."""
+    return build_piece(cfg, SPATIAL_SEARCHES, 'spatial search', (GridSearch, CoordinateSearch))
