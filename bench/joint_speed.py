@@ -62,6 +62,9 @@ def main():
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--finetune-epochs', type=int, default=0)
     p.add_argument('--detector', choices=sorted(PARTS), default='second')
+    p.add_argument('--time-every-combination', action='store_true',
+                   help='latency rows: time the conv tables under every combination of keep '
+                        'ratios (default: timed once, scaled by MACs)')
     args = add_bench_args(p, 'work_dirs/bench_joint_speed').parse_args()
     setup = DETECTORS[args.detector]
     dense_files = (setup.finetune_config, setup.checkpoint)
@@ -84,7 +87,8 @@ def main():
         if b < ada_gmacs / dense_gmacs:  # hand-set: the trained ratios, DM3D to the same FLOPs
             rows.append((f'ada3d + DM3D {b:g}, channel, slim', {}, b * dense_gmacs / ada_gmacs))
     # every conv and every combination timed on all calibration frames, best of --repeats
-    latency = dict(type='latency', frames=len(calib), repeats=args.repeats)
+    latency = dict(type='latency', frames=len(calib), repeats=args.repeats,
+                   time_every_combination=args.time_every_combination)
     for t in args.time_budgets:
         rows.append((f'joint {t:g} of the time, channel, slim',
                      dict(spatial=spatial, cost=latency),

@@ -348,3 +348,44 @@ def test_the_coordinate_search_counts_fewer_combinations_and_its_choice_is_coord
                 assert key in rows
                 assert row['objective'] is None or row['objective'] >= best - 1e-9
     assert best >= grid_res.spatial['predicted_distortion'] - 1e-9
+
+
+def test_latency_tables_timed_under_every_combination_equal_a_direct_timing_there(synth_root):
+    """time_every_combination=True: each combination's conv tables are the tables timed with
+    its keep ratios in force (a 'timer' not proportional to pairs: sqrt of the non-zero
+    inputs, so scaling one timing by MACs would not give them)."""
+    import math
+
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.cost.cost_model import CostModel
+    from dm3d_mm.cost.latency_cost import LatencyCost
+    from dm3d_mm.joint.sites import find_sites, set_keep_ratios
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+    cfg, ckpt, model = _model(ADA3D, synth_root)
+    batches = calibration_batches(cfg, 2, 'train')
+
+    def probe(name, layer, inputs, cin, cout):
+        active = sum(int(torch.count_nonzero(getattr(x, 'features', x))) for x in inputs)
+        return math.sqrt(1 + active) * cin * cout
+
+    def timer():
+        return LatencyCost(widths=(0.5, ), repeats=1, frames=2, probe=probe,
+                           whole_probe=lambda m, frames: 1.0, time_every_combination=True)
+    pruner = DM3DPruner(0.8, cost=timer(), num_ratios=4, parts=['backbone'],
+                        granularity='channel', num_buckets=200000, progress=False,
+                        spatial=dict(grid=(1.0, 0.25), sites=['middle_encoder.bev']))
+    pruner.prune(model, batches)
+    _, _, fresh = _model(ADA3D, synth_root)
+    sites = find_sites(fresh, names=['middle_encoder.bev'])
+    layers = list(pruner._cand.layers)
+    for option in pruner._space.options.values():
+        set_keep_ratios(sites, option.ratios)
+        direct = timer().time_tables(fresh, batches, CostModel(
+            count_flops(fresh, batches, build_head_outputs(fresh)), layers))
+        priced = pruner._space.cost(option).tables
+        assert sorted(priced) == sorted(direct)
+        for n, t in direct.items():
+            assert torch.allclose(priced[n].seconds, t.seconds, rtol=1e-9), n
+    assert len(pruner._space) == 3  # 1.0, 0.25 and the trained 0.5

@@ -23,7 +23,11 @@ own count. For latency the conv tables are timed once, with the ratios in force 
 pruning, and each conv's times are scaled by its MACs under the combination over its MACs
 under those ratios (a conv's time at given widths taken as proportional to the pairs it
 computes); the whole detector is timed again under every combination, so the remainder
-(voxelization, pair generation, norms) is measured, not scaled.
+(voxelization, pair generation, norms) is measured, not scaled. With
+``time_every_combination=True`` the tables too are timed afresh under every combination
+(no scaling: right where time is not proportional to pairs, e.g. a sparse BEV conv that
+switches to its dense path above ``dense_above`` active pixels; one table timing per
+combination).
 """
 import copy
 import time
@@ -208,18 +212,22 @@ class LatencyCost:
             for tests, or a latency table from another device). Defaults to None.
         whole_probe (callable, optional): ``whole_probe(model, batches) -> seconds per frame``
             of the whole detector in place of timing it (for tests). Defaults to None.
+        time_every_combination (bool): under the joint allocation, time the conv tables
+            under every combination of keep ratios instead of scaling one timing by MACs.
+            Defaults to False.
     """
     unit = 'seconds'
 
     def __init__(self, widths: Sequence[float] = (0.125, 0.25, 0.5, 0.75), repeats: int = 3,
                  frames: int = 1, probe: Optional[Callable] = None,
-                 whole_probe: Optional[Callable] = None):
+                 whole_probe: Optional[Callable] = None, time_every_combination: bool = False):
         if not widths or any(not 0 < f <= 1 for f in widths):
             raise ValueError(f'latency widths are fractions in (0, 1], got {widths!r}')
         if int(repeats) < 1 or int(frames) < 1:
             raise ValueError('latency repeats and frames must be at least 1')
         self.widths, self.repeats, self.frames = tuple(widths), int(repeats), int(frames)
         self.probe, self.whole_probe = probe, whole_probe
+        self.time_every_combination = bool(time_every_combination)
 
     def build(self, model: nn.Module, batches: Sequence[dict],
               flops: CostModel) -> LatencyCostModel:
@@ -251,8 +259,13 @@ class LatencyCost:
         Returns:
             Callable: ``price(counted)``: called with a combination's ratios in force and its
             FLOPs count, times the whole detector under it and scales every conv's table by
-            the conv's MACs there over its MACs in ``reference``.
+            the conv's MACs there over its MACs in ``reference`` (or, with
+            ``time_every_combination``, times the tables under it).
         """
+        if self.time_every_combination:
+            return lambda counted: LatencyCostModel(
+                counted, *_rank0(lambda: (self.time_tables(model, batches, counted),
+                                          self.whole_seconds(model, batches))))
         tables = _rank0(lambda: self.time_tables(model, batches, reference))
 
         def price(counted: CostModel) -> LatencyCostModel:
