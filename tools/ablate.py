@@ -32,6 +32,7 @@ from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_joint_frontier,
 from dm3d_mm.studies.frontier_time import read_wall_times
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
 from dm3d_mm.pruning.pruner import METHODS
+from dm3d_mm.registry import SPATIAL_SEARCHES
 
 
 def parse_args():
@@ -58,6 +59,9 @@ def parse_args():
     p.add_argument('--spatial-grid', type=float, nargs='+',
                    help='keep ratios the joint cells try at every site (default: the '
                         "pruner's, 1.0 0.75 0.5 0.25, and each site's trained ratio)")
+    p.add_argument('--spatial-search', choices=sorted(SPATIAL_SEARCHES.module_dict),
+                   help="the joint cells' search over the combinations (default 'grid': every "
+                        "one; 'coordinate': coordinate descent over the sites)")
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint', nargs='+', default=[], metavar='KEY=PATH',
                    help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth")
@@ -122,7 +126,9 @@ def main():
     abl = Ablation(args.work_dir, args.data_root, epochs=args.epochs,
                    calib_frames=args.calib_frames, device=args.device,
                    checkpoints=dict(c.split('=', 1) for c in args.checkpoint),
-                   spatial_grid=dict(grid=args.spatial_grid) if args.spatial_grid else None,
+                   spatial_grid=dict(({'grid': args.spatial_grid} if args.spatial_grid else {}),
+                                     **({'search': args.spatial_search}
+                                        if args.spatial_search else {})) or None,
                    seed=args.seed)
     for det in [] if args.report_only else args.detector:
         for study in args.study:

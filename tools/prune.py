@@ -132,7 +132,8 @@ def main():
         for tag, ckpt, config in (('dense', args.checkpoint, args.config),
                                   ('pruned', out, pruned_config or args.config)):
             metrics = evaluate_checkpoint(config, ckpt, cfg.data_root,
-                                          osp.join(work_dir, f'eval_{tag}'))
+                                          osp.join(work_dir, f'eval_{tag}'), args.cfg_options,
+                                          parse_ann_files(args.ann_file))
             extra[f'AP_{tag}'] = summarize_kitti_metrics(metrics)
     paths = write_reports(result, work_dir, extra)
     print(open(paths['md']).read())

@@ -52,7 +52,8 @@ def ensure_demo_checkpoint(config: str, data_root: str,
 
 
 def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
-                        work_dir: str, cfg_options: Optional[dict] = None) -> Dict[str, float]:
+                        work_dir: str, cfg_options: Optional[dict] = None,
+                        ann_files: Optional[Dict[str, str]] = None) -> Dict[str, float]:
     """KittiMetric results of a checkpoint on the val split, through mmengine's test loop
     (a pruned checkpoint's keep ratios go into the config first).
 
@@ -62,6 +63,8 @@ def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
         data_root (str): the dataset root the config is pointed at.
         work_dir (str): the Runner's work dir.
         cfg_options (dict, optional): overrides merged into the config. Defaults to None.
+        ann_files (dict[str, str], optional): split -> info file name (``--ann-file``).
+            Defaults to None.
 
     Returns:
         dict: the metrics.
@@ -69,7 +72,8 @@ def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
     from mmengine.runner import Runner
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    cfg = load_config(config, cfg_options=cfg_options, work_dir=work_dir, data_root=data_root)
+    cfg = load_config(config, cfg_options=cfg_options, work_dir=work_dir, data_root=data_root,
+                      ann_files=ann_files)
     cfg.load_from = checkpoint
     if checkpoint is not None:
         checkpoint_keep_ratios_into_config(cfg, checkpoint)
