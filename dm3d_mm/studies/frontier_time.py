@@ -4,8 +4,6 @@ with the dense model, and the ratios kept in the work dir beside ``ablation.json
 
 Weight pruning that removes no channel keeps the dense kernels: such a cell runs at the speed
 of the model it was pruned from, and the timings show it."""
-import json
-import os
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List
@@ -15,6 +13,7 @@ from ..apis.model import build_detector
 from ..pruning.calib_frames import calibration_batches
 from .ablation import Ablation
 from .report import rows_of
+from .results_file import ResultsFile, load_results
 from .wall_time import measure
 
 WALL_FILE = 'wall_time.json'  # in the ablation's work dir
@@ -57,14 +56,10 @@ def write_wall_times(work_dir: str, detector: str, timed: Dict) -> str:
     """Keep ``timed`` (from :func:`time_cells`) as the detector's entry of the work dir's
     wall-time file (other detectors' entries kept); returns the file's path."""
     path = osp.join(work_dir, WALL_FILE)
-    data = {}
-    if osp.isfile(path):
-        with open(path) as f:
-            data = json.load(f)
+    results = ResultsFile(path)  # locked, atomic, other detectors' entries merged in
+    data = results.load()
     data[detector] = timed
-    with open(path + '.tmp', 'w') as f:
-        json.dump(data, f, indent=1)
-    os.replace(path + '.tmp', path)
+    results.save(data)
     return path
 
 
@@ -78,8 +73,7 @@ def read_wall_times(work_dir: str) -> Dict[str, Dict[str, float]]:
     path = osp.join(work_dir, WALL_FILE)
     if not osp.isfile(path):
         return {}
-    with open(path) as f:
-        data = json.load(f)
+    data = load_results(path)
     out = {}
     for det, d in data.items():
         ref = d['times'][d['reference']]['whole']
