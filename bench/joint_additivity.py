@@ -86,7 +86,7 @@ def main():
                 t.data.copy_(saved)
             set_keep_ratios(sites, trained)
         t = res.timings
-        search = t.get('spatial_options', 0) + t.get('curves', 0) + t.get('dp', 0)
+        searched = t.get('spatial_options', 0) + t.get('curves', 0) + t.get('dp', 0)
         results.append(dict(
             budget=budget, search=search, combinations=len(res.spatial['combinations']),
             allocations=len(predicted), spearman=spearman(predicted, measured),
@@ -94,7 +94,7 @@ def main():
             chosen_predicted=res.spatial['predicted_distortion'],
             chosen_measured=res.measured_distortion,
             achieved=res.achieved_ratio, timings=t,
-            search_over_gradient_pass=(t['calibration_pass'] + search) / t['calibration_pass'],
+            search_over_gradient_pass=(t['calibration_pass'] + searched) / t['calibration_pass'],
             predicted=predicted, measured=measured))
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'joint_additivity.json'), 'w') as f:

@@ -118,8 +118,7 @@ def main():
         rows[name] = dict(gmacs=joint_gmacs(m, frames),
                           keep_ratios=keep_ratios(find_sites(m)))
         if not args.no_ap:
-            with_ap(rows[name], summarize_kitti_metrics(
-                evaluate_model(m, cfgs[name], osp.join(args.out, 'eval'))))
+            with_ap(rows[name], evaluate_model(m, cfgs[name], osp.join(args.out, 'eval')))
     times = measure(models, frames, args.repeats, args.voxelizer)
     print('\nbefore fine-tuning\n' + ratio_table(rows, times))
     if args.finetune_epochs:

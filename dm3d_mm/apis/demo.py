@@ -102,8 +102,8 @@ def checkpoint_keep_ratios_into_config(cfg, checkpoint: str) -> Dict[str, float]
 
 
 def evaluate_model(model: torch.nn.Module, cfg, work_dir: str) -> Dict:
-    """KittiMetric results of an in-memory model on the config's test split, through
-    mmengine's test loop.
+    """Per-class KITTI AP (``summarize_kitti_metrics``) of an in-memory model on the
+    config's test split, through mmengine's test loop.
 
     Args:
         model (nn.Module): the detector.
@@ -111,7 +111,7 @@ def evaluate_model(model: torch.nn.Module, cfg, work_dir: str) -> Dict:
         work_dir (str): the Runner's work dir.
 
     Returns:
-        dict: the metrics (``summarize_kitti_metrics`` gives per-class AP).
+        dict: class -> {'easy', 'moderate', 'hard'} 3D AP40.
     """
 
     from mmengine.runner import Runner
