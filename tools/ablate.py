@@ -126,9 +126,9 @@ def main():
     abl = Ablation(args.work_dir, args.data_root, epochs=args.epochs,
                    calib_frames=args.calib_frames, device=args.device,
                    checkpoints=dict(c.split('=', 1) for c in args.checkpoint),
-                   spatial_grid=dict(({'grid': args.spatial_grid} if args.spatial_grid else {}),
-                                     **({'search': args.spatial_search}
-                                        if args.spatial_search else {})) or None,
+                   spatial_grid={k: v for k, v in (('grid', args.spatial_grid),
+                                                   ('search', args.spatial_search)) if v}
+                   or None,
                    seed=args.seed)
     for det in [] if args.report_only else args.detector:
         for study in args.study:

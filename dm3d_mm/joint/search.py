@@ -153,16 +153,15 @@ class SpatialOptions:
         batches (Sequence[dict]): the calibration batches (this rank's).
         reference (list): per-batch head outputs of the reference state.
         outputs (Callable): the head-output extractor.
+        price (Callable): ``price(option) -> cost model`` of the budget under the
+            combination, called with its ratios in force (voxelization not cached).
         lambdas (tuple[float, float]): box and confidence weights of the distortion.
-        price (Callable, optional): ``price(option) -> cost model`` of the budget under the
-            combination, called with its ratios in force (voxelization not cached); None:
-            no cost model. Defaults to None.
         progress (bool): count the combinations on a progress bar. Defaults to False.
     """
 
     def __init__(self, model: nn.Module, sites: Sequence[SpatialSite],
                  batches: Sequence[dict], reference: list, outputs: Callable,
-                 lambdas=(0.0, 1.0), price: Optional[Callable] = None, progress: bool = False):
+                 price: Callable, lambdas=(0.0, 1.0), progress: bool = False):
         self.bar = ProgressBar(0) if progress else None
         self.model, self.sites, self.batches = model, list(sites), batches
         self.reference, self.outputs, self.lambdas, self.price = reference, outputs, \
@@ -188,7 +187,7 @@ class SpatialOptions:
                         self.model, self.batches, self.reference, self.outputs,
                         self.lambdas))
                 t1 = time.perf_counter()
-                self.costs[key] = self.price(option) if self.price else None
+                self.costs[key] = self.price(option)
                 self.seconds['count'] += t1 - t0
                 self.seconds['price'] += time.perf_counter() - t1
             self.options[key] = option
@@ -235,17 +234,18 @@ class JointChoice:
         return self.spatial_distortion + self.weight_distortion
 
 
-def joint_search(space: SpatialOptions, grid: SpatialGrid, candidates: Dict[str, List[float]],
+def joint_search(space: SpatialOptions, search, candidates: Dict[str, List[float]],
                  start: Dict[str, float],
                  problem_of: Callable[[SpatialOption], Optional[WeightProblem]],
                  allocator: Allocator) -> JointChoice:
     """The combination and weight choice of least objective within the budget, over the
-    combinations ``grid.search`` scores.
+    combinations ``search`` scores.
 
     Args:
         space (SpatialOptions): counts combinations on demand (those already counted are
             scored first, in their order).
-        grid (SpatialGrid): the ``spatial=`` section (its search).
+        search (GridSearch | CoordinateSearch): a ``SPATIAL_SEARCHES`` search (the
+            ``spatial=`` section's ``SpatialGrid.search``).
         candidates (dict[str, list[float]]): site -> its values.
         start (dict[str, float]): the ratios in force before pruning (scored first).
         problem_of (Callable): combination -> the weight problem under its count (None if
@@ -284,7 +284,7 @@ def joint_search(space: SpatialOptions, grid: SpatialGrid, candidates: Dict[str,
     score(start)
     for opt in list(space.options.values()):
         score(opt.ratios)
-    grid.search.run(candidates, best.ratios if best is not None else dict(start), score)
+    search.run(candidates, best.ratios if best is not None else dict(start), score)
     if best is None:
         raise ValueError('no combination of the spatial grid and the weight candidates fits '
                          'the budget: raise the target or add smaller keep ratios')
@@ -292,6 +292,6 @@ def joint_search(space: SpatialOptions, grid: SpatialGrid, candidates: Dict[str,
     best.table = sorted(rows.values(), key=lambda r: by_key[space.key(r['ratios'])])
     print_log(f'joint allocation: keep ratios {best.ratios}, spatial distortion '
               f'{best.spatial_distortion:.4g}, weight distortion {best.weight_distortion:.4g} '
-              f'({len(rows)} combinations scored, {type(grid.search).__name__})',
+              f'({len(rows)} combinations scored, {type(search).__name__})',
               logger='current')
     return best

@@ -14,6 +14,7 @@ joint choice is the least objective over the combinations scored.
   ``1 + max_sweeps * sum(len(values) - 1)`` forwards; it returns a combination no single-site
   change improves, not necessarily the grid optimum.
 """
+import itertools
 from typing import Callable, Dict, List, Optional
 
 from ..registry import SPATIAL_SEARCHES, build_piece
@@ -34,11 +35,8 @@ class GridSearch:
             start (dict[str, float]): the best combination scored so far (unused).
             score (Callable): combination -> objective, or None where nothing fits.
         """
-        combos = [{}]
-        for name, values in candidates.items():
-            combos = [dict(c, **{name: v}) for c in combos for v in values]
-        for ratios in combos:
-            score(ratios)
+        for combo in itertools.product(*candidates.values()):
+            score(dict(zip(candidates, combo)))
 
 
 @SPATIAL_SEARCHES.register_module(name='coordinate')

@@ -322,8 +322,8 @@ class DM3DPruner:
                 price = self.cost.option_pricer(model, batches,
                                                 CostModel(calib.counter, list(layers)))
             self._space = SpatialOptions(
-                model, self._sites, batches, calib.reference, outputs, self.lambdas,
-                lambda o: price(CostModel(o.counter, list(layers))),
+                model, self._sites, batches, calib.reference, outputs,
+                lambda o: price(CostModel(o.counter, list(layers))), self.lambdas,
                 self.progress and world()[0] == 0)
             # the joint budget is a fraction of the model with every site at its largest
             # ratio; distortions are measured against the model as trained. The smallest
@@ -471,8 +471,8 @@ class DM3DPruner:
                 return self._problem(cand, m, costs_of[id(option)], budget)
 
             counted = dict(space.seconds)
-            joint = joint_search(space, self.spatial, self._candidates_of, self._trained,
-                                 problem_of, self.allocator)
+            joint = joint_search(space, self.spatial.search, self._candidates_of,
+                                 self._trained, problem_of, self.allocator)
             # combinations the search counted (and priced) now are not the DP's time
             new = {k: v - counted[k] for k, v in space.seconds.items()}
             timings['spatial_options'] += new['count']

@@ -90,7 +90,7 @@ class DPAllocator(Allocator):
     the budget fits, lowered when it does not.
 
     Args:
-        bisect_steps (int): bisection steps of that budget raise. Defaults to 12.
+        bisect_steps (int): steps of that bisection. Defaults to 12.
     """
     constraints = CONSTRAINTS
     uses_curves = True
