@@ -25,6 +25,7 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.studies.ablation import DETECTORS, RESULTS_FILE, STUDIES, Ablation
+from dm3d_mm.studies.cells import JOINT_SERIES
 from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_joint_frontier,
                                     plot_layer_allocation, rows_of,
                                     table_all, table_estimators, table_joint,
@@ -62,6 +63,9 @@ def parse_args():
     p.add_argument('--spatial-search', choices=sorted(SPATIAL_SEARCHES.module_dict),
                    help="the joint cells' search over the combinations (default 'grid': every "
                         "one; 'coordinate': coordinate descent over the sites)")
+    p.add_argument('--series', nargs='+', default=list(JOINT_SERIES), choices=JOINT_SERIES,
+                   help="pruned series of the joint study at each budget: 'dm3d' (DM3D "
+                        "alone), 'joint', 'hand' (hand-set spatial + DM3D); default all")
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint', nargs='+', default=[], metavar='KEY=PATH',
                    help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth")
@@ -137,7 +141,8 @@ def main():
             extra = dict(fig1=dict(methods=args.methods, parts=args.parts,
                                    min_density=args.min_density),
                          tab6=dict(parts=args.parts, min_density=args.min_density),
-                         joint=dict(parts=args.parts, min_density=args.min_density))
+                         joint=dict(parts=args.parts, min_density=args.min_density,
+                                    series=args.series))
             STUDIES[study](abl.run, det, args.budgets, spatial=spatial,
                            **extra.get(study, {}))
     text = report(abl, args.detector, args.work_dir)

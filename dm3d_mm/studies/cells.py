@@ -295,15 +295,29 @@ def study_tab5(run: Run, detector: str, budgets: Sequence[float], **_) -> List[C
     return cells
 
 
+JOINT_SERIES = ('dm3d', 'joint', 'hand')
+
+
 def study_joint(run: Run, detector: str, budgets: Sequence[float],
                 spatial: Optional[Sequence[str]] = None, parts: str = 'all',
-                min_density: float = 0.0) -> List[Cell]:
+                min_density: float = 0.0,
+                series: Sequence[str] = JOINT_SERIES) -> List[Cell]:
     """The joint allocation's frontier: at each budget (a fraction of the dense detector's
     joint FLOPs), the joint allocation on each spatial model (default: Ada3D), the spatial
     model at its trained keep ratios + DM3D to the same FLOPs (hand-set), and DM3D alone;
     with dense, dense-ft, the spatial model and its fine-tuned control. A hand-set cell
     whose spatial model alone is already within the budget is not run (the spatial model is
-    that point)."""
+    that point).
+
+    Args:
+        series (Sequence[str]): the pruned series to run at each budget, any of
+            ``'dm3d'`` (DM3D alone), ``'joint'``, ``'hand'`` (hand-set spatial + DM3D).
+            Defaults to all three; a second seed may need only the series that are
+            close (the controls always run).
+    """
+    unknown = sorted(set(series) - set(JOINT_SERIES))
+    if unknown:
+        raise ValueError(f'unknown joint series {unknown}; known: {list(JOINT_SERIES)}')
     known = DETECTORS[detector].spatial
     spatial = _spatial(detector, spatial if spatial is not None else
                        [s for s in ('ada3d', ) if s in known])
@@ -317,10 +331,12 @@ def study_joint(run: Run, detector: str, budgets: Sequence[float],
         run(control)
         cells.append(control)
         for b in budgets:
-            todo = [Cell(detector, budget=b, parts=parts, min_density=min_density),
-                    Cell(detector, spatial=s, budget=b, parts=parts, joint=True,
-                         min_density=min_density)]
-            if alone is not None and b < alone['flops_ratio']:
+            todo = [Cell(detector, budget=b, parts=parts, min_density=min_density)] \
+                if 'dm3d' in series else []
+            if 'joint' in series:
+                todo.append(Cell(detector, spatial=s, budget=b, parts=parts, joint=True,
+                                 min_density=min_density))
+            if 'hand' in series and alone is not None and b < alone['flops_ratio']:
                 todo.append(Cell(detector, spatial=s, budget=round(b / alone['flops_ratio'], 3),
                                  parts=parts, min_density=min_density))
             for cell in todo:
