@@ -195,9 +195,10 @@ def test_missing_spatial_checkpoint_skips_its_cells(tmp_path):
     assert [c.name for c in cells] == ran
 
 
-def test_joint_study_runs_the_chosen_series_and_always_the_controls():
-    """--series picks the pruned series of the joint study; the controls run regardless,
-    and a hand-set cell needs the spatial model's recorded FLOPs."""
+def test_joint_study_runs_the_chosen_series():
+    """--series picks what the joint study runs: the controls, and the pruned series at
+    each budget; the dense and spatial models are evaluated regardless (a hand-set cell
+    needs the spatial model's recorded FLOPs)."""
     from dm3d_mm.studies.cells import JOINT_SERIES, study_joint
     ran = []
 
@@ -207,16 +208,19 @@ def test_joint_study_runs_the_chosen_series_and_always_the_controls():
 
     study_joint(run, 'second', [0.2, 0.1])
     every = list(ran)
+    assert every[:4] == ['second:dense', 'second:dense-ft', 'second:ada3d', 'second:ada3d-ft']
     assert len(every) == 4 + 2 * 3
     ran.clear()
     study_joint(run, 'second', [0.2, 0.1], series=('joint', 'hand'))
-    controls = every[:4]
-    assert ran[:4] == controls and len(ran) == 4 + 2 * 2
+    assert ran[:2] == ['second:dense', 'second:ada3d'] and len(ran) == 2 + 2 * 2
     assert set(ran) < set(every) and not any(n.startswith('second:dm3d') for n in ran)
-    assert all('joint' in n for n in ran[4::2]) and all('joint' not in n for n in ran[5::2])
+    assert all('joint' in n for n in ran[2::2]) and all('joint' not in n for n in ran[3::2])
+    ran.clear()
+    study_joint(run, 'second', [0.2, 0.1], series=('controls', ))
+    assert ran == every[:4]
     with pytest.raises(ValueError, match='unknown joint series'):
         study_joint(run, 'second', [0.2], series=('hand', 'spatial'))
-    assert set(JOINT_SERIES) == {'dm3d', 'joint', 'hand'}
+    assert set(JOINT_SERIES) == {'controls', 'dm3d', 'joint', 'hand'}
 
 
 def test_ablate_cli_rejects_bad_input(tmp_path):

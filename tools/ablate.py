@@ -64,8 +64,9 @@ def parse_args():
                    help="the joint cells' search over the combinations (default 'grid': every "
                         "one; 'coordinate': coordinate descent over the sites)")
     p.add_argument('--series', nargs='+', default=list(JOINT_SERIES), choices=JOINT_SERIES,
-                   help="pruned series of the joint study at each budget: 'dm3d' (DM3D "
-                        "alone), 'joint', 'hand' (hand-set spatial + DM3D); default all")
+                   help="what the joint study runs: 'controls' (dense-ft, the spatial model "
+                        "fine-tuned), and at each budget 'dm3d' (DM3D alone), 'joint', 'hand' "
+                        "(hand-set spatial + DM3D); default all")
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint', nargs='+', default=[], metavar='KEY=PATH',
                    help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth")

@@ -295,7 +295,7 @@ def study_tab5(run: Run, detector: str, budgets: Sequence[float], **_) -> List[C
     return cells
 
 
-JOINT_SERIES = ('dm3d', 'joint', 'hand')
+JOINT_SERIES = ('controls', 'dm3d', 'joint', 'hand')
 
 
 def study_joint(run: Run, detector: str, budgets: Sequence[float],
@@ -310,10 +310,12 @@ def study_joint(run: Run, detector: str, budgets: Sequence[float],
     that point).
 
     Args:
-        series (Sequence[str]): the pruned series to run at each budget, any of
-            ``'dm3d'`` (DM3D alone), ``'joint'``, ``'hand'`` (hand-set spatial + DM3D).
-            Defaults to all three; a second seed may need only the series that are
-            close (the controls always run).
+        series (Sequence[str]): what to run, any of ``'controls'`` (dense-ft and the
+            spatial model fine-tuned), ``'dm3d'`` (DM3D alone), ``'joint'``, ``'hand'``
+            (hand-set spatial + DM3D) at each budget. Defaults to all; a second seed may
+            need only the series that are close. The dense and spatial models are
+            evaluated regardless (no fine-tune; the hand-set cells need the spatial
+            model's FLOPs).
     """
     unknown = sorted(set(series) - set(JOINT_SERIES))
     if unknown:
@@ -321,15 +323,17 @@ def study_joint(run: Run, detector: str, budgets: Sequence[float],
     known = DETECTORS[detector].spatial
     spatial = _spatial(detector, spatial if spatial is not None else
                        [s for s in ('ada3d', ) if s in known])
-    cells = [Cell(detector), Cell(detector, control=True)]
+    controls = 'controls' in series
+    cells = [Cell(detector)] + ([Cell(detector, control=True)] if controls else [])
     for c in cells:
         run(c)
     for s in spatial:
         alone = run(Cell(detector, spatial=s))
         cells.append(Cell(detector, spatial=s))
-        control = Cell(detector, spatial=s, control=True)
-        run(control)
-        cells.append(control)
+        if controls:
+            control = Cell(detector, spatial=s, control=True)
+            run(control)
+            cells.append(control)
         for b in budgets:
             todo = [Cell(detector, budget=b, parts=parts, min_density=min_density)] \
                 if 'dm3d' in series else []
