@@ -272,3 +272,76 @@ def test_channel_graph_of_residual_encoder_covers_the_2d_parts_only():
     layers = [p.layer for g in find_channel_graph(model).groups(model) for p in g.producers]
     assert any(n.startswith('pts_backbone') for n in layers)
     assert not any(n.startswith('pts_middle_encoder') for n in layers)
+
+
+SPATIAL_CHECKPOINTS = ['second_synth-kitti_cpu_spss50', 'second_synth-kitti_cpu_spss50_fg-margin',
+                       'second_synth-kitti_cpu_ada3d', 'centerpoint_synth-kitti_cpu_ada3d',
+                       'centerpoint_synth-kitti_cpu_spss50_fg-margin']
+
+
+@pytest.mark.parametrize('name', SPATIAL_CHECKPOINTS)
+def test_channel_slim_of_every_shipped_spatial_checkpoint(name, synth_root, tmp_path):
+    """Channel pruning of a spatially pruned detector's 3D encoder (SPS-Conv's, Ada3D's),
+    every conv at most 0.9 dense: an SPS-Conv pruning conv keeps exactly its input's
+    channels (pruned voxels pass through), the slim model built from the exported config
+    alone counts the FLOPs the pruning reported and computes the masked model's head
+    outputs; a 'magnitude' score keeps dividing by the widths as trained."""
+    from mmengine.config import Config
+
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.model import build_detector
+    from dm3d_mm.apis.prune import save_result
+    from dm3d_mm.apis.slim import export_slim
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.cost.layouts import kept_out_channels
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    from dm3d_mm.structured.channel_graph import find_channel_graph
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+    config = osp.join(REPO, 'configs/demo', name + '.py')
+    ckpt = osp.join(REPO, 'checkpoints', name + '.pth')
+    cfg = load_config(config, data_root=synth_root)
+    model = build_detector(cfg, ckpt, 'cpu')
+    p = 'pts_' if name.startswith('centerpoint') else ''
+    batches = calibration_batches(cfg, 1, 'train')
+    res = DM3DPruner(0.6, num_ratios=4, progress=False, budget_of='parts', max_density=0.9,
+                     granularity='channel', parts=[p + 'middle_encoder']).prune(model, batches)
+    groups = [g for g in find_channel_graph(model).groups(model)
+              if g.key.startswith(p + 'middle_encoder')]
+    spss = 'spss' in name
+    assert any(g.same_channels for g in groups) == spss
+    modules = dict(model.named_modules())
+    for g in groups:
+        kept = [kept_out_channels(modules[pr.layer], res.masks[pr.layer])
+                for pr in g.producers]
+        assert int(kept[0].sum()) < len(kept[0])  # every width shrank (max_density)
+        if g.same_channels:
+            assert all(torch.equal(kept[0], k) for k in kept[1:]), g.key
+    pruned = str(tmp_path / 'pruned.pth')
+    save_result(model, res, pruned, ckpt, config)
+    out = export_slim(cfg, pruned, str(tmp_path), 'slim')
+    enc = Config.fromfile(out['config']).model[p + 'middle_encoder']
+    magnitude = enc.get('importance', 'magnitude') == 'magnitude' and spss
+    assert (enc.get('score_widths') is not None) == magnitude
+    if magnitude:
+        trained = cfg.model[p + 'middle_encoder']
+        assert enc.score_widths.encoder_channels == tuple(
+            tuple(s) for s in trained.encoder_channels)
+        assert enc.encoder_channels != enc.score_widths.encoder_channels
+    slim_cfg = Config.fromfile(out['config'])
+    slim = build_detector(cfg.__class__(dict(cfg.to_dict(), model=slim_cfg.model.to_dict())),
+                          out['checkpoint'], 'cpu')
+    counted = count_flops(slim, batches, build_head_outputs(slim))
+    assert counted.total_macs() / counted.frames == pytest.approx(res.macs_after, rel=1e-9)
+
+    def heads(m):
+        data = m.data_preprocessor(batches[0], False)['inputs']
+        if p:
+            feats = m.extract_pts_feat(data['voxels'], points=data.get('points'),
+                                       img_feats=None, batch_input_metas=None)
+            return [d[k] for task in m.pts_bbox_head(feats) for d in task for k in sorted(d)]
+        return [t for level in m.bbox_head(m.extract_feat(data)) for t in level]
+    model.eval()
+    with torch.no_grad():
+        for a, b in zip(heads(model), heads(slim.eval())):
+            assert torch.allclose(a, b, atol=1e-4, rtol=1e-5)

@@ -557,6 +557,23 @@ class DM3DPruner:
                 items.append(members)
         return items
 
+    def _same_channel_scores(self, layers: Dict[str, nn.Module], scores: Dict[str, Tensor],
+                             groups: List[WidthGroup]) -> Dict[str, Tensor]:
+        """Channel score of each member of a ``same_channels`` group: its channel's Taylor
+        score summed over the group's convs, so that every member removes the same
+        channels (members missing from the selection are ``_items``' error)."""
+        out = {}
+        for group in groups:
+            members = [pr.layer for pr in group.producers]
+            if not group.same_channels or any(
+                    m not in layers or not isinstance(self.granularity_of(m),
+                                                      ChannelGranularity) for m in members):
+                continue
+            total = sum(self.granularity_of(m).group_scores(layers[m], scores[m])
+                        for m in members)
+            out.update({m: total for m in members})
+        return out
+
     def _candidates(self, model, layers, grads, batches, ref, outputs, keep_dense,
                     timings) -> '_Candidates':
         """The estimator's curves, each layer's candidates and which of them the constraints
@@ -564,10 +581,14 @@ class DM3DPruner:
         if self._cand is not None and self._cand.layers is layers:
             return self._cand
         t0 = time.perf_counter()
+        channel = self._channel_layers(list(layers))
+        groups = find_channel_graph(model).groups(model) if channel else []
+        scores = {n: taylor_scores(m.weight, grads[n]) for n, m in layers.items()}
+        shared = self._same_channel_scores(layers, scores, groups)
         orders, counts = {}, {}
         for n, m in layers.items():
             orders[n], counts[n] = self.granularity_of(n).order_and_counts(
-                m, taylor_scores(m.weight, grads[n]), self.num_ratios)
+                m, scores[n], self.num_ratios, group_score=shared.get(n))
         dist = self.estimator_piece.curves(CurveInputs(
             layers, grads, orders, counts, model, batches, ref, outputs, self.lambdas,
             self.progress and world()[0] == 0))
@@ -583,8 +604,6 @@ class DM3DPruner:
             allowed[n] = ok
         # a DP item is one layer, or the convs that must keep one width (channel ties): its
         # candidate k prunes every member at k, costs and distortions add up
-        channel = self._channel_layers(list(layers))
-        groups = find_channel_graph(model).groups(model) if channel else []
         items = self._items(list(layers), groups)
 
         def masks_of(choice):

@@ -1,4 +1,6 @@
 """Voxel importance and per-sample keep masks for SPSS-style spatial pruning."""
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -24,15 +26,21 @@ class VoxelImportance(nn.Module):
         in_channels (int): channels of the features scored.
         mode (str): 'magnitude', 'learned' or 'foreground'. Defaults to 'magnitude'.
         kernel_size (int): kernel of the learned subm conv. Defaults to 3.
+        channels (int, optional): what the 'magnitude' score divides the sum of ``|x|`` by:
+            the channel count the model was trained with, where channel pruning has since
+            cut zero channels out (``structured/slim.py``), so the score, and with a gate
+            the features, stay what they were. None: ``in_channels`` (the mean).
     """
 
     dm3d_skip_pruning = True  # weight pruning leaves the predictor alone
 
-    def __init__(self, in_channels: int, mode: str = 'magnitude', kernel_size: int = 3):
+    def __init__(self, in_channels: int, mode: str = 'magnitude', kernel_size: int = 3,
+                 channels: Optional[int] = None):
         super().__init__()
         if mode not in IMPORTANCE_MODES:
             raise ValueError(f'importance must be one of {IMPORTANCE_MODES}, got {mode!r}')
         self.mode = mode
+        self.channels = in_channels if channels is None else int(channels)
         if mode == 'learned':
             self.conv = SubMConv3d(in_channels, 1, kernel_size, padding=kernel_size // 2,
                                    bias=True)
@@ -42,7 +50,10 @@ class VoxelImportance(nn.Module):
 
     def forward(self, x) -> torch.Tensor:
         if self.mode == 'magnitude':
-            return torch.sigmoid(x.features.abs().mean(1))
+            feats = x.features.abs()
+            mean = feats.mean(1) if feats.shape[1] == self.channels else \
+                feats.sum(1) / self.channels
+            return torch.sigmoid(mean)
         if self.mode == 'learned':
             return torch.sigmoid(self.conv(x).features[:, 0])
         logits = self.linear(x.features)[:, 0]

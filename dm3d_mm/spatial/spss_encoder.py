@@ -64,6 +64,12 @@ class SPSSSparseEncoder(SparseEncoder):
             spconv layers: on CPU, pruning a narrow conv costs more in scoring, keep masks
             and restricted rulebooks than its small GEMM saves (``bench/spss_layer_speed.py``
             measures where it starts to pay). Defaults to 0 (prune every conv).
+        score_widths (dict, optional): ``dict(base_channels=..., encoder_channels=...)``
+            of the encoder as trained, where channel pruning has since slimmed it: each
+            pruning conv's 'magnitude' score keeps dividing by the channels its input had
+            then (the cut channels were zero), so the slim encoder computes what the pruned
+            one did (``structured/channel_graph.py`` writes it). None: the encoder's own
+            widths. Defaults to None.
         backend (str): sparse-conv library; 'spconv' (torchsparse is not installed and
             fails with a clear message). Defaults to 'spconv'.
         **kwargs: SparseEncoder's keyword arguments.
@@ -73,7 +79,8 @@ class SPSSSparseEncoder(SparseEncoder):
                  importance: str = 'magnitude', gate: Optional[bool] = None,
                  prune_downsample: bool = True, passthrough: str = 'block',
                  run_ratios: Optional[Sequence[float]] = None,
-                 min_prune_channels: int = 0, backend: str = 'spconv', **kwargs):
+                 min_prune_channels: int = 0, score_widths: Optional[dict] = None,
+                 backend: str = 'spconv', **kwargs):
         require_backend(backend)
         if passthrough not in ('conv', 'block'):
             raise ValueError(f"passthrough must be 'conv' or 'block', got {passthrough!r}")
@@ -103,6 +110,21 @@ class SPSSSparseEncoder(SparseEncoder):
                         if not 0 <= ratio < 1:
                             raise ValueError(f'run_ratios must be in [0, 1), got {ratio}')
                         conv.prune_ratio = float(ratio)
+        if score_widths is not None:
+            self._score_as_trained(score_widths)
+
+    def _score_as_trained(self, widths: dict) -> None:
+        """Every pruning conv's score divides by its input's width as trained."""
+        trained = [int(widths['base_channels'])] + [
+            int(w) for stage in widths['encoder_channels'] for w in stage]
+        blocks = [block for stage in self.encoder_layers for block in stage]
+        if len(blocks) + 1 != len(trained):
+            raise ValueError(f'score_widths has {len(trained) - 1} encoder widths, the '
+                             f'encoder {len(blocks)} blocks')
+        for width_in, block in zip(trained, blocks):
+            conv = next(iter(block.children()), None)
+            if isinstance(conv, (SPSSSubMConv3d, SPSSSparseConv3d)):
+                conv.importance.channels = width_in
 
     def forward(self, voxel_features, coors, batch_size):
         """SparseEncoder's forward; no voxels at all give an all-zero BEV map."""

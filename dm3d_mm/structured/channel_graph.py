@@ -17,6 +17,9 @@ wiring is a registered, swappable piece (``CHANNEL_GRAPHS``), one per family of 
   and CenterPoint's): every sparse conv has its own width in the config (``base_channels``,
   ``encoder_channels[i][j]``, ``output_channels``); ``conv_out``'s channels reach the 2D
   backbone through the BEV reshape, channel c as input channels c*D .. c*D + D-1.
+- ``SPSSEncoderChannels``: the same for SPS-Conv's ``SPSSSparseEncoder``, whose pruning
+  submanifold convs keep their input's channels (pruned voxels pass through) and whose
+  voxel scorers read their convs' inputs.
 
 Every graph that matches a model contributes its groups (``find_channel_graph``).
 """
@@ -28,6 +31,8 @@ from torch import nn
 from ..cost.layouts import is_sparse_conv
 from ..registry import CHANNEL_GRAPHS
 from ..spatial.ada3d_encoder import Ada3DSparseEncoder
+from ..spatial.spss_conv import SPSSSubMConv3d
+from ..spatial.spss_encoder import SPSSSparseEncoder
 
 
 @dataclass
@@ -55,9 +60,21 @@ class WidthGroup:
         key (str): the width's name, its path in the model config, e.g.
             ``backbone.out_channels.0`` or ``pts_middle_encoder.encoder_channels.1.2``.
         producers (list[Producer]): the convs of the group.
+        tied_keys (list[str]): further widths of the config that must equal this one.
+            Defaults to none.
+        same_channels (bool): every producer keeps the same channel *indices*, not only
+            as many (a conv that passes its input rows through, as SPS-Conv's pruned voxels
+            do, must keep the channels its input keeps). Defaults to False.
     """
     key: str
     producers: List[Producer]
+    tied_keys: List[str] = field(default_factory=list)
+    same_channels: bool = False
+
+    @property
+    def keys(self) -> List[str]:
+        """Every config width this group sets."""
+        return [self.key] + list(self.tied_keys)
 
 
 class ChannelGraph:
@@ -175,14 +192,19 @@ class SparseEncoderChannels(ChannelGraph):
         self.prefix = prefix
 
     @classmethod
-    def match(cls, model):
+    def encoders(cls) -> tuple:
+        """The encoder classes this graph describes (exact types: a subclass may rewire)."""
         from mmdet3d.models.middle_encoders import SparseEncoder
+
+        # mmdet3d's encoder, or Ada3D's (dropping voxels keeps the wiring)
+        return (SparseEncoder, Ada3DSparseEncoder)
+
+    @classmethod
+    def match(cls, model):
         for prefix in ('', 'pts_'):
             enc = getattr(model, prefix + 'middle_encoder', None)
             backbone = getattr(model, prefix + 'backbone', None)
-            # mmdet3d's encoder, or Ada3D's (dropping voxels keeps the wiring); other
-            # subclasses (SPS-Conv's scorers read the features) change it
-            if type(enc) in (SparseEncoder, Ada3DSparseEncoder) and backbone is not None and all(
+            if type(enc) in cls.encoders() and backbone is not None and all(
                     hasattr(block, '__len__') and len(block) == 3  # not a residual block
                     and is_sparse_conv(block[0])
                     for stage in enc.encoder_layers for block in stage):
@@ -237,6 +259,59 @@ class SparseEncoderChannels(ChannelGraph):
         enc['encoder_channels'] = tuple(tuple(stage) for stage in channels)
         if height is not None:
             model_cfg[p + 'backbone']['in_channels'] = enc['output_channels'] * height
+
+
+@CHANNEL_GRAPHS.register_module()
+class SPSSEncoderChannels(SparseEncoderChannels):
+    """An ``SPSSSparseEncoder`` (SPS-Conv's spatially pruned SparseEncoder, conv-module
+    blocks): the SparseEncoder's wiring, and two things its pruning convs add.
+
+    - A pruning submanifold conv passes the voxels it prunes through unchanged (their input
+      rows become its output rows), so it keeps its input's width and its input's channel
+      indices: it joins its producer's group (``same_channels``, its width a tied key).
+    - Each pruning conv scores the voxels from its input features: a 'foreground' scorer's
+      linear layer and a 'learned' scorer's conv read the input channels (consumers). The
+      'magnitude' score is a mean over the input channels; the slim config records the
+      widths as trained (``score_widths``), so the slim encoder divides by those.
+
+    Args:
+        prefix (str): ``''`` (VoxelNet) or ``'pts_'`` (CenterPoint).
+    """
+
+    SCORERS = ('importance.linear', 'importance.conv')
+
+    @classmethod
+    def encoders(cls):
+        return (SPSSSparseEncoder, )
+
+    def groups(self, model):
+        modules = dict(model.named_modules())
+        merged: List[WidthGroup] = []
+        for group in super().groups(model):
+            (producer, ) = group.producers
+            for reader in list(producer.consumers):
+                for scorer in self.SCORERS:
+                    if f'{reader}.{scorer}' in modules:
+                        producer.consumers[f'{reader}.{scorer}'] = (0, 1)
+            if merged and isinstance(modules[producer.layer], SPSSSubMConv3d):
+                merged[-1].producers.append(producer)
+                merged[-1].tied_keys.append(group.key)
+                merged[-1].same_channels = True
+            else:
+                merged.append(group)
+        return merged
+
+    def rewrite(self, model_cfg, widths):
+        enc = model_cfg[self.prefix + 'middle_encoder']
+        if enc.get('min_prune_channels', 0):
+            raise ValueError('slimming an SPSSSparseEncoder built with min_prune_channels is '
+                             'not supported: which convs prune would change with the widths')
+        if enc.get('importance', 'magnitude') == 'magnitude' and \
+                enc.get('score_widths') is None:
+            enc['score_widths'] = dict(
+                base_channels=enc['base_channels'],
+                encoder_channels=tuple(tuple(st) for st in enc['encoder_channels']))
+        super().rewrite(model_cfg, widths)
 
 
 @CHANNEL_GRAPHS.register_module()
@@ -311,7 +386,7 @@ class CombinedChannels(ChannelGraph):
 
     def __init__(self, graphs: List[ChannelGraph], model: nn.Module):
         self.graphs = graphs
-        self.keys = [{g.key for g in graph.groups(model)} for graph in graphs]
+        self.keys = [{k for g in graph.groups(model) for k in g.keys} for graph in graphs]
 
     def groups(self, model):
         return [g for graph in self.graphs for g in graph.groups(model)]

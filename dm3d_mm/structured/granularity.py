@@ -22,7 +22,7 @@ removed block, accumulated group by group), the candidate costs from the joint c
   conv's MACs; the consumers' slices it also frees make the exact cost lower, and the pruner
   raises the DP's budget by bisection until the exact cost just fits.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -40,15 +40,25 @@ class Granularity:
         """(D,) group id of every flat weight entry (ids 0..G-1)."""
         raise NotImplementedError
 
-    def order_and_counts(self, module: torch.nn.Module, scores: Tensor,
-                         num_ratios: int) -> Tuple[Tensor, Tensor]:
+    def group_scores(self, module: torch.nn.Module, scores: Tensor) -> Tensor:
+        """(G,) float64: every group's score, the sum of its entries' scores."""
+        groups = self.groups(module)
+        return torch.zeros(int(groups.max()) + 1, dtype=torch.float64).index_add_(
+            0, groups, scores.double().cpu())
+
+    def order_and_counts(self, module: torch.nn.Module, scores: Tensor, num_ratios: int,
+                         group_score: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Entries in pruning order (whole groups, least important group first; ties by
         group id) and the pruned-entry counts of the K+1 candidates, each at a group
-        boundary: after round(k / K * G) groups."""
+        boundary: after round(k / K * G) groups. ``group_score`` (G,), where given, ranks
+        the groups instead of the entries' ``scores`` (convs that must keep the same
+        channels rank them by one score)."""
         groups = self.groups(module)
         num_groups = int(groups.max()) + 1
-        group_score = torch.zeros(num_groups, dtype=torch.float64).index_add_(
-            0, groups, scores.double().cpu())
+        if group_score is None:
+            group_score = self.group_scores(module, scores)
+        elif len(group_score) != num_groups:
+            raise ValueError(f'{num_groups} groups but {len(group_score)} group scores')
         group_order = torch.sort(group_score, stable=True).indices
         rank = torch.empty_like(group_order)
         rank[group_order] = torch.arange(num_groups)
@@ -71,7 +81,9 @@ class WeightGranularity(Granularity):
     def groups(self, module):
         return torch.arange(module.weight.numel())
 
-    def order_and_counts(self, module, scores, num_ratios):
+    def order_and_counts(self, module, scores, num_ratios, group_score=None):
+        if group_score is not None:
+            raise ValueError('weight granularity ranks entries, not groups')
         return prune_order(scores), ratio_counts(module.weight.numel(), num_ratios)
 
 

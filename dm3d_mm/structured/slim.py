@@ -36,11 +36,15 @@ def _zero_channels(modules: Dict[str, nn.Module], producer) -> Tensor:
 
 
 def kept_channels(model: nn.Module, groups) -> Dict[str, Tensor]:
-    """Producer -> sorted indices of the channels it keeps (equal counts within a group)."""
+    """Producer -> sorted indices of the channels it keeps (equal counts within a group,
+    the same indices in a ``same_channels`` group)."""
     keep = {}
     modules = dict(model.named_modules())
     for group in groups:
         zero = {pr.layer: _zero_channels(modules, pr) for pr in group.producers}
+        if group.same_channels:  # one set of channels: zero only where zero in every one
+            common = torch.stack(list(zero.values())).all(0)
+            zero = {layer: common for layer in zero}
         width = max(1, max(int((~z).sum()) for z in zero.values()))
         for layer, z in zero.items():
             # the non-zero channels, then zero ones (lowest index first) up to the width
@@ -104,7 +108,7 @@ def slim(cfg: Config, model: nn.Module) -> Tuple[Config, Dict[str, Tensor], Dict
     keep = kept_channels(model, groups)
     widths = {g.key: len(keep[g.producers[0].layer]) for g in groups}
     new_cfg = Config(copy.deepcopy(cfg.to_dict()))
-    graph.rewrite(new_cfg.model, widths)
+    graph.rewrite(new_cfg.model, {k: widths[g.key] for g in groups for k in g.keys})
     return new_cfg, slim_model(model, groups, keep).state_dict(), widths
 
 
