@@ -166,7 +166,8 @@ class SpatialOptions:
         self.model, self.sites, self.batches = model, list(sites), batches
         self.reference, self.outputs, self.lambdas, self.price = reference, outputs, \
             lambdas, price
-        self.options: Dict[tuple, SpatialOption] = {}
+        self.options: Dict[tuple, SpatialOption] = {}  # counted here or added
+        self.forwards = 0  # combinations counted here (one forward over the frames each)
         self.costs: Dict[tuple, object] = {}
         self.seconds = dict(count=0.0, price=0.0)
         self._voxels: dict = {}  # the data preprocessor's outputs, per batch
@@ -188,11 +189,27 @@ class SpatialOptions:
                         self.lambdas))
                 t1 = time.perf_counter()
                 self.costs[key] = self.price(option)
+                self.forwards += 1
                 self.seconds['count'] += t1 - t0
                 self.seconds['price'] += time.perf_counter() - t1
             self.options[key] = option
             if self.bar:
                 self.bar.update()
+        return self.options[key]
+
+    def add(self, ratios: Dict[str, float], counter: FlopsCounter,
+            distortion: float = 0.0) -> SpatialOption:
+        """A combination counted elsewhere on the same frames (the calibration pass counts
+        the model as trained, the reference itself: distortion 0), priced here."""
+        key = self.key(ratios)
+        if key not in self.options:
+            ratios = {s.name: float(ratios[s.name]) for s in self.sites}
+            option = SpatialOption(ratios, counter, float(distortion))
+            with ratios_in_force(self.sites, ratios):
+                t0 = time.perf_counter()
+                self.costs[key] = self.price(option)
+                self.seconds['price'] += time.perf_counter() - t0
+            self.options[key] = option
         return self.options[key]
 
     def cost(self, option: SpatialOption):

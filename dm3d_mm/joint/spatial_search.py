@@ -3,15 +3,16 @@
 A search drives ``score(ratios)``: the objective of the best weight allocation within the
 budget at that combination (spatial distortion + DM3D's weight distortion), None where
 nothing fits. Every scored combination costs one forward over the calibration frames (its
-pairs counted, its distortion measured; the caller keeps each combination once), and the
-joint choice is the least objective over the combinations scored.
+pairs counted, its distortion measured; the caller keeps each combination once, and the
+ratios in force come counted with the calibration pass), and the joint choice is the least
+objective over the combinations scored.
 
 - ``grid`` (:class:`GridSearch`, the default): every combination, ``prod(len(values))``
-  forwards; the optimum of the objective over the grid.
+  scores; the optimum of the objective over the grid.
 - ``coordinate`` (:class:`CoordinateSearch`): coordinate descent from the best combination
   scored so far (the ratios in force among them): one site at a time, every value of that
   site with the others fixed, moving to the best; sweeps until none moves. At most
-  ``1 + max_sweeps * sum(len(values) - 1)`` forwards; it returns a combination no single-site
+  ``1 + max_sweeps * sum(len(values) - 1)`` scores; it returns a combination no single-site
   change improves, not necessarily the grid optimum.
 """
 import itertools

@@ -325,11 +325,11 @@ class DM3DPruner:
                 model, self._sites, batches, calib.reference, outputs,
                 lambda o: price(CostModel(o.counter, list(layers))), self.lambdas,
                 self.progress and world()[0] == 0)
-            # the joint budget is a fraction of the model with every site at its largest
-            # ratio; distortions are measured against the model as trained. The smallest
-            # ratios everywhere give the floor (a smaller keep ratio never adds pairs).
+            # the model as trained is the calibration pass's count (and the reference of
+            # every distortion); the joint budget is a fraction of the model with every
+            # site at its largest ratio
+            self._space.add(trained, calib.counter)
             largest = self._space.get({n: v[0] for n, v in self._candidates_of.items()})
-            self._space.get({n: v[-1] for n, v in self._candidates_of.items()})
             cm = self._space.cost(largest)
             flops = cm.flops
             timings['spatial_options'] = self._space.seconds['count']
@@ -348,9 +348,16 @@ class DM3DPruner:
         budget = self.flops_target * before if self.budget_of == 'model' else \
             cm.floor + self.flops_target * (before - cm.floor)
         sparsest = self._sparsest(model, layers, keep_dense)
-        reachable = min(self._space.cost(o).total(sparsest)
-                        for o in self._space.options.values()) if self._sites \
-            else cm.total(sparsest)
+        reachable = self._reachable(cm, sparsest)
+        if budget < reachable - 1e-6 * before and self._sites:
+            # the smallest ratios everywhere give the floor (a smaller keep ratio never adds
+            # pairs); counted only where the budget is below what the others reach
+            spent = dict(self._space.seconds)
+            self._space.get({n: v[-1] for n, v in self._candidates_of.items()})
+            timings['spatial_options'] += self._space.seconds['count'] - spent['count']
+            if 'cost_model' in timings:
+                timings['cost_model'] += self._space.seconds['price'] - spent['price']
+            reachable = self._reachable(cm, sparsest)
         if budget < reachable - 1e-6 * before:
             raise BudgetBelowFloor(
                 f'flops_target={self.flops_target} asks for {cm.describe(budget)} per frame '
@@ -496,6 +503,13 @@ class DM3DPruner:
                     distortion=cand.dist[n].tolist(), macs=costs[n].tolist(), chosen=int(k),
                     chosen_distortion=float(cand.dist[n][k]))
         return masks, alloc_cm, joint
+
+    def _reachable(self, cm, sparsest: Dict[str, Tensor]) -> float:
+        """The least cost of the sparsest masks over the combinations counted so far (the
+        model's own cost model without spatial sites)."""
+        if not self._sites:
+            return cm.total(sparsest)
+        return min(self._space.cost(o).total(sparsest) for o in self._space.options.values())
 
     # ------------------------------------------------------------------------------
     def granularity_of(self, name: str) -> Granularity:
