@@ -89,6 +89,7 @@ def main():
         searched = t.get('spatial_options', 0) + t.get('curves', 0) + t.get('dp', 0)
         results.append(dict(
             budget=budget, search=search, combinations=len(res.spatial['combinations']),
+            forwards=pruner._space.forwards,
             allocations=len(predicted), spearman=spearman(predicted, measured),
             chosen=res.spatial['keep_ratios'], trained=res.spatial['trained_keep_ratios'],
             chosen_predicted=res.spatial['predicted_distortion'],
@@ -99,12 +100,14 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'joint_additivity.json'), 'w') as f:
         json.dump(results, f, indent=1)
-    print('| budget | search | combinations | Spearman (predicted vs measured, allocations) | '
-          'chosen keep ratios | chosen: predicted / measured distortion | achieved FLOPs |')
-    print('|---:|---|---:|---:|---|---:|---:|')
+    print('| budget | search | combinations scored | forwards | Spearman (predicted vs measured, '
+          'allocations) | chosen keep ratios | chosen: predicted / measured distortion | '
+          'achieved FLOPs |')
+    print('|---:|---|---:|---:|---:|---|---:|---:|')
     for r in results:
         keep = ', '.join(f"{k.split('.')[-1]} {v:g}" for k, v in r['chosen'].items())
-        print(f"| {r['budget']} | {r['search']} | {r['combinations']} | {r['spearman']:.3f} "
+        print(f"| {r['budget']} | {r['search']} | {r['combinations']} | {r['forwards']} | "
+              f"{r['spearman']:.3f} "
               f"({r['allocations']}) | {keep} | {r['chosen_predicted']:.4g} / "
               f"{r['chosen_measured']:.4g} | {r['achieved']:.4f} |")
     print('\n| budget | search | calibration (gradient) pass s | spatial options s | curves s | '
