@@ -184,23 +184,21 @@ class SpatialOptions:
             with ratios_in_force(self.sites, ratios):
                 t0 = time.perf_counter()
                 with preprocessed_once(self.model, self._voxels):
-                    option = SpatialOption(ratios, *counted_distortion(
+                    counter, distortion = counted_distortion(
                         self.model, self.batches, self.reference, self.outputs,
-                        self.lambdas))
-                t1 = time.perf_counter()
-                self.costs[key] = self.price(option)
-                self.forwards += 1
-                self.seconds['count'] += t1 - t0
-                self.seconds['price'] += time.perf_counter() - t1
-            self.options[key] = option
+                        self.lambdas)
+            self.seconds['count'] += time.perf_counter() - t0
+            self.forwards += 1
+            self.add(ratios, counter, distortion)
             if self.bar:
                 self.bar.update()
         return self.options[key]
 
     def add(self, ratios: Dict[str, float], counter: FlopsCounter,
             distortion: float = 0.0) -> SpatialOption:
-        """A combination counted elsewhere on the same frames (the calibration pass counts
-        the model as trained, the reference itself: distortion 0), priced here."""
+        """A combination counted on the calibration frames (by ``get``, or elsewhere: the
+        calibration pass counts the model as trained, the reference itself: distortion
+        0), priced here with its ratios in force."""
         key = self.key(ratios)
         if key not in self.options:
             ratios = {s.name: float(ratios[s.name]) for s in self.sites}

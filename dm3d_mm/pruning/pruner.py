@@ -354,9 +354,7 @@ class DM3DPruner:
             # pairs); counted only where the budget is below what the others reach
             spent = dict(self._space.seconds)
             self._space.get({n: v[-1] for n, v in self._candidates_of.items()})
-            timings['spatial_options'] += self._space.seconds['count'] - spent['count']
-            if 'cost_model' in timings:
-                timings['cost_model'] += self._space.seconds['price'] - spent['price']
+            self._charge_options(timings, spent)
             reachable = self._reachable(cm, sparsest)
         if budget < reachable - 1e-6 * before:
             raise BudgetBelowFloor(
@@ -481,11 +479,7 @@ class DM3DPruner:
             joint = joint_search(space, self.spatial.search, self._candidates_of,
                                  self._trained, problem_of, self.allocator)
             # combinations the search counted (and priced) now are not the DP's time
-            new = {k: v - counted[k] for k, v in space.seconds.items()}
-            timings['spatial_options'] += new['count']
-            if 'cost_model' in timings:
-                timings['cost_model'] += new['price']
-            t0 += new['count'] + new['price']
+            t0 += self._charge_options(timings, counted)
             chosen = id(joint.option)
             alloc_cm, costs, masks, choice = space.cost(joint.option), costs_of[chosen], \
                 joint.masks, joint.choice
@@ -503,6 +497,15 @@ class DM3DPruner:
                     distortion=cand.dist[n].tolist(), macs=costs[n].tolist(), chosen=int(k),
                     chosen_distortion=float(cand.dist[n][k]))
         return masks, alloc_cm, joint
+
+    def _charge_options(self, timings: Dict[str, float], spent: Dict[str, float]) -> float:
+        """Book the spatial combinations counted and priced since ``spent`` (a copy of
+        ``SpatialOptions.seconds``) to their timings; returns those seconds."""
+        new = {k: v - spent[k] for k, v in self._space.seconds.items()}
+        timings['spatial_options'] += new['count']
+        if 'cost_model' in timings:
+            timings['cost_model'] += new['price']
+        return new['count'] + new['price']
 
     def _reachable(self, cm, sparsest: Dict[str, Tensor]) -> float:
         """The least cost of the sparsest masks over the combinations counted so far (the
