@@ -12,7 +12,7 @@ SparseConvTensor, so it would miss the 3D backbone entirely; hooks see both.
 """
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional
+from typing import ClassVar, Dict, Iterable, List, Optional
 
 import torch
 from torch import nn
@@ -99,12 +99,27 @@ class AuxStats:
 
 
 @dataclass
+class CountedWork:
+    """What the hooks of a counter recorded over a stretch of a forward (per-layer and
+    per-element increments), kept to be added to a counter again where that stretch is
+    skipped and its result reused (:meth:`FlopsCounter.replay`).
+
+    Args:
+        layers (dict[str, LayerStats]): the increments of the prunable layers.
+        aux (dict[str, AuxStats]): the increments of the norms and activations.
+    """
+    layers: Dict[str, LayerStats] = field(default_factory=OrderedDict)
+    aux: Dict[str, AuxStats] = field(default_factory=OrderedDict)
+
+
+@dataclass
 class FlopsCounter:
     """Hooks a model; every forward inside ``with counter:`` is counted."""
     model: nn.Module
     layers: Dict[str, LayerStats] = field(default_factory=OrderedDict)
     aux: Dict[str, AuxStats] = field(default_factory=OrderedDict)
     frames: int = 0
+    _entered: ClassVar[List['FlopsCounter']] = []  # the counters inside their ``with``
 
     def __post_init__(self):
         self._handles = []
@@ -115,12 +130,61 @@ class FlopsCounter:
                 self._handles.append(module.register_forward_hook(self._layer_hook(name)))
             elif isinstance(module, NORM + ACT):
                 self._handles.append(module.register_forward_hook(self._aux_hook(name)))
+        FlopsCounter._entered.append(self)
         return self
 
     def __exit__(self, *exc):
         for h in self._handles:
             h.remove()
         self._handles = []
+        FlopsCounter._entered[:] = [c for c in FlopsCounter._entered if c is not self]
+
+    @classmethod
+    def active(cls) -> List['FlopsCounter']:
+        """The counters counting now (inside their ``with`` block), oldest first."""
+        return list(cls._entered)
+
+    def snapshot(self) -> Dict[str, tuple]:
+        """The state of every record now, for :meth:`since`."""
+        snap = {('layer', n): (st.pairs.clone(), st.calls, st.sites_in, st.sites_out,
+                               st.bias_flops) for n, st in self.layers.items()}
+        snap.update({('aux', n): st.flops for n, st in self.aux.items()})
+        return snap
+
+    def since(self, snap: Dict[str, tuple]) -> CountedWork:
+        """The work recorded after ``snap`` (a :meth:`snapshot` of this counter)."""
+        work = CountedWork()
+        for n, st in self.layers.items():
+            pairs, calls, s_in, s_out, bias = snap.get(
+                ('layer', n), (torch.zeros_like(st.pairs), 0, 0, 0, 0))
+            if st.calls != calls:
+                work.layers[n] = LayerStats(n, st.module, st.kind, st.part, st.pairs - pairs,
+                                            st.calls - calls, st.sites_in - s_in,
+                                            st.sites_out - s_out, st.bias_flops - bias,
+                                            st.spatial_saving, st.binary)
+        for n, st in self.aux.items():
+            flops = st.flops - snap.get(('aux', n), 0)
+            if flops:
+                work.aux[n] = AuxStats(n, st.kind, st.part, flops)
+        return work
+
+    def replay(self, work: CountedWork) -> None:
+        """Add ``work`` (recorded by :meth:`since`) as if its forward had run again."""
+        for n, d in work.layers.items():
+            st = self.layers.get(n)
+            if st is None:
+                st = self.layers[n] = LayerStats(n, d.module, d.kind, d.part,
+                                                 torch.zeros_like(d.pairs))
+            st.pairs += d.pairs
+            st.binary = d.binary
+            st.spatial_saving = _merge_saving(st.spatial_saving if st.calls else None,
+                                              d.spatial_saving)
+            st.calls += d.calls
+            st.sites_in += d.sites_in
+            st.sites_out += d.sites_out
+            st.bias_flops += d.bias_flops
+        for n, d in work.aux.items():
+            self.aux.setdefault(n, AuxStats(n, d.kind, d.part)).flops += d.flops
 
     def add_frames(self, n: int):
         self.frames += int(n)

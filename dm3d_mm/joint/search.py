@@ -29,6 +29,7 @@ from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
 from ..cost import FlopsCounter
+from ..spatial.stage_memo import StageMemo
 from ..weight.allocators import Allocator, WeightProblem
 from ..weight.calibration import counted_distortion
 from .sites import SpatialSite, find_sites, ratios_in_force
@@ -143,6 +144,20 @@ def preprocessed_once(model: nn.Module, cache: Optional[dict] = None):
             pre.forward = own
 
 
+@contextlib.contextmanager
+def shared_stages(sites: Sequence[SpatialSite], memo: Optional[StageMemo]):
+    """Within the block, the encoders holding ``sites`` resume counted eval forwards from
+    the stage outputs ``memo`` keeps (``spatial/stage_memo.py``); None: no memo."""
+    encoders = [] if memo is None else list({id(s.module): s.module for s in sites}.values())
+    for enc in encoders:
+        enc.stage_memo = memo
+    try:
+        yield
+    finally:
+        for enc in encoders:
+            enc.stage_memo = None
+
+
 class SpatialOptions:
     """Combinations of keep ratios counted, measured and priced when first asked for, each
     once (the model's ratios restored after each).
@@ -157,11 +172,15 @@ class SpatialOptions:
             combination, called with its ratios in force (voxelization not cached).
         lambdas (tuple[float, float]): box and confidence weights of the distortion.
         progress (bool): count the combinations on a progress bar. Defaults to False.
+        memo (StageMemo, optional): the encoder stage outputs shared by the combinations'
+            forwards (the calibration pass may have filled it). None: a new one.
+            Defaults to None.
     """
 
     def __init__(self, model: nn.Module, sites: Sequence[SpatialSite],
                  batches: Sequence[dict], reference: list, outputs: Callable,
-                 price: Callable, lambdas=(0.0, 1.0), progress: bool = False):
+                 price: Callable, lambdas=(0.0, 1.0), progress: bool = False,
+                 memo: Optional[StageMemo] = None):
         self.bar = ProgressBar(0) if progress else None
         self.model, self.sites, self.batches = model, list(sites), batches
         self.reference, self.outputs, self.lambdas, self.price = reference, outputs, \
@@ -171,6 +190,7 @@ class SpatialOptions:
         self.costs: Dict[tuple, object] = {}
         self.seconds = dict(count=0.0, price=0.0)
         self._voxels: dict = {}  # the data preprocessor's outputs, per batch
+        self.memo = StageMemo() if memo is None else memo
 
     def key(self, ratios: Dict[str, float]) -> tuple:
         return tuple(float(ratios[s.name]) for s in self.sites)
@@ -183,7 +203,8 @@ class SpatialOptions:
             ratios = {s.name: float(ratios[s.name]) for s in self.sites}
             with ratios_in_force(self.sites, ratios):
                 t0 = time.perf_counter()
-                with preprocessed_once(self.model, self._voxels):
+                with preprocessed_once(self.model, self._voxels), \
+                        shared_stages(self.sites, self.memo):
                     counter, distortion = counted_distortion(
                         self.model, self.batches, self.reference, self.outputs,
                         self.lambdas)

@@ -23,9 +23,11 @@ from ..cost import count_flops
 from ..cost.cost_model import CostModel
 from ..cost.latency_cost import build_cost
 from ..cost.layouts import mask_at
-from ..joint.search import JointChoice, SpatialGrid, SpatialOptions, joint_search
+from ..joint.search import (JointChoice, SpatialGrid, SpatialOptions, joint_search,
+                            shared_stages)
 from ..joint.sites import keep_ratios, ratios_in_force, set_keep_ratios
 from ..registry import ALLOCATORS, ESTIMATORS, PRUNERS, build_piece
+from ..spatial.stage_memo import StageMemo
 from ..structured.channel_graph import WidthGroup, find_channel_graph, producer_index
 from ..structured.channel_masks import channel_side_masks
 from ..structured.granularity import (ChannelGranularity, Granularity, WeightGranularity,
@@ -304,10 +306,13 @@ class DM3DPruner:
                 raise ValueError(f'keep_dense names {pat!r}, which is not a selected layer')
         timings = {}
         t0 = time.perf_counter()
-        calib = calibration_pass(model, candidates, batches, outputs, self.lambdas,
-                                 self._gradient_mode(), self.num_projections, self.seed,
-                                 self.progress and world()[0] == 0,
-                                 frame_ids=self._frame_ids)
+        # the encoder stages of the model as trained are kept for the combinations' forwards
+        memo = StageMemo() if self._sites else None
+        with shared_stages(self._sites, memo):
+            calib = calibration_pass(model, candidates, batches, outputs, self.lambdas,
+                                     self._gradient_mode(), self.num_projections, self.seed,
+                                     self.progress and world()[0] == 0,
+                                     frame_ids=self._frame_ids)
         timings['calibration_pass'] = time.perf_counter() - t0
         layers, left_out = settle_selection(candidates, calib.counter.layers,
                                             calib.reached, **self.select)
@@ -324,7 +329,7 @@ class DM3DPruner:
             self._space = SpatialOptions(
                 model, self._sites, batches, calib.reference, outputs,
                 lambda o: price(CostModel(o.counter, list(layers))), self.lambdas,
-                self.progress and world()[0] == 0)
+                self.progress and world()[0] == 0, memo)
             # the model as trained is the calibration pass's count (and the reference of
             # every distortion); the joint budget is a fraction of the model with every
             # site at its largest ratio

@@ -17,6 +17,7 @@ from .backends import require_backend
 
 from .importance import keep_mask
 from .spss_encoder import empty_bev, encode
+from .stage_memo import StageMemo
 
 
 def _importance_at(imp: torch.Tensor, hw) -> torch.Tensor:
@@ -75,6 +76,11 @@ class Ada3DSparseEncoder(SparseEncoder):
                 raise ValueError(f'keep ratio at {loc!r} must be in (0, 1], got {r}')
         self.last_logits = None  # for the importance loss (Ada3DImportanceLoss)
         self.last_bev_mask = None
+        self.stage_memo: Optional[StageMemo] = None  # set for forwards that share stages
+
+    def stage_settings(self, i: int) -> tuple:
+        """The spatial settings acting in stage ``i``: the keep ratio after it."""
+        return (self.keep_ratios.get(f'stage{i + 1}'), )
 
     def _prune_tensor(self, x, loc, imp):
         r = self.keep_ratios.get(loc)
@@ -98,7 +104,8 @@ class Ada3DSparseEncoder(SparseEncoder):
             self.last_bev_mask = None
             return empty_bev(self, voxel_features, batch_size)
         encoded = encode(self, voxel_features, coors, batch_size,
-                         lambda i, x: self._prune_tensor(x, f'stage{i + 1}', imp))
+                         lambda i, x: self._prune_tensor(x, f'stage{i + 1}', imp),
+                         memo=self.stage_memo, reads=(imp, ))
         out, encode_features = encoded if self.return_middle_feats else (encoded, None)
         n, _, h, w = out.shape
         if 'bev' in self.keep_ratios:

@@ -11,6 +11,7 @@ from spconv.pytorch.ops import get_conv_output_size
 from .backends import require_backend
 from .bev_scatter import sparse_to_bev
 from .spss_conv import SPSSBlock, SPSSSparseConv3d, SPSSSubMConv3d
+from .stage_memo import StageMemo
 
 
 def _per_stage(value, num_stages: int, name: str):
@@ -112,6 +113,12 @@ class SPSSSparseEncoder(SparseEncoder):
                         conv.prune_ratio = float(ratio)
         if score_widths is not None:
             self._score_as_trained(score_widths)
+        self.stage_memo: Optional[StageMemo] = None  # set for forwards that share stages
+
+    def stage_settings(self, i: int) -> tuple:
+        """The spatial settings acting in stage ``i``: its pruning convs' ratios."""
+        return tuple(float(c.prune_ratio) for c in self.encoder_layers[i].modules()
+                     if isinstance(c, (SPSSSubMConv3d, SPSSSparseConv3d)))
 
     def _score_as_trained(self, widths: dict) -> None:
         """Every pruning conv's score divides by its input's width as trained."""
@@ -130,7 +137,7 @@ class SPSSSparseEncoder(SparseEncoder):
         """SparseEncoder's forward; no voxels at all give an all-zero BEV map."""
         if coors.shape[0] == 0:
             return empty_bev(self, voxel_features, batch_size)
-        return encode(self, voxel_features, coors, batch_size)
+        return encode(self, voxel_features, coors, batch_size, memo=self.stage_memo)
 
 
 def _wrap_blocks(stage):
@@ -144,18 +151,32 @@ def _wrap_blocks(stage):
 
 
 def encode(encoder: SparseEncoder, voxel_features, coors, batch_size,
-           after_stage: Optional[Callable] = None):
+           after_stage: Optional[Callable] = None, memo: Optional[StageMemo] = None,
+           reads: Sequence[torch.Tensor] = ()):
     """SparseEncoder's forward (full precision, as mmdet3d runs it), with the BEV map written
-    by ``sparse_to_bev`` and an optional ``after_stage(i, x) -> x`` between stages."""
+    by ``sparse_to_bev`` and an optional ``after_stage(i, x) -> x`` between stages.
+
+    ``memo``: a :class:`StageMemo` to resume from the deepest stage already run on this frame
+    with the same settings (the encoder's ``stage_settings(i)``); ``reads``: tensors other
+    than the inputs that the stages depend on (digested into the memo's key)."""
     with torch.autocast(voxel_features.device.type, enabled=False):
-        x = SparseConvTensor(voxel_features, coors.int(), encoder.sparse_shape, batch_size)
-        x = encoder.conv_input(x)
-        encode_features = []
-        for i, stage in enumerate(encoder.encoder_layers):
-            x = stage(x)
+        stages = list(encoder.encoder_layers)
+        run = None if memo is None else memo.begin(
+            encoder, (voxel_features, coors, *reads), batch_size, len(stages))
+        encode_features = [] if run is None else run.resume()
+        if encode_features:
+            x = encode_features[-1]
+        else:
+            x = SparseConvTensor(voxel_features, coors.int(), encoder.sparse_shape,
+                                 batch_size)
+            x = encoder.conv_input(x)
+        for i in range(len(encode_features), len(stages)):
+            x = stages[i](x)
             if after_stage is not None:
                 x = after_stage(i, x)
             encode_features.append(x)
+            if run is not None:
+                run.store(i, x)
         bev = sparse_to_bev(encoder.conv_out(encode_features[-1]))
     return (bev, encode_features) if encoder.return_middle_feats else bev
 
