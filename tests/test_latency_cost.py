@@ -117,7 +117,9 @@ def test_real_timing_gives_a_usable_model_and_a_met_budget(second):
                      progress=False, budget_of='parts',
                      cost=dict(type='latency', widths=(0.5, ), repeats=3)).prune(model, batches)
     c = res.cost
-    assert c['unit'] == 'seconds' and 0 < c['after'] <= c['budget'] < c['before']
+    # the time reported is measured on the slim model, on a machine shared with the other
+    # test worker: that it meets the budget is the probe test's property, not asserted here
+    assert c['unit'] == 'seconds' and 0 < c['after'] and c['budget'] < c['before']
     assert res.macs_after < res.macs_before
     from dm3d_mm.pruning.report import markdown_report
     assert 'measured latency the budget counted' in markdown_report(res)
@@ -128,3 +130,48 @@ def test_cost_config_errors_name_the_problem():
         build_cost('watts')
     with pytest.raises(ValueError, match='fractions in'):
         LatencyCost(widths=(0, 0.5))
+
+
+def test_the_reported_time_is_measured_on_the_slim_model_and_meets_the_budget(second):
+    """The conv tables only predict a pruned model's time. Here they promise more than the
+    'machine' gives (its convs stop getting faster below half their weights): the pruner
+    times the pruned model as it will run, exported slim, finds it over the budget,
+    allocates again with a lower target, and reports the time it measured."""
+    from dm3d_mm.apis.model import build_detector
+    from dm3d_mm.structured.slim import slim
+    cfg, batches, build = second
+    dense = build()
+    full = {n: m.weight.numel() for n, m in dense.named_modules()
+            if n.startswith(tuple(PARTS)) and getattr(m, 'weight', None) is not None
+            and m.weight.dim() >= 4}
+    measured = []
+
+    def seconds(model):  # the 'machine': a conv keeps 30 % of its time at any width
+        modules = dict(model.named_modules())
+        return 1e-3 + 1e-9 * sum(0.3 * f + 0.7 * modules[n].weight.numel()
+                                 for n, f in full.items())
+
+    def whole_probe(model, batches):
+        measured.append(seconds(model))
+        return measured[-1]
+
+    def probe(name, layer, inputs, cin, cout):  # the tables: linear in the kept weights
+        from dm3d_mm.cost.layouts import in_channel_axis, out_channel_axis
+        w = layer.weight
+        return 1e-9 * full.get(name, 0) * cin * cout / (
+            w.shape[in_channel_axis(layer)] * w.shape[out_channel_axis(layer)])
+
+    model = build()
+    res = DM3DPruner(0.75, num_ratios=8, parts=PARTS, granularity='channel', progress=False,
+                     cost=LatencyCost(widths=(0.25, 0.5, 0.75), repeats=1, probe=probe,
+                                      whole_probe=whole_probe)).prune(model, batches)
+    c = res.cost
+    # measured[0]: the dense model (the tables' remainder); then one per allocation
+    assert measured[0] == pytest.approx(seconds(dense)) and len(measured) >= 3
+    assert measured[1] > c['budget']  # the first allocation, on the tables' word, is over
+    assert c['after'] == measured[-1] <= c['budget']
+    # ... and it is the time of the model tools/slim.py exports
+    slim_cfg, state, _ = slim(cfg, model)
+    exported = build_detector(slim_cfg, None, 'cpu')
+    exported.load_state_dict(state)
+    assert seconds(exported) == pytest.approx(c['after'], rel=1e-12)

@@ -28,6 +28,10 @@ computes); the whole detector is timed again under every combination, so the rem
 (no scaling: right where time is not proportional to pairs, e.g. a sparse BEV conv that
 switches to its dense path above ``dense_above`` active pixels; one table timing per
 combination).
+
+What a pruned model costs is measured on it, not read from the tables (``measure``): for
+latency the pruner times the model as it will run (exported slim where channels were
+removed) and allocates again, the target scaled, while that time is over the budget.
 """
 import copy
 import time
@@ -197,6 +201,21 @@ class FlopsCost:
         """Each spatial combination's own count (see the module docstring)."""
         return lambda counted: counted
 
+    def measure(self, runnable: Callable[[], nn.Module], batches: Sequence[dict],
+                counted: CostModel, masks: Dict[str, Tensor]) -> float:
+        """The pruned model's joint FLOPs: its fresh count under its masks.
+
+        Args:
+            runnable (Callable): unused (the count is the model's as it runs).
+            batches (Sequence[dict]): unused.
+            counted (CostModel): the pruned model counted afresh on the calibration frames.
+            masks (dict[str, Tensor]): its masks.
+
+        Returns:
+            float: MACs per frame.
+        """
+        return counted.total(masks)
+
 
 @COST_MODELS.register_module(name='latency')
 class LatencyCost:
@@ -278,6 +297,23 @@ class LatencyCost:
                 scaled[n] = LatencyTable(t.cin, t.cout, t.seconds * scale)
             return LatencyCostModel(counted, scaled, whole)
         return price
+
+    def measure(self, runnable: Callable[[], nn.Module], batches: Sequence[dict],
+                counted: CostModel, masks: Dict[str, Tensor]) -> float:
+        """The pruned model's wall time per frame, timed as it will run (the tables only
+        predict it: isolated conv timings need not add up to the whole detector's).
+
+        Args:
+            runnable (Callable): ``runnable() -> model`` as it will run (slim where channels
+                were removed: masked channels cost their full time).
+            batches (Sequence[dict]): calibration batches (the first ``frames`` are timed).
+            counted (CostModel): unused.
+            masks (dict[str, Tensor]): unused.
+
+        Returns:
+            float: seconds per frame.
+        """
+        return _rank0(lambda: self.whole_seconds(runnable(), batches))
 
     def whole_seconds(self, model: nn.Module, batches: Sequence[dict]) -> float:
         """Seconds per frame of the whole detector as it is (best of ``repeats``)."""

@@ -32,6 +32,7 @@ from ..structured.channel_graph import WidthGroup, find_channel_graph, producer_
 from ..structured.channel_masks import channel_side_masks
 from ..structured.granularity import (ChannelGranularity, Granularity, WeightGranularity,
                                       build_granularity)
+from ..structured.slim import kept_channels, slim_model
 from ..weight.allocators import Allocator, BudgetBelowFloor, WeightProblem
 from ..weight.calibration import calibration_pass, counted_distortion
 from ..weight.curves import taylor_scores
@@ -101,10 +102,26 @@ class PruneResult:
 
 BUDGET_OF = ('model', 'parts')
 # allocations tried until the recounted pruned model fits the budget (spatial models whose
-# kept sites follow the pruned weights count other FLOPs than the dense pass predicted)
+# kept sites follow the pruned weights count other FLOPs than the dense pass predicted; a
+# pruned model's measured time is not the sum of its convs' isolated timings)
 RECOUNT_ATTEMPTS = 4
 # ... or until it counts within this fraction below the budget
 RECOUNT_TOLERANCE = 0.005
+
+
+def next_target(tried: List[tuple], aim: float, ceiling: float) -> float:
+    """The allocator's next target after allocations that missed: ``tried`` holds
+    (target, what the pruned model counted or measured) per allocation. The first miss
+    scales the target by aim / measured; later ones take the secant through the last two
+    (exact where the measured cost is affine in the target, as when the prediction misses a
+    fixed share); never above ``ceiling`` (dense) nor at or below 0."""
+    t1, m1 = tried[-1]
+    nxt = t1 * aim / m1
+    if len(tried) > 1:
+        t0, m0 = tried[-2]
+        if t1 != t0 and (m1 - m0) / (t1 - t0) > 0:
+            nxt = t1 + (aim - m1) * (t1 - t0) / (m1 - m0)
+    return min(max(nxt, 1e-6 * t1), ceiling)
 
 
 @PRUNERS.register_module()
@@ -374,7 +391,8 @@ class DM3DPruner:
         # joint FLOPs of the weights as they are before pruning (masks go into the weights)
         flops_before = flops.dense_total
         layer_before = {n: flops.layers[n].dense_macs / flops.frames for n in layers}
-        target, best = budget, None
+        target, best, tried = budget, None, []
+        verb = 'counts' if cm is flops else 'measures'
         for attempt in range(RECOUNT_ATTEMPTS):
             if attempt:  # allocate again, the target scaled by how far the count missed
                 for t, saved in state:
@@ -403,21 +421,31 @@ class DM3DPruner:
                                                    self.lambdas)
             timings['recount'] = timings.get('recount', 0.0) + time.perf_counter() - t0
             counted = CostModel(recount, [n for n in layers if n in recount.layers])
-            total = counted.total(masks) if cm is flops else predicted
+            # what the budget counts, measured on the pruned model as it will run
+            t0 = time.perf_counter()
+            total = self.cost.measure(lambda: self._as_it_runs(model), batches, counted, masks)
+            if cm is not flops:
+                timings['measure'] = timings.get('measure', 0.0) + time.perf_counter() - t0
             fits = total <= budget * (1 + 1e-9)
             if fits and (best is None or total > best[0]):
                 best = (total, masks, counted, measured, tried_curves, attempt,
                         flops_predicted, joint)
             exact = abs(total - predicted) <= 1e-9 * before  # nothing moved: the choice stands
-            if cm is not flops or (fits and (exact or total >= budget * (1 - RECOUNT_TOLERANCE))):
+            # a measured time is not met more closely by aiming higher: stop once it fits
+            if fits and (cm is not flops or exact or total >= budget * (1 - RECOUNT_TOLERANCE)):
                 break
-            target = min(target * budget / total, before)
-            print_log(f'DM3DPruner: the pruned model counts {total / before:.4f} of dense '
+            tried.append((target, total))
+            if attempt + 1 == RECOUNT_ATTEMPTS:
+                break
+            # not below what the sparsest allocation costs (the allocator cannot go lower)
+            target = max(next_target(tried, budget * (1 - RECOUNT_TOLERANCE / 2), before),
+                         min(reachable * (1 + 1e-9), target))
+            print_log(f'DM3DPruner: the pruned model {verb} {total / before:.4f} of dense '
                       f'for a budget of {budget / before:.4f}: allocating again to '
                       f'{target / before:.4f} of the prediction', logger='current')
         if best is None:
-            print_log(f'DM3DPruner: after {RECOUNT_ATTEMPTS} allocations the pruned model '
-                      f'still counts {total / before:.4f} of dense, over the budget '
+            print_log(f'DM3DPruner: after {attempt + 1} allocations the pruned model '
+                      f'still {verb} {total / before:.4f} of dense, over the budget '
                       f'{budget / before:.4f}', logger='current', level=logging.WARNING)
             best = (total, masks, counted, measured, tried_curves, attempt, flops_predicted,
                     joint)
@@ -445,6 +473,14 @@ class DM3DPruner:
                            left_out=left_out, head_outputs=repr(outputs), cost=cost,
                            macs_after_predicted=predicted,
                            spatial=self._spatial_info(joint, trained))
+
+    def _as_it_runs(self, model: nn.Module) -> nn.Module:
+        """The pruned model as it will run: a slim copy where any layer has channel
+        granularity (what ``tools/slim.py`` exports), the masked model itself otherwise."""
+        if not any(isinstance(g, ChannelGranularity) for g in self.granularity.values()):
+            return model
+        groups = find_channel_graph(model).groups(model)
+        return slim_model(model, groups, kept_channels(model, groups))
 
     def _spatial_info(self, joint: Optional[JointChoice], trained) -> Dict[str, object]:
         if joint is None:

@@ -17,7 +17,8 @@ def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
                  if result.macs_after_predicted is not None else ''),
              *([f"- measured latency the budget counted (test_step, this device): "
                 f"{result.cost['before'] * 1e3:.2f} ms -> {result.cost['after'] * 1e3:.2f} ms "
-                f"per frame ({result.cost['after'] / result.cost['before']:.3f} of dense)"]
+                f"per frame ({result.cost['after'] / result.cost['before']:.3f} of dense; "
+                "the pruned model timed as it will run, slim where channels were removed)"]
                if result.cost.get('unit') == 'seconds' else []),
              f'- measured output distortion on the calibration frames: '
              f'{result.measured_distortion:.6g}']
