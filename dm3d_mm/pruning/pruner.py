@@ -391,7 +391,7 @@ class DM3DPruner:
         # joint FLOPs of the weights as they are before pruning (masks go into the weights)
         flops_before = flops.dense_total
         layer_before = {n: flops.layers[n].dense_macs / flops.frames for n in layers}
-        target, best, tried = budget, None, []
+        target, best, closest, tried = budget, None, None, []
         verb = 'counts' if cm is flops else 'measures'
         for attempt in range(RECOUNT_ATTEMPTS):
             if attempt:  # allocate again, the target scaled by how far the count missed
@@ -427,9 +427,12 @@ class DM3DPruner:
             if cm is not flops:
                 timings['measure'] = timings.get('measure', 0.0) + time.perf_counter() - t0
             fits = total <= budget * (1 + 1e-9)
+            this = (total, masks, counted, measured, tried_curves, attempt, flops_predicted,
+                    joint)
             if fits and (best is None or total > best[0]):
-                best = (total, masks, counted, measured, tried_curves, attempt,
-                        flops_predicted, joint)
+                best = this
+            if closest is None or total < closest[0]:  # where none fits: the least over
+                closest = this
             exact = abs(total - predicted) <= 1e-9 * before  # nothing moved: the choice stands
             # a measured time is not met more closely by aiming higher: stop once it fits
             if fits and (cm is not flops or exact or total >= budget * (1 - RECOUNT_TOLERANCE)):
@@ -444,11 +447,10 @@ class DM3DPruner:
                       f'for a budget of {budget / before:.4f}: allocating again to '
                       f'{target / before:.4f} of the prediction', logger='current')
         if best is None:
-            print_log(f'DM3DPruner: after {attempt + 1} allocations the pruned model '
-                      f'still {verb} {total / before:.4f} of dense, over the budget '
+            best = closest
+            print_log(f'DM3DPruner: after {attempt + 1} allocations no pruned model fits: '
+                      f'the closest {verb} {best[0] / before:.4f} of dense, over the budget '
                       f'{budget / before:.4f}', logger='current', level=logging.WARNING)
-            best = (total, masks, counted, measured, tried_curves, attempt, flops_predicted,
-                    joint)
         _, masks, counted, measured, tried_curves, chosen, flops_predicted, joint = best
         if chosen != attempt:  # an earlier allocation fitted the budget better
             for t, saved in state:
