@@ -13,8 +13,10 @@ keep ratios, dense weights) with the same head-output distortion as the weight c
 ``r``: the calibration frames are run with ``r`` in force and the pairs of every layer
 counted, so a ratio changes the cost of every layer downstream of it, and a weight density
 multiplies those pairs. Each combination the search asks for is counted once
-(:class:`SpatialOptions`); for each, DM3D's DP gives the optimal weight choice within the
-budget, and the combination of least objective wins. With the ``grid`` search
+(:class:`SpatialOptions`; its forwards resume from the encoder stages an earlier combination
+or the calibration pass ran with the same settings, ``spatial/stage_memo.py``); for each,
+DM3D's DP gives the optimal weight choice within the budget, and the combination of least
+objective wins. With the ``grid`` search
 (``joint/spatial_search.py``) every combination is counted: the optimum of the objective over
 the grid (the DP's own budget rounding aside).
 """
