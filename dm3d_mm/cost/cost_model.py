@@ -24,6 +24,22 @@ def offset_ids(module) -> torch.Tensor:
     return ids
 
 
+def kept_per_offset(module, order: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Weights kept per kernel offset when the first counts[k] entries of ``order`` (flat
+    weight indices) are pruned, for every k: (len(counts), K) int64, in O(D). It depends on
+    the weight layout and the candidates only, not on a count, so one table serves every
+    cost model of the same candidates (:meth:`CostModel.curve_costs`)."""
+    ids = offset_ids(module)
+    k_off = int(ids.max()) + 1
+    kept = torch.bincount(ids, minlength=k_off)
+    rows = []
+    for k in range(len(counts)):
+        lo = int(counts[k - 1]) if k else 0
+        kept = kept - torch.bincount(ids[order[lo:int(counts[k])]], minlength=k_off)
+        rows.append(kept)
+    return torch.stack(rows)
+
+
 class CostModel:
     """Exact joint MACs per frame of a counted model under any candidate masks.
 
@@ -70,21 +86,24 @@ class CostModel:
     def describe(value: float) -> str:
         return f'{value / 1e9:.4f} GMACs'
 
-    def curve_costs(self, name: str, order: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    def curve_costs(self, name: str, order: torch.Tensor, counts: torch.Tensor,
+                    kept: Optional[torch.Tensor] = None) -> torch.Tensor:
         """MACs per frame of a layer when the first counts[k] weights of ``order`` are pruned,
-        for every k, in O(D): per-offset pruned counts are accumulated incrementally."""
+        for every k: the pairs per offset times the weights kept there.
+
+        Args:
+            name (str): the layer.
+            order (Tensor): flat weight indices in prune order.
+            counts (Tensor): the candidates' pruned counts.
+            kept (Tensor, optional): :func:`kept_per_offset` of these candidates, where the
+                caller keeps it across cost models. Defaults to None (computed here).
+
+        Returns:
+            Tensor: (len(counts), ) float64.
+        """
         st = self.layers[name]
-        ids = offset_ids(st.module)
-        k_off = int(ids.max()) + 1
-        per_offset = torch.bincount(ids, minlength=k_off)
-        pairs = st.pairs.double()
-        pruned = torch.zeros(k_off, dtype=torch.long)
-        out = torch.zeros(len(counts), dtype=torch.float64)
-        for k in range(len(counts)):
-            lo = int(counts[k - 1]) if k else 0
-            pruned += torch.bincount(ids[order[lo:int(counts[k])]], minlength=k_off)
-            out[k] = float((pairs * (per_offset - pruned)).sum()) / self.frames
-        return out
+        kept = kept_per_offset(st.module, order, counts) if kept is None else kept
+        return (st.pairs.double() * kept).sum(1) / self.frames
 
     def layer_dense_macs(self, name: str) -> float:
         return self.layers[name].dense_macs / self.frames

@@ -118,9 +118,11 @@ class LatencyCostModel:
         """Seconds per frame of a timed layer at ``mask`` (None: dense)."""
         return self.tables[name].at(*kept_widths(self.layers[name].module, mask))
 
-    def curve_costs(self, name: str, order: Tensor, counts: Tensor) -> Tensor:
+    def curve_costs(self, name: str, order: Tensor, counts: Tensor,
+                    kept: Optional[Tensor] = None) -> Tensor:
         """Seconds per frame of a layer when the first counts[k] entries of ``order`` are
-        pruned, for every k."""
+        pruned, for every k (``kept``, the FLOPs model's per-offset table, is not needed:
+        a table reads the widths each mask keeps)."""
         w = self.layers[name].module.weight
         return torch.tensor([self.layer_cost(name, mask_at(w, order, int(c))) for c in counts],
                             dtype=torch.float64)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from mmengine.logging import print_log
 
 from ..cost import count_flops
-from ..cost.cost_model import CostModel
+from ..cost.cost_model import CostModel, kept_per_offset
 from ..cost.latency_cost import build_cost
 from ..cost.layouts import mask_at
 from ..joint.search import (JointChoice, SpatialGrid, SpatialOptions, joint_search,
@@ -514,8 +514,8 @@ class DM3DPruner:
                 m = space.cost(option)
                 if m.floor >= budget:
                     return None
-                costs_of[id(option)] = {n: m.curve_costs(n, cand.orders[n], cand.counts[n])
-                                        for n in layers}
+                costs_of[id(option)] = {n: m.curve_costs(n, cand.orders[n], cand.counts[n],
+                                                         cand.kept[n]) for n in layers}
                 return self._problem(cand, m, costs_of[id(option)], budget)
 
             counted = dict(space.seconds)
@@ -528,7 +528,8 @@ class DM3DPruner:
                 joint.masks, joint.choice
         else:
             joint, alloc_cm = None, cm
-            costs = {n: cm.curve_costs(n, cand.orders[n], cand.counts[n]) for n in layers}
+            costs = {n: cm.curve_costs(n, cand.orders[n], cand.counts[n], cand.kept[n])
+                     for n in layers}
             timings['candidate_costs'] = time.perf_counter() - t0
             t0 = time.perf_counter()
             masks, choice = self.allocator.allocate(self._problem(cand, cm, costs, budget))
@@ -672,8 +673,11 @@ class DM3DPruner:
             masks.update(channel_side_masks(model, groups, masks, channel))
             return masks
 
+        # weights kept per kernel offset of every candidate: one table for every cost model
+        # (each spatial combination's, each re-allocation's)
+        kept = {n: kept_per_offset(m, orders[n], counts[n]) for n, m in layers.items()}
         self._cand = _Candidates(layers, orders, counts, dist, allowed, items, masks_of,
-                                 bool(groups))
+                                 bool(groups), kept)
         return self._cand
 
     def _problem(self, cand: '_Candidates', cm, costs: Dict[str, Tensor],
@@ -700,6 +704,7 @@ class _Candidates:
     items: List[List[str]]
     masks_of: Callable[[List[int]], Dict[str, Tensor]]
     exact_differs: bool
+    kept: Dict[str, Tensor]  # kept_per_offset of each layer's candidates
 
 
 def _type_name(piece, registry) -> str:
