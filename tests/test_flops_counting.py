@@ -126,6 +126,37 @@ def test_macs_follow_per_offset_masks_exactly():
     assert st.dense_macs == sum(len(v) for v in brute.values()) * 3 * 4
 
 
+def test_candidate_costs_from_the_kept_per_offset_table_equal_the_masks_costs():
+    """A layer's candidate costs (the pairs times the weights each candidate keeps per
+    offset, ``kept_per_offset``, one table for every cost model) equal the MACs of each
+    candidate's mask, exactly, for a sparse, a strided and a dense conv."""
+    from dm3d_mm.cost.cost_model import CostModel, kept_per_offset
+    from dm3d_mm.cost.layouts import mask_at
+    idx = random_voxels(300, [8, 12, 12], batch=1, seed=7)
+    net = spconv.SparseSequential(
+        spconv.SubMConv3d(3, 8, 3, padding=1, bias=False, indice_key='a'),
+        spconv.SparseConv3d(8, 6, 3, stride=2, padding=1, bias=False))
+    dense = nn.Conv2d(6, 5, 3, padding=1, bias=False)
+    x = spconv.SparseConvTensor(torch.randn(len(idx), 3), idx, [8, 12, 12], 1)
+    model = nn.ModuleDict(dict(net=net, dense=dense))
+    with FlopsCounter(model) as counter:
+        dense(net(x).dense().sum(2))
+        counter.add_frames(1)
+    names = ['net.0', 'net.1', 'dense']
+    cm = CostModel(counter, names)
+    g = torch.Generator().manual_seed(1)
+    for n in names:
+        w = cm.layers[n].module.weight
+        order = torch.randperm(w.numel(), generator=g)
+        counts = torch.tensor([0, 1, w.numel() // 3, w.numel() // 2, w.numel() - 1, w.numel()])
+        kept = kept_per_offset(cm.layers[n].module, order, counts)
+        assert kept.shape == (len(counts), offset_view(cm.layers[n].module).shape[0])
+        costs = cm.curve_costs(n, order, counts, kept)
+        assert torch.equal(costs, cm.curve_costs(n, order, counts))
+        for k, c in enumerate(counts.tolist()):
+            assert float(costs[k]) == cm.layer_macs(n, mask_at(w, order, c)), (n, c)
+
+
 def test_dense_layers_equal_closed_form():
     net = nn.Sequential(
         nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
