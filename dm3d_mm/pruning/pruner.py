@@ -423,7 +423,8 @@ class DM3DPruner:
             counted = CostModel(recount, [n for n in layers if n in recount.layers])
             # what the budget counts, measured on the pruned model as it will run
             t0 = time.perf_counter()
-            total = self.cost.measure(lambda: self._as_it_runs(model), batches, counted, masks)
+            total = self.cost.measure(lambda: self._as_it_runs(model, layers), batches,
+                                      counted, masks)
             if cm is not flops:
                 timings['measure'] = timings.get('measure', 0.0) + time.perf_counter() - t0
             fits = total <= budget * (1 + 1e-9)
@@ -476,10 +477,11 @@ class DM3DPruner:
                            macs_after_predicted=predicted,
                            spatial=self._spatial_info(joint, trained))
 
-    def _as_it_runs(self, model: nn.Module) -> nn.Module:
-        """The pruned model as it will run: a slim copy where any layer has channel
-        granularity (what ``tools/slim.py`` exports), the masked model itself otherwise."""
-        if not any(isinstance(g, ChannelGranularity) for g in self.granularity.values()):
+    def _as_it_runs(self, model: nn.Module, layers) -> nn.Module:
+        """The pruned model as it will run: a slim copy where any of the pruned ``layers``
+        has channel granularity (what ``tools/slim.py`` exports), the masked model itself
+        otherwise."""
+        if not self._channel_layers(list(layers)):
             return model
         groups = find_channel_graph(model).groups(model)
         return slim_model(model, groups, kept_channels(model, groups))
