@@ -68,8 +68,20 @@ def _check(layer_stats, brute, weight_rows):
     assert layer_stats.macs() == int(sum(len(brute[k]) * int(nnz[k]) for k in brute))
 
 
+@pytest.mark.parametrize('read', ['native', 'coordinates'])
 @pytest.mark.parametrize('source', ['random', 'lidar'])
-def test_sparse_conv_pairs_match_brute_force(source):
+def test_sparse_conv_pairs_match_brute_force(source, read, monkeypatch):
+    """Both ways of counting: read from the rulebook spconv's native CPU conv ran, and
+    enumerated from the coordinates (what runs where there is none to read)."""
+    from dm3d_mm.cost import counter as counter_module
+    from dm3d_mm.sparse.native_rulebook import call_pair_counts
+    read_calls = []
+
+    def reading(*args):
+        read_calls.append(call_pair_counts(*args))
+        return read_calls[-1] if read == 'native' else None
+
+    monkeypatch.setattr(counter_module, 'call_pair_counts', reading)
     if source == 'random':
         shape = [9, 14, 13]
         idx = random_voxels(300, shape)
@@ -106,6 +118,8 @@ def test_sparse_conv_pairs_match_brute_force(source):
     assert {tuple(r) for r in y.indices.tolist()} == {tuple(r) for r in fine.tolist()}
     assert sub1.sites_in == sub1.sites_out == len(fine)
     assert down.sites_out == len(coarse)
+    # every layer here (keyed spconv convs on the CPU) has spconv's rulebook to read
+    assert len(read_calls) == 4 and all(c is not None for c in read_calls)
 
 
 def test_macs_follow_per_offset_masks_exactly():

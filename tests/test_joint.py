@@ -312,15 +312,32 @@ def test_coordinate_search_descends_to_a_coordinate_optimum_in_few_scores():
     def coupled(r):  # a narrow valley: s0 and s1 must move together; over budget at s3 0.25
         if r['s3'] == 0.25:
             return None
-        return (r['s0'] - r['s1']) ** 2 * 10 + (r['s0'] + r['s1'] - 0.5) ** 2 + r['s2']
-    got, scored = run(CoordinateSearch(max_sweeps=5), coupled, start)
+        return (r['s0'] - r['s1']) ** 2 * 10 + (r['s0'] + r['s1'] - 0.5) ** 2 + r['s2'] \
+            + 0.01 * r['s3']  # no ties
+    got, scored = run(CoordinateSearch(max_sweeps=5, walk='all'), coupled, start)
     best = coupled(got)
     for k in cands:  # no single-site change of the choice improves the objective
         for v in values:
             other = coupled(dict(got, **{k: v}))
             assert other is None or other >= best - 1e-12
+    # walking until worse: the same choice on the separable objective in fewer scores; on
+    # the coupled one no change to a neighbouring value improves (the nearest that fits)
+    walked, walked_scored = run(CoordinateSearch(), separable, start)
+    assert walked == target and len(walked_scored) < len(run(
+        CoordinateSearch(walk='all'), separable, start)[1])
+    got, scored = run(CoordinateSearch(max_sweeps=10), coupled, start)
+    best = coupled(got)
+    for k in cands:
+        i = values.index(got[k])
+        for path in (values[i - 1::-1] if i else [], values[i + 1:]):
+            near = next((v for v in path if coupled(dict(got, **{k: v})) is not None), None)
+            if near is not None:
+                assert dict(got, **{k: near}) in [dict(zip(cands, key)) for key in scored]
+                assert coupled(dict(got, **{k: near})) >= best - 1e-12
     with pytest.raises(ValueError, match='unknown spatial search'):
         build_spatial_search('random')
+    with pytest.raises(ValueError, match='walk must be one of'):
+        CoordinateSearch(walk='some')
 
 
 def test_the_coordinate_search_counts_fewer_combinations_and_its_choice_is_coordinate_optimal(
@@ -348,12 +365,14 @@ def test_the_coordinate_search_counts_fewer_combinations_and_its_choice_is_coord
             grid_rows[key]['objective'] is None
     chosen = res.spatial['keep_ratios']
     best = res.spatial['predicted_distortion']
-    for site in chosen:  # every single-site neighbour of the choice was scored, none better
-        for key, row in grid_rows.items():
-            ratios = row['ratios']
-            if all(ratios[s] == chosen[s] for s in chosen if s != site):
-                assert key in rows
-                assert row['objective'] is None or row['objective'] >= best - 1e-9
+    for site in chosen:  # the neighbouring values of every site were scored, none better
+        values = sorted({r['ratios'][site] for r in grid_rows.values()}, reverse=True)
+        i = values.index(chosen[site])
+        for v in values[max(i - 1, 0):i + 2]:
+            key = tuple((v if s == site else chosen[s]) for s in chosen)
+            assert key in rows
+            row = grid_rows[key]
+            assert row['objective'] is None or row['objective'] >= best - 1e-9
     assert best >= grid_res.spatial['predicted_distortion'] - 1e-9
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from .layouts import (DENSE_CONV, DENSE_DECONV, PRUNABLE, is_sparse_conv, kernel_volume,
                       offset_view)
+from ..sparse.native_rulebook import call_pair_counts
 from .pairs import count_pairs
 
 NORM = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
@@ -273,7 +274,11 @@ def layer_pairs(module: nn.Module, inputs, output):
 
 
 def sparse_conv_pairs(module, x, out) -> torch.Tensor:
-    """Pairs per offset of an spconv / mmcv sparse conv call, from its coordinates."""
+    """Pairs per offset of an spconv / mmcv sparse conv call: read from the rulebook spconv's
+    native CPU conv ran (``call_pair_counts``), else counted from the coordinates."""
+    native = call_pair_counts(module, x, out)
+    if native is not None:
+        return native
     ks, dil = module.kernel_size, module.dilation
     if getattr(module, 'subm', False):
         k3 = (ks, ) * 3 if isinstance(ks, int) else tuple(ks)

@@ -10,10 +10,14 @@ objective over the combinations scored.
 - ``grid`` (:class:`GridSearch`, the default): every combination, ``prod(len(values))``
   scores; the optimum of the objective over the grid.
 - ``coordinate`` (:class:`CoordinateSearch`): coordinate descent from the best combination
-  scored so far (the ratios in force among them): one site at a time, every value of that
-  site with the others fixed, moving to the best; sweeps until none moves. At most
-  ``1 + max_sweeps * sum(len(values) - 1)`` scores; it returns a combination no single-site
-  change improves, not necessarily the grid optimum.
+  scored so far (the ratios in force among them): one site at a time, the others fixed, a
+  walk from the site's value towards larger values and one towards smaller ones, each
+  stopping at the first value that fits the budget and scores no better than the best of
+  the walk (``walk='until_worse'``, the default; ``walk='all'``: every value of the site),
+  moving to the best; sweeps until none moves. At most
+  ``1 + max_sweeps * sum(len(values) - 1)`` scores; it returns a combination that no
+  single-site change to a neighbouring value (``walk='all'``: to any value) improves, not
+  necessarily the grid optimum.
 """
 import itertools
 from typing import Callable, Dict, List, Optional
@@ -46,13 +50,20 @@ class CoordinateSearch:
 
     Args:
         max_sweeps (int): passes over every site at most. Defaults to 3.
+        walk (str): how far from its value a site's values are scored in a sweep:
+            'until_worse' (in each direction up to the first value that fits and does not
+            improve) or 'all'. Defaults to 'until_worse'.
     """
+    WALKS = ('until_worse', 'all')
 
-    def __init__(self, max_sweeps: int = 3):
+    def __init__(self, max_sweeps: int = 3, walk: str = 'until_worse'):
         if int(max_sweeps) < 1:
             raise ValueError(f'coordinate search: max_sweeps must be at least 1, got '
                              f'{max_sweeps}')
-        self.max_sweeps = int(max_sweeps)
+        if walk not in self.WALKS:
+            raise ValueError(f'coordinate search: walk must be one of {self.WALKS}, got '
+                             f'{walk!r}')
+        self.max_sweeps, self.walk = int(max_sweeps), walk
 
     def run(self, candidates: Dict[str, List[float]], start: Dict[str, float],
             score: Score) -> None:
@@ -68,13 +79,22 @@ class CoordinateSearch:
         for _ in range(self.max_sweeps):
             moved = False
             for name, values in candidates.items():
-                for v in values:
-                    if v == current[name]:
-                        continue
-                    trial = dict(current, **{name: v})
-                    s = score(trial)
-                    if s is not None and (best is None or s < best):
-                        current, best, moved = trial, s, True
+                here = values.index(current[name])
+                base, site_best, site_value = dict(current), best, current[name]
+                # towards larger values, then towards smaller ones
+                for path in (values[here - 1::-1] if here else [], values[here + 1:]):
+                    walk_best = best  # the value the walk started from
+                    for v in path:
+                        s = score(dict(base, **{name: v}))
+                        if s is not None and (site_best is None or s < site_best):
+                            site_best, site_value = s, v
+                        if self.walk == 'until_worse' and s is not None and \
+                                walk_best is not None and s >= walk_best:
+                            break
+                        if s is not None and (walk_best is None or s < walk_best):
+                            walk_best = s
+                if site_value != current[name]:
+                    current, best, moved = dict(base, **{name: site_value}), site_best, True
             if not moved:
                 return
 

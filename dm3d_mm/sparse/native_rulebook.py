@@ -6,7 +6,7 @@ their mirror offset. ``subm_rulebook`` decodes that into a flat rulebook and cac
 spconv's data (under the layer's ``indice_key``, as spconv's own SubMConv3d does) and the
 decoded form, so pruned and plain layers of a stage share one pair generation.
 """
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from spconv.core import ConvAlgo
@@ -52,6 +52,43 @@ def loop_counts(datas: IndiceData, subm: bool) -> torch.Tensor:
     k = len(num)
     counts = torch.where(torch.arange(k, device=num.device) > k // 2, num.flip(0), num)
     counts[k // 2] = 0
+    return counts
+
+
+def _same_sites(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a is b or (a.shape == b.shape and bool(torch.equal(a, b)))
+
+
+def call_pair_counts(conv, x, out) -> Optional[torch.Tensor]:
+    """(K,) int64 pairs per kernel offset that spconv's native CPU conv ``conv`` multiplied
+    in its call ``x -> out`` (a submanifold conv's centre: every site with itself), read
+    from the rulebook spconv cached under the conv's ``indice_key``; None where there is
+    none to read (no key, not on CPU, another algorithm, or a cached rulebook of other
+    sites).
+
+    Args:
+        conv (nn.Module): an spconv conv (submanifold, regular or inverse).
+        x (SparseConvTensor): its input.
+        out (SparseConvTensor): its output.
+    """
+    key = getattr(conv, 'indice_key', None)
+    if key is None or not native_pairs_available(out.features):
+        return None
+    datas = out.indice_dict.get(key)
+    if not isinstance(datas, IndiceData) or datas.algo != ConvAlgo.Native \
+            or datas.indice_pair_num is None:
+        return None
+    # an inverse conv runs its regular conv's rulebook backwards: same pairs per offset
+    fine, coarse = (out, x) if getattr(conv, 'inverse', False) else (x, out)
+    if not (_same_sites(datas.indices, fine.indices)
+            and _same_sites(datas.out_indices, coarse.indices)):
+        return None
+    num = datas.indice_pair_num.long()
+    if not datas.is_subm:
+        return num.clone()
+    k = len(num)
+    counts = torch.where(torch.arange(k, device=num.device) > k // 2, num.flip(0), num)
+    counts[k // 2] = fine.indices.shape[0]
     return counts
 
 

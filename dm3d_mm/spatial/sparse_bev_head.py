@@ -6,7 +6,7 @@ its own input pixel. When the input map carries a :class:`~.sparse_bev_neck.BEVS
 (written by :class:`~.sparse_bev_neck.SparseBEVSECONDFPN`: every pixel outside ``active``
 holds the same background vector), the convs multiply the active pixels' rows only (as one
 GEMM; with forward hooks attached, such as the FLOPs counter's, each conv is called as a
-module on the rows laid out as a (1, C, 1, K) image, so the hooks see the pixels really
+module on the rows laid out as a batch of K 1x1 images, so the hooks see the pixels really
 multiplied), the background's output is computed once and fills the rest of the maps: the
 same values as the dense convs. Without a support or in training it runs Anchor3DHead's own
 forward. Same arguments and state_dict keys
@@ -31,11 +31,12 @@ def pointwise_convs_on_support(convs: List[torch.nn.Conv2d], x: torch.Tensor,
     b, y, xx = torch.nonzero(active, as_tuple=True)
     rows = x.permute(0, 2, 3, 1)[b, y, xx]
     if len(rows) and any(_hooked(conv) for conv in convs):
-        # each conv called as a module on the rows laid out as a (1, C, 1, K) image: hooks
-        # (a FLOPs counter, pruning masks) see the pixels really multiplied (oneDNN runs
-        # this layout several times slower than a GEMM, hence only when hooked)
-        image = rows.t().reshape(1, c, 1, -1)
-        outs_rows = [conv(image).reshape(conv.out_channels, -1).t() for conv in convs]
+        # each conv called as a module on the rows as a batch of K 1x1 images: hooks (a
+        # FLOPs counter, pruning masks) see the pixels really multiplied (oneDNN runs this
+        # 2-5x slower than one GEMM, hence only when hooked; a (1, C, 1, K) image runs
+        # slower still)
+        pixels = rows.reshape(-1, c, 1, 1)
+        outs_rows = [conv(pixels).flatten(1) for conv in convs]
     else:  # the three convs as one GEMM
         weight = torch.cat([conv.weight.flatten(1) for conv in convs])
         bias = torch.cat([conv.bias if conv.bias is not None
