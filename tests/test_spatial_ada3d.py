@@ -181,13 +181,63 @@ def test_ada3d_prunes_voxels_and_bev_pixels(ada3d_setup, synth_root):
     assert seen == int(keep.sum()) < n_vox  # the voxels of the dropped columns are gone
     mask = enc.last_bev_mask
     first_conv = pruned.layers['backbone.blocks.0.0']
-    assert first_conv.sites_in == mask[0].numel()
+    # counted as it runs: the rows of the active (kept) pixels only, of the whole map
+    assert first_conv.sites_in == int(mask.sum()) < mask[0].numel()
     for part in ('3D backbone', '2D backbone'):
         p = sum(s.macs() for s in pruned.layers.values() if s.part == part)
         d = sum(s.macs() for s in full.layers.values() if s.part == part)
         assert p < d, part
     # the 2D backbone's first conv only pairs active (kept) pixels
     assert int(first_conv.pairs[4]) == int(mask.sum())
+
+
+def test_ada3d_is_counted_as_it_runs_on_rows(synth_root):
+    """Under a FLOPs counter alone the shipped Ada3D SECOND's 2D backbone, neck and head keep
+    their rows paths (the uncounted forward's) and tell the counter each call; with any
+    other hook they run module by module. Both give the same outputs and, for every layer,
+    the same pairs and calls; the rows path counts the active pixels it gathers (fewer sites
+    than the map) and the norm / activation work over those rows only."""
+    from dm3d_mm.apis.prune import calibration_batches
+    from test_joint import ADA3D, _model
+    cfg, _, model = _model(ADA3D, synth_root)
+    batch = calibration_batches(cfg, 1, 'val')[0]
+    model.eval()
+    assert [type(p).__name__ for p in (model.backbone, model.neck, model.bbox_head)] == [
+        'SparseBEVSECOND', 'SparseBEVSECONDFPN', 'SparseBEVAnchor3DHead']
+    parts = [model.backbone, model.neck, model.bbox_head]
+    with torch.no_grad():
+        with FlopsCounter(model) as on_rows:
+            rows_out = model.test_step(batch)
+        handles = [m.register_forward_hook(lambda *args: None)
+                   for part in parts for m in part.modules()]
+        try:
+            with FlopsCounter(model) as by_module:
+                module_out = model.test_step(batch)
+        finally:
+            for h in handles:
+                h.remove()
+    a, b = rows_out[0].pred_instances_3d, module_out[0].pred_instances_3d
+    assert len(a.scores_3d) == len(b.scores_3d) > 0
+    assert torch.allclose(a.scores_3d, b.scores_3d, atol=1e-5)
+    assert list(on_rows.layers) == list(by_module.layers)
+    for name, st in on_rows.layers.items():
+        assert torch.equal(st.pairs, by_module.layers[name].pairs), name
+        assert st.calls == by_module.layers[name].calls, name
+        assert st.sites_in <= by_module.layers[name].sites_in, name
+    conv, relu = on_rows.layers['backbone.blocks.0.0'], 'backbone.blocks.0.2'
+    assert conv.sites_in < by_module.layers['backbone.blocks.0.0'].sites_in
+    assert isinstance(model.get_submodule(relu), nn.ReLU)
+    assert on_rows.aux[relu].flops == conv.sites_out * conv.module.out_channels
+    assert by_module.aux[relu].flops > on_rows.aux[relu].flops
+    for i, deblock in enumerate(model.neck.deblocks):  # deconv -> BN -> ReLU on its rows
+        up = on_rows.layers[f'neck.deblocks.{i}.0']
+        assert on_rows.aux[f'neck.deblocks.{i}.1'].flops == 2 * up.sites_out * \
+            up.module.out_channels
+        assert on_rows.aux[f'neck.deblocks.{i}.2'].flops == up.sites_out * up.module.out_channels
+    for part in ('backbone.', 'neck.', 'bbox_head.'):
+        rows_aux = sum(s.flops for n, s in on_rows.aux.items() if n.startswith(part))
+        module_aux = sum(s.flops for n, s in by_module.aux.items() if n.startswith(part))
+        assert rows_aux <= module_aux, part
 
 
 def test_ada3d_encoder_empty_and_single_voxel(ada3d_setup):

@@ -124,13 +124,19 @@ class FlopsCounter:
 
     def __post_init__(self):
         self._handles = []
+        self._names: Dict[int, str] = {}  # id(module) -> name, of the modules hooked
 
     def __enter__(self):
         for name, module in self.model.named_modules():
             if isinstance(module, PRUNABLE):
-                self._handles.append(module.register_forward_hook(self._layer_hook(name)))
+                hook = self._layer_hook(name)
             elif isinstance(module, NORM + ACT):
-                self._handles.append(module.register_forward_hook(self._aux_hook(name)))
+                hook = self._aux_hook(name)
+            else:
+                continue
+            hook.counts_flops = True  # see only_counting_hooks
+            self._handles.append(module.register_forward_hook(hook))
+            self._names[id(module)] = name
         FlopsCounter._entered.append(self)
         return self
 
@@ -138,6 +144,7 @@ class FlopsCounter:
         for h in self._handles:
             h.remove()
         self._handles = []
+        self._names = {}
         FlopsCounter._entered[:] = [c for c in FlopsCounter._entered if c is not self]
 
     @classmethod
@@ -190,35 +197,43 @@ class FlopsCounter:
     def add_frames(self, n: int):
         self.frames += int(n)
 
+    # -- what a call did ----------------------------------------------------------
+    def record_layer(self, name: str, module: nn.Module, pairs: torch.Tensor, sites_in: int,
+                     sites_out: int, out_elems: int) -> None:
+        """Add one call of the prunable layer ``name``: pairs per kernel offset, active sites
+        in and out, output elements (the bias work, where it has a bias)."""
+        st = self.layers.get(name)
+        if st is None:
+            st = self.layers[name] = LayerStats(
+                name, module, type(module).__name__, part_of(name),
+                torch.zeros(kernel_volume(module), dtype=torch.long))
+        st.pairs += pairs.cpu()  # counts are kept on the CPU whatever the model's device
+        st.binary = bool(getattr(module, 'computes_bops', False))
+        st.spatial_saving = _merge_saving(st.spatial_saving if st.calls else None,
+                                          spatial_saving(module))
+        st.calls += 1
+        st.sites_in += int(sites_in)
+        st.sites_out += int(sites_out)
+        if getattr(module, 'bias', None) is not None:
+            st.bias_flops += int(out_elems)
+
+    def record_aux(self, name: str, module: nn.Module, elements: int) -> None:
+        """Add one call of the norm or activation ``name`` over ``elements`` values."""
+        st = self.aux.setdefault(name, AuxStats(name, type(module).__name__, part_of(name)))
+        per = 2 if isinstance(module, NORM) else 1  # scale + shift, or one op
+        st.flops += per * int(elements)
+
     # -- hooks ---------------------------------------------------------------------
     def _layer_hook(self, name):
         def hook(module, inputs, output):
-            pairs, s_in, s_out, out_elems = layer_pairs(module, inputs, output)
-            st = self.layers.get(name)
-            if st is None:
-                kind = type(module).__name__
-                st = self.layers[name] = LayerStats(
-                    name, module, kind, part_of(name),
-                    torch.zeros(kernel_volume(module), dtype=torch.long))
-            st.pairs += pairs.cpu()  # counts are kept on the CPU whatever the model's device
-            st.binary = bool(getattr(module, 'computes_bops', False))
-            st.spatial_saving = _merge_saving(st.spatial_saving if st.calls else None,
-                                              spatial_saving(module))
-            st.calls += 1
-            st.sites_in += s_in
-            st.sites_out += s_out
-            if getattr(module, 'bias', None) is not None:
-                st.bias_flops += out_elems
+            self.record_layer(name, module, *layer_pairs(module, inputs, output))
         return hook
 
     def _aux_hook(self, name):
         def hook(module, inputs, output):
             x = inputs[0]
             x = getattr(x, 'features', x)  # spconv tensors carry features (N, C)
-            st = self.aux.setdefault(
-                name, AuxStats(name, type(module).__name__, part_of(name)))
-            per = 2 if isinstance(module, NORM) else 1  # scale + shift, or one op
-            st.flops += per * int(x.numel())
+            self.record_aux(name, module, x.numel())
         return hook
 
     # -- summaries -----------------------------------------------------------------
@@ -227,6 +242,38 @@ class FlopsCounter:
         masks = masks or {}
         names = self.layers.keys() if names is None else names
         return sum(self.layers[n].macs(masks.get(n)) for n in names)
+
+
+def only_counting_hooks(module: nn.Module) -> bool:
+    """Whether every forward hook on ``module`` and its submodules (and every global one) is
+    a :class:`FlopsCounter`'s: a path that runs such modules outside their ``forward`` (on
+    feature rows) keeps the count by reporting each call (:func:`count_call`,
+    :func:`count_elementwise`); any other hook needs the modules called."""
+    from torch.nn.modules import module as nn_module
+    if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
+        return False
+    return all(not m._forward_pre_hooks and
+               all(getattr(h, 'counts_flops', False) for h in m._forward_hooks.values())
+               for m in module.modules())
+
+
+def count_call(module: nn.Module, pairs: torch.Tensor, sites_in: int, sites_out: int,
+               out_elems: int) -> None:
+    """Report a call of the prunable ``module`` computed outside its ``forward`` to every
+    counter counting it (see :meth:`FlopsCounter.record_layer`)."""
+    for counter in FlopsCounter.active():
+        name = counter._names.get(id(module))
+        if name is not None:
+            counter.record_layer(name, module, pairs, sites_in, sites_out, out_elems)
+
+
+def count_elementwise(module: nn.Module, elements: int) -> None:
+    """Report a call of the norm or activation ``module`` over ``elements`` values computed
+    outside its ``forward`` to every counter counting it."""
+    for counter in FlopsCounter.active():
+        name = counter._names.get(id(module))
+        if name is not None:
+            counter.record_aux(name, module, elements)
 
 
 def spatial_saving(module: nn.Module) -> str:

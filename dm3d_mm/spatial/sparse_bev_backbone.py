@@ -8,8 +8,11 @@ gathers once, runs its sparse convs, SPBN and ReLU on the rows, and scatters onc
 (or before a layer that needs the map: a conv taking its dense path, any other module).
 Pixels whose features become all zero drop out of the active set before the next conv, as
 the one-by-one path's ``(x != 0).any(1)`` drops them, so the values are the same. While any
-module of a block has forward hooks (a FLOPs counter, calibration) the block runs one by one,
-so that every hook sees its layer's call; the pairs multiplied are the same either way.
+module of a block has forward hooks other than a FLOPs counter's (pruning masks, calibration)
+the block runs one by one, so that every hook sees its layer's call; a FLOPs counter is told
+of every call the rows path makes (pairs, active pixels in and out, norm and activation work
+over the rows), so the model is counted as it runs. The pairs multiplied are the same either
+way.
 Same arguments and state_dict keys as SECOND.
 """
 from typing import Tuple
@@ -20,15 +23,9 @@ from mmdet3d.models.backbones import SECOND
 from mmdet3d.registry import MODELS
 from torch import nn
 
+from ..cost.counter import count_call, count_elementwise, only_counting_hooks
 from .sparse_bev_conv import SparseBEVConv2d, bev_rows, rows_to_bev
 from .spbn import SparsityPreservingBN2d
-
-
-def _hooked(block: nn.Module) -> bool:
-    from torch.nn.modules import module as nn_module
-    if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in block.modules())
 
 
 def _live(rows: torch.Tensor, mask: torch.Tensor):
@@ -53,15 +50,19 @@ def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
             else:
                 rows, mask = _live(rows, mask)
             if rows is not None and layer.runs_sparse(mask):
+                sites_in = len(rows)
                 rows, mask = layer.forward_rows(rows, mask, shape)
+                count_call(layer, layer._last_pairs, sites_in, len(rows), rows.numel())
                 ho, wo = mask.shape[1:]
                 shape = (shape[0], layer.out_channels, ho, wo)
                 continue
         elif rows is not None and isinstance(layer, SparsityPreservingBN2d):
             rows = layer.forward_rows(rows)
+            count_elementwise(layer, rows.numel())
             continue
         elif rows is not None and isinstance(layer, nn.ReLU):
             rows = F.relu(rows)
+            count_elementwise(layer, rows.numel())
             continue
         if rows is not None:
             x, rows = rows_to_bev(rows, mask), None
@@ -82,6 +83,6 @@ class SparseBEVSECOND(SECOND):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []
         for block in self.blocks:
-            x = block(x) if _hooked(block) else run_block_on_rows(block, x)
+            x = run_block_on_rows(block, x) if only_counting_hooks(block) else block(x)
             outs.append(x)
         return tuple(outs)

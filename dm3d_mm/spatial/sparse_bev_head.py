@@ -5,12 +5,12 @@ Anchor3DHead's convs (classification, box, direction) are 1x1: each output pixel
 its own input pixel. When the input map carries a :class:`~.sparse_bev_neck.BEVSupport`
 (written by :class:`~.sparse_bev_neck.SparseBEVSECONDFPN`: every pixel outside ``active``
 holds the same background vector), the convs multiply the active pixels' rows only (as one
-GEMM; with forward hooks attached, such as the FLOPs counter's, each conv is called as a
-module on the rows laid out as a batch of K 1x1 images, so the hooks see the pixels really
-multiplied), the background's output is computed once and fills the rest of the maps: the
-same values as the dense convs. Without a support or in training it runs Anchor3DHead's own
-forward. Same arguments and state_dict keys
-as Anchor3DHead.
+GEMM, each conv's call told to any FLOPs counter counting it; with other forward hooks
+attached, such as pruning masks, each conv is called as a module on the rows laid out as a
+batch of K 1x1 images, so the hooks see the pixels really multiplied), the background's
+output is computed once and fills the rest of the maps: the same values as the dense convs.
+Without a support or in training it runs Anchor3DHead's own forward. Same arguments and
+state_dict keys as Anchor3DHead.
 """
 from typing import List, Optional, Tuple
 
@@ -18,7 +18,7 @@ import torch
 from mmdet3d.models.dense_heads import Anchor3DHead
 from mmdet3d.registry import MODELS
 
-from .sparse_bev_backbone import _hooked
+from ..cost.counter import count_call, only_counting_hooks
 from .sparse_bev_neck import support_of
 
 
@@ -30,11 +30,11 @@ def pointwise_convs_on_support(convs: List[torch.nn.Conv2d], x: torch.Tensor,
     n, c, h, w = x.shape
     b, y, xx = torch.nonzero(active, as_tuple=True)
     rows = x.permute(0, 2, 3, 1)[b, y, xx]
-    if len(rows) and any(_hooked(conv) for conv in convs):
-        # each conv called as a module on the rows as a batch of K 1x1 images: hooks (a
-        # FLOPs counter, pruning masks) see the pixels really multiplied (oneDNN runs this
-        # 2-5x slower than one GEMM, hence only when hooked; a (1, C, 1, K) image runs
-        # slower still)
+    if len(rows) and not all(only_counting_hooks(conv) for conv in convs):
+        # each conv called as a module on the rows as a batch of K 1x1 images: hooks
+        # (pruning masks) see the pixels really multiplied (oneDNN runs this 2-5x slower
+        # than one GEMM, hence only when hooked by more than a FLOPs counter; a (1, C, 1, K)
+        # image runs slower still)
         pixels = rows.reshape(-1, c, 1, 1)
         outs_rows = [conv(pixels).flatten(1) for conv in convs]
     else:  # the three convs as one GEMM
@@ -42,6 +42,9 @@ def pointwise_convs_on_support(convs: List[torch.nn.Conv2d], x: torch.Tensor,
         bias = torch.cat([conv.bias if conv.bias is not None
                           else weight.new_zeros(conv.out_channels) for conv in convs])
         outs_rows = [torch.addmm(bias, rows, weight.t())]
+        for conv in convs:  # what each conv multiplied, to any FLOPs counter counting it
+            count_call(conv, torch.tensor([len(rows)]), len(rows), len(rows),
+                       len(rows) * conv.out_channels)
     # the background's output once, functionally (one pixel)
     outs, start = [], 0
     bgs = [torch.nn.functional.conv2d(background.view(1, c, 1, 1), conv.weight, conv.bias

@@ -12,10 +12,11 @@ to the output map, so that a head of 1x1 convs (:class:`SparseBEVAnchor3DHead`) 
 active pixels only and writes its background output once. The values equal SECONDFPN's.
 
 In training, or with deblocks of another form, it runs SECONDFPN's own forward (a BN in
-training mode needs the whole map for its batch statistics; no support). With forward hooks
-attached (FLOPs counting, calibration) it runs SECONDFPN's forward too, so that every layer is
-called as a module, and attaches the support computed from its inputs. Same arguments and
-state_dict keys as SECONDFPN.
+training mode needs the whole map for its batch statistics; no support). A FLOPs counter is
+told of every call the rows make (the deconv's pairs, norm and activation work over the
+rows); with other forward hooks attached (pruning masks, calibration) it runs SECONDFPN's
+forward, so that every layer is called as a module, and attaches the support computed from
+its inputs. Same arguments and state_dict keys as SECONDFPN.
 """
 from dataclasses import dataclass
 from typing import List, Optional
@@ -27,7 +28,7 @@ from mmdet3d.registry import MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .sparse_bev_backbone import _hooked
+from ..cost.counter import count_call, count_elementwise, only_counting_hooks
 from .sparse_bev_conv import SparseBEVDeconv2d
 
 
@@ -72,16 +73,16 @@ def _affine(norm: _BatchNorm):
 
 
 def _row_form(deblock: nn.Module):
-    """(deconv, norm or None, relu?) when ``deblock`` is SparseBEVDeconv2d [-> BN] [-> ReLU],
-    else None."""
+    """(deconv, norm or None, relu or None) when ``deblock`` is SparseBEVDeconv2d [-> BN]
+    [-> ReLU], else None."""
     layers = list(deblock) if isinstance(deblock, nn.Sequential) else [deblock]
     if not layers or not isinstance(layers[0], SparseBEVDeconv2d):
         return None
-    rest, norm, relu = layers[1:], None, False
+    rest, norm, relu = layers[1:], None, None
     if rest and isinstance(rest[0], _BatchNorm):
         norm, rest = rest[0], rest[1:]
     if rest and isinstance(rest[0], nn.ReLU):
-        relu, rest = True, rest[1:]
+        relu, rest = rest[0], rest[1:]
     return None if rest else (layers[0], norm, relu)
 
 
@@ -102,7 +103,7 @@ class SparseBEVSECONDFPN(SECONDFPN):
         if len(x) != len(self.deblocks):
             raise ValueError(f'{type(self).__name__} got {len(x)} feature maps for '
                              f'{len(self.deblocks)} deblocks')
-        if _hooked(self):  # every layer called as a module; the support from the inputs
+        if not only_counting_hooks(self):  # every layer a module call; support from inputs
             out, = super().forward(x)
             actives = [_upsampled_active(xi, form[0]) for xi, form in zip(x, forms)]
             if any(a.shape != actives[0].shape for a in actives):
@@ -131,13 +132,17 @@ class SparseBEVSECONDFPN(SECONDFPN):
     def _rows(x, deconv, norm, relu):
         """(rows, their output pixels, output (H, W), background vector) of one deblock."""
         rows, index = deconv.blocks(x)
+        active = deconv._last_pairs[0]  # the active input pixels, once per kernel offset
+        count_call(deconv, deconv._last_pairs, active, len(rows), rows.numel())
         if deconv.bias is not None:
             rows = rows + deconv.bias
         if norm is not None:
             scale, shift = _affine(norm)
             rows = rows * scale + shift
-        if relu:
+            count_elementwise(norm, rows.numel())
+        if relu is not None:
             rows = F.relu(rows)
+            count_elementwise(relu, rows.numel())
         kh, kw = deconv.kernel_size
         return rows, index, (x.shape[2] * kh, x.shape[3] * kw), _background(deconv, norm,
                                                                             relu, rows)
@@ -149,7 +154,7 @@ def _background(deconv, norm, relu, like: torch.Tensor) -> torch.Tensor:
     if norm is not None:
         scale, shift = _affine(norm)
         bg = bg * scale + shift
-    return F.relu(bg) if relu else bg
+    return F.relu(bg) if relu is not None else bg
 
 
 def _upsampled_active(x: torch.Tensor, deconv) -> torch.Tensor:
