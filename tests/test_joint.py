@@ -415,3 +415,19 @@ def test_latency_tables_timed_under_every_combination_equal_a_direct_timing_ther
         for n, t in direct.items():
             assert torch.allclose(priced[n].seconds, t.seconds, rtol=1e-9), n
     assert len(pruner._space) == 3  # 1.0, 0.25 and the trained 0.5
+
+
+def test_evaluate_model_evaluates_the_instance_with_its_keep_ratios(synth_root, tmp_path):
+    """``evaluate_model`` scores the model it is given, settings outside its state_dict
+    included: keep ratios set on the instance (not in the config) change the AP, and the
+    instance keeps them and its training mode."""
+    from dm3d_mm.apis.demo import evaluate_model
+    cfg, _, model = _model(ADA3D, synth_root)
+    as_trained = evaluate_model(model, cfg, str(tmp_path / 'a'))
+    model.middle_encoder.keep_ratios['bev'] = 0.02  # almost every BEV pixel dropped
+    model.train()
+    dropped = evaluate_model(model, cfg, str(tmp_path / 'b'))
+    assert model.training and model.middle_encoder.keep_ratios['bev'] == 0.02
+    assert cfg.model.middle_encoder.keep_ratios['bev'] != 0.02
+    mean = (lambda ap: sum(v['moderate'] for v in ap.values()) / len(ap))
+    assert mean(dropped) < mean(as_trained) - 10, (dropped, as_trained)

@@ -103,11 +103,13 @@ def checkpoint_keep_ratios_into_config(cfg, checkpoint: str) -> Dict[str, float]
 
 def evaluate_model(model: torch.nn.Module, cfg, work_dir: str) -> Dict:
     """Per-class KITTI AP (``summarize_kitti_metrics``) of an in-memory model on the
-    config's test split, through mmengine's test loop.
+    config's test split, through mmengine's test loop. The model evaluated is ``model``
+    itself, on its device, with every setting it carries outside its state_dict (keep ratios
+    set on it, for example); its train / eval mode is restored afterwards.
 
     Args:
         model (nn.Module): the detector.
-        cfg (Config): its config.
+        cfg (Config): its config (the test split, evaluator and loops).
         work_dir (str): the Runner's work dir.
 
     Returns:
@@ -119,8 +121,12 @@ def evaluate_model(model: torch.nn.Module, cfg, work_dir: str) -> Dict:
     cfg.work_dir = work_dir
     cfg.load_from = None
     runner = Runner.from_cfg(cfg)
-    runner.model.load_state_dict(model.state_dict())
-    return summarize_kitti_metrics(runner.test())
+    runner.model = model  # the instance, not the one the config builds
+    was_training = model.training
+    try:
+        return summarize_kitti_metrics(runner.test())
+    finally:
+        model.train(was_training)
 
 
 def train_demo_checkpoint(config: str, data_root: str, out_dir: str = 'checkpoints',
