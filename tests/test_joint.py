@@ -282,8 +282,9 @@ def CostModel_of(option, pruner):
 
 def test_coordinate_search_descends_to_a_coordinate_optimum_in_few_scores():
     """On a synthetic objective over 4 sites x 4 values: separable, the coordinate search
-    finds the grid optimum with far fewer scores than the grid; coupled, it stops where no
-    single-site change improves. Each combination is scored once."""
+    finds the grid optimum with far fewer scores than the grid (walking until worse: fewer
+    still); coupled, it stops where no single-site change (walk='all') or no change to a
+    neighbouring value (the default walk) improves. Each combination is scored once."""
     from dm3d_mm.joint.spatial_search import CoordinateSearch, GridSearch, build_spatial_search
     values = [1.0, 0.75, 0.5, 0.25]
     cands = {f's{i}': values for i in range(4)}
@@ -343,8 +344,8 @@ def test_coordinate_search_descends_to_a_coordinate_optimum_in_few_scores():
 def test_the_coordinate_search_counts_fewer_combinations_and_its_choice_is_coordinate_optimal(
         joint_ada3d):
     """The same instance as the grid fixture with search='coordinate': fewer forwards, each
-    scored combination's row equal to the grid's, the choice no single-site change improves,
-    and no better than the grid optimum."""
+    scored combination's row equal to the grid's, the choice no change of one site to a
+    neighbouring value improves, and no better than the grid optimum."""
     from dm3d_mm.pruning import DM3DPruner
     cfg, ckpt, _, batches, grid_pruner, grid_res, trained = joint_ada3d
     _, _, model = _model(ADA3D, cfg.data_root)

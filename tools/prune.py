@@ -61,7 +61,8 @@ def parse_args():
     p.add_argument('--spatial-search', choices=sorted(SPATIAL_SEARCHES.module_dict),
                    help="which combinations of keep ratios are counted: 'grid' (every one, "
                         "the default) or 'coordinate' (coordinate descent over the sites: "
-                        'fewer forwards, a combination no single-site change improves); '
+                        'fewer forwards, a combination that no change of one site to a '
+                        'neighbouring value improves); '
                         'implies --spatial')
     p.add_argument('--calib-frames', type=int,
                    help='calibration frames (default: pruning.calib.frames, else 16)')
