@@ -95,7 +95,6 @@ def main():
             t0 = time.perf_counter()
             collect_gradients(fresh, layers, batches, outputs, progress=False)
             alone.append(time.perf_counter() - t0)
-        fresh.eval()
         t = res.timings
         searched = t.get('spatial_options', 0) + t.get('curves', 0) + t.get('dp', 0)
         results.append(dict(

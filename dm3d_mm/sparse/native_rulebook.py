@@ -83,12 +83,9 @@ def call_pair_counts(conv, x, out) -> Optional[torch.Tensor]:
     if not (_same_sites(datas.indices, fine.indices)
             and _same_sites(datas.out_indices, coarse.indices)):
         return None
-    num = datas.indice_pair_num.long()
-    if not datas.is_subm:
-        return num.clone()
-    k = len(num)
-    counts = torch.where(torch.arange(k, device=num.device) > k // 2, num.flip(0), num)
-    counts[k // 2] = fine.indices.shape[0]
+    counts = loop_counts(datas, datas.is_subm).long()
+    if datas.is_subm:  # the centre, implicit in spconv's rulebook: every site with itself
+        counts[len(counts) // 2] = fine.indices.shape[0]
     return counts
 
 
