@@ -83,7 +83,7 @@ def main():
                 continue
             set_keep_ratios(sites, row['ratios'])
             MaskSet(fresh, pruner._cand.masks_of(row['choice'])).apply()
-            predicted.append(row['objective'])
+            predicted.append(row['predicted_distortion'])
             measured.append(measured_distortion(fresh, batches, reference, outputs,
                                                 pruner.lambdas))
             for t, saved in state:

@@ -16,7 +16,9 @@ them is defined here, and the modules named in ``locations`` register their entr
 - ``SPATIAL_SITES``: the spatial pruning sites of a detector whose keep ratios the joint
   allocation chooses (Ada3D locations, SPSS encoder stages);
 - ``SPATIAL_SEARCHES``: which combinations of keep ratios the joint allocation counts
-  (``grid``: every one; ``coordinate``: coordinate descent over the sites).
+  (``grid``: every one; ``coordinate``: coordinate descent over the sites);
+- ``JOINT_OBJECTIVES``: what the joint allocation minimises over the combinations
+  (``sum``: spatial + weight distortion; ``saturating_weight``).
 
 They are roots of their own trees with scope ``dm3d_mm``, and every build runs in that
 scope. Without that, a build inside an mmdet3d Runner (default scope ``mmdet3d``) looks for
@@ -64,3 +66,5 @@ SPATIAL_SITES = Registry('spatial_site', scope=SCOPE, build_func=build_in_scope,
                          locations=['dm3d_mm.joint.sites'])
 SPATIAL_SEARCHES = Registry('spatial_search', scope=SCOPE, build_func=build_in_scope,
                             locations=['dm3d_mm.joint.spatial_search'])
+JOINT_OBJECTIVES = Registry('joint_objective', scope=SCOPE, build_func=build_in_scope,
+                            locations=['dm3d_mm.joint.objective'])

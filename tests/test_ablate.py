@@ -74,13 +74,13 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
 
     # Tab. 6: the weight budget is counted on the spatially pruned model
     # (SPS-Conv with the supervised ranking: SPSSVoxelNet, pruned and counted like the rest)
-    study_tab6(abl.run, 'second', [0.5], spatial=['spss50_fg-margin', 'ada3d'])
+    study_tab6(abl.run, 'second', [0.5], spatial=['spss50_fg-margin'])
     spss = abl.results['second:spss50_fg-margin']
     both = abl.results['second:spss50_fg-margin+dm3d50']
     assert both['flops_ratio'] == pytest.approx(0.5 * spss['flops_ratio'], rel=0.1)
     tab6 = _table_rows(table_tab6(abl.results, 'second'))
     assert {(r[0], r[1]) for r in tab6} == {
-        (s, b) for s in ('ada3d', 'spss50_fg-margin') for b in ('-', '- (FT)', '0.50')}
+        ('spss50_fg-margin', b) for b in ('-', '- (FT)', '0.50')}
     # "vs reference": DM3D on top is measured against the spatial model's fine-tuned control
     spss_ft = abl.results['second:spss50_fg-margin-ft']
     assert spss_ft['kind'] == 'spatial-ft' and spss_ft['allocation'] is None
@@ -221,6 +221,43 @@ def test_joint_study_runs_the_chosen_series():
     with pytest.raises(ValueError, match='unknown joint series'):
         study_joint(run, 'second', [0.2], series=('hand', 'spatial'))
     assert set(JOINT_SERIES) == {'controls', 'dm3d', 'joint', 'hand'}
+
+
+def test_a_work_dir_holds_the_joint_cells_of_one_objective(tmp_path):
+    """Joint cells are named by budget alone: a work dir whose joint cells were chosen by
+    one objective refuses another (recorded in _meta; none recorded: the sum), and the
+    tools' two objective flags make the spatial= section's objective or a clear error."""
+    from argparse import Namespace
+
+    from dm3d_mm.apis.cli import spatial_objective_of
+    from dm3d_mm.studies.ablation import Ablation
+    from dm3d_mm.studies.results_file import ResultsFile
+    sat = dict(type='saturating_weight', scale=0.4)
+    ResultsFile(str(tmp_path / 'ablation.json')).save(
+        {'second:ada3d+joint10': {'kind': 'joint', 'mAP': 80.0}})
+    Ablation(str(tmp_path), str(tmp_path))  # the sum, as recorded
+    with pytest.raises(ValueError, match="joint cells of the objective 'sum'"):
+        Ablation(str(tmp_path), str(tmp_path), spatial_grid=dict(objective=sat))
+    other = tmp_path / 'sat'
+    abl = Ablation(str(other), str(tmp_path), spatial_grid=dict(objective=sat))
+    abl.results['second:ada3d+joint10'] = {'kind': 'joint', 'mAP': 80.0}
+    abl._save()
+    assert json.load(open(abl.path))['_meta']['joint_objective'] == sat
+    Ablation(str(other), str(tmp_path), spatial_grid=dict(objective=dict(sat)))
+    with pytest.raises(ValueError, match='joint cells of the objective'):
+        Ablation(str(other), str(tmp_path))
+    with pytest.raises(ValueError, match='joint cells of the objective'):
+        Ablation(str(other), str(tmp_path), spatial_grid=dict(objective=dict(sat, scale=1)))
+
+    def flags(kind=None, scale=None):
+        return spatial_objective_of(Namespace(spatial_objective=kind,
+                                              spatial_objective_scale=scale))
+    assert flags() is None and flags('sum') == 'sum'
+    assert flags('saturating_weight', 0.4) == sat
+    with pytest.raises(ValueError, match='needs --spatial-objective-scale'):
+        flags('saturating_weight')
+    with pytest.raises(ValueError, match='is the scale of'):
+        flags('sum', 0.4)
 
 
 def test_ablate_cli_rejects_bad_input(tmp_path):

@@ -37,9 +37,11 @@ def joint_ada3d(synth_root):
     return cfg, ckpt, model, batches, pruner, result, trained
 
 
-def test_the_joint_choice_equals_exhaustive_search(joint_ada3d):
-    """Brute force over every keep-ratio combination x every weight candidate of every layer,
-    each combination counted afresh: the optimum and every row of the table agree."""
+@pytest.fixture(scope='module')
+def brute_force(joint_ada3d):
+    """Brute force over every keep-ratio combination x every weight candidate of every
+    layer, each combination counted afresh: ratios -> (its spatial distortion, the least
+    summed weight distortion within the budget or None)."""
     from dm3d_mm.cost import count_flops
     from dm3d_mm.cost.cost_model import CostModel
     from dm3d_mm.cost.layouts import mask_at
@@ -51,21 +53,16 @@ def test_the_joint_choice_equals_exhaustive_search(joint_ada3d):
     names = list(cand.layers)
     budget = res.cost['budget']
     sp = res.spatial
-    assert sp['trained_keep_ratios'] == {'middle_encoder.stage4': trained['stage4'],
-                                         'middle_encoder.bev': trained['bev']}
-    # 3 candidates per site (1.0, 0.25 and the trained ratio) -> 9 combinations
-    assert len(sp['combinations']) == 9
     # a fresh model (dense weights, the trained ratios) gives the reference outputs
     _, _, fresh = _model(ADA3D, cfg.data_root)
     outputs = build_head_outputs(fresh)
     reference = reference_outputs(fresh, batches, outputs)
     sites = find_sites(fresh, names=list(sp['keep_ratios']))
-    best = None
+    rows = {}
     for row in sp['combinations']:
         set_keep_ratios(sites, row['ratios'])
         cm = CostModel(count_flops(fresh, batches, outputs), names)
         spatial = measured_distortion(fresh, batches, reference, outputs, pruner.lambdas)
-        assert row['spatial_distortion'] == pytest.approx(spatial, rel=1e-6, abs=1e-9)
         row_best = None
         for ks in itertools.product(*(range(len(cand.counts[n])) for n in names)):
             masks = {n: mask_at(cand.layers[n].weight, cand.orders[n], int(cand.counts[n][k]))
@@ -74,17 +71,102 @@ def test_the_joint_choice_equals_exhaustive_search(joint_ada3d):
                 continue
             d = sum(float(cand.dist[n][k]) for n, k in zip(names, ks))
             row_best = d if row_best is None else min(row_best, d)
+        rows[tuple(row['ratios'].items())] = (spatial, row_best)
+    return rows
+
+
+def test_the_joint_choice_equals_exhaustive_search(joint_ada3d, brute_force):
+    """Against brute force: the optimum and every row of the table agree."""
+    cfg, ckpt, model, batches, pruner, res, trained = joint_ada3d
+    budget = res.cost['budget']
+    sp = res.spatial
+    assert sp['trained_keep_ratios'] == {'middle_encoder.stage4': trained['stage4'],
+                                         'middle_encoder.bev': trained['bev']}
+    # 3 candidates per site (1.0, 0.25 and the trained ratio) -> 9 combinations
+    assert len(sp['combinations']) == 9 == len(brute_force)
+    best = None
+    for row in sp['combinations']:
+        spatial, row_best = brute_force[tuple(row['ratios'].items())]
+        assert row['spatial_distortion'] == pytest.approx(spatial, rel=1e-6, abs=1e-9)
         if row_best is None:
             assert row['objective'] is None
             continue
         # the row is the best weight allocation at this (hand-set) combination
         assert row['weight_distortion'] == pytest.approx(row_best, rel=1e-9, abs=1e-12)
+        assert row['objective'] == row['predicted_distortion'] == pytest.approx(
+            spatial + row_best, rel=1e-6, abs=1e-9)
         best = spatial + row_best if best is None else min(best, spatial + row_best)
-    assert sp['predicted_distortion'] == pytest.approx(best, rel=1e-6, abs=1e-9)
+    assert sp['predicted_distortion'] == sp['objective'] == pytest.approx(best, rel=1e-6,
+                                                                          abs=1e-9)
     # ... and so no hand-set combination + DM3D predicts less distortion than the joint
     objectives = [r['objective'] for r in sp['combinations'] if r['objective'] is not None]
     assert sp['predicted_distortion'] <= min(objectives) + 1e-12
     assert res.macs_after <= budget * (1 + 1e-9)
+
+
+def test_another_objective_chooses_its_own_optimum_over_the_same_rows(synth_root):
+    """``spatial=dict(objective=...)`` changes which combination wins, not the rows: every
+    combination keeps its spatial distortion and DP weight choice, the choice is the least
+    saturating objective over them (here not the sum's choice), and the report keeps the
+    predicted distortion (the sum) apart from the objective."""
+    import math
+
+    from dm3d_mm.joint.objective import SaturatingWeightObjective, build_objective
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    cfg, _, _ = _model(ADA3D, synth_root)
+    batches = calibration_batches(cfg, 2, 'train')
+
+    def prune(objective):
+        _, _, model = _model(ADA3D, synth_root)
+        # the reference: no dropping at the two sites (a sum optimum with D_s > 0 here)
+        model.middle_encoder.keep_ratios.update(stage4=1.0, bev=1.0)
+        return DM3DPruner(0.18, num_ratios=4, parts=['middle_encoder', 'backbone', 'neck'],
+                          num_buckets=200000, progress=False,
+                          spatial=dict(grid=(1.0, 0.5), objective=objective,
+                                       sites=['middle_encoder.stage4', 'middle_encoder.bev'])
+                          ).prune(model, batches).spatial
+
+    def rows_of(sp):
+        return {tuple(r['ratios'].values()): (r['spatial_distortion'], r['weight_distortion'])
+                for r in sp['combinations'] if r['objective'] is not None}
+
+    def argmin(rows, objective):
+        return min(rows, key=lambda k: objective(*rows[k]))
+
+    summed = prune('sum')
+    rows = rows_of(summed)
+    assert len(rows) > 2 and summed['spatial_distortion'] > 0
+    assert argmin(rows, lambda d_s, d_w: d_s + d_w) == tuple(summed['keep_ratios'].values())
+    scale = 1.0
+    sp = prune(dict(type='saturating_weight', scale=scale))
+    # the same combinations and spatial distortions; the weight rows are the DP's at the
+    # final budget (each run allocates again where its count misses the budget)
+    again = rows_of(sp)
+    assert set(again) == set(rows)
+    assert all(again[k][0] == pytest.approx(rows[k][0], rel=1e-9) for k in rows)
+    chosen = tuple(sp['keep_ratios'].values())
+    assert chosen == argmin(again, SaturatingWeightObjective(scale))
+    assert chosen != argmin(again, lambda d_s, d_w: d_s + d_w)  # the objective decided
+    assert chosen != tuple(summed['keep_ratios'].values())
+    for r in sp['combinations']:
+        if r['objective'] is not None:
+            d_s, d_w = r['spatial_distortion'], r['weight_distortion']
+            assert r['predicted_distortion'] == pytest.approx(d_s + d_w, rel=1e-9)
+            assert r['objective'] == pytest.approx(d_s + scale * math.log1p(d_w / scale),
+                                                   rel=1e-9)
+    d_s, d_w = again[chosen]
+    assert sp['predicted_distortion'] == pytest.approx(d_s + d_w, rel=1e-9)
+    assert sp['objective'] == pytest.approx(d_s + scale * math.log1p(d_w / scale), rel=1e-9)
+    # the piece: the sum for a small weight distortion, below it and increasing above
+    sat = build_objective(dict(type='saturating_weight', scale=2.0))
+    assert sat(0.5, 1e-6) == pytest.approx(0.5 + 1e-6, rel=1e-9)
+    assert sat(0.0, 1.0) < 1.0 and sat(0.0, 3.0) > sat(0.0, 2.0)
+    assert build_objective('sum')(0.25, 0.5) == 0.75
+    for bad, words in ((dict(type='saturating_weight', scale=0.0), 'scale must be > 0'),
+                       ('product', 'unknown joint objective')):
+        with pytest.raises(ValueError, match=words):
+            build_objective(bad)
 
 
 def test_the_reported_flops_are_a_fresh_count_of_the_pruned_model_as_it_runs(joint_ada3d,

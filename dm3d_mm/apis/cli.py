@@ -19,6 +19,36 @@ def add_model_args(parser):
     return parser
 
 
+def add_spatial_objective_args(parser):
+    """--spatial-objective and --spatial-objective-scale: what a joint allocation minimises
+    over the combinations of keep ratios (a ``JOINT_OBJECTIVES`` piece)."""
+    from ..registry import JOINT_OBJECTIVES
+    parser.add_argument('--spatial-objective', choices=sorted(JOINT_OBJECTIVES.module_dict),
+                        help="what the joint allocation minimises over the combinations "
+                             "(default 'sum': spatial + weight distortion; "
+                             "'saturating_weight': D_s + c log(1 + D_w / c), c from "
+                             '--spatial-objective-scale)')
+    parser.add_argument('--spatial-objective-scale', type=float,
+                        help="c of the 'saturating_weight' objective")
+    return parser
+
+
+def spatial_objective_of(args):
+    """The ``objective`` of the ``spatial=`` section the two flags above ask for (None:
+    neither given); a scale without 'saturating_weight', or that without a scale, is a
+    ValueError."""
+    kind, scale = args.spatial_objective, args.spatial_objective_scale
+    if kind == 'saturating_weight':
+        if scale is None:
+            raise ValueError("--spatial-objective saturating_weight needs "
+                             '--spatial-objective-scale')
+        return dict(type=kind, scale=scale)
+    if scale is not None:
+        raise ValueError('--spatial-objective-scale is the scale of --spatial-objective '
+                         'saturating_weight')
+    return kind
+
+
 def add_debug_arg(parser):
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of an error')

@@ -16,7 +16,9 @@ multiplies those pairs. Each combination the search asks for is counted once
 (:class:`SpatialOptions`; its forwards resume from the encoder stages an earlier combination
 or the calibration pass ran with the same settings, ``spatial/stage_memo.py``); for each,
 DM3D's DP gives the optimal weight choice within the budget, and the combination of least
-objective wins. With the ``grid`` search
+objective wins (the sum above by default; ``joint/objective.py``: other ``JOINT_OBJECTIVES``
+weigh the two terms otherwise, monotone in the weight term, so the DP's choice at a
+combination is the same). With the ``grid`` search
 (``joint/spatial_search.py``) every combination is counted: the optimum of the objective over
 the grid (the DP's own budget rounding aside).
 """
@@ -34,6 +36,7 @@ from ..cost import FlopsCounter
 from ..spatial.stage_memo import StageMemo
 from ..weight.allocators import Allocator, WeightProblem
 from ..weight.calibration import counted_distortion
+from .objective import SumObjective, build_objective
 from .sites import SpatialSite, find_sites, ratios_in_force
 from .spatial_search import build_spatial_search
 
@@ -55,12 +58,17 @@ class SpatialGrid:
             ('ada3d', 'spss').
         search (str | dict): a ``SPATIAL_SEARCHES`` search: 'grid' (every combination) or
             'coordinate' (coordinate descent over the sites). Defaults to 'grid'.
+        objective (str | dict): a ``JOINT_OBJECTIVES`` objective the combinations are
+            compared by: 'sum' (spatial + weight distortion) or
+            ``dict(type='saturating_weight', scale=c)``. Defaults to 'sum'.
     """
 
     def __init__(self, grid: Union[Sequence[float], Dict[str, Sequence[float]]] = DEFAULT_GRID,
                  sites: Optional[Sequence[str]] = None,
-                 finders: Sequence = ('ada3d', 'spss'), search: Union[str, dict] = 'grid'):
+                 finders: Sequence = ('ada3d', 'spss'), search: Union[str, dict] = 'grid',
+                 objective: Union[str, dict] = 'sum'):
         self.search = build_spatial_search(search)
+        self.objective = build_objective(objective)
         self.grid = {k: self._values(k, v) for k, v in grid.items()} \
             if isinstance(grid, dict) else self._values('grid', grid)
         self.sites = None if sites is None else list(sites)
@@ -252,8 +260,10 @@ class JointChoice:
         spatial_distortion (float): D_s of the chosen ratios.
         weight_distortion (float): the summed weight distortion of the choice.
         cost (float): the chosen model's cost under the combination's count.
-        table (list[dict]): per combination: ratios, spatial and weight distortion,
-            objective, cost and the weight choice (None where nothing fits the budget).
+        objective (float): what the search minimised, at the choice.
+        table (list[dict]): per combination: ratios, spatial and weight distortion, their
+            sum (the predicted distortion), the objective, cost and the weight choice
+            (None where nothing fits the budget).
     """
     option: SpatialOption
     masks: Dict[str, Tensor]
@@ -261,6 +271,7 @@ class JointChoice:
     spatial_distortion: float
     weight_distortion: float
     cost: float
+    objective: float
     table: List[Dict] = field(default_factory=list)
 
     @property
@@ -268,14 +279,15 @@ class JointChoice:
         return self.option.ratios
 
     @property
-    def objective(self) -> float:
+    def predicted_distortion(self) -> float:
+        """D_s + D_w: the additive prediction of the chosen model's distortion."""
         return self.spatial_distortion + self.weight_distortion
 
 
 def joint_search(space: SpatialOptions, search, candidates: Dict[str, List[float]],
                  start: Dict[str, float],
                  problem_of: Callable[[SpatialOption], Optional[WeightProblem]],
-                 allocator: Allocator) -> JointChoice:
+                 allocator: Allocator, objective: Callable = SumObjective()) -> JointChoice:
     """The combination and weight choice of least objective within the budget, over the
     combinations ``search`` scores.
 
@@ -289,6 +301,8 @@ def joint_search(space: SpatialOptions, search, candidates: Dict[str, List[float
         problem_of (Callable): combination -> the weight problem under its count (None if
             its floor alone is over the budget).
         allocator (Allocator): the weight allocator (one with ``uses_curves``).
+        objective (Callable): ``objective(D_s, D_w)``, a ``JOINT_OBJECTIVES`` piece (the
+            ``spatial=`` section's ``SpatialGrid.objective``). Defaults to the sum.
 
     Returns:
         JointChoice: the optimum and the table (every scored combination).
@@ -303,7 +317,8 @@ def joint_search(space: SpatialOptions, search, candidates: Dict[str, List[float
         if key in rows:
             return rows[key]['objective']
         row = rows[key] = dict(ratios=dict(opt.ratios), spatial_distortion=opt.distortion,
-                               weight_distortion=None, objective=None, cost=None)
+                               weight_distortion=None, predicted_distortion=None,
+                               objective=None, cost=None)
         problem = problem_of(opt)
         if problem is None:
             return None
@@ -313,11 +328,12 @@ def joint_search(space: SpatialOptions, search, candidates: Dict[str, List[float
             return None
         weight = float(sum(problem.item_distortions[i][k] for i, k in enumerate(choice)))
         cost = problem.total(masks)
-        row.update(weight_distortion=weight, objective=opt.distortion + weight, cost=cost,
-                   choice=[int(k) for k in choice])
-        if best is None or opt.distortion + weight < best.objective:
-            best = JointChoice(opt, masks, list(choice), opt.distortion, weight, cost)
-        return row['objective']
+        value = float(objective(opt.distortion, weight))
+        row.update(weight_distortion=weight, predicted_distortion=opt.distortion + weight,
+                   objective=value, cost=cost, choice=[int(k) for k in choice])
+        if best is None or value < best.objective:
+            best = JointChoice(opt, masks, list(choice), opt.distortion, weight, cost, value)
+        return value
 
     score(start)
     for opt in list(space.options.values()):

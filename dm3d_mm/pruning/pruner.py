@@ -493,7 +493,8 @@ class DM3DPruner:
                     largest=self.spatial.largest(self._sites, trained),
                     spatial_distortion=joint.spatial_distortion,
                     weight_distortion=joint.weight_distortion,
-                    predicted_distortion=joint.objective, combinations=joint.table)
+                    predicted_distortion=joint.predicted_distortion,
+                    objective=joint.objective, combinations=joint.table)
 
     def _allocate(self, model, layers, calib, batches, outputs, cm, budget, keep_dense,
                   timings, curves):
@@ -522,7 +523,8 @@ class DM3DPruner:
 
             counted = dict(space.seconds)
             joint = joint_search(space, self.spatial.search, self._candidates_of,
-                                 self._trained, problem_of, self.allocator)
+                                 self._trained, problem_of, self.allocator,
+                                 self.spatial.objective)
             # combinations the search counted (and priced) now are not the DP's time
             t0 += self._charge_options(timings, counted)
             chosen = id(joint.option)

@@ -27,7 +27,10 @@ def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
         lines += [f"- joint allocation over {len(sp['combinations'])} keep-ratio combinations; "
                   f"target a fraction of the model at {sp['largest']}",
                   f"- predicted distortion {sp['predicted_distortion']:.6g} = spatial "
-                  f"{sp['spatial_distortion']:.6g} + weights {sp['weight_distortion']:.6g}",
+                  f"{sp['spatial_distortion']:.6g} + weights {sp['weight_distortion']:.6g}"
+                  + ('' if sp.get('objective', sp['predicted_distortion'])
+                     == sp['predicted_distortion'] else
+                     f"; the objective minimised {sp['objective']:.6g}"),
                   '', '| spatial site | keep ratio as trained | chosen keep ratio |',
                   '|---|---:|---:|']
         lines += [f"| {n} | {sp['trained_keep_ratios'].get(n, 1.0):.3g} | {r:.3g} |"

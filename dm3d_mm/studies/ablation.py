@@ -111,6 +111,21 @@ class Ablation:
             if meta.setdefault('seed', int(seed)) != int(seed):
                 raise ValueError(f"{self.path} holds results of seed {meta['seed']}, not "
                                  f'{seed}: give another seed its own work dir')
+        self._check_objective()
+
+    def _check_objective(self):
+        """Joint cells are named by budget alone: a work dir holds those of one objective
+        (recorded in ``_meta``; none recorded: the default sum)."""
+        objective = self.spatial_grid.get('objective', 'sum')
+        meta = self.results.get('_meta', {})
+        recorded = meta.get('joint_objective', 'sum')
+        has_joint = any(isinstance(r, dict) and r.get('kind') == 'joint'
+                        for k, r in self.results.items() if k != '_meta')
+        if has_joint and recorded != objective:
+            raise ValueError(f'{self.path} holds joint cells of the objective {recorded!r}, '
+                             f'not {objective!r}: give another objective its own work dir')
+        if objective != 'sum':
+            self.results.setdefault('_meta', {})['joint_objective'] = objective
 
     def _save(self):
         self._file.save(self.results)
@@ -177,6 +192,7 @@ class Ablation:
         choice = None if not result.spatial else dict(
             keep_ratios=result.spatial['keep_ratios'],
             predicted_distortion=result.spatial['predicted_distortion'],
+            objective=result.spatial['objective'],
             measured_distortion=result.measured_distortion, timings=result.timings)
         return ckpt, allocation, choice
 
