@@ -11,12 +11,11 @@ it never changes the DP's choice at a combination, only which combination wins.
   the pruned model (DM3D's additive model extended by the spatial term).
 - ``saturating_weight`` (:class:`SaturatingWeightObjective`):
   ``D_s + c * log(1 + D_w / c)``. Equal to the sum for ``D_w`` well below ``c``; above it a
-  further unit of weight distortion counts less the more there is. It models that the
-  fine-tune the pruned model gets recovers weight distortion (the weights retrain) and not
-  the information a dropped voxel takes with it, more so the larger the weight distortion.
-  ``c`` is in the units of the head-output distortion, so it belongs to a detector and its
-  extractor (docs/joint_allocation.md: how it was set on the demo SECOND, and what it does
-  and does not predict there).
+  further unit of weight distortion counts less the more there is: the hypothesis that the
+  fine-tune recovers a large weight distortion (the weights retrain) more than the voxels a
+  keep ratio drops. ``c`` is in the units of the head-output distortion, so it belongs to a
+  detector and its extractor. On the demo SECOND no ``c`` orders every budget as the
+  fine-tuned models do (docs/joint_allocation.md); the sum stays the default.
 """
 import math
 
