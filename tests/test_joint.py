@@ -113,8 +113,10 @@ def test_another_objective_chooses_its_own_optimum_over_the_same_rows(synth_root
 
     from dm3d_mm.joint.objective import SaturatingWeightObjective, build_objective
     from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.apis import load_config
     from dm3d_mm.pruning.calib_frames import calibration_batches
-    cfg, _, _ = _model(ADA3D, synth_root)
+    from dm3d_mm.pruning.report import markdown_report
+    cfg = load_config(osp.join(REPO, 'configs/demo', ADA3D[0] + '.py'), data_root=synth_root)
     batches = calibration_batches(cfg, 2, 'train')
 
     def prune(objective):
@@ -125,7 +127,7 @@ def test_another_objective_chooses_its_own_optimum_over_the_same_rows(synth_root
                           num_buckets=200000, progress=False,
                           spatial=dict(grid=(1.0, 0.5), objective=objective,
                                        sites=['middle_encoder.stage4', 'middle_encoder.bev'])
-                          ).prune(model, batches).spatial
+                          ).prune(model, batches)
 
     def rows_of(sp):
         return {tuple(r['ratios'].values()): (r['spatial_distortion'], r['weight_distortion'])
@@ -134,12 +136,14 @@ def test_another_objective_chooses_its_own_optimum_over_the_same_rows(synth_root
     def argmin(rows, objective):
         return min(rows, key=lambda k: objective(*rows[k]))
 
-    summed = prune('sum')
+    res_sum = prune('sum')
+    summed = res_sum.spatial
     rows = rows_of(summed)
     assert len(rows) > 2 and summed['spatial_distortion'] > 0
     assert argmin(rows, lambda d_s, d_w: d_s + d_w) == tuple(summed['keep_ratios'].values())
     scale = 1.0
-    sp = prune(dict(type='saturating_weight', scale=scale))
+    res_sat = prune(dict(type='saturating_weight', scale=scale))
+    sp = res_sat.spatial
     # the same combinations and spatial distortions; the weight rows are the DP's at the
     # final budget (each run allocates again where its count misses the budget)
     again = rows_of(sp)
@@ -158,6 +162,9 @@ def test_another_objective_chooses_its_own_optimum_over_the_same_rows(synth_root
     d_s, d_w = again[chosen]
     assert sp['predicted_distortion'] == pytest.approx(d_s + d_w, rel=1e-9)
     assert sp['objective'] == pytest.approx(d_s + scale * math.log1p(d_w / scale), rel=1e-9)
+    # the report names the objective where it is not the predicted distortion
+    assert f"objective minimised {sp['objective']:.6g}" in markdown_report(res_sat)
+    assert 'objective minimised' not in markdown_report(res_sum)
     # the piece: the sum for a small weight distortion, below it and increasing above
     sat = build_objective(dict(type='saturating_weight', scale=2.0))
     assert sat(0.5, 1e-6) == pytest.approx(0.5 + 1e-6, rel=1e-9)

@@ -28,8 +28,7 @@ def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
                   f"target a fraction of the model at {sp['largest']}",
                   f"- predicted distortion {sp['predicted_distortion']:.6g} = spatial "
                   f"{sp['spatial_distortion']:.6g} + weights {sp['weight_distortion']:.6g}"
-                  + ('' if sp.get('objective', sp['predicted_distortion'])
-                     == sp['predicted_distortion'] else
+                  + ('' if sp['objective'] == sp['predicted_distortion'] else
                      f"; the objective minimised {sp['objective']:.6g}"),
                   '', '| spatial site | keep ratio as trained | chosen keep ratio |',
                   '|---|---:|---:|']
