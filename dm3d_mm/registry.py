@@ -18,7 +18,9 @@ them is defined here, and the modules named in ``locations`` register their entr
 - ``SPATIAL_SEARCHES``: which combinations of keep ratios the joint allocation counts
   (``grid``: every one; ``coordinate``: coordinate descent over the sites);
 - ``JOINT_OBJECTIVES``: what the joint allocation minimises over the combinations
-  (``sum``: spatial + weight distortion; ``saturating_weight``).
+  (``sum``: spatial + weight distortion; ``saturating_weight``);
+- ``JOINT_RERANKS``: how the joint allocation's best combinations are re-ranked before one
+  is chosen (``finetune_probe``: a short fine-tune of each).
 
 They are roots of their own trees with scope ``dm3d_mm``, and every build runs in that
 scope. Without that, a build inside an mmdet3d Runner (default scope ``mmdet3d``) looks for
@@ -68,3 +70,5 @@ SPATIAL_SEARCHES = Registry('spatial_search', scope=SCOPE, build_func=build_in_s
                             locations=['dm3d_mm.joint.spatial_search'])
 JOINT_OBJECTIVES = Registry('joint_objective', scope=SCOPE, build_func=build_in_scope,
                             locations=['dm3d_mm.joint.objective'])
+JOINT_RERANKS = Registry('joint_rerank', scope=SCOPE, build_func=build_in_scope,
+                         locations=['dm3d_mm.joint.rerank'])

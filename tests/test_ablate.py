@@ -225,29 +225,59 @@ def test_joint_study_runs_the_chosen_series():
 
 def test_a_work_dir_holds_the_joint_cells_of_one_objective(tmp_path):
     """Joint cells are named by budget alone: a work dir whose joint cells were chosen by
-    one objective refuses another (recorded in _meta; none recorded: the sum), and the
-    tools' two objective flags make the spatial= section's objective or a clear error."""
+    one objective (or re-rank) refuses another (recorded in _meta; none recorded: the sum,
+    no re-rank), and the tools' objective and re-rank flags make the spatial= section's
+    pieces or a clear error."""
     from argparse import Namespace
 
-    from dm3d_mm.apis.cli import spatial_objective_of
+    from dm3d_mm.apis.cli import spatial_objective_of, spatial_rerank_of
     from dm3d_mm.studies.ablation import Ablation
     from dm3d_mm.studies.results_file import ResultsFile
     sat = dict(type='saturating_weight', scale=0.4)
     ResultsFile(str(tmp_path / 'ablation.json')).save(
         {'second:ada3d+joint10': {'kind': 'joint', 'mAP': 80.0}})
     Ablation(str(tmp_path), str(tmp_path))  # the sum, as recorded
-    with pytest.raises(ValueError, match="joint cells of the objective 'sum'"):
+    with pytest.raises(ValueError, match="joint cells of the objective {'type': 'sum'}"):
         Ablation(str(tmp_path), str(tmp_path), spatial_grid=dict(objective=sat))
+    # the same objective however it is written
+    Ablation(str(tmp_path), str(tmp_path), spatial_grid=dict(objective=dict(type='sum')))
     other = tmp_path / 'sat'
     abl = Ablation(str(other), str(tmp_path), spatial_grid=dict(objective=sat))
     abl.results['second:ada3d+joint10'] = {'kind': 'joint', 'mAP': 80.0}
     abl._save()
     assert json.load(open(abl.path))['_meta']['joint_objective'] == sat
-    Ablation(str(other), str(tmp_path), spatial_grid=dict(objective=dict(sat)))
+    Ablation(str(other), str(tmp_path), spatial_grid=dict(objective=dict(sat, scale=0.4000)))
+    Ablation(str(other), str(tmp_path),
+             spatial_grid=dict(objective=dict(type='saturating_weight', scale=2 / 5)))
     with pytest.raises(ValueError, match='joint cells of the objective'):
         Ablation(str(other), str(tmp_path))
     with pytest.raises(ValueError, match='joint cells of the objective'):
         Ablation(str(other), str(tmp_path), spatial_grid=dict(objective=dict(sat, scale=1)))
+
+    # a re-rank is recorded the same way, its defaults filled in
+    probe = dict(type='finetune_probe', top_k=3, steps=30, seed=0, repeats=1)
+    ranked = tmp_path / 'ranked'
+    abl = Ablation(str(ranked), str(tmp_path), spatial_grid=dict(rerank='finetune_probe'))
+    abl.results['second:ada3d+joint10'] = {'kind': 'joint', 'mAP': 80.0}
+    abl._save()
+    assert json.load(open(abl.path))['_meta']['joint_rerank'] == probe
+    Ablation(str(ranked), str(tmp_path), spatial_grid=dict(rerank=dict(type='finetune_probe',
+                                                                       steps=30)))
+    for other_grid in (None, dict(rerank=dict(probe, top_k=2))):
+        with pytest.raises(ValueError, match='joint cells of the rerank'):
+            Ablation(str(ranked), str(tmp_path), spatial_grid=other_grid)
+    with pytest.raises(ValueError, match='joint cells of the rerank None'):
+        Ablation(str(tmp_path), str(tmp_path), spatial_grid=dict(rerank=probe))
+
+    def ranks(kind=None, top_k=None, steps=None, repeats=None):
+        return spatial_rerank_of(Namespace(spatial_rerank=kind, spatial_rerank_top_k=top_k,
+                                           spatial_rerank_steps=steps,
+                                           spatial_rerank_repeats=repeats))
+    assert ranks() is None and ranks('finetune_probe') == dict(type='finetune_probe')
+    assert ranks('finetune_probe', 4, 10, 2) == dict(type='finetune_probe', top_k=4,
+                                                     steps=10, repeats=2)
+    with pytest.raises(ValueError, match='set --spatial-rerank finetune_probe'):
+        ranks(top_k=4)
 
     def flags(kind=None, scale=None):
         return spatial_objective_of(Namespace(spatial_objective=kind,

@@ -521,3 +521,104 @@ def test_evaluate_model_evaluates_the_instance_with_its_keep_ratios(synth_root, 
     assert cfg.model.middle_encoder.keep_ratios['bev'] != 0.02
     mean = (lambda ap: sum(v['moderate'] for v in ap.values()) / len(ap))
     assert mean(dropped) < mean(as_trained) - 10, (dropped, as_trained)
+
+
+def test_a_rerank_chooses_among_the_best_combinations_by_its_probe(synth_root):
+    """``spatial=dict(rerank=...)``: the ``top_k`` rows of least objective are probed, each
+    once per weight choice, the least probed wins (here a probe that prefers the last one
+    probed, so not the objective's choice), and the pruned model, its masks and the report
+    are that row's."""
+    from dm3d_mm.joint.rerank import FinetuneProbe
+    from dm3d_mm.pruning.builder import build_pruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    from dm3d_mm.pruning.report import markdown_report
+
+    class LastProbed(FinetuneProbe):
+        calls = []
+
+        def score(self, model, ratios, masks, batches, reference, outputs, lambdas=(0, 1)):
+            self.calls.append((dict(ratios), {n: m.clone() for n, m in masks.items()}))
+            return 1.0 / len(self.calls)
+
+    cfg, ckpt, model = _model(ADA3D, synth_root)
+    batches = calibration_batches(cfg, 2, 'train')
+    probe = LastProbed(top_k=3, steps=1)
+    pruner = build_pruner(cfg, flops_target=0.45, num_ratios=4, parts=['neck'],
+                          num_buckets=200000, progress=False,
+                          spatial=dict(grid=(1.0, 0.25), rerank=probe,
+                                       sites=['middle_encoder.stage4', 'middle_encoder.bev']))
+    assert pruner.spatial.rerank is probe and probe.cfg is cfg  # bound to the config
+    res = pruner.prune(model, batches)
+    sp = res.spatial
+    rows = [r for r in sp['combinations'] if r['objective'] is not None]
+    best3 = sorted(rows, key=lambda r: r['objective'])[:3]
+    probed = [r for r in rows if 'probe' in r]
+    assert sorted(str(r['ratios']) for r in probed) == sorted(str(r['ratios']) for r in best3)
+    chosen = min(probed, key=lambda r: r['probe'])
+    assert chosen['ratios'] == best3[-1]['ratios'] != best3[0]['ratios']
+    assert sp['keep_ratios'] == chosen['ratios']
+    assert sp['objective'] == chosen['objective'] > best3[0]['objective']
+    assert sp['rerank'] == dict(type='finetune_probe', top_k=3, steps=1, seed=0, repeats=1)
+    for name, keep in chosen['ratios'].items():
+        assert model.middle_encoder.keep_ratios[name.split('.')[-1]] == keep
+    # the masks in force are those of the chosen row's weight choice, as probed
+    expected = pruner._cand.masks_of(chosen['choice'])
+    assert set(res.masks) == set(expected)
+    assert all(torch.equal(res.masks[n], expected[n]) for n in expected)
+    probed_masks = [m for r, m in probe.calls if r == chosen['ratios']][-1]
+    assert all(torch.equal(probed_masks[n], expected[n]) for n in expected)
+    text = markdown_report(res)
+    assert 're-ranked by finetune_probe' in text and text.count('(chosen)') == 1
+    assert f"{chosen['objective']:.4g} -> {chosen['probe']:.4g} (chosen)" in text
+    # a repeated allocation probes a row it probed before only once
+    keys = [(str(r), tuple(float(m[n].sum()) for n in sorted(m))) for r, m in probe.calls]
+    assert len(keys) == len(set(keys))
+
+
+def test_the_finetune_probe_trains_a_copy_with_the_masks_kept(synth_root):
+    """``FinetuneProbe.finetuned``: a copy of the model with the keep ratios and masks in
+    force, trained ``steps`` iterations on the config's training set (labels, augmentations
+    drawn from its seed): the masked weights stay zero, the others move, the model itself
+    is untouched, and the same probe gives the same copy again."""
+    from dm3d_mm.joint.rerank import FinetuneProbe, rerank_spec
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    from dm3d_mm.weight.calibration import reference_outputs
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+    cfg, ckpt, model = _model(ADA3D, synth_root)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    layers = ['backbone.blocks.0.0', 'neck.deblocks.0.0']
+    masks = {n: model.get_submodule(n).weight.abs() > model.get_submodule(n).weight.abs().median()
+             for n in layers}
+    ratios = {'middle_encoder.bev': 0.25}
+    probe = FinetuneProbe(top_k=2, steps=2).bind(cfg)
+    tuned = probe.finetuned(model, ratios, masks)
+    assert tuned is not model and not tuned.training
+    assert tuned.middle_encoder.keep_ratios['bev'] == 0.25
+    assert model.middle_encoder.keep_ratios['bev'] != 0.25
+    assert len(probe._train_batches(0)) == 2
+    assert all('gt_instances_3d' in s for s in probe._train_batches(0)[0]['data_samples'])
+    for n in layers:
+        w, m = tuned.get_submodule(n).weight.detach(), masks[n]
+        assert torch.count_nonzero(w[~m]) == 0 and torch.count_nonzero(w[m]) == m.sum()
+        assert not torch.equal(w[m], state[n + '.weight'][m])  # trained
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    batches = calibration_batches(cfg, 1, 'train')
+    outputs = build_head_outputs(model)
+    ref = reference_outputs(model, batches, outputs)
+    scores = [FinetuneProbe(top_k=2, steps=2).bind(cfg).score(
+        model, ratios, masks, batches, ref, outputs) for _ in range(2)]
+    assert scores[0] == scores[1] > 0
+    # repeats: the mean over consecutive seeds
+    other = FinetuneProbe(top_k=2, steps=2, seed=1).bind(cfg).score(
+        model, ratios, masks, batches, ref, outputs)
+    assert other != scores[0]
+    assert FinetuneProbe(top_k=2, steps=2, repeats=2).bind(cfg).score(
+        model, ratios, masks, batches, ref, outputs) == pytest.approx((scores[0] + other) / 2)
+    with pytest.raises(ValueError, match='needs the training set-up'):
+        FinetuneProbe().score(model, ratios, masks, batches, ref, outputs)
+    for bad in (dict(top_k=1), dict(steps=0), dict(repeats=0)):
+        with pytest.raises(ValueError, match='top_k must be >= 2'):
+            FinetuneProbe(**bad)
+    assert rerank_spec('finetune_probe') == dict(type='finetune_probe', top_k=3, steps=30,
+                                                 seed=0, repeats=1)
+    assert rerank_spec(None) is None

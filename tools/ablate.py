@@ -31,8 +31,9 @@ from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_joint_frontier,
                                     table_all, table_estimators, table_joint,
                                     table_parts, table_tab6, table_tab12)
 from dm3d_mm.studies.frontier_time import read_wall_times
-from dm3d_mm.apis.cli import (add_debug_arg, add_spatial_objective_args, run_cli,
-                              spatial_objective_of)
+from dm3d_mm.apis.cli import (add_debug_arg, add_spatial_objective_args,
+                              add_spatial_rerank_args, run_cli, spatial_objective_of,
+                              spatial_rerank_of)
 from dm3d_mm.pruning.pruner import METHODS
 from dm3d_mm.registry import SPATIAL_SEARCHES
 
@@ -65,6 +66,7 @@ def parse_args():
                    help="the joint cells' search over the combinations (default 'grid': every "
                         "one; 'coordinate': coordinate descent over the sites)")
     add_spatial_objective_args(p)
+    add_spatial_rerank_args(p)
     p.add_argument('--series', nargs='+', default=list(JOINT_SERIES), choices=JOINT_SERIES,
                    help="what the joint study runs: 'controls' (dense-ft, the spatial model "
                         "fine-tuned), and at each budget 'dm3d' (DM3D alone), 'joint', 'hand' "
@@ -135,7 +137,8 @@ def main():
                    checkpoints=dict(c.split('=', 1) for c in args.checkpoint),
                    spatial_grid={k: v for k, v in (('grid', args.spatial_grid),
                                                    ('search', args.spatial_search),
-                                                   ('objective', spatial_objective_of(args)))
+                                                   ('objective', spatial_objective_of(args)),
+                                                   ('rerank', spatial_rerank_of(args)))
                                  if v} or None,
                    seed=args.seed)
     for det in [] if args.report_only else args.detector:

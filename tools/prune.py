@@ -21,7 +21,8 @@ import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.apis.cli import (add_debug_arg, add_model_args, add_spatial_objective_args,
-                              run_cli, spatial_objective_of)
+                              add_spatial_rerank_args, run_cli, spatial_objective_of,
+                              spatial_rerank_of)
 from dm3d_mm.apis.model import build_detector, default_device
 from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
                                 save_result, write_pruned_config, write_reports)
@@ -66,6 +67,7 @@ def parse_args():
                         'neighbouring value improves); '
                         'implies --spatial')
     add_spatial_objective_args(p)
+    add_spatial_rerank_args(p)
     p.add_argument('--calib-frames', type=int,
                    help='calibration frames (default: pruning.calib.frames, else 16)')
     p.add_argument('--calib-split', choices=['train', 'val', 'test'])
@@ -101,12 +103,14 @@ def main():
             raise ValueError('--round-to needs --granularity channel')
         granularity = dict(type='channel', round_to=args.round_to)
     spatial = None
-    objective = spatial_objective_of(args)
+    objective, rerank = spatial_objective_of(args), spatial_rerank_of(args)
     if args.spatial or args.spatial_grid or args.spatial_sites or args.spatial_search or \
-            objective:
+            objective or rerank:
         spatial = dict((cfg.get('pruning') or {}).get('spatial') or {})
         if objective:
             spatial['objective'] = objective
+        if rerank:
+            spatial['rerank'] = rerank
         if args.spatial_search:
             spatial['search'] = args.spatial_search
         if args.spatial_grid:

@@ -49,6 +49,39 @@ def spatial_objective_of(args):
     return kind
 
 
+def add_spatial_rerank_args(parser):
+    """--spatial-rerank and its --spatial-rerank-top-k, -steps and -repeats: a re-rank of
+    the joint allocation's best combinations (a ``JOINT_RERANKS`` piece)."""
+    from ..registry import JOINT_RERANKS
+    parser.add_argument('--spatial-rerank', choices=sorted(JOINT_RERANKS.module_dict),
+                        help="re-rank the joint allocation's best combinations before one is "
+                             "chosen ('finetune_probe': a short fine-tune of each, the least "
+                             'distorted after it wins)')
+    parser.add_argument('--spatial-rerank-top-k', type=int,
+                        help='how many combinations of least objective are re-ranked '
+                             '(default 3)')
+    parser.add_argument('--spatial-rerank-steps', type=int,
+                        help='fine-tune iterations of the probe per combination (default 30)')
+    parser.add_argument('--spatial-rerank-repeats', type=int,
+                        help='probes per combination on consecutive seeds, their mean '
+                             'distortion decides (default 1)')
+    return parser
+
+
+def spatial_rerank_of(args):
+    """The ``rerank`` of the ``spatial=`` section the flags above ask for (None: none);
+    --spatial-rerank-top-k, -steps or -repeats without --spatial-rerank is a ValueError."""
+    given = {k: v for k, v in (('top_k', args.spatial_rerank_top_k),
+                               ('steps', args.spatial_rerank_steps),
+                               ('repeats', args.spatial_rerank_repeats)) if v is not None}
+    if args.spatial_rerank is None:
+        if given:
+            raise ValueError('--spatial-rerank-top-k, -steps and -repeats set '
+                             '--spatial-rerank finetune_probe')
+        return None
+    return dict(type=args.spatial_rerank, **given)
+
+
 def add_debug_arg(parser):
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of an error')

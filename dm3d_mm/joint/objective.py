@@ -35,6 +35,11 @@ class SumObjective:
         """
         return float(spatial) + float(weight)
 
+    @property
+    def spec(self) -> dict:
+        """The objective as a config: equal specs choose alike."""
+        return dict(type='sum')
+
 
 @JOINT_OBJECTIVES.register_module(name='saturating_weight')
 class SaturatingWeightObjective:
@@ -59,8 +64,23 @@ class SaturatingWeightObjective:
         """
         return float(spatial) + self.scale * math.log1p(max(float(weight), 0.0) / self.scale)
 
+    @property
+    def spec(self) -> dict:
+        """The objective as a config: equal specs choose alike."""
+        return dict(type='saturating_weight', scale=self.scale)
+
 
 def build_objective(cfg) -> object:
     """An objective from its registered name or a ``dict(type=...)`` config."""
     return build_piece(cfg, JOINT_OBJECTIVES, 'joint objective',
                        (SumObjective, SaturatingWeightObjective))
+
+
+def objective_spec(cfg) -> dict:
+    """The canonical config of an objective given by name, config or instance (``'sum'``
+    and ``dict(type='sum')`` alike, a scale as a float): what a record compares.
+
+    Args:
+        cfg (str | dict | object): a ``JOINT_OBJECTIVES`` name, config or piece.
+    """
+    return build_objective(cfg).spec

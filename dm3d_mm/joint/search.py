@@ -37,6 +37,7 @@ from ..spatial.stage_memo import StageMemo
 from ..weight.allocators import Allocator, WeightProblem
 from ..weight.calibration import counted_distortion
 from .objective import SumObjective, build_objective
+from .rerank import build_rerank
 from .sites import SpatialSite, find_sites, ratios_in_force
 from .spatial_search import build_spatial_search
 
@@ -61,14 +62,19 @@ class SpatialGrid:
         objective (str | dict): a ``JOINT_OBJECTIVES`` objective the combinations are
             compared by: 'sum' (spatial + weight distortion) or
             ``dict(type='saturating_weight', scale=c)``. Defaults to 'sum'.
+        rerank (str | dict, optional): a ``JOINT_RERANKS`` re-rank of the combinations of
+            least objective before one is chosen, e.g. ``dict(type='finetune_probe',
+            top_k=3, steps=30)``. Defaults to None (the least objective is chosen).
     """
 
     def __init__(self, grid: Union[Sequence[float], Dict[str, Sequence[float]]] = DEFAULT_GRID,
                  sites: Optional[Sequence[str]] = None,
                  finders: Sequence = ('ada3d', 'spss'), search: Union[str, dict] = 'grid',
-                 objective: Union[str, dict] = 'sum'):
+                 objective: Union[str, dict] = 'sum',
+                 rerank: Optional[Union[str, dict]] = None):
         self.search = build_spatial_search(search)
         self.objective = build_objective(objective)
+        self.rerank = build_rerank(rerank)
         self.grid = {k: self._values(k, v) for k, v in grid.items()} \
             if isinstance(grid, dict) else self._values('grid', grid)
         self.sites = None if sites is None else list(sites)
@@ -263,7 +269,8 @@ class JointChoice:
         objective (float): what the search minimised, at the choice.
         table (list[dict]): per combination: ratios, spatial and weight distortion, their
             sum (the predicted distortion), the objective, cost and the weight choice
-            (None where nothing fits the budget).
+            (None where nothing fits the budget); a re-rank adds ``probe`` to the rows it
+            probed.
     """
     option: SpatialOption
     masks: Dict[str, Tensor]
@@ -277,6 +284,15 @@ class JointChoice:
     @property
     def ratios(self) -> Dict[str, float]:
         return self.option.ratios
+
+    @classmethod
+    def of_row(cls, row: dict, space: 'SpatialOptions', masks: Dict[str, Tensor],
+               table: List[Dict]) -> 'JointChoice':
+        """The choice a row of ``table`` describes (its combination counted in ``space``,
+        ``masks`` its weight choice's)."""
+        return cls(space.get(row['ratios']), masks, list(row['choice']),
+                   row['spatial_distortion'], row['weight_distortion'], row['cost'],
+                   row['objective'], table)
 
     @property
     def predicted_distortion(self) -> float:

@@ -494,7 +494,9 @@ class DM3DPruner:
                     spatial_distortion=joint.spatial_distortion,
                     weight_distortion=joint.weight_distortion,
                     predicted_distortion=joint.predicted_distortion,
-                    objective=joint.objective, combinations=joint.table)
+                    objective=joint.objective, combinations=joint.table,
+                    **(dict(rerank=self.spatial.rerank.spec)
+                       if self.spatial.rerank is not None else {}))
 
     def _allocate(self, model, layers, calib, batches, outputs, cm, budget, keep_dense,
                   timings, curves):
@@ -527,6 +529,14 @@ class DM3DPruner:
                                  self.spatial.objective)
             # combinations the search counted (and priced) now are not the DP's time
             t0 += self._charge_options(timings, counted)
+            if self.spatial.rerank is not None:  # a short fine-tune of the best few decides
+                t1 = time.perf_counter()
+                row = self.spatial.rerank.rerank(joint.table, cand.masks_of, model, batches,
+                                                 calib.reference, outputs, self.lambdas)
+                joint = JointChoice.of_row(row, space, cand.masks_of(row['choice']),
+                                           joint.table)
+                timings['rerank'] = timings.get('rerank', 0.0) + time.perf_counter() - t1
+                t0 += time.perf_counter() - t1
             chosen = id(joint.option)
             alloc_cm, costs, masks, choice = space.cost(joint.option), costs_of[chosen], \
                 joint.masks, joint.choice

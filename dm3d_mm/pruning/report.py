@@ -5,6 +5,19 @@ from typing import Dict, Optional
 from .pruner import PruneResult
 
 
+def _rerank_lines(sp: dict) -> list:
+    """The re-rank's probe of each combination it probed (least objective first)."""
+    if not sp.get('rerank'):
+        return []
+    rows = sorted((r for r in sp['combinations'] if 'probe' in r),
+                  key=lambda r: r['objective'])
+    return [f"- re-ranked by {sp['rerank']['type']} ({sp['rerank']}): the {len(rows)} "
+            'combinations of least objective, distortion after the probe: ' + '; '.join(
+                f"{', '.join(f'{v:g}' for v in r['ratios'].values())}: objective "
+                f"{r['objective']:.4g} -> {r['probe']:.4g}"
+                + (' (chosen)' if r['ratios'] == sp['keep_ratios'] else '') for r in rows)]
+
+
 def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
     est = f', estimator {result.estimator}' if result.estimator else ''
     lines = [f'# Pruning report: {result.method}{est}', '',
@@ -30,6 +43,7 @@ def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
                   f"{sp['spatial_distortion']:.6g} + weights {sp['weight_distortion']:.6g}"
                   + ('' if sp['objective'] == sp['predicted_distortion'] else
                      f"; the objective minimised {sp['objective']:.6g}"),
+                  *_rerank_lines(sp),
                   '', '| spatial site | keep ratio as trained | chosen keep ratio |',
                   '|---|---:|---:|']
         lines += [f"| {n} | {sp['trained_keep_ratios'].get(n, 1.0):.3g} | {r:.3g} |"

@@ -115,17 +115,23 @@ class Ablation:
 
     def _check_objective(self):
         """Joint cells are named by budget alone: a work dir holds those of one objective
-        (recorded in ``_meta``; none recorded: the default sum)."""
-        objective = self.spatial_grid.get('objective', 'sum')
+        and one re-rank (their canonical specs recorded in ``_meta``; none recorded: the
+        default sum, no re-rank)."""
+        from ..joint.objective import objective_spec
+        from ..joint.rerank import rerank_spec
+        specs = dict(objective=(objective_spec, 'sum'), rerank=(rerank_spec, None))
         meta = self.results.get('_meta', {})
-        recorded = meta.get('joint_objective', 'sum')
         has_joint = any(isinstance(r, dict) and r.get('kind') == 'joint'
                         for k, r in self.results.items() if k != '_meta')
-        if has_joint and recorded != objective:
-            raise ValueError(f'{self.path} holds joint cells of the objective {recorded!r}, '
-                             f'not {objective!r}: give another objective its own work dir')
-        if objective != 'sum':
-            self.results.setdefault('_meta', {})['joint_objective'] = objective
+        for what, (spec_of, default) in specs.items():
+            key = f'joint_{what}'
+            current = spec_of(self.spatial_grid.get(what, default))
+            recorded = spec_of(meta.get(key, default))
+            if has_joint and recorded != current:
+                raise ValueError(f'{self.path} holds joint cells of the {what} {recorded}, '
+                                 f'not {current}: give another {what} its own work dir')
+            if current != spec_of(default):
+                self.results.setdefault('_meta', {})[key] = current
 
     def _save(self):
         self._file.save(self.results)
@@ -193,7 +199,12 @@ class Ablation:
             keep_ratios=result.spatial['keep_ratios'],
             predicted_distortion=result.spatial['predicted_distortion'],
             objective=result.spatial['objective'],
-            measured_distortion=result.measured_distortion, timings=result.timings)
+            measured_distortion=result.measured_distortion, timings=result.timings,
+            **(dict(rerank=result.spatial['rerank'],
+                    probed=[dict(ratios=r['ratios'], objective=r['objective'],
+                                 probe=r['probe'])
+                            for r in result.spatial['combinations'] if 'probe' in r])
+               if result.spatial.get('rerank') else {}))
         return ckpt, allocation, choice
 
     def _cell_dir(self, cell: Cell) -> str:
