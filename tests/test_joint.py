@@ -524,10 +524,10 @@ def test_evaluate_model_evaluates_the_instance_with_its_keep_ratios(synth_root, 
 
 
 def test_a_rerank_chooses_among_the_best_combinations_by_its_probe(synth_root):
-    """``spatial=dict(rerank=...)``: the ``top_k`` rows of least objective are probed, each
-    once per weight choice, the least probed wins (here a probe that prefers the last one
-    probed, so not the objective's choice), and the pruned model, its masks and the report
-    are that row's."""
+    """``spatial=dict(rerank=...)``: the ``top_k`` rows of least objective are probed once,
+    the least probed wins (here a probe that prefers the last one probed, so not the
+    objective's choice), and the pruned model is the DP's allocation at that combination:
+    its ratios and masks in force, its row of the table in the report."""
     from dm3d_mm.joint.rerank import FinetuneProbe
     from dm3d_mm.pruning.builder import build_pruner
     from dm3d_mm.pruning.calib_frames import calibration_batches
@@ -550,29 +550,29 @@ def test_a_rerank_chooses_among_the_best_combinations_by_its_probe(synth_root):
     assert pruner.spatial.rerank is probe and probe.cfg is cfg  # bound to the config
     res = pruner.prune(model, batches)
     sp = res.spatial
-    rows = [r for r in sp['combinations'] if r['objective'] is not None]
-    best3 = sorted(rows, key=lambda r: r['objective'])[:3]
-    probed = [r for r in rows if 'probe' in r]
-    assert sorted(str(r['ratios']) for r in probed) == sorted(str(r['ratios']) for r in best3)
-    chosen = min(probed, key=lambda r: r['probe'])
-    assert chosen['ratios'] == best3[-1]['ratios'] != best3[0]['ratios']
+    probed = sp['probed']
+    assert len(probe.calls) == len(probed) == 3  # probed once, not per repeated allocation
+    assert [p['objective'] for p in probed] == sorted(p['objective'] for p in probed)
+    assert [r for r, _ in probe.calls] == [p['ratios'] for p in probed]
+    chosen = min(probed, key=lambda p: p['probe'])
+    assert chosen['ratios'] == probed[-1]['ratios'] != probed[0]['ratios']
     assert sp['keep_ratios'] == chosen['ratios']
-    assert sp['objective'] == chosen['objective'] > best3[0]['objective']
     assert sp['rerank'] == dict(type='finetune_probe', top_k=3, steps=1, seed=0, repeats=1)
     for name, keep in chosen['ratios'].items():
         assert model.middle_encoder.keep_ratios[name.split('.')[-1]] == keep
-    # the masks in force are those of the chosen row's weight choice, as probed
-    expected = pruner._cand.masks_of(chosen['choice'])
+    # the final allocation is the DP's at the chosen combination: its row of the table,
+    # its masks in force
+    row = next(r for r in sp['combinations'] if r['ratios'] == chosen['ratios'])
+    assert sp['objective'] == row['objective'] > min(
+        r['objective'] for r in sp['combinations'] if r['objective'] is not None)
+    expected = pruner._cand.masks_of(row['choice'])
     assert set(res.masks) == set(expected)
     assert all(torch.equal(res.masks[n], expected[n]) for n in expected)
-    probed_masks = [m for r, m in probe.calls if r == chosen['ratios']][-1]
-    assert all(torch.equal(probed_masks[n], expected[n]) for n in expected)
+    weights = {n: model.get_submodule(n).weight for n in expected}
+    assert all(torch.count_nonzero(weights[n][~expected[n].bool()]) == 0 for n in expected)
     text = markdown_report(res)
     assert 're-ranked by finetune_probe' in text and text.count('(chosen)') == 1
     assert f"{chosen['objective']:.4g} -> {chosen['probe']:.4g} (chosen)" in text
-    # a repeated allocation probes a row it probed before only once
-    keys = [(str(r), tuple(float(m[n].sum()) for n in sorted(m))) for r, m in probe.calls]
-    assert len(keys) == len(set(keys))
 
 
 def test_the_finetune_probe_trains_a_copy_with_the_masks_kept(synth_root):

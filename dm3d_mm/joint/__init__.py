@@ -4,5 +4,6 @@ from .rerank import FinetuneProbe
 from .search import JointChoice, SpatialGrid, SpatialOption, SpatialOptions, joint_search
 from .sites import SpatialSite, find_sites, keep_ratios, set_keep_ratios
 
-__all__ = ['FinetuneProbe', 'JointChoice', 'SpatialGrid', 'SpatialOption', 'SpatialOptions', 'joint_search',
+__all__ = ['FinetuneProbe', 'JointChoice', 'SpatialGrid', 'SpatialOption', 'SpatialOptions',
+           'joint_search',
            'SpatialSite', 'find_sites', 'keep_ratios', 'set_keep_ratios']

@@ -18,7 +18,7 @@ import contextlib
 import copy
 import itertools
 import random
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -69,7 +69,6 @@ class FinetuneProbe:
         self.repeats = int(repeats)
         self.cfg = None
         self._batches: Dict[int, List[dict]] = {}
-        self._scores: Dict[tuple, float] = {}
 
     @property
     def spec(self) -> dict:
@@ -157,9 +156,10 @@ class FinetuneProbe:
 
     def rerank(self, rows: Sequence[dict], masks_of: Callable[[List[int]], Dict[str, Tensor]],
                model: nn.Module, batches: Sequence[dict], reference: list, outputs: Callable,
-               lambdas=(0.0, 1.0)) -> dict:
-        """The row (of the joint search's table) chosen among the ``top_k`` of least
-        objective; each probed row gains ``probe`` (its distortion after the probe).
+               lambdas=(0.0, 1.0)) -> Tuple[dict, List[dict]]:
+        """(the row of the joint search's table chosen among the ``top_k`` of least
+        objective, what was probed: ``ratios``, ``objective`` and ``probe``, the distortion
+        after the probe, per probed row, least objective first).
 
         Args:
             rows (Sequence[dict]): the joint search's table (``ratios``, ``objective``,
@@ -171,20 +171,17 @@ class FinetuneProbe:
             outputs (Callable): the head-output extractor.
             lambdas (tuple[float, float]): box and confidence weights of the distortion.
         """
-        scored = sorted((r for r in rows if r.get('objective') is not None),
-                        key=lambda r: r['objective'])[:self.top_k]
-        for row in scored:
-            key = (tuple(sorted(row['ratios'].items())), tuple(row['choice']))
-            if key not in self._scores:  # a repeated allocation probes each once
-                self._scores[key] = self.score(model, row['ratios'], masks_of(row['choice']),
-                                               batches, reference, outputs, lambdas)
-            row['probe'] = self._scores[key]
-        best = min(scored, key=lambda r: r['probe'])
-        print_log('joint allocation re-ranked by a fine-tune probe '
-                  f'({self.steps} steps): ' + ', '.join(
-                      f"{r['ratios']} objective {r['objective']:.4g} -> {r['probe']:.4g}"
-                      for r in scored) + f'; chosen {best["ratios"]}', logger='current')
-        return best
+        best = sorted((r for r in rows if r.get('objective') is not None),
+                      key=lambda r: r['objective'])[:self.top_k]
+        probed = [dict(ratios=dict(r['ratios']), objective=r['objective'],
+                       probe=self.score(model, r['ratios'], masks_of(r['choice']), batches,
+                                        reference, outputs, lambdas)) for r in best]
+        i = min(range(len(best)), key=lambda j: probed[j]['probe'])
+        print_log(f'joint allocation re-ranked by a fine-tune probe ({self.steps} steps, '
+                  f'{self.repeats} seed(s)): ' + ', '.join(
+                      f"{p['ratios']} objective {p['objective']:.4g} -> {p['probe']:.4g}"
+                      for p in probed) + f"; chosen {best[i]['ratios']}", logger='current')
+        return best[i], probed
 
 
 def build_rerank(cfg) -> Optional[FinetuneProbe]:

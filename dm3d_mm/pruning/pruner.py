@@ -268,6 +268,8 @@ class DM3DPruner:
         self.calib = dict(calib or {})
         # state of one prune(): candidates, spatial sites and their counted combinations
         self._cand: Optional[_Candidates] = None
+        self._locked: Optional[Dict[str, float]] = None  # the re-ranked combination
+        self._probed: List[dict] = []  # what the re-rank probed
         self._sites: list = []
         self._space: Optional[SpatialOptions] = None
         self._candidates_of: Dict[str, list] = {}
@@ -391,75 +393,103 @@ class DM3DPruner:
         # joint FLOPs of the weights as they are before pruning (masks go into the weights)
         flops_before = flops.dense_total
         layer_before = {n: flops.layers[n].dense_macs / flops.frames for n in layers}
-        target, best, closest, tried = budget, None, None, []
         verb = 'counts' if cm is flops else 'measures'
-        for attempt in range(RECOUNT_ATTEMPTS):
-            if attempt:  # allocate again, the target scaled by how far the count missed
-                for t, saved in state:
-                    t.data.copy_(saved)
-            tried_curves: Dict[str, Dict[str, list]] = {}
-            try:
-                masks, alloc_cm, joint = self._allocate(
-                    model, layers, calib, batches, outputs, cm, target, keep_dense, timings,
-                    tried_curves)
-            except ValueError:  # a lowered target below what the allocator can reach
-                if not attempt:
-                    raise
-                break
-            if joint is not None:  # the chosen keep ratios go in force with the masks
-                set_keep_ratios(self._sites, joint.ratios)
-            predicted = alloc_cm.total(masks)  # before the masks go into the weights
-            if predicted > target * (1 + 1e-9):
-                raise RuntimeError(f'{self.method} allocated {predicted:.6g} {cm.unit}, '
-                                   f'over the budget {target:.6g} (a bug in the allocator)')
-            flops_predicted = predicted if joint is not None else flops.total(masks)
-            MaskSet(model, masks).apply()
-            # the pruned model counted afresh on the same frames (a spatial module may keep
-            # other sites once the weights upstream of it are pruned), its distortion measured
+
+        def fit(target: float):
+            """Allocate at ``target``, count the pruned model, allocate again (the target
+            scaled by how far the count missed) until it fits: (the best attempt, the last
+            attempt's index)."""
+            best, closest, tried = None, None, []
+            for attempt in range(RECOUNT_ATTEMPTS):
+                if attempt:  # allocate again, the target scaled by how far the count missed
+                    for t, saved in state:
+                        t.data.copy_(saved)
+                tried_curves: Dict[str, Dict[str, list]] = {}
+                try:
+                    masks, alloc_cm, joint = self._allocate(
+                        model, layers, calib, batches, outputs, cm, target, keep_dense,
+                        timings, tried_curves)
+                except ValueError:  # a lowered target below what the allocator can reach
+                    if not attempt:
+                        raise
+                    break
+                if joint is not None:  # the chosen keep ratios go in force with the masks
+                    set_keep_ratios(self._sites, joint.ratios)
+                predicted = alloc_cm.total(masks)  # before the masks go into the weights
+                if predicted > target * (1 + 1e-9):
+                    raise RuntimeError(f'{self.method} allocated {predicted:.6g} {cm.unit}, '
+                                       f'over the budget {target:.6g} (a bug in the '
+                                       'allocator)')
+                flops_predicted = predicted if joint is not None else flops.total(masks)
+                MaskSet(model, masks).apply()
+                # the pruned model counted afresh on the same frames (a spatial module may
+                # keep other sites once the weights upstream of it are pruned), its distortion
+                # measured
+                t0 = time.perf_counter()
+                recount, measured = counted_distortion(model, batches, calib.reference,
+                                                       outputs, self.lambdas)
+                timings['recount'] = timings.get('recount', 0.0) + time.perf_counter() - t0
+                counted = CostModel(recount, [n for n in layers if n in recount.layers])
+                # what the budget counts, measured on the pruned model as it will run
+                t0 = time.perf_counter()
+                total = self.cost.measure(lambda: self._as_it_runs(model, layers), batches,
+                                          counted, masks)
+                if cm is not flops:
+                    timings['measure'] = timings.get('measure', 0.0) + \
+                        time.perf_counter() - t0
+                fits = total <= budget * (1 + 1e-9)
+                this = (total, masks, counted, measured, tried_curves, attempt,
+                        flops_predicted, joint, target)
+                if fits and (best is None or total > best[0]):
+                    best = this
+                if closest is None or total < closest[0]:  # where none fits: the least over
+                    closest = this
+                # nothing moved: the choice stands
+                exact = abs(total - predicted) <= 1e-9 * before
+                # a measured time is not met more closely by aiming higher: stop once it fits
+                if fits and (cm is not flops or exact or
+                             total >= budget * (1 - RECOUNT_TOLERANCE)):
+                    break
+                tried.append((target, total))
+                if attempt + 1 == RECOUNT_ATTEMPTS:
+                    break
+                # not below what the sparsest allocation costs (the allocator cannot go lower)
+                target = max(next_target(tried, budget * (1 - RECOUNT_TOLERANCE / 2),
+                                         before), min(reachable * (1 + 1e-9), target))
+                print_log(f'DM3DPruner: the pruned model {verb} {total / before:.4f} of dense '
+                          f'for a budget of {budget / before:.4f}: allocating again to '
+                          f'{target / before:.4f} of the prediction', logger='current')
+            if best is None:
+                best = closest
+                print_log(f'DM3DPruner: after {attempt + 1} allocations no pruned model '
+                          f'fits: the closest {verb} {best[0] / before:.4f} of dense, over '
+                          f'the budget {budget / before:.4f}', logger='current',
+                          level=logging.WARNING)
+            return best, attempt
+
+        self._locked, self._probed = None, []
+        best, attempt = fit(budget)
+        if self._sites and self.spatial.rerank is not None and best[7] is not None:
+            # the best few combinations at the target that fitted, probed from the weights as
+            # trained; another choice is allocated again there, its ratios kept
+            for t, saved in state:
+                t.data.copy_(saved)
             t0 = time.perf_counter()
-            recount, measured = counted_distortion(model, batches, calib.reference, outputs,
-                                                   self.lambdas)
-            timings['recount'] = timings.get('recount', 0.0) + time.perf_counter() - t0
-            counted = CostModel(recount, [n for n in layers if n in recount.layers])
-            # what the budget counts, measured on the pruned model as it will run
-            t0 = time.perf_counter()
-            total = self.cost.measure(lambda: self._as_it_runs(model, layers), batches,
-                                      counted, masks)
-            if cm is not flops:
-                timings['measure'] = timings.get('measure', 0.0) + time.perf_counter() - t0
-            fits = total <= budget * (1 + 1e-9)
-            this = (total, masks, counted, measured, tried_curves, attempt, flops_predicted,
-                    joint)
-            if fits and (best is None or total > best[0]):
-                best = this
-            if closest is None or total < closest[0]:  # where none fits: the least over
-                closest = this
-            exact = abs(total - predicted) <= 1e-9 * before  # nothing moved: the choice stands
-            # a measured time is not met more closely by aiming higher: stop once it fits
-            if fits and (cm is not flops or exact or total >= budget * (1 - RECOUNT_TOLERANCE)):
-                break
-            tried.append((target, total))
-            if attempt + 1 == RECOUNT_ATTEMPTS:
-                break
-            # not below what the sparsest allocation costs (the allocator cannot go lower)
-            target = max(next_target(tried, budget * (1 - RECOUNT_TOLERANCE / 2), before),
-                         min(reachable * (1 + 1e-9), target))
-            print_log(f'DM3DPruner: the pruned model {verb} {total / before:.4f} of dense '
-                      f'for a budget of {budget / before:.4f}: allocating again to '
-                      f'{target / before:.4f} of the prediction', logger='current')
-        if best is None:
-            best = closest
-            print_log(f'DM3DPruner: after {attempt + 1} allocations no pruned model fits: '
-                      f'the closest {verb} {best[0] / before:.4f} of dense, over the budget '
-                      f'{budget / before:.4f}', logger='current', level=logging.WARNING)
-        _, masks, counted, measured, tried_curves, chosen, flops_predicted, joint = best
+            row, self._probed = self.spatial.rerank.rerank(
+                best[7].table, self._cand.masks_of, model, batches, calib.reference, outputs,
+                self.lambdas)
+            timings['rerank'] = time.perf_counter() - t0
+            attempt = None  # the chosen allocation goes in force again below
+            if row['ratios'] != best[7].ratios:
+                self._locked = dict(row['ratios'])
+                best, attempt = fit(best[8])
+        _, masks, counted, measured, tried_curves, chosen, flops_predicted, joint, _ = best
         if chosen != attempt:  # an earlier allocation fitted the budget better
             for t, saved in state:
                 t.data.copy_(saved)
             MaskSet(model, masks).apply()
             if joint is not None:
                 set_keep_ratios(self._sites, joint.ratios)
-        del state
         curves.update(tried_curves)
         timings['total'] = sum(timings.values())
         cost = dict(unit=cm.unit, before=before, after=best[0], budget=budget)
@@ -495,7 +525,7 @@ class DM3DPruner:
                     weight_distortion=joint.weight_distortion,
                     predicted_distortion=joint.predicted_distortion,
                     objective=joint.objective, combinations=joint.table,
-                    **(dict(rerank=self.spatial.rerank.spec)
+                    **(dict(rerank=self.spatial.rerank.spec, probed=self._probed)
                        if self.spatial.rerank is not None else {}))
 
     def _allocate(self, model, layers, calib, batches, outputs, cm, budget, keep_dense,
@@ -529,14 +559,12 @@ class DM3DPruner:
                                  self.spatial.objective)
             # combinations the search counted (and priced) now are not the DP's time
             t0 += self._charge_options(timings, counted)
-            if self.spatial.rerank is not None:  # a short fine-tune of the best few decides
-                t1 = time.perf_counter()
-                row = self.spatial.rerank.rerank(joint.table, cand.masks_of, model, batches,
-                                                 calib.reference, outputs, self.lambdas)
+            if self._locked is not None:  # the combination a re-rank chose
+                row = next(r for r in joint.table if r['ratios'] == self._locked)
+                if row['objective'] is None:
+                    raise ValueError(f'no weight allocation fits at {self._locked}')
                 joint = JointChoice.of_row(row, space, cand.masks_of(row['choice']),
                                            joint.table)
-                timings['rerank'] = timings.get('rerank', 0.0) + time.perf_counter() - t1
-                t0 += time.perf_counter() - t1
             chosen = id(joint.option)
             alloc_cm, costs, masks, choice = space.cost(joint.option), costs_of[chosen], \
                 joint.masks, joint.choice

@@ -6,16 +6,16 @@ from .pruner import PruneResult
 
 
 def _rerank_lines(sp: dict) -> list:
-    """The re-rank's probe of each combination it probed (least objective first)."""
+    """What the re-rank probed (least objective first) and which it chose."""
     if not sp.get('rerank'):
         return []
-    rows = sorted((r for r in sp['combinations'] if 'probe' in r),
-                  key=lambda r: r['objective'])
-    return [f"- re-ranked by {sp['rerank']['type']} ({sp['rerank']}): the {len(rows)} "
-            'combinations of least objective, distortion after the probe: ' + '; '.join(
-                f"{', '.join(f'{v:g}' for v in r['ratios'].values())}: objective "
-                f"{r['objective']:.4g} -> {r['probe']:.4g}"
-                + (' (chosen)' if r['ratios'] == sp['keep_ratios'] else '') for r in rows)]
+    return [f"- re-ranked by {sp['rerank']['type']} ({sp['rerank']}): the "
+            f"{len(sp['probed'])} combinations of least objective, distortion after the "
+            'probe: ' + '; '.join(
+                f"{', '.join(f'{v:g}' for v in p['ratios'].values())}: objective "
+                f"{p['objective']:.4g} -> {p['probe']:.4g}"
+                + (' (chosen)' if p['ratios'] == sp['keep_ratios'] else '')
+                for p in sp['probed'])]
 
 
 def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:

@@ -200,10 +200,7 @@ class Ablation:
             predicted_distortion=result.spatial['predicted_distortion'],
             objective=result.spatial['objective'],
             measured_distortion=result.measured_distortion, timings=result.timings,
-            **(dict(rerank=result.spatial['rerank'],
-                    probed=[dict(ratios=r['ratios'], objective=r['objective'],
-                                 probe=r['probe'])
-                            for r in result.spatial['combinations'] if 'probe' in r])
+            **(dict(rerank=result.spatial['rerank'], probed=result.spatial['probed'])
                if result.spatial.get('rerank') else {}))
         return ckpt, allocation, choice
 
