@@ -255,7 +255,7 @@ def test_a_work_dir_holds_the_joint_cells_of_one_objective(tmp_path):
         Ablation(str(other), str(tmp_path), spatial_grid=dict(objective=dict(sat, scale=1)))
 
     # a re-rank is recorded the same way, its defaults filled in
-    probe = dict(type='finetune_probe', top_k=3, steps=30, seed=0, repeats=1)
+    probe = dict(type='finetune_probe', top_k=3, steps=30, seed=0, repeats=3)
     ranked = tmp_path / 'ranked'
     abl = Ablation(str(ranked), str(tmp_path), spatial_grid=dict(rerank='finetune_probe'))
     abl.results['second:ada3d+joint10'] = {'kind': 'joint', 'mAP': 80.0}

@@ -557,7 +557,7 @@ def test_a_rerank_chooses_among_the_best_combinations_by_its_probe(synth_root):
     chosen = min(probed, key=lambda p: p['probe'])
     assert chosen['ratios'] == probed[-1]['ratios'] != probed[0]['ratios']
     assert sp['keep_ratios'] == chosen['ratios']
-    assert sp['rerank'] == dict(type='finetune_probe', top_k=3, steps=1, seed=0, repeats=1)
+    assert sp['rerank'] == dict(type='finetune_probe', top_k=3, steps=1, seed=0, repeats=3)
     for name, keep in chosen['ratios'].items():
         assert model.middle_encoder.keep_ratios[name.split('.')[-1]] == keep
     # the final allocation is the DP's at the chosen combination: its row of the table,
@@ -590,7 +590,7 @@ def test_the_finetune_probe_trains_a_copy_with_the_masks_kept(synth_root):
     masks = {n: model.get_submodule(n).weight.abs() > model.get_submodule(n).weight.abs().median()
              for n in layers}
     ratios = {'middle_encoder.bev': 0.25}
-    probe = FinetuneProbe(top_k=2, steps=2).bind(cfg)
+    probe = FinetuneProbe(top_k=2, steps=2, repeats=1).bind(cfg)
     tuned = probe.finetuned(model, ratios, masks)
     assert tuned is not model and not tuned.training
     assert tuned.middle_encoder.keep_ratios['bev'] == 0.25
@@ -605,11 +605,11 @@ def test_the_finetune_probe_trains_a_copy_with_the_masks_kept(synth_root):
     batches = calibration_batches(cfg, 1, 'train')
     outputs = build_head_outputs(model)
     ref = reference_outputs(model, batches, outputs)
-    scores = [FinetuneProbe(top_k=2, steps=2).bind(cfg).score(
+    scores = [FinetuneProbe(top_k=2, steps=2, repeats=1).bind(cfg).score(
         model, ratios, masks, batches, ref, outputs) for _ in range(2)]
     assert scores[0] == scores[1] > 0
     # repeats: the mean over consecutive seeds
-    other = FinetuneProbe(top_k=2, steps=2, seed=1).bind(cfg).score(
+    other = FinetuneProbe(top_k=2, steps=2, seed=1, repeats=1).bind(cfg).score(
         model, ratios, masks, batches, ref, outputs)
     assert other != scores[0]
     assert FinetuneProbe(top_k=2, steps=2, repeats=2).bind(cfg).score(
@@ -620,5 +620,5 @@ def test_the_finetune_probe_trains_a_copy_with_the_masks_kept(synth_root):
         with pytest.raises(ValueError, match='top_k must be >= 2'):
             FinetuneProbe(**bad)
     assert rerank_spec('finetune_probe') == dict(type='finetune_probe', top_k=3, steps=30,
-                                                 seed=0, repeats=1)
+                                                 seed=0, repeats=3)
     assert rerank_spec(None) is None

@@ -64,7 +64,7 @@ def add_spatial_rerank_args(parser):
                         help='fine-tune iterations of the probe per combination (default 30)')
     parser.add_argument('--spatial-rerank-repeats', type=int,
                         help='probes per combination on consecutive seeds, their mean '
-                             'distortion decides (default 1)')
+                             'distortion decides (default 3)')
     return parser
 
 
