@@ -1,16 +1,9 @@
 """FreezeNormStatsHook: train with BatchNorm running statistics frozen (eval mode)."""
-import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-
-def freeze_norm_stats(model: torch.nn.Module) -> None:
-    """Put every BatchNorm layer of ``model`` in eval mode: its running statistics stay as
-    they are while its affine parameters still train."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.eval()
+from ..weight.norm_stats import freeze_norm_stats
 
 
 @HOOKS.register_module()

@@ -16,7 +16,7 @@ from ..joint.sites import apply_checkpoint_keep_ratios
 from ..pruning.checkpoint import META_KEY, read_dm3d_meta
 from ..weight.head_outputs import build_head_outputs
 from ..weight.masks import MaskSet, optimizers_of
-from .freeze_norm_stats import freeze_norm_stats
+from ..weight.norm_stats import freeze_norm_stats
 
 
 @HOOKS.register_module()

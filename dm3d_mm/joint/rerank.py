@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from ..registry import JOINT_RERANKS, build_piece
 from ..weight.calibration import measured_distortion
 from ..weight.masks import MaskSet
+from ..weight.norm_stats import freeze_norm_stats
 from .sites import find_sites, set_keep_ratios
 
 
@@ -87,6 +88,11 @@ class FinetuneProbe:
         self._batches = {}
         return self
 
+    @property
+    def _scope(self) -> str:
+        """The registry scope the config's model and pipeline resolve in."""
+        return self.cfg.get('default_scope') or 'mmdet3d'
+
     def _train_batches(self, seed: int) -> List[dict]:
         """``steps`` training batches drawn with ``seed``."""
         if seed not in self._batches:
@@ -95,9 +101,8 @@ class FinetuneProbe:
             loader_cfg = copy.deepcopy(self.cfg.train_dataloader)
             loader_cfg['num_workers'] = 0
             loader_cfg.pop('persistent_workers', None)
-            scope = self.cfg.get('default_scope') or 'mmdet3d'
             # the augmentations draw from the global generators: the same batches every run
-            with DefaultScope.overwrite_default_scope(scope), seeded(seed):
+            with DefaultScope.overwrite_default_scope(self._scope), seeded(seed):
                 loader = Runner.build_dataloader(loader_cfg, seed=seed)
                 batches = []
                 while len(batches) < self.steps:  # epochs over a small set
@@ -109,7 +114,7 @@ class FinetuneProbe:
         """A copy of ``model`` (its weights and buffers) built with its training set-up."""
         from mmdet3d.registry import MODELS
         from mmengine.registry import DefaultScope
-        with DefaultScope.overwrite_default_scope(self.cfg.get('default_scope') or 'mmdet3d'):
+        with DefaultScope.overwrite_default_scope(self._scope):
             copy_ = MODELS.build(copy.deepcopy(self.cfg.model))
         copy_.load_state_dict(model.state_dict())
         device = next(model.parameters()).device
@@ -139,9 +144,7 @@ class FinetuneProbe:
         kept = MaskSet(probe, masks).apply().attach([wrapper.optimizer])
         for batch in self._train_batches(self.seed if seed is None else seed):
             probe.train()
-            for m in probe.modules():  # norm statistics frozen, as the fine-tune runs
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
+            freeze_norm_stats(probe)  # as the fine-tune runs
             probe.train_step(batch, wrapper)
         kept.detach()
         return probe.eval()

@@ -269,8 +269,7 @@ class JointChoice:
         objective (float): what the search minimised, at the choice.
         table (list[dict]): per combination: ratios, spatial and weight distortion, their
             sum (the predicted distortion), the objective, cost and the weight choice
-            (None where nothing fits the budget); a re-rank adds ``probe`` to the rows it
-            probed.
+            (None where nothing fits the budget).
     """
     option: SpatialOption
     masks: Dict[str, Tensor]

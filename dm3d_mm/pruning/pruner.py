@@ -12,7 +12,7 @@ import fnmatch
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -101,6 +101,22 @@ class PruneResult:
 
 
 BUDGET_OF = ('model', 'parts')
+
+
+class _Attempt(NamedTuple):
+    """One allocation of the recount loop: the pruned model's counted ``total`` and what
+    made it (``attempt``: its index; ``target``: the budget it was allocated to)."""
+    total: float
+    masks: Dict[str, Tensor]
+    counted: CostModel
+    measured: float
+    curves: Dict[str, Dict[str, list]]
+    attempt: int
+    flops_predicted: float
+    joint: Optional[JointChoice]
+    target: float
+
+
 # allocations tried until the recounted pruned model fits the budget (spatial models whose
 # kept sites follow the pruned weights count other FLOPs than the dense pass predicted; a
 # pruned model's measured time is not the sum of its convs' isolated timings)
@@ -438,11 +454,11 @@ class DM3DPruner:
                     timings['measure'] = timings.get('measure', 0.0) + \
                         time.perf_counter() - t0
                 fits = total <= budget * (1 + 1e-9)
-                this = (total, masks, counted, measured, tried_curves, attempt,
-                        flops_predicted, joint, target)
-                if fits and (best is None or total > best[0]):
+                this = _Attempt(total, masks, counted, measured, tried_curves, attempt,
+                                flops_predicted, joint, target)
+                if fits and (best is None or total > best.total):
                     best = this
-                if closest is None or total < closest[0]:  # where none fits: the least over
+                if closest is None or total < closest.total:  # where none fits: the least
                     closest = this
                 # nothing moved: the choice stands
                 exact = abs(total - predicted) <= 1e-9 * before
@@ -462,27 +478,27 @@ class DM3DPruner:
             if best is None:
                 best = closest
                 print_log(f'DM3DPruner: after {attempt + 1} allocations no pruned model '
-                          f'fits: the closest {verb} {best[0] / before:.4f} of dense, over '
+                          f'fits: the closest {verb} {best.total / before:.4f} of dense, over '
                           f'the budget {budget / before:.4f}', logger='current',
                           level=logging.WARNING)
             return best, attempt
 
         self._locked, self._probed = None, []
         best, attempt = fit(budget)
-        if self._sites and self.spatial.rerank is not None and best[7] is not None:
+        if self._sites and self.spatial.rerank is not None and best.joint is not None:
             # the best few combinations at the target that fitted, probed from the weights as
             # trained; another choice is allocated again there, its ratios kept
             for t, saved in state:
                 t.data.copy_(saved)
             t0 = time.perf_counter()
             row, self._probed = self.spatial.rerank.rerank(
-                best[7].table, self._cand.masks_of, model, batches, calib.reference, outputs,
+                best.joint.table, self._cand.masks_of, model, batches, calib.reference, outputs,
                 self.lambdas)
             timings['rerank'] = time.perf_counter() - t0
             attempt = None  # the chosen allocation goes in force again below
-            if row['ratios'] != best[7].ratios:
+            if row['ratios'] != best.joint.ratios:
                 self._locked = dict(row['ratios'])
-                best, attempt = fit(best[8])
+                best, attempt = fit(best.target)
         _, masks, counted, measured, tried_curves, chosen, flops_predicted, joint, _ = best
         if chosen != attempt:  # an earlier allocation fitted the budget better
             for t, saved in state:
@@ -492,7 +508,7 @@ class DM3DPruner:
                 set_keep_ratios(self._sites, joint.ratios)
         curves.update(tried_curves)
         timings['total'] = sum(timings.values())
-        cost = dict(unit=cm.unit, before=before, after=best[0], budget=budget)
+        cost = dict(unit=cm.unit, before=before, after=best.total, budget=budget)
         cm = flops  # the report counts joint FLOPs whatever the budget counted
         before, predicted, after = flops_before, flops_predicted, counted.total(masks)
         results = [LayerResult(n, cm.layers[n].part, m.weight.numel(),

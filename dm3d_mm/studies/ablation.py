@@ -111,9 +111,9 @@ class Ablation:
             if meta.setdefault('seed', int(seed)) != int(seed):
                 raise ValueError(f"{self.path} holds results of seed {meta['seed']}, not "
                                  f'{seed}: give another seed its own work dir')
-        self._check_objective()
+        self._check_joint_selection()
 
-    def _check_objective(self):
+    def _check_joint_selection(self):
         """Joint cells are named by budget alone: a work dir holds those of one objective
         and one re-rank (their canonical specs recorded in ``_meta``; none recorded: the
         default sum, no re-rank)."""
