@@ -34,7 +34,8 @@ from dm3d_mm.apis.finetune import finetune_and_test
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import save_result
 from dm3d_mm.apis.slim import export_slim
-from dm3d_mm.studies.wall_time import add_bench_args, bench_setup, measure, ratio_table
+from dm3d_mm.studies.wall_time import (add_bench_args, bench_setup, measure, ratio_table,
+                                       voxelizer_into_config)
 from dm3d_mm.cost.latency_cost import build_cost
 from dm3d_mm.joint.sites import find_sites, keep_ratios
 from dm3d_mm.pruning import DM3DPruner
@@ -59,6 +60,9 @@ def main():
     p.add_argument('--time-budgets', type=float, nargs='*', default=[],
                    help="fractions of the dense detector's wall time (cost='latency' rows)")
     p.add_argument('--grid', type=float, nargs='+', help='keep ratios tried at every site')
+    p.add_argument('--sites', nargs='+',
+                   help="the Ada3D encoder's locations chosen (e.g. input stage2 stage4 bev; "
+                        'default: those it was trained with)')
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--finetune-epochs', type=int, default=0)
     p.add_argument('--detector', choices=sorted(PARTS), default='second')
@@ -72,7 +76,8 @@ def main():
     pruner_args = dict(setup.pruner, parts=PARTS[args.detector], num_ratios=16,
                        progress=False)
     cfg, calib, frames, dense = bench_setup(args, *dense_files)
-    ada_cfg = load_config(ada_files[0], data_root=args.data_root)
+    ada_cfg = voxelizer_into_config(load_config(ada_files[0], data_root=args.data_root),
+                                    args.voxelizer)
     models = OrderedDict(dense=dense, ada3d=build_detector(ada_cfg, ada_files[1]).eval())
     cfgs = dict(dense=cfg, ada3d=ada_cfg)
     finetune = {}
@@ -80,6 +85,8 @@ def main():
     ada_gmacs = joint_gmacs(models['ada3d'], frames)
     channel = dict(type='channel', round_to=args.round_to)
     spatial = dict(grid=args.grid) if args.grid else {}
+    if args.sites:
+        spatial['sites'] = [f'{PARTS[args.detector][0]}.{s}' for s in args.sites]
     rows = []
     for b in args.budgets:
         rows.append((f'joint {b:g}, channel, slim', dict(spatial=spatial),

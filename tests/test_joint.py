@@ -235,6 +235,68 @@ def test_spss_stages_are_sites_whose_ratio_reaches_the_config(synth_root):
         assert got[name] == pytest.approx(keep_ratios(sites)[name])
 
 
+def test_a_location_the_model_does_not_drop_at_is_a_site_when_named(synth_root, tmp_path):
+    """The demo Ada3D SECOND drops after stages 2 and 4 and in BEV only; its input location
+    is a site when named (keep 1.0, the model unchanged): at 0.5 the first conv sees the
+    voxels of the most important half of the non-empty columns, every voxel of each; after
+    the block the model runs as trained; a joint allocation over it counts what it chose
+    (a fresh count of the pruned checkpoint equals the report)."""
+    from dm3d_mm.apis.model import build_detector
+    from dm3d_mm.apis.prune import save_result
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.cost.cost_model import CostModel
+    from dm3d_mm.joint.sites import find_sites, keep_ratios_into_config, ratios_in_force
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    from dm3d_mm.spatial.ada3d_encoder import _importance_at
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+    cfg, ckpt, model = _model(ADA3D, synth_root)
+    enc = model.middle_encoder
+    trained = dict(enc.keep_ratios)
+    assert 'middle_encoder.input' not in [s.name for s in find_sites(model)]
+    (site, ) = find_sites(model, names=['middle_encoder.input'])
+    assert site.get() == 1.0
+    batches = calibration_batches(cfg, 2, 'train')
+    outputs = build_head_outputs(model)
+    seen = []
+    hook = enc.conv_input.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].indices.clone()))
+    as_trained = count_flops(model, batches[:1], outputs).total_macs()
+    with ratios_in_force([site], {site.name: 0.5}):
+        assert enc.keep_ratios == dict(trained, input=0.5)
+        dropped = count_flops(model, batches[:1], outputs).total_macs()
+    hook.remove()
+    assert enc.keep_ratios == trained  # the input location is absent again
+    assert count_flops(model, batches[:1], outputs).total_macs() == as_trained
+    assert dropped < as_trained
+    every, kept = seen
+    cols = (lambda ix: ix[:, 2].long() * enc.sparse_shape[2] + ix[:, 3].long())
+    all_cols, kept_cols = torch.unique(cols(every)), torch.unique(cols(kept))
+    assert abs(len(kept_cols) - 0.5 * len(all_cols)) <= 1
+    assert len(kept) == int(torch.isin(cols(every), kept_cols).sum())  # whole columns kept
+    imp = torch.sigmoid(enc.last_logits)
+    score = _importance_at(imp, enc.sparse_shape[1:]).reshape(-1)
+    dropped_cols = all_cols[~torch.isin(all_cols, kept_cols)]
+    assert score[kept_cols].min() >= score[dropped_cols].max()
+    # the joint allocation over it: the pruned checkpoint runs and counts what it reported
+    pruner = DM3DPruner(0.6, num_ratios=4, parts=['neck'], progress=False,
+                        spatial=dict(grid=(1.0, 0.5),
+                                     sites=['middle_encoder.input', 'middle_encoder.bev']))
+    res = pruner.prune(model, batches)
+    rows = {tuple(r['ratios'].values()): r for r in res.spatial['combinations']}
+    assert set(rows) == {(1.0, 0.5), (0.5, 0.5), (1.0, 1.0), (0.5, 1.0)}
+    out = str(tmp_path / 'pruned.pth')
+    save_result(model, res, out, ckpt, 'configs/demo/second_synth-kitti_cpu_ada3d.py')
+    fresh = build_detector(cfg, out, 'cpu')
+    assert fresh.middle_encoder.keep_ratios.get('input', 1.0) == \
+        res.spatial['keep_ratios']['middle_encoder.input']
+    total = CostModel(count_flops(fresh, batches, build_head_outputs(fresh)),
+                      [lr.name for lr in res.layers]).total()
+    assert total == pytest.approx(res.macs_after, rel=1e-12, abs=0)
+    keep_ratios_into_config(cfg.model, model, {site.name: 0.5})
+    assert cfg.model.middle_encoder.keep_ratios['input'] == 0.5
+
+
 def test_bad_spatial_configs_are_clear_errors(synth_root):
     from dm3d_mm.pruning import DM3DPruner
     with pytest.raises(ValueError, match="method 'uniform' does not honour spatial"):

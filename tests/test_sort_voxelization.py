@@ -99,3 +99,27 @@ def test_torch_coordinates_equal_mmcv():
         got = sort_hard_voxelize(pts, coors, [64, 64, 20], 5, 20000)
         for e, g in zip(ref(pts), got):
             assert torch.equal(e, g)
+
+
+def test_a_bench_config_voxelizes_by_sort_wherever_it_is_built():
+    """``voxelizer_into_config(cfg, 'sort')`` makes every detector built from the config
+    (a slim export's config derived from it too) voxelize by sorting, mmcv's voxels;
+    'mmcv' leaves it as it is and an unknown name is an error."""
+    from mmengine.config import Config
+
+    from dm3d_mm.studies.wall_time import voxelizer_into_config
+    voxel_layer = dict(point_cloud_range=RANGE, voxel_size=[0.2, 0.2, 0.2], max_num_points=5,
+                       max_voxels=(1000, 1000))
+    cfg = Config(dict(model=dict(data_preprocessor=dict(
+        type='Det3DDataPreprocessor', voxel=True, voxel_layer=voxel_layer))))
+    assert voxelizer_into_config(cfg.copy(), 'mmcv').model.data_preprocessor.type == \
+        'Det3DDataPreprocessor'
+    built = MODELS.build(voxelizer_into_config(cfg, 'sort').model.data_preprocessor)
+    assert type(built.voxel_layer) is SortVoxelization
+    batch = dict(inputs=dict(points=[cloud(2000, 3)]), data_samples=None)
+    ref = Det3DDataPreprocessor(voxel=True, voxel_layer=voxel_layer)(batch, False)
+    got = built(batch, False)
+    for k, v in ref['inputs']['voxels'].items():
+        assert torch.equal(v, got['inputs']['voxels'][k]), k
+    with pytest.raises(ValueError, match='voxelizer'):
+        voxelizer_into_config(cfg, 'grid')

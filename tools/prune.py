@@ -58,8 +58,9 @@ def parse_args():
                    help='keep ratios tried at every site (default 1.0 0.75 0.5 0.25 and the '
                         "site's own); implies --spatial")
     p.add_argument('--spatial-sites', nargs='+',
-                   help='sites to choose, e.g. middle_encoder.bev (default: all); implies '
-                        '--spatial')
+                   help='sites to choose, e.g. middle_encoder.bev, or middle_encoder.input on '
+                        'an Ada3D model that does not drop there (default: every site the '
+                        'model drops at); implies --spatial')
     p.add_argument('--spatial-search', choices=sorted(SPATIAL_SEARCHES.module_dict),
                    help="which combinations of keep ratios are counted: 'grid' (every one, "
                         "the default) or 'coordinate' (coordinate descent over the sites: "

@@ -54,7 +54,9 @@ class SpatialGrid:
         grid (Sequence[float] | dict): keep ratios tried at every site, or site name ->
             its own keep ratios. Defaults to (1.0, 0.75, 0.5, 0.25).
         sites (Sequence[str], optional): the sites to choose (``<module>.<location>``, e.g.
-            ``middle_encoder.bev``); None: every site the finders find. Defaults to None.
+            ``middle_encoder.bev``), among every site the finders could set (an Ada3D
+            location the model does not drop at, such as ``middle_encoder.input``, included);
+            None: the sites the model drops at. Defaults to None.
         finders (Sequence[str | dict]): ``SPATIAL_SITES`` finders. Defaults to
             ('ada3d', 'spss').
         search (str | dict): a ``SPATIAL_SEARCHES`` search: 'grid' (every combination) or

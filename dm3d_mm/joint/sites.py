@@ -5,7 +5,9 @@ Each registered finder (``SPATIAL_SITES``) returns the sites of one kind of spat
 
 - ``ada3d``: every location of an :class:`Ada3DSparseEncoder`'s ``keep_ratios`` ('input',
   'stageN', 'bev'): the fraction of non-empty BEV columns / pixels the importance predictor
-  keeps there;
+  keeps there; a location the encoder can drop at but does not (absent from its
+  ``keep_ratios``: keep 1.0) is a site when named (``find_sites(names=...)``), e.g.
+  ``middle_encoder.input`` on a model trained to drop after its stages only;
 - ``spss``: every stage of an :class:`SPSSSparseEncoder` that was built with pruning convs:
   the fraction of voxels its SPSS convs keep (1 - ``prune_ratio``).
 
@@ -52,7 +54,9 @@ class SpatialSite:
 
 
 class Ada3DLocation(SpatialSite):
-    """A location of an Ada3D encoder's ``keep_ratios``.
+    """A location of an Ada3D encoder's ``keep_ratios``. A location absent from them when
+    the site is made keeps 1.0; setting it to 1.0 again removes it, so the encoder runs as
+    before.
 
     Args:
         name (str): ``<module>.<location>``.
@@ -63,13 +67,17 @@ class Ada3DLocation(SpatialSite):
     def __init__(self, name: str, module: nn.Module, location: str):
         super().__init__(name, module)
         self.location = location
+        self.absent = location not in module.keep_ratios
 
     def get(self) -> float:
-        return float(self.module.keep_ratios[self.location])
+        return float(self.module.keep_ratios.get(self.location, 1.0))
 
     def set(self, keep: float) -> None:
         _check_keep(self.name, keep)
-        self.module.keep_ratios[self.location] = float(keep)
+        if self.absent and keep == 1.0:
+            self.module.keep_ratios.pop(self.location, None)
+        else:
+            self.module.keep_ratios[self.location] = float(keep)
 
     def update_config(self, module_cfg: dict, keep: float) -> None:
         ratios = dict(module_cfg.get('keep_ratios') or self.module.keep_ratios)
@@ -119,19 +127,40 @@ def _check_keep(name: str, keep: float) -> None:
         raise ValueError(f'keep ratio of spatial site {name} must be in (0, 1], got {keep}')
 
 
-@SPATIAL_SITES.register_module(name='ada3d')
-class Ada3DSites:
-    """The locations of every Ada3D encoder's ``keep_ratios``."""
+class SiteFinder:
+    """Finds the sites of one kind of spatial module (a ``SPATIAL_SITES`` piece)."""
 
     def find(self, model: nn.Module) -> List[SpatialSite]:
+        """The sites the model drops at now, in the order it runs them."""
+        raise NotImplementedError
+
+    def candidates(self, model: nn.Module) -> List[SpatialSite]:
+        """Every site the finder could set (by default the sites it finds)."""
+        return self.find(model)
+
+
+@SPATIAL_SITES.register_module(name='ada3d')
+class Ada3DSites(SiteFinder):
+    """The locations of every Ada3D encoder's ``keep_ratios``; :meth:`candidates` adds
+    every other location the encoder can drop at (keep 1.0 until set)."""
+
+    def find(self, model: nn.Module) -> List[SpatialSite]:
+        """The locations in force (the encoder's ``keep_ratios``)."""
         return [Ada3DLocation(f'{name}.{loc}', m, loc)
                 for name, m in model.named_modules() if isinstance(m, Ada3DSparseEncoder)
                 for loc in m.keep_ratios]
 
+    def candidates(self, model: nn.Module) -> List[SpatialSite]:
+        """Every location of every Ada3D encoder, in the order it runs them."""
+        return [Ada3DLocation(f'{name}.{loc}', m, loc)
+                for name, m in model.named_modules() if isinstance(m, Ada3DSparseEncoder)
+                for loc in m.locations()]
+
 
 @SPATIAL_SITES.register_module(name='spss')
-class SPSSSites:
-    """The stages of every SPSS encoder that hold pruning convs."""
+class SPSSSites(SiteFinder):
+    """The stages of every SPSS encoder that hold pruning convs (a stage built without them
+    cannot drop, so :meth:`candidates` are the same sites)."""
 
     def find(self, model: nn.Module) -> List[SpatialSite]:
         sites = []
@@ -149,25 +178,27 @@ class SPSSSites:
 def find_sites(model: nn.Module, finders: Sequence = ('ada3d', 'spss'),
                names: Optional[Sequence[str]] = None) -> List[SpatialSite]:
     """The spatial sites of ``model`` the ``finders`` (``SPATIAL_SITES`` names or configs)
-    find, in the order the model runs them; ``names`` keeps those named (each must exist).
+    find, in the order the model runs them: the sites in force, or with ``names`` those named
+    among every site the finders could set (each must exist), in the order named.
 
     Args:
         model (nn.Module): the detector.
         finders (Sequence[str | dict]): site finders. Defaults to ('ada3d', 'spss').
-        names (Sequence[str], optional): site names to keep; None: all. Defaults to None.
+        names (Sequence[str], optional): site names to choose; None: the sites in force.
+            Defaults to None.
 
     Returns:
         list[SpatialSite]: the sites.
     """
-    sites = [s for f in finders for s in build_piece(f, SPATIAL_SITES, 'spatial site').find(model)]
-    if names is not None:
-        by_name = {s.name: s for s in sites}
-        unknown = [n for n in names if n not in by_name]
-        if unknown:
-            raise ValueError(f'unknown spatial site(s) {unknown}; the model has '
-                             f'{sorted(by_name) or "none"}')
-        sites = [by_name[n] for n in names]
-    return sites
+    finders = [build_piece(f, SPATIAL_SITES, 'spatial site') for f in finders]
+    if names is None:
+        return [s for f in finders for s in f.find(model)]
+    by_name = {s.name: s for f in finders for s in f.candidates(model)}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f'unknown spatial site(s) {unknown}; the model has '
+                         f'{sorted(by_name) or "none"}')
+    return [by_name[n] for n in names]
 
 
 def keep_ratios(sites: Sequence[SpatialSite]) -> Dict[str, float]:
@@ -206,11 +237,7 @@ def keep_ratios_into_config(model_cfg: dict, model: nn.Module,
         model (nn.Module): a detector built from it (its sites tell what to write).
         ratios (dict[str, float]): site name -> keep ratio.
     """
-    sites = {s.name: s for s in find_sites(model)}
-    for name, keep in ratios.items():
-        if name not in sites:
-            raise ValueError(f'the model has no spatial site {name!r} (it has {sorted(sites)})')
-        site = sites[name]
+    for site, keep in zip(find_sites(model, names=list(ratios)), ratios.values()):
         module_name = next(n for n, m in model.named_modules() if m is site.module)
         node = model_cfg
         for part in module_name.split('.'):  # made where the dict has none (overrides)

@@ -6,7 +6,7 @@ location named in ``keep_ratios`` ('input', 'stage1'..'stageN' = after that enco
 and the rest dropped: voxels are removed from the sparse tensor (later convs never see
 them), BEV pixels are zeroed (SparseBEVConv2d + SPBN2d in the 2D backbone keep them zero).
 """
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -68,15 +68,19 @@ class Ada3DSparseEncoder(SparseEncoder):
                          **(predictor or {}))
         self.predictor = MODELS.build(predictor)
         self.keep_ratios = dict(keep_ratios or dict(input=0.5, bev=0.5))
-        valid = {'input', 'bev'} | {f'stage{i + 1}' for i in range(self.stage_num)}
+        valid = self.locations()
         for loc, r in self.keep_ratios.items():
             if loc not in valid:
-                raise ValueError(f'unknown keep_ratios location {loc!r}; use {sorted(valid)}')
+                raise ValueError(f'unknown keep_ratios location {loc!r}; use {valid}')
             if not 0 < r <= 1:
                 raise ValueError(f'keep ratio at {loc!r} must be in (0, 1], got {r}')
         self.last_logits = None  # for the importance loss (Ada3DImportanceLoss)
         self.last_bev_mask = None
         self.stage_memo: Optional[StageMemo] = None  # set for forwards that share stages
+
+    def locations(self) -> List[str]:
+        """Every location this encoder can drop columns at, in the order it runs them."""
+        return ['input', *(f'stage{i + 1}' for i in range(self.stage_num)), 'bev']
 
     def stage_settings(self, i: int) -> tuple:
         """The spatial settings acting in stage ``i``: the keep ratio after it."""
@@ -97,7 +101,7 @@ class Ada3DSparseEncoder(SparseEncoder):
         logits = self.predictor(voxel_features, coors, batch_size, self.sparse_shape)
         self.last_logits = logits
         imp = torch.sigmoid(logits)
-        if 'input' in self.keep_ratios:
+        if self.keep_ratios.get('input', 1.0) < 1:
             keep = column_keep(coors, self.sparse_shape[1:], imp, self.keep_ratios['input'])
             voxel_features, coors = voxel_features[keep], coors[keep]
         if coors.shape[0] == 0:

@@ -137,6 +137,20 @@ def ratio_table(rows: Dict[str, dict], times: Dict[str, List[float]], reference:
     return '\n'.join(lines)
 
 
+def voxelizer_into_config(cfg, voxelizer: str):
+    """``cfg`` with its detector built to voxelize by ``voxelizer`` (``'sort'``: the
+    ``SortVoxelDataPreprocessor``, so that whatever builds a model from it, or from a config
+    derived from it such as a slim export, times the same voxelization; ``'mmcv'``: as it
+    is)."""
+    if voxelizer not in VOXELIZERS:
+        raise ValueError(f'voxelizer {voxelizer!r}: use one of {VOXELIZERS}')
+    pre = cfg.model.get('data_preprocessor') or {}
+    if voxelizer == 'sort' and pre.get('type') == 'Det3DDataPreprocessor' and \
+            pre.get('voxel_type', 'hard') == 'hard' and pre.get('voxel'):
+        cfg.model.data_preprocessor['type'] = 'SortVoxelDataPreprocessor'
+    return cfg
+
+
 def add_bench_args(parser, out: str):
     """The arguments every weight-granularity bench shares (calibration and timed frames,
     repeats, data root, --no-ap, output dir)."""
@@ -161,7 +175,7 @@ def bench_setup(args, config: str, checkpoint: str):
     from ..pruning.calib_frames import calibration_batches
     os.makedirs(args.out, exist_ok=True)
     print(f'torch threads: {torch.get_num_threads()}')
-    cfg = load_config(config, data_root=args.data_root)
+    cfg = voxelizer_into_config(load_config(config, data_root=args.data_root), args.voxelizer)
     calib = calibration_batches(cfg, args.calib_frames, 'train')
     frames = calibration_batches(cfg, args.frames, 'val')
     return cfg, calib, frames, build_detector(cfg, checkpoint).eval()
