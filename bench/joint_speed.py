@@ -14,12 +14,19 @@ on the same schedule, and evaluates them again.
 counts measured seconds (``cost='latency'``): T is a fraction of the dense detector's wall
 time, timed on the calibration frames the way the latency cost times every combination.
 
+--keep-rows 'input=0.5' ... adds, per argument, the Ada3D model at other keep ratios
+(``location=keep`` pairs, comma-separated, over the trained ratios; spatial pruning alone, no
+weight pruned), fine-tuned with the others. --sites names the Ada3D locations the joint rows
+choose (default: those the model was trained to drop at; ``input`` adds the encoder's input).
+--voxelizer sort gives every model the grid-free voxelization, in the pruner's timings too.
+
 --detector centerpoint runs the same rows on the demo CenterPoint (channel granularity on the
 3D encoder, 2D backbone, neck and CenterHead).
 
 Example: python bench/joint_speed.py --budgets 0.2 0.1 --time-budgets 0.5 --frames 8
 """
 import argparse
+import copy
 import json
 import os.path as osp
 from collections import OrderedDict
@@ -37,7 +44,7 @@ from dm3d_mm.apis.slim import export_slim
 from dm3d_mm.studies.wall_time import (add_bench_args, bench_setup, measure, ratio_table,
                                        voxelizer_into_config)
 from dm3d_mm.cost.latency_cost import build_cost
-from dm3d_mm.joint.sites import find_sites, keep_ratios
+from dm3d_mm.joint.sites import find_sites, keep_ratios, keep_ratios_into_config, set_keep_ratios
 from dm3d_mm.pruning import DM3DPruner
 from dm3d_mm.weight.allocators import BudgetBelowFloor
 
@@ -53,6 +60,18 @@ def with_ap(row, ap):
     return row
 
 
+def keep_row(spec: str, encoder: str):
+    """(row name, site name -> keep) of a --keep-rows argument ('input=0.5,bev=0.25')."""
+    ratios = {}
+    for pair in spec.split(','):
+        loc, _, keep = pair.partition('=')
+        try:
+            ratios[f'{encoder}.{loc.strip()}'] = float(keep)
+        except ValueError:
+            raise SystemExit(f'--keep-rows {spec!r}: expected LOCATION=KEEP pairs, got {pair!r}')
+    return 'ada3d, ' + ', '.join(f'{n.split(".")[-1]} {k:g}' for n, k in ratios.items()), ratios
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--budgets', type=float, nargs='+', default=[0.2, 0.1],
@@ -63,6 +82,9 @@ def main():
     p.add_argument('--sites', nargs='+',
                    help="the Ada3D encoder's locations chosen (e.g. input stage2 stage4 bev; "
                         'default: those it was trained with)')
+    p.add_argument('--keep-rows', nargs='*', default=[], metavar='LOC=KEEP[,LOC=KEEP]',
+                   help='rows of the Ada3D model at other keep ratios (spatial alone), e.g. '
+                        'input=0.5')
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--finetune-epochs', type=int, default=0)
     p.add_argument('--detector', choices=sorted(PARTS), default='second')
@@ -101,6 +123,16 @@ def main():
                      dict(spatial=spatial, cost=latency),
                      joint_target(models['ada3d'], dense, calib, t, spatial,
                                   build_cost(latency).whole_seconds)))
+    for spec in args.keep_rows:
+        name, ratios = keep_row(spec, PARTS[args.detector][0])
+        model = build_detector(ada_cfg, ada_files[1]).eval()
+        set_keep_ratios(find_sites(model, names=list(ratios)), ratios)
+        row_cfg = copy.deepcopy(ada_cfg)  # Config.copy() shares the model dict
+        keep_ratios_into_config(row_cfg.model, model, ratios)
+        models[name], cfgs[name] = model, row_cfg
+        encoder = row_cfg.model[PARTS[args.detector][0]]
+        finetune[name] = (ada_files[0], ada_files[1], {
+            f'model.{PARTS[args.detector][0]}.keep_ratios': encoder['keep_ratios']})
     for name, extra, target in rows:
         model = build_detector(ada_cfg, ada_files[1])
         try:
@@ -116,7 +148,7 @@ def main():
         slim_cfg = load_config(out['config'], data_root=args.data_root)
         models[name] = build_detector(slim_cfg, out['checkpoint']).eval()
         cfgs[name] = slim_cfg
-        finetune[name] = out['config']
+        finetune[name] = (out['config'], None, {})
         print(f'{name}: widths {out["widths"]}, keep ratios '
               f'{keep_ratios(find_sites(models[name]))}, allocation '
               f"{result.timings.get('total', 0):.1f} s")
@@ -129,12 +161,12 @@ def main():
     times = measure(models, frames, args.repeats, args.voxelizer)
     print('\nbefore fine-tuning\n' + ratio_table(rows, times))
     if args.finetune_epochs:
-        finetune['dense'] = dense_files[0]
-        for name, config in finetune.items():
+        finetune['dense'] = (*dense_files, {})
+        for name, (config, load_from, options) in finetune.items():
             ft = finetune_and_test(config, args.data_root, osp.join(args.out, 'ft', name),
-                                   load_from=dense_files[1] if name == 'dense' else None,
-                                   epochs=args.finetune_epochs,
-                                   cfg_options=dict(custom_hooks=[CONTROL_FINETUNE_HOOK]))
+                                   load_from=load_from, epochs=args.finetune_epochs,
+                                   cfg_options=dict(options,
+                                                    custom_hooks=[CONTROL_FINETUNE_HOOK]))
             rows[name + ' (fine-tuned)'] = with_ap(dict(rows[name]),
                                                    summarize_kitti_metrics(ft['metrics']))
         print('\nafter fine-tuning (dense: dense-ft)\n' + '\n'.join(

@@ -293,8 +293,10 @@ def test_a_location_the_model_does_not_drop_at_is_a_site_when_named(synth_root, 
     total = CostModel(count_flops(fresh, batches, build_head_outputs(fresh)),
                       [lr.name for lr in res.layers]).total()
     assert total == pytest.approx(res.macs_after, rel=1e-12, abs=0)
+    keep_ratios_into_config(cfg.model, model, {site.name: 1.0})  # not dropping: not written
+    assert cfg.model.middle_encoder.keep_ratios == trained
     keep_ratios_into_config(cfg.model, model, {site.name: 0.5})
-    assert cfg.model.middle_encoder.keep_ratios['input'] == 0.5
+    assert cfg.model.middle_encoder.keep_ratios == dict(trained, input=0.5)
 
 
 def test_bad_spatial_configs_are_clear_errors(synth_root):

@@ -81,7 +81,8 @@ class Ada3DLocation(SpatialSite):
 
     def update_config(self, module_cfg: dict, keep: float) -> None:
         ratios = dict(module_cfg.get('keep_ratios') or self.module.keep_ratios)
-        ratios[self.location] = float(keep)
+        if self.location in ratios or keep != 1.0:  # 1.0 where absent: as it is
+            ratios[self.location] = float(keep)
         module_cfg['keep_ratios'] = ratios
 
 
