@@ -20,6 +20,7 @@ from mmdet3d.models.detectors import MVXTwoStageDetector
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
+from dm3d_mm.apis.cli import keep_ratios_of
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.joint.sites import find_sites, set_keep_ratios
 from dm3d_mm.pruning.calib_frames import calibration_batches
@@ -57,7 +58,10 @@ def main():
     model = build_detector(cfg, args.checkpoint).eval()
     encoder, inputs = encoder_inputs(model, calibration_batches(cfg, args.frames, 'val'))
     prefix = [n for n, m in model.named_modules() if m is encoder][0]
-    ratios = {f'{prefix}.{k}': float(v) for k, v in (s.split('=') for s in args.keep)}
+    try:
+        ratios = keep_ratios_of(args.keep, prefix)
+    except ValueError as e:
+        p.error(f'--keep: {e}')
     if ratios:
         set_keep_ratios(find_sites(model, names=list(ratios)), ratios)
     runs = args.repeats * len(inputs)

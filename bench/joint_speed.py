@@ -30,11 +30,13 @@ import copy
 import json
 import os.path as osp
 from collections import OrderedDict
+from typing import Dict
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.studies.ablation import (CONTROL_FINETUNE_HOOK, DETECTORS, joint_gmacs,
                                       joint_target)
+from dm3d_mm.apis.cli import keep_ratios_of
 from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
@@ -60,16 +62,9 @@ def with_ap(row, ap):
     return row
 
 
-def keep_row(spec: str, encoder: str):
-    """(row name, site name -> keep) of a --keep-rows argument ('input=0.5,bev=0.25')."""
-    ratios = {}
-    for pair in spec.split(','):
-        loc, _, keep = pair.partition('=')
-        try:
-            ratios[f'{encoder}.{loc.strip()}'] = float(keep)
-        except ValueError:
-            raise SystemExit(f'--keep-rows {spec!r}: expected LOCATION=KEEP pairs, got {pair!r}')
-    return 'ada3d, ' + ', '.join(f'{n.split(".")[-1]} {k:g}' for n, k in ratios.items()), ratios
+def keep_row(ratios: Dict[str, float]) -> str:
+    """The row name of a --keep-rows argument's ratios (site name -> keep)."""
+    return 'ada3d, ' + ', '.join(f'{n.split(".")[-1]} {k:g}' for n, k in ratios.items())
 
 
 def main():
@@ -92,6 +87,10 @@ def main():
                    help='latency rows: time the conv tables under every combination of keep '
                         'ratios (default: timed once, scaled by MACs)')
     args = add_bench_args(p, 'work_dirs/bench_joint_speed').parse_args()
+    try:
+        keep_rows = [keep_ratios_of([spec], PARTS[args.detector][0]) for spec in args.keep_rows]
+    except ValueError as e:
+        p.error(f'--keep-rows: {e}')
     setup = DETECTORS[args.detector]
     dense_files = (setup.finetune_config, setup.checkpoint)
     ada_files = (setup.spatial['ada3d'].finetune_config, setup.spatial['ada3d'].checkpoint)
@@ -123,8 +122,8 @@ def main():
                      dict(spatial=spatial, cost=latency),
                      joint_target(models['ada3d'], dense, calib, t, spatial,
                                   build_cost(latency).whole_seconds)))
-    for spec in args.keep_rows:
-        name, ratios = keep_row(spec, PARTS[args.detector][0])
+    for ratios in keep_rows:
+        name = keep_row(ratios)
         model = build_detector(ada_cfg, ada_files[1]).eval()
         set_keep_ratios(find_sites(model, names=list(ratios)), ratios)
         row_cfg = copy.deepcopy(ada_cfg)  # Config.copy() shares the model dict

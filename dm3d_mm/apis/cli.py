@@ -1,7 +1,7 @@
 """Command-line conventions of the tools: a user mistake gives one line, ``error: ...``, on
 stderr and exit status 2 (as argparse does); ``--debug`` shows the traceback instead."""
 import sys
-from typing import Callable
+from typing import Callable, Dict, Sequence
 
 # what bad input raises in dm3d_mm, mmengine (configs) and numpy (point files)
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError,
@@ -80,6 +80,20 @@ def spatial_rerank_of(args):
                              '--spatial-rerank finetune_probe')
         return None
     return dict(type=args.spatial_rerank, **given)
+
+
+def keep_ratios_of(pairs: Sequence[str], module: str) -> Dict[str, float]:
+    """Site name -> keep ratio of ``location=keep`` arguments (each may hold several, comma
+    separated: ``['input=0.5', 'stage2=0.75,bev=0.25']``), the sites of ``module`` (e.g.
+    ``middle_encoder``); ValueError naming the pair that is not one."""
+    ratios = {}
+    for pair in (p for arg in pairs for p in arg.split(',')):
+        loc, _, keep = pair.partition('=')
+        try:
+            ratios[f'{module}.{loc.strip()}'] = float(keep)
+        except ValueError:
+            raise ValueError(f'keep ratios: expected LOCATION=KEEP, got {pair!r}') from None
+    return ratios
 
 
 def add_debug_arg(parser):

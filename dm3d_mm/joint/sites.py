@@ -14,7 +14,7 @@ Each registered finder (``SPATIAL_SITES``) returns the sites of one kind of spat
 A site is named ``<module>.<location>`` (``middle_encoder.bev``, ``middle_encoder.stage2``).
 """
 import contextlib
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from torch import nn
 
@@ -147,15 +147,17 @@ class Ada3DSites(SiteFinder):
 
     def find(self, model: nn.Module) -> List[SpatialSite]:
         """The locations in force (the encoder's ``keep_ratios``)."""
-        return [Ada3DLocation(f'{name}.{loc}', m, loc)
-                for name, m in model.named_modules() if isinstance(m, Ada3DSparseEncoder)
-                for loc in m.keep_ratios]
+        return self._sites(model, lambda encoder: encoder.keep_ratios)
 
     def candidates(self, model: nn.Module) -> List[SpatialSite]:
         """Every location of every Ada3D encoder, in the order it runs them."""
+        return self._sites(model, lambda encoder: encoder.locations())
+
+    @staticmethod
+    def _sites(model: nn.Module, locations: Callable[[nn.Module], Iterable[str]]):
         return [Ada3DLocation(f'{name}.{loc}', m, loc)
                 for name, m in model.named_modules() if isinstance(m, Ada3DSparseEncoder)
-                for loc in m.locations()]
+                for loc in locations(m)]
 
 
 @SPATIAL_SITES.register_module(name='spss')
