@@ -47,3 +47,41 @@ def test_prune_then_finetune_centerpoint(synth_root, tmp_path):
     for name, mask in masks.items():
         assert not state[name + '.weight'][~mask].any()  # the masks survived the steps
     assert set(out['meta']['dm3d']['masks']) == set(masks)
+
+
+def test_sparse_head_config_skips_the_ada3d_centerpoints_background(synth_root):
+    """The shipped Ada3D CenterPoint under centerpoint_synth-kitti_cpu_ada3d_sparse-head.py
+    (the same checkpoint): the neck attaches a BEV support, the CenterHead's shared conv
+    multiplies only the pixels its windows reach (fewer than the map), and every head output
+    equals the Ada3D config's at every pixel; the joint FLOPs counted drop by exactly the
+    shared conv's (and the neck's unstrided conv's) skipped pixels."""
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.model import build_detector
+    from dm3d_mm.cost import FlopsCounter
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    ckpt = osp.join(REPO, 'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth')
+    models, outs, counts = {}, {}, {}
+    for name in ('ada3d', 'ada3d_sparse-head'):
+        cfg = load_config(osp.join(REPO, f'configs/demo/centerpoint_synth-kitti_cpu_{name}.py'),
+                          data_root=synth_root)
+        models[name] = m = build_detector(cfg, ckpt, 'cpu').eval()
+        batch = calibration_batches(cfg, 1, 'val')[0]
+        with FlopsCounter(m) as counts[name], torch.no_grad():
+            data = m.data_preprocessor(batch, False)['inputs']
+            feats = m.extract_pts_feat(data['voxels'], points=data.get('points'),
+                                       img_feats=None, batch_input_metas=None)
+            outs[name] = (feats[0].bev_support if hasattr(feats[0], 'bev_support') else None,
+                          m.pts_bbox_head(feats))
+    support, sparse = outs['ada3d_sparse-head']
+    assert outs['ada3d'][0] is None and support is not None
+    for task_a, task_b in zip(outs['ada3d'][1][0], sparse[0]):
+        for key in task_a:
+            assert torch.allclose(task_a[key], task_b[key], atol=1e-4), key
+    shared = 'pts_bbox_head.shared_conv.conv'
+    a, b = counts['ada3d'].layers, counts['ada3d_sparse-head'].layers
+    hw = support.active.numel()
+    assert a[shared].pairs.tolist() == [hw] * 9
+    assert 0 < b[shared].pairs[0] < hw and b[shared].spatial_saving == 'skipped'
+    skipped = sum(a[n].ops() - b[n].ops() for n in a)
+    assert skipped > 0 and set(n for n in a if a[n].ops() != b[n].ops()) == {
+        shared, 'pts_neck.deblocks.0.0'}

@@ -356,10 +356,14 @@ HEAD_CFG = dict(
     diff_rad_by_sin=True, bbox_coder=dict(type='DeltaXYZWLHRBBoxCoder'))
 
 
-def _neck_pair(bias):
-    """A SparseBEVSECONDFPN and mmdet3d's SECONDFPN with the same (trained-looking) state."""
+def _neck_pair(bias, conv_for_no_stride=False):
+    """A SparseBEVSECONDFPN and mmdet3d's SECONDFPN with the same (trained-looking) state;
+    ``conv_for_no_stride``: the unstrided branch a 1x1 conv (CenterPoint's necks), sparse
+    (SparseBEVConv2d) in the one, nn.Conv2d in the other."""
     cfg = dict(in_channels=[5, 7], out_channels=[4, 3], upsample_strides=[1, 2],
-               upsample_cfg=dict(type='SparseBEVDeconv2d', bias=bias))
+               upsample_cfg=dict(type='SparseBEVDeconv2d', bias=bias),
+               use_conv_for_no_stride=conv_for_no_stride,
+               conv_cfg=dict(type='SparseBEVConv2d', bias=False))
     torch.manual_seed(1)
     sparse = MODELS.build(dict(type='SparseBEVSECONDFPN', **cfg))
     for m in sparse.modules():  # BN with shifted running statistics and affine terms
@@ -368,18 +372,22 @@ def _neck_pair(bias):
                 t.data.uniform_(-1, 1)
             m.running_var.data.uniform_(0.5, 2)
     dense = MODELS.build(dict(type='SECONDFPN', **dict(
-        cfg, upsample_cfg=dict(type='deconv', bias=bias))))
+        cfg, upsample_cfg=dict(type='deconv', bias=bias), conv_cfg=dict(type='Conv2d',
+                                                                        bias=False))))
     dense.load_state_dict(sparse.state_dict())
     return sparse.eval(), dense.eval()
 
 
-@pytest.mark.parametrize('bias', [False, True])
-def test_sparse_bev_neck_and_head_equal_the_dense_ones(bias):
+@pytest.mark.parametrize('bias,conv_for_no_stride', [(False, False), (True, False),
+                                                     (True, True)])
+def test_sparse_bev_neck_and_head_equal_the_dense_ones(bias, conv_for_no_stride):
     """In eval, SparseBEVSECONDFPN gives SECONDFPN's values, and every pixel outside its
-    support's active set holds the support's background vector; SparseBEVAnchor3DHead on that
-    map gives Anchor3DHead's outputs (loaded from the same state dict) at every pixel."""
-    from dm3d_mm.spatial import support_of
-    sparse, dense = _neck_pair(bias)
+    support's active set holds the support's background vector (also with the unstrided
+    branch a pointwise SparseBEVConv2d); SparseBEVAnchor3DHead on that map gives
+    Anchor3DHead's outputs (loaded from the same state dict) at every pixel."""
+    from dm3d_mm.spatial import SparseBEVConv2d, support_of
+    sparse, dense = _neck_pair(bias, conv_for_no_stride)
+    assert isinstance(sparse.deblocks[0][0], SparseBEVConv2d) == conv_for_no_stride
     x0, m0 = _sparse_bev(seed=5, shape=(2, 5, 8, 6), density=0.2)
     x1, m1 = _sparse_bev(seed=6, shape=(2, 7, 4, 3), density=0.3)
     with torch.no_grad():
@@ -464,3 +472,87 @@ def test_sparse_bev_neck_and_head_on_an_empty_map():
     for a, b, r in zip(plain, hooked, ref):
         assert torch.allclose(a[0], r[0], atol=1e-5) and torch.allclose(b[0], r[0], atol=1e-5)
     assert all(st.ops() == 0 for st in counter.layers.values())
+
+
+def _reached_brute_force(active, k, border):
+    """Pixels whose k x k window (padding k // 2) holds an active pixel or, with ``border``,
+    lies partly outside the map: one pixel at a time."""
+    n, h, w = active.shape
+    r = k // 2
+    out = torch.zeros_like(active)
+    for b, y, x in itertools.product(range(n), range(h), range(w)):
+        outside = y < r or x < r or y >= h - r or x >= w - r
+        out[b, y, x] = bool(active[b, max(y - r, 0):y + r + 1, max(x - r, 0):x + r + 1].any()) \
+            or (border and outside)
+    return out
+
+
+@pytest.mark.parametrize('zero_background', [False, True])
+def test_support_convs_compute_the_reached_pixels_only(zero_background):
+    """A CenterHead-like chain on a map with a BEVSupport (SupportConv2d 3x3 -> SupportBN2d ->
+    in-place ReLU -> SupportConv2d 3x3 with bias, twice from one map) gives the dense chain's
+    values at every pixel; each conv multiplies (counted by a FlopsCounter) exactly the pixels
+    whose window reaches the support or, with a non-zero background, the zero padding (brute
+    force), and every other output pixel holds the one background output. With pruning masks
+    attached (pre-forward hooks) the same holds for the masked weights."""
+    from mmcv.cnn import ConvModule
+
+    from dm3d_mm.spatial import BEVSupport, support_of
+    from dm3d_mm.spatial.sparse_bev_neck import attach_support
+    from dm3d_mm.weight.masks import MaskSet
+    torch.manual_seed(3)
+    n, c, h, w = 2, 6, 15, 13
+    active = torch.zeros(n, h, w, dtype=torch.bool)
+    active[0, 4:6, 3:5] = True
+    active[1, 9, 7] = True
+    bg = torch.zeros(c) if zero_background else torch.randn(c)
+    x = bg.view(1, c, 1, 1).expand(n, c, h, w).clone()
+    x.permute(0, 2, 3, 1)[active] = torch.randn(int(active.sum()), c)
+
+    def chain(conv_type, norm_type):
+        first = ConvModule(c, 5, 3, padding=1, conv_cfg=dict(type=conv_type),
+                           norm_cfg=dict(type=norm_type), bias=False)
+        outs = [MODELS.build(dict(type=conv_type, in_channels=5, out_channels=o,
+                                  kernel_size=3, padding=1, bias=True)) for o in (3, 2)]
+        return nn.ModuleList([first, *outs])
+
+    sparse, dense = chain('SupportConv2d', 'SupportBN2d'), chain('Conv2d', 'BN2d')
+    for m in sparse.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.data.uniform_(-1, 1)
+            m.weight.data.uniform_(-1, 1)
+            m.bias.data.uniform_(-1, 1)
+    dense.load_state_dict(sparse.state_dict())
+    sparse.eval(), dense.eval()
+
+    def run(net, inp):
+        hidden = net[0](inp)
+        return hidden, [net[1](hidden), net[2](hidden)]
+
+    masks = {'0.conv': torch.rand(5, c, 3, 3) > 0.5, '1': torch.rand(3, 5, 3, 3) > 0.3}
+    for masked in (False, True):
+        if masked:
+            MaskSet(sparse, masks).attach()
+            MaskSet(dense, masks).attach()
+        with FlopsCounter(sparse) as counter, torch.no_grad():
+            hidden, outs = run(sparse, attach_support(x.clone(), BEVSupport(active, bg)))
+            ref_hidden, refs = run(dense, x.clone())
+        assert torch.allclose(hidden, ref_hidden, atol=1e-5)
+        for out, ref in zip(outs, refs):
+            assert torch.allclose(out, ref, atol=1e-5)
+        reached1 = _reached_brute_force(active, 3, border=bool(bg.any()))
+        hidden_bg = support_of(hidden).background
+        reached2 = _reached_brute_force(reached1, 3, border=bool(hidden_bg.any()))
+        assert torch.equal(support_of(hidden).active, reached1)
+        assert int(reached1.sum()) < n * h * w  # the test skips pixels
+        for name, reached in (('0.conv', reached1), ('1', reached2), ('2', reached2)):
+            assert counter.layers[name].pairs.tolist() == [int(reached.sum())] * 9, name
+        for out in outs:
+            s = support_of(out)
+            assert torch.equal(s.active, reached2)
+            rest = out.permute(0, 2, 3, 1)[~reached2]
+            assert len(rest) and torch.equal(rest, s.background.expand_as(rest))
+    # without a support the convs run dense and are counted so
+    with FlopsCounter(sparse) as counter, torch.no_grad():
+        run(sparse, x.clone())
+    assert counter.layers['1'].pairs.tolist() == [n * h * w] * 9

@@ -26,3 +26,6 @@ from .sparse_bev_neck import BEVSupport, SparseBEVSECONDFPN, support_of  # noqa:
 
 __all__ += ['SparseBEVSECONDFPN', 'BEVSupport', 'support_of', 'SparseBEVAnchor3DHead',
             'pointwise_convs_on_support']
+from .support_conv import SupportBN2d, SupportConv2d  # noqa: E402
+
+__all__ += ['SupportConv2d', 'SupportBN2d']

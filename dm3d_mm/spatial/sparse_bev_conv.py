@@ -124,6 +124,27 @@ class SparseBEVConv2d(nn.Conv2d):
             out = out + self.bias
         return out, mask_out
 
+    @property
+    def is_pointwise(self) -> bool:
+        """Whether the conv is 1x1, stride 1, unpadded: each output pixel is its input
+        pixel's row times the weight."""
+        return (self.kernel_size == (1, 1) and self.stride == (1, 1)
+                and self.padding == (0, 0))
+
+    def blocks(self, x: torch.Tensor):
+        """A pointwise conv's rows at the active input pixels of ``x`` (N, C, H, W), as
+        :meth:`SparseBEVDeconv2d.blocks` gives them: (rows (active, out_channels) without the
+        bias, their pixels as index tensors (batch, row, col))."""
+        if not self.is_pointwise:
+            raise ValueError(f'blocks() needs a pointwise conv, not kernel {self.kernel_size} '
+                             f'stride {self.stride} padding {self.padding}')
+        mask = (x != 0).any(1)
+        index = torch.nonzero(mask, as_tuple=True)
+        rows = bev_rows(x, mask) @ self.weight.flatten(1).t()
+        self._last_pairs = torch.tensor([len(rows)])
+        self.spatial_saving = 'skipped'
+        return rows, index
+
     def flops_pairs(self, inputs, output) -> torch.Tensor:
         """The pairs the last forward multiplied, per kernel offset."""
         if self._last_pairs is None:

@@ -2,14 +2,17 @@
 pixels only, and that tells the head which output pixels hold the constant background.
 
 Behind a sparsity-preserving 2D backbone (Ada3D) most BEV pixels are exactly zero. A deblock
-(SparseBEVDeconv2d with kernel == stride, a BatchNorm, a ReLU) maps every inactive input pixel
-to one constant vector, ReLU(BN(bias)), the same at every inactive pixel. In eval mode this
-neck computes the deblocks on the active pixels' rows only (the BN in its inference form, a
-per-channel affine map), fills the rest of the output with that constant (the map is
-channels-last in memory, an NCHW view, so rows scatter and gather contiguously), and attaches a
-:class:`BEVSupport` (the output pixels where any branch is active, and the background vector)
-to the output map, so that a head of 1x1 convs (:class:`SparseBEVAnchor3DHead`) computes the
-active pixels only and writes its background output once. The values equal SECONDFPN's.
+(SparseBEVDeconv2d with kernel == stride, or for an unstrided branch built as a conv
+(``use_conv_for_no_stride``, CenterPoint's) a pointwise SparseBEVConv2d without bias; then a
+BatchNorm, a ReLU) maps every inactive input pixel to one constant vector, ReLU(BN(bias)),
+the same at every inactive pixel. In eval mode this neck computes the deblocks on the active
+pixels' rows only (the BN in its inference form, a per-channel affine map), fills the rest of
+the output with that constant (the map is channels-last in memory, an NCHW view, so rows
+scatter and gather contiguously), and attaches a :class:`BEVSupport` (the output pixels where
+any branch is active, and the background vector) to the output map, so that a head of 1x1
+convs (:class:`SparseBEVAnchor3DHead`) computes the active pixels only and writes its
+background output once, and a head of k x k convs (:class:`~.support_conv.SupportConv2d`) the
+pixels whose windows reach them. The values equal SECONDFPN's.
 
 In training, or with deblocks of another form, it runs SECONDFPN's own forward (a BN in
 training mode needs the whole map for its batch statistics; no support). A FLOPs counter is
@@ -18,7 +21,7 @@ rows); with other forward hooks attached (pruning masks, calibration) it runs SE
 forward, so that every layer is called as a module, and attaches the support computed from
 its inputs. Same arguments and state_dict keys as SECONDFPN.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional
 
 import torch
@@ -29,7 +32,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..cost.counter import count_call, count_elementwise, only_counting_hooks
-from .sparse_bev_conv import SparseBEVDeconv2d
+from .sparse_bev_conv import SparseBEVConv2d, SparseBEVDeconv2d
 
 
 @dataclass
@@ -40,9 +43,13 @@ class BEVSupport:
         active (torch.Tensor): (N, H, W) bool; outside it every pixel's features equal
             ``background``.
         background (torch.Tensor): (C, ) the features of every inactive pixel.
+        windows (dict): what the convs reading this map gathered from it, kept for the next
+            conv of the same geometry (a CenterHead's task branches all read one map; see
+            :class:`~.support_conv.SupportConv2d`). Defaults to empty.
     """
     active: torch.Tensor
     background: torch.Tensor
+    windows: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def attach_support(x: torch.Tensor, support: BEVSupport) -> torch.Tensor:
@@ -73,10 +80,11 @@ def _affine(norm: _BatchNorm):
 
 
 def _row_form(deblock: nn.Module):
-    """(deconv, norm or None, relu or None) when ``deblock`` is SparseBEVDeconv2d [-> BN]
-    [-> ReLU], else None."""
+    """(upsampling layer, norm or None, relu or None) when ``deblock`` is SparseBEVDeconv2d
+    or a pointwise SparseBEVConv2d (an unstrided branch) [-> BN] [-> ReLU], else None."""
     layers = list(deblock) if isinstance(deblock, nn.Sequential) else [deblock]
-    if not layers or not isinstance(layers[0], SparseBEVDeconv2d):
+    if not layers or not (isinstance(layers[0], SparseBEVDeconv2d) or (
+            isinstance(layers[0], SparseBEVConv2d) and layers[0].is_pointwise)):
         return None
     rest, norm, relu = layers[1:], None, None
     if rest and isinstance(rest[0], _BatchNorm):
