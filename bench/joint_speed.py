@@ -21,10 +21,10 @@ choose (default: those the model was trained to drop at; ``input`` adds the enco
 --voxelizer sort gives every model the grid-free voxelization, in the pruner's timings too.
 
 --detector centerpoint runs the same rows on the demo CenterPoint (channel granularity on the
-3D encoder, 2D backbone, neck and CenterHead). --ada3d-config runs the Ada3D checkpoint, and
-every row pruned from it, under another config (e.g. the CenterPoint one whose head skips the
-dropped pixels, configs/demo/centerpoint_synth-kitti_cpu_ada3d_sparse-head.py); the study's
-config then stays as one more row.
+3D encoder, 2D backbone, neck and CenterHead). --ada3d-model CONFIG builds the Ada3D
+checkpoint, and every row pruned from it, as that config's model (e.g. the CenterPoint whose
+head skips the dropped pixels, configs/demo/centerpoint_synth-kitti_cpu_ada3d_sparse-head.py),
+on the study's fine-tune schedule and data; the study's model then stays as one more row.
 
 Example: python bench/joint_speed.py --budgets 0.2 0.1 --time-budgets 0.5 --frames 8
 """
@@ -86,7 +86,9 @@ def main():
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--finetune-epochs', type=int, default=0)
     p.add_argument('--detector', choices=sorted(PARTS), default='second')
-    p.add_argument('--ada3d-config', help="the Ada3D model's config (default: the study's)")
+    p.add_argument('--ada3d-model', metavar='CONFIG',
+                   help="the config whose model the Ada3D checkpoint is built as (default: "
+                        "the study's)")
     p.add_argument('--time-every-combination', action='store_true',
                    help='latency rows: time the conv tables under every combination of keep '
                         'ratios (default: timed once, scaled by MACs)')
@@ -97,20 +99,22 @@ def main():
         p.error(f'--keep-rows: {e}')
     setup = DETECTORS[args.detector]
     dense_files = (setup.finetune_config, setup.checkpoint)
-    study_ada = setup.spatial['ada3d'].finetune_config
-    ada_files = (args.ada3d_config or study_ada, setup.spatial['ada3d'].checkpoint)
+    ada_files = (setup.spatial['ada3d'].finetune_config, setup.spatial['ada3d'].checkpoint)
     pruner_args = dict(setup.pruner, parts=PARTS[args.detector], num_ratios=16,
                        progress=False)
     cfg, calib, frames, dense = bench_setup(args, *dense_files)
     ada_cfg = voxelizer_into_config(load_config(ada_files[0], data_root=args.data_root),
                                     args.voxelizer)
-    models = OrderedDict(dense=dense, ada3d=build_detector(ada_cfg, ada_files[1]).eval())
-    cfgs = dict(dense=cfg, ada3d=ada_cfg)
-    if args.ada3d_config and osp.abspath(args.ada3d_config) != osp.abspath(study_ada):
-        name = f'ada3d, {osp.basename(study_ada)}'
-        cfgs[name] = voxelizer_into_config(load_config(study_ada, data_root=args.data_root),
-                                           args.voxelizer)
-        models[name] = build_detector(cfgs[name], ada_files[1]).eval()
+    models, cfgs = OrderedDict(dense=dense), dict(dense=cfg)
+    if args.ada3d_model:  # the study's model as a row; the other model, the study's schedule
+        name = 'ada3d, the study\'s model'
+        models[name], cfgs[name] = build_detector(ada_cfg, ada_files[1]).eval(), ada_cfg
+        ada_cfg = copy.deepcopy(ada_cfg)
+        ada_cfg.model = voxelizer_into_config(
+            load_config(args.ada3d_model, data_root=args.data_root), args.voxelizer).model
+        ada_files = (osp.join(args.out, 'ada3d_config.py'), ada_files[1])
+        ada_cfg.dump(ada_files[0])  # what the --keep-rows fine-tunes start from
+    models['ada3d'], cfgs['ada3d'] = build_detector(ada_cfg, ada_files[1]).eval(), ada_cfg
     finetune = {}
     dense_gmacs = joint_gmacs(dense, frames)
     ada_gmacs = joint_gmacs(models['ada3d'], frames)

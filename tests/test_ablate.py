@@ -225,9 +225,9 @@ def test_joint_study_runs_the_chosen_series():
 
 def test_a_work_dir_holds_the_joint_cells_of_one_objective(tmp_path):
     """Joint cells are named by budget alone: a work dir whose joint cells were chosen by
-    one objective (or re-rank) refuses another (recorded in _meta; none recorded: the sum,
-    no re-rank), and the tools' objective and re-rank flags make the spatial= section's
-    pieces or a clear error."""
+    one objective (or re-rank, or set of sites) refuses another (recorded in _meta; none
+    recorded: the sum, no re-rank, the model's own sites), and the tools' objective and
+    re-rank flags make the spatial= section's pieces or a clear error."""
     from argparse import Namespace
 
     from dm3d_mm.apis.cli import spatial_objective_of, spatial_rerank_of
@@ -268,6 +268,20 @@ def test_a_work_dir_holds_the_joint_cells_of_one_objective(tmp_path):
             Ablation(str(ranked), str(tmp_path), spatial_grid=other_grid)
     with pytest.raises(ValueError, match='joint cells of the rerank None'):
         Ablation(str(tmp_path), str(tmp_path), spatial_grid=dict(rerank=probe))
+
+    # and the sites: location names, qualified on each detector's encoder
+    sited = tmp_path / 'sited'
+    abl = Ablation(str(sited), str(tmp_path), spatial_grid=dict(sites=['input', 'bev']))
+    assert abl._spatial_of('second')['sites'] == ['middle_encoder.input', 'middle_encoder.bev']
+    assert abl._spatial_of('centerpoint')['sites'] == ['pts_middle_encoder.input',
+                                                       'pts_middle_encoder.bev']
+    abl.results['second:ada3d+joint10'] = {'kind': 'joint', 'mAP': 80.0}
+    abl._save()
+    assert json.load(open(abl.path))['_meta']['joint_sites'] == ['bev', 'input']
+    Ablation(str(sited), str(tmp_path), spatial_grid=dict(sites=['bev', 'input']))
+    for other_grid in (None, dict(sites=['bev'])):
+        with pytest.raises(ValueError, match='joint cells of the sites'):
+            Ablation(str(sited), str(tmp_path), spatial_grid=other_grid)
 
     def ranks(kind=None, top_k=None, steps=None, repeats=None):
         return spatial_rerank_of(Namespace(spatial_rerank=kind, spatial_rerank_top_k=top_k,

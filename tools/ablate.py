@@ -62,6 +62,10 @@ def parse_args():
     p.add_argument('--spatial-grid', type=float, nargs='+',
                    help='keep ratios the joint cells try at every site (default: the '
                         "pruner's, 1.0 0.75 0.5 0.25, and each site's trained ratio)")
+    p.add_argument('--spatial-sites', nargs='+', metavar='LOCATION',
+                   help="the joint cells' sites, locations of the spatial model's 3D encoder, "
+                        "e.g. input stage2 stage4 bev (default: those the model drops at; "
+                        "another set needs its own work dir)")
     p.add_argument('--spatial-search', choices=sorted(SPATIAL_SEARCHES.module_dict),
                    help="the joint cells' search over the combinations (default 'grid': every "
                         "one; 'coordinate': coordinate descent over the sites)")
@@ -136,6 +140,7 @@ def main():
                    calib_frames=args.calib_frames, device=args.device,
                    checkpoints=dict(c.split('=', 1) for c in args.checkpoint),
                    spatial_grid={k: v for k, v in (('grid', args.spatial_grid),
+                                                   ('sites', args.spatial_sites),
                                                    ('search', args.spatial_search),
                                                    ('objective', spatial_objective_of(args)),
                                                    ('rerank', spatial_rerank_of(args)))

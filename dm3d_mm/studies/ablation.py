@@ -81,8 +81,10 @@ class Ablation:
             'second', 'second:spss50', ... Defaults to None.
         cfg_options (dict, optional): overrides merged into every config. Defaults to None.
         device (str, optional): 'cuda' or 'cpu' for pruning and counting. Defaults to None.
-        spatial_grid (dict, optional): the ``spatial=`` section of the joint cells' pruner.
-            Defaults to None (the pruner's default grid).
+        spatial_grid (dict, optional): the ``spatial=`` section of the joint cells' pruner;
+            its ``sites`` are location names on the spatial model's 3D encoder (``input``,
+            ``stage2``, ``bev``), the same for every detector. Defaults to None (the
+            pruner's default grid and sites).
         seed (int, optional): the fine-tunes' random seed (``randomness.seed``), kept in the
             results; a work dir holds one seed's results. Defaults to None (mmengine draws
             one per fine-tune).
@@ -119,7 +121,8 @@ class Ablation:
         default sum, no re-rank)."""
         from ..joint.objective import objective_spec
         from ..joint.rerank import rerank_spec
-        specs = dict(objective=(objective_spec, 'sum'), rerank=(rerank_spec, None))
+        specs = dict(objective=(objective_spec, 'sum'), rerank=(rerank_spec, None),
+                     sites=(lambda sites: sorted(sites) if sites else None, None))
         meta = self.results.get('_meta', {})
         has_joint = any(isinstance(r, dict) and r.get('kind') == 'joint'
                         for k, r in self.results.items() if k != '_meta')
@@ -135,6 +138,15 @@ class Ablation:
 
     def _save(self):
         self._file.save(self.results)
+
+    def _spatial_of(self, detector: str) -> dict:
+        """The joint cells' ``spatial=`` section on ``detector``: its sites named on the
+        detector's 3D encoder."""
+        grid = dict(self.spatial_grid)
+        if grid.get('sites'):
+            encoder = DETECTORS[detector].parts['3D'].parts[0]
+            grid['sites'] = [f'{encoder}.{s}' for s in grid['sites']]
+        return grid
 
     def _cfg(self, config):
         return load_config(config, cfg_options=self.cfg_options, data_root=self.data_root)
@@ -176,7 +188,7 @@ class Ablation:
         target = cell.budget if not cell.joint else joint_target(
             model, build_detector(self._cfg(setup.finetune_config),
                                   self._checkpoint(cell.detector), self.device),
-            batches, cell.budget, self.spatial_grid)
+            batches, cell.budget, self._spatial_of(cell.detector))
         if target > 1:
             raise BudgetBelowFloor(f'{cell.name}: the spatial model with no dropping already '
                                    f'runs below {cell.budget} of the dense FLOPs')
@@ -184,7 +196,8 @@ class Ablation:
                               method=cell.method, estimator=cell.estimator, num_ratios=16,
                               progress=False, budget_of='parts' if part_set.alone else None,
                               include_head_outputs=part_set.head_outputs or None,
-                              spatial=dict(self.spatial_grid) if cell.joint else None,
+                              spatial=self._spatial_of(cell.detector) if cell.joint
+                              else None,
                               **{**setup.pruner, **part_set.pruner,
                                  **(dict(min_density=cell.min_density)
                                     if cell.min_density else {})})
