@@ -552,6 +552,16 @@ def test_support_convs_compute_the_reached_pixels_only(zero_background):
             assert torch.equal(s.active, reached2)
             rest = out.permute(0, 2, 3, 1)[~reached2]
             assert len(rest) and torch.equal(rest, s.background.expand_as(rest))
+    # an empty map with a zero background: nothing reached, the background everywhere
+    empty = torch.zeros(n, c, h, w)
+    with FlopsCounter(sparse) as counter, torch.no_grad():
+        hidden, outs = run(sparse, attach_support(empty.clone(),
+                                                  BEVSupport(torch.zeros_like(active),
+                                                             torch.zeros(c))))
+        ref_hidden, refs = run(dense, empty)
+    assert counter.layers['0.conv'].pairs.tolist() == [0] * 9
+    for out, ref in zip([hidden, *outs], [ref_hidden, *refs]):
+        assert torch.allclose(out, ref, atol=1e-5)
     # without a support the convs run dense and are counted so
     with FlopsCounter(sparse) as counter, torch.no_grad():
         run(sparse, x.clone())

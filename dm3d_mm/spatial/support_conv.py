@@ -116,7 +116,7 @@ class SupportConv2d(nn.Conv2d):
                 b, y, xx = index
                 corner = b * (hp * wp) + y * wp + xx
                 windows = padded.view(-1, c).index_select(
-                    0, (corner[:, None] + taps).flatten()).view(len(b), -1)
+                    0, (corner[:, None] + taps).flatten()).view(len(b), kh * kw * c)
             plan = (bg, reached, index, windows)
         support.windows[key] = plan
         return plan
