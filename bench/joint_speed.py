@@ -8,7 +8,7 @@ fine-tune (unless --no-ap), wall time per frame of the whole detector (voxelizat
 outputs) and of its 3D / 2D / head parts as ratios to dense (interleaved, best of --repeats,
 the same frames), and the keep ratios in force. --finetune-epochs N fine-tunes every pruned
 row (slim models through their own config, norm statistics frozen) and the dense-ft control
-on the same schedule, and evaluates them again.
+on the same schedule, and evaluates them again (--seed: the fine-tunes' random seed).
 
 --time-budgets T ... adds, per T, the joint allocation with channel granularity whose budget
 counts measured seconds (``cost='latency'``): T is a fraction of the dense detector's wall
@@ -85,6 +85,8 @@ def main():
                         'input=0.5')
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--finetune-epochs', type=int, default=0)
+    p.add_argument('--seed', type=int, default=None,
+                   help="the fine-tunes' random seed (default: mmengine draws one per run)")
     p.add_argument('--detector', choices=sorted(PARTS), default='second')
     p.add_argument('--ada3d-model', metavar='CONFIG',
                    help="the config whose model the Ada3D checkpoint is built as (default: "
@@ -175,10 +177,11 @@ def main():
     print('\nbefore fine-tuning\n' + ratio_table(rows, times))
     if args.finetune_epochs:
         finetune['dense'] = (*dense_files, {})
+        seeded = {} if args.seed is None else dict(randomness=dict(seed=args.seed))
         for name, (config, load_from, options) in finetune.items():
             ft = finetune_and_test(config, args.data_root, osp.join(args.out, 'ft', name),
                                    load_from=load_from, epochs=args.finetune_epochs,
-                                   cfg_options=dict(options,
+                                   cfg_options=dict(options, **seeded,
                                                     custom_hooks=[CONTROL_FINETUNE_HOOK]))
             rows[name + ' (fine-tuned)'] = with_ap(dict(rows[name]),
                                                    summarize_kitti_metrics(ft['metrics']))
