@@ -102,7 +102,7 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
     from dm3d_mm.studies.frontier_time import (read_wall_times, time_cells,
                                                write_wall_times)
     from dm3d_mm.studies.report import plot_joint_frontier, rows_of, table_joint
-    abl.spatial_grid = dict(grid=(1.0, 0.5), sites=['middle_encoder.bev'])
+    abl.spatial_grid = dict(grid=(1.0, 0.5), sites=['bev'])
     joint = abl.run(Cell(spatial='ada3d', budget=0.2, joint=True))
     assert joint['kind'] == 'joint' and 'middle_encoder.bev' in joint['joint_choice'][
         'keep_ratios']
