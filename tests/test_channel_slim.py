@@ -345,3 +345,53 @@ def test_channel_slim_of_every_shipped_spatial_checkpoint(name, synth_root, tmp_
     with torch.no_grad():
         for a, b in zip(heads(model), heads(slim.eval())):
             assert torch.allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_channel_slim_of_the_sparse_head_centerpoint(synth_root, tmp_path):
+    """The Ada3D CenterPoint under its sparse-head config (SupportConv2d shared conv, sparse
+    neck) channel-pruned in its neck and CenterHead: the slim model built from the exported
+    config keeps the sparse head, counts the FLOPs the pruning reported (the shared conv at
+    the pixels it reaches) and computes the masked model's head outputs."""
+    from mmengine.config import Config
+
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.model import build_detector
+    from dm3d_mm.apis.prune import save_result
+    from dm3d_mm.apis.slim import export_slim
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    from dm3d_mm.spatial import SupportConv2d
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+    config = osp.join(REPO, 'configs/demo/centerpoint_synth-kitti_cpu_ada3d_sparse-head.py')
+    ckpt = osp.join(REPO, 'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth')
+    cfg = load_config(config, data_root=synth_root)
+    model = build_detector(cfg, ckpt, 'cpu')
+    batches = calibration_batches(cfg, 1, 'train')
+    res = DM3DPruner(0.6, num_ratios=4, progress=False, budget_of='parts', max_density=0.9,
+                     granularity='channel', parts=['pts_neck', 'pts_bbox_head'],
+                     lambdas=(1.0, 1.0)  # the box branches are measured by box terms only
+                     ).prune(model, batches)
+    pruned = str(tmp_path / 'pruned.pth')
+    save_result(model, res, pruned, ckpt, config)
+    out = export_slim(cfg, pruned, str(tmp_path), 'slim')
+    slim_cfg = Config.fromfile(out['config'])
+    slim = build_detector(cfg.__class__(dict(cfg.to_dict(), model=slim_cfg.model.to_dict())),
+                          out['checkpoint'], 'cpu').eval()
+    shared = slim.pts_bbox_head.shared_conv.conv
+    assert isinstance(shared, SupportConv2d)
+    assert shared.out_channels < model.pts_bbox_head.shared_conv.conv.out_channels
+    counted = count_flops(slim, batches, build_head_outputs(slim))
+    assert counted.total_macs() / counted.frames == pytest.approx(res.macs_after, rel=1e-9)
+    st = counted.layers['pts_bbox_head.shared_conv.conv']
+    assert st.spatial_saving == 'skipped' and 0 < int(st.pairs[0]) < 64 * 64
+
+    def heads(m):
+        data = m.data_preprocessor(batches[0], False)['inputs']
+        feats = m.extract_pts_feat(data['voxels'], points=data.get('points'), img_feats=None,
+                                   batch_input_metas=None)
+        return [d[k] for task in m.pts_bbox_head(feats) for d in task for k in sorted(d)]
+    model.eval()
+    with torch.no_grad():
+        for a, b in zip(heads(model), heads(slim)):
+            assert torch.allclose(a, b, atol=1e-4, rtol=1e-5)
