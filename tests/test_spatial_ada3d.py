@@ -562,6 +562,14 @@ def test_support_convs_compute_the_reached_pixels_only(zero_background):
     assert counter.layers['0.conv'].pairs.tolist() == [0] * 9
     for out, ref in zip([hidden, *outs], [ref_hidden, *refs]):
         assert torch.allclose(out, ref, atol=1e-5)
+    # every pixel active: the dense convs, the same values, counted so
+    full = torch.ones_like(active)
+    with FlopsCounter(sparse) as counter, torch.no_grad():
+        hidden, outs = run(sparse, attach_support(x.clone(), BEVSupport(full, bg)))
+        ref_hidden, refs = run(dense, x.clone())
+    for out, ref in zip([hidden, *outs], [ref_hidden, *refs]):
+        assert torch.allclose(out, ref, atol=1e-5)
+    assert counter.layers['0.conv'].pairs.tolist() == [n * h * w] * 9
     # without a support the convs run dense and are counted so
     with FlopsCounter(sparse) as counter, torch.no_grad():
         run(sparse, x.clone())

@@ -8,8 +8,9 @@ window sees background pixels only one and the same value, ``bias + sum_taps W_t
 only the pixels whose window reaches the support, or the zero padding (when the background
 is not zero), need computing. :class:`SupportConv2d` multiplies those pixels' windows (one
 gather, one GEMM), fills the rest of the map with that one value and attaches the new support
-(the reached pixels) to its output, so the next such conv skips again: a CenterHead's shared
-conv and every branch of its task heads. The values equal nn.Conv2d's. It is called as a
+(the reached pixels) to its output, so the next such conv skips again (a CenterHead's shared
+conv, and its task branches where their ``conv_cfg`` selects it too). The values equal
+nn.Conv2d's. It is called as a
 module, so forward hooks (pruning masks, FLOPs counters, calibration) see every call;
 ``flops_pairs`` gives a counter the pixels really multiplied.
 
@@ -126,7 +127,7 @@ class SupportConv2d(nn.Conv2d):
         support = support_of(x)
         if support is None or self.training or not self._window_geometry():
             return super().forward(x)
-        bg, reached, (b, y, xx), windows = self._windows(x, support)
+        bg, reached, index, windows = self._windows(x, support)
         if bg is None:  # every pixel active
             return super().forward(x)
         bg_out = self.background_output(bg)
@@ -138,9 +139,9 @@ class SupportConv2d(nn.Conv2d):
             rows = rows + self.bias
         n, _, h, w = x.shape
         out = bg_out.view(1, 1, 1, -1).expand(n, h, w, -1).contiguous()
-        out[b, y, xx] = rows
+        out[index] = rows
         kh, kw = self.kernel_size
-        self._last_pairs = torch.full((kh * kw, ), len(b), dtype=torch.long)
+        self._last_pairs = torch.full((kh * kw, ), len(rows), dtype=torch.long)
         self.spatial_saving = 'skipped'
         # channels-last memory (an NCHW view): the next conv gathers its windows as rows
         return attach_support(out.permute(0, 3, 1, 2), BEVSupport(reached, bg_out))
