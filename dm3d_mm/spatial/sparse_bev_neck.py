@@ -16,7 +16,7 @@ pixels whose windows reach them. The values equal SECONDFPN's.
 
 In training, or with deblocks of another form, it runs SECONDFPN's own forward (a BN in
 training mode needs the whole map for its batch statistics; no support). A FLOPs counter is
-told of every call the rows make (the deconv's pairs, norm and activation work over the
+told of every call the rows make (the upsampling layer's pairs, norm and activation work over the
 rows); with other forward hooks attached (pruning masks, calibration) it runs SECONDFPN's
 forward, so that every layer is called as a module, and attaches the support computed from
 its inputs. Same arguments and state_dict keys as SECONDFPN.
@@ -137,13 +137,13 @@ class SparseBEVSECONDFPN(SECONDFPN):
         return [attach_support(out, BEVSupport(active, background))]
 
     @staticmethod
-    def _rows(x, deconv, norm, relu):
+    def _rows(x, upsample, norm, relu):
         """(rows, their output pixels, output (H, W), background vector) of one deblock."""
-        rows, index = deconv.blocks(x)
-        active = deconv._last_pairs[0]  # the active input pixels, once per kernel offset
-        count_call(deconv, deconv._last_pairs, active, len(rows), rows.numel())
-        if deconv.bias is not None:
-            rows = rows + deconv.bias
+        rows, index = upsample.blocks(x)
+        active = upsample._last_pairs[0]  # the active input pixels, once per kernel offset
+        count_call(upsample, upsample._last_pairs, active, len(rows), rows.numel())
+        if upsample.bias is not None:
+            rows = rows + upsample.bias
         if norm is not None:
             scale, shift = _affine(norm)
             rows = rows * scale + shift
@@ -151,21 +151,21 @@ class SparseBEVSECONDFPN(SECONDFPN):
         if relu is not None:
             rows = F.relu(rows)
             count_elementwise(relu, rows.numel())
-        kh, kw = deconv.kernel_size
-        return rows, index, (x.shape[2] * kh, x.shape[3] * kw), _background(deconv, norm,
+        kh, kw = upsample.kernel_size
+        return rows, index, (x.shape[2] * kh, x.shape[3] * kw), _background(upsample, norm,
                                                                             relu, rows)
 
 
-def _background(deconv, norm, relu, like: torch.Tensor) -> torch.Tensor:
+def _background(upsample, norm, relu, like: torch.Tensor) -> torch.Tensor:
     """The deblock's output (C, ) at an inactive input pixel (eval mode)."""
-    bg = deconv.bias if deconv.bias is not None else like.new_zeros(deconv.out_channels)
+    bg = upsample.bias if upsample.bias is not None else like.new_zeros(upsample.out_channels)
     if norm is not None:
         scale, shift = _affine(norm)
         bg = bg * scale + shift
     return F.relu(bg) if relu is not None else bg
 
 
-def _upsampled_active(x: torch.Tensor, deconv) -> torch.Tensor:
+def _upsampled_active(x: torch.Tensor, upsample) -> torch.Tensor:
     """(N, H * kh, W * kw): the output pixels of the active input pixels of ``x``."""
-    kh, kw = deconv.kernel_size
+    kh, kw = upsample.kernel_size
     return (x != 0).any(1).repeat_interleave(kh, 1).repeat_interleave(kw, 2)
