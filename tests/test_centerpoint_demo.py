@@ -51,7 +51,8 @@ def test_prune_then_finetune_centerpoint(synth_root, tmp_path):
 
 def test_sparse_head_config_skips_the_ada3d_centerpoints_background(synth_root):
     """The shipped Ada3D CenterPoint under centerpoint_synth-kitti_cpu_ada3d_sparse-head.py
-    (the same checkpoint): the neck attaches a BEV support, the CenterHead's shared conv
+    and under its DM3D config (_sparse-head_dm3d50.py, the ablation's model of that spatial
+    setup; the same checkpoint): the neck attaches a BEV support, the CenterHead's shared conv
     multiplies only the pixels its windows reach (fewer than the map), and every head output
     equals the Ada3D config's at every pixel; the joint FLOPs counted drop by exactly the
     shared conv's (and the neck's unstrided conv's) skipped pixels."""
@@ -61,7 +62,8 @@ def test_sparse_head_config_skips_the_ada3d_centerpoints_background(synth_root):
     from dm3d_mm.pruning.calib_frames import calibration_batches
     ckpt = osp.join(REPO, 'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth')
     models, outs, counts = {}, {}, {}
-    for name in ('ada3d', 'ada3d_sparse-head'):
+    sparse_configs = ('ada3d_sparse-head', 'ada3d_sparse-head_dm3d50')
+    for name in ('ada3d', ) + sparse_configs:
         cfg = load_config(osp.join(REPO, f'configs/demo/centerpoint_synth-kitti_cpu_{name}.py'),
                           data_root=synth_root)
         models[name] = m = build_detector(cfg, ckpt, 'cpu').eval()
@@ -72,16 +74,18 @@ def test_sparse_head_config_skips_the_ada3d_centerpoints_background(synth_root):
                                        img_feats=None, batch_input_metas=None)
             outs[name] = (feats[0].bev_support if hasattr(feats[0], 'bev_support') else None,
                           m.pts_bbox_head(feats))
-    support, sparse = outs['ada3d_sparse-head']
-    assert outs['ada3d'][0] is None and support is not None
-    for task_a, task_b in zip(outs['ada3d'][1][0], sparse[0]):
-        for key in task_a:
-            assert torch.allclose(task_a[key], task_b[key], atol=1e-4), key
     shared = 'pts_bbox_head.shared_conv.conv'
-    a, b = counts['ada3d'].layers, counts['ada3d_sparse-head'].layers
-    hw = support.active.numel()
-    assert a[shared].pairs.tolist() == [hw] * 9
-    assert 0 < b[shared].pairs[0] < hw and b[shared].spatial_saving == 'skipped'
-    skipped = sum(a[n].ops() - b[n].ops() for n in a)
-    assert skipped > 0 and set(n for n in a if a[n].ops() != b[n].ops()) == {
-        shared, 'pts_neck.deblocks.0.0'}
+    a = counts['ada3d'].layers
+    for name in sparse_configs:
+        support, sparse = outs[name]
+        assert outs['ada3d'][0] is None and support is not None
+        for task_a, task_b in zip(outs['ada3d'][1][0], sparse[0]):
+            for key in task_a:
+                assert torch.allclose(task_a[key], task_b[key], atol=1e-4), (name, key)
+        b = counts[name].layers
+        hw = support.active.numel()
+        assert a[shared].pairs.tolist() == [hw] * 9
+        assert 0 < b[shared].pairs[0] < hw and b[shared].spatial_saving == 'skipped'
+        skipped = sum(a[n].ops() - b[n].ops() for n in a)
+        assert skipped > 0 and set(n for n in a if a[n].ops() != b[n].ops()) == {
+            shared, 'pts_neck.deblocks.0.0'}

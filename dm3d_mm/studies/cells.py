@@ -111,7 +111,13 @@ DETECTORS: Dict[str, DetectorSetup] = {
                 _DEMO + 'centerpoint_synth-kitti_cpu_spss50_fg-margin_dm3d50.py'),
             'ada3d': SpatialSetup(_DEMO + 'centerpoint_synth-kitti_cpu_ada3d.py',
                                   'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth',
-                                  _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_dm3d50.py')}),
+                                  _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_dm3d50.py'),
+            # the same checkpoint with the neck and the head's shared conv computing only
+            # what the dropping leaves: the same outputs, fewer FLOPs counted and run
+            'ada3d_sparse-head': SpatialSetup(
+                _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head.py',
+                'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth',
+                _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py')}),
 }
 
 
