@@ -1,6 +1,8 @@
 """Ada3D-style pruning: BEV importance, column dropping, SPBN, sparse BEV convs, and the
 detector's importance loss, on the demo SECOND."""
+import gc
 import itertools
+import weakref
 
 import pytest
 import torch
@@ -574,3 +576,13 @@ def test_support_convs_compute_the_reached_pixels_only(zero_background):
     with FlopsCounter(sparse) as counter, torch.no_grad():
         run(sparse, x.clone())
     assert counter.layers['1'].pairs.tolist() == [n * h * w] * 9
+    # the maps are freed once dropped (their supports and the windows cached on them hold
+    # no view of them), with gradients recorded too: nothing accumulates over many forwards
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            inp = attach_support(x.clone(), BEVSupport(active, bg))
+            hidden, outs = run(sparse, inp)
+        maps = [weakref.ref(t) for t in (inp, hidden, *outs)]
+        del inp, hidden, outs
+        gc.collect()
+        assert all(r() is None for r in maps), grad

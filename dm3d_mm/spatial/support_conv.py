@@ -34,13 +34,14 @@ from .sparse_bev_neck import BEVSupport, attach_support, support_of
 def background_of(x: torch.Tensor, active: torch.Tensor) -> Optional[torch.Tensor]:
     """The features (C, ) of the first pixel of ``x`` (N, C, H, W) outside ``active`` (N, H,
     W): every such pixel's, where ``active`` is a support of ``x``. None if every pixel is
-    active."""
+    active. A copy, not a view: a support attached to ``x`` holds it, and a view of ``x``
+    there would keep ``x`` alive through a reference the garbage collector cannot see."""
     outside = (~active).flatten().nonzero()
     if len(outside) == 0:
         return None
     b, rest = divmod(int(outside[0]), active.shape[1] * active.shape[2])
     y, xx = divmod(rest, active.shape[2])
-    return x[b, :, y, xx]
+    return x[b, :, y, xx].clone()
 
 
 def reached_pixels(active: torch.Tensor, kernel_size, padding, border: bool) -> torch.Tensor:
