@@ -10,9 +10,8 @@ is not zero), need computing. :class:`SupportConv2d` multiplies those pixels' wi
 gather, one GEMM), fills the rest of the map with that one value and attaches the new support
 (the reached pixels) to its output, so the next such conv skips again (a CenterHead's shared
 conv, and its task branches where their ``conv_cfg`` selects it too). The values equal
-nn.Conv2d's. It is called as a
-module, so forward hooks (pruning masks, FLOPs counters, calibration) see every call;
-``flops_pairs`` gives a counter the pixels really multiplied.
+nn.Conv2d's. It is called as a module, so forward hooks (pruning masks, FLOPs counters,
+calibration) see every call; ``flops_pairs`` gives a counter the pixels really multiplied.
 
 A norm between two such convs makes a new tensor; :class:`SupportBN2d` (a BatchNorm2d) passes
 the support on in eval mode. An in-place activation keeps it (the same tensor); the
