@@ -116,18 +116,37 @@ def test_paper_variants_inherit_their_detectors_finetune_base(path):
     assert heads and all(cfg.model[k] == base.model[k] for k in heads)
 
 
-@pytest.mark.parametrize('detector', ['second', 'centerpoint'])
-def test_ada3d_fair_control_trains_on_ada3ds_joint_schedule(detector):
-    """The dense control of an Ada3D demo model (configs/demo/studies/*_ada3d_control.py)
+@pytest.mark.parametrize('detector,variant', [
+    ('second', ''), ('centerpoint', ''), ('centerpoint', 'studies/_joint12')])
+def test_ada3d_fair_control_trains_on_ada3ds_joint_schedule(detector, variant):
+    """The dense control of an Ada3D demo model (configs/demo/studies/*_ada3d*_control.py)
     trains the dense detector from its dense checkpoint on exactly the optimiser, schedule
     and length of Ada3D's joint step, norm statistics updating (no freezing hook)."""
     from dm3d_mm.apis import load_config
     demo = osp.join(REPO, 'configs', 'demo')
-    control = load_config(osp.join(demo, 'studies', f'{detector}_synth-kitti_cpu_ada3d_control.py'))
-    ada3d = load_config(osp.join(demo, f'{detector}_synth-kitti_cpu_ada3d.py'))
+    folder, _, suffix = variant.rpartition('/')  # a study variant's config is in studies/
+    control = load_config(osp.join(demo, 'studies',
+                                   f'{detector}_synth-kitti_cpu_ada3d{suffix}_control.py'))
+    ada3d = load_config(osp.join(demo, folder, f'{detector}_synth-kitti_cpu_ada3d{suffix}.py'))
     dense = load_config(osp.join(demo, f'{detector}_synth-kitti_cpu.py'))
     for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'train_dataloader'):
         assert control[key] == ada3d[key], key
     assert control.model == dense.model
     assert control.load_from == f'checkpoints/{detector}_synth-kitti_cpu.pth'
     assert not control.get('custom_hooks')
+
+
+def test_centerpoint_ada3d_joint12_changes_only_the_joint_steps_length():
+    """studies/centerpoint_synth-kitti_cpu_ada3d_joint12.py is the Ada3D CenterPoint's step 3
+    from the same step-2 checkpoint, with the same model, dropping and optimiser, run for the
+    Ada3D SECOND's joint-step length."""
+    from dm3d_mm.apis import load_config
+    demo = osp.join(REPO, 'configs', 'demo')
+    six = load_config(osp.join(demo, 'centerpoint_synth-kitti_cpu_ada3d.py'))
+    twelve = load_config(osp.join(demo, 'studies', 'centerpoint_synth-kitti_cpu_ada3d_joint12.py'))
+    second = load_config(osp.join(demo, 'second_synth-kitti_cpu_ada3d.py'))
+    for key in ('model', 'load_from', 'optim_wrapper', 'train_dataloader'):
+        assert twelve[key] == six[key], key
+    assert six.train_cfg.max_epochs == 6
+    assert twelve.train_cfg.max_epochs == second.train_cfg.max_epochs == 12
+    assert twelve.param_scheduler[0].T_max == twelve.param_scheduler[0].end == 12

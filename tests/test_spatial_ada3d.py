@@ -46,22 +46,32 @@ def test_spbn_keeps_zeros_and_normalises_over_active_pixels():
     assert torch.allclose(new.running_sq, torch.full((5, ), 7.0))
 
 
-@pytest.mark.parametrize('stride,dense_above', [(1, 1.0), (2, 1.0), (1, 0.0), (2, 0.0)])
-def test_sparse_bev_conv_masks_outputs_and_counts_active_pairs(stride, dense_above):
-    """Sparse path (dense_above=1) and masked-dense fallback (0): the dense conv's values
-    at the active output pixels, exact zeros elsewhere, the same gradients, and the
-    (active input, active output) pairs counted; the report says which path ran."""
+@pytest.mark.parametrize('stride,dense_above,submanifold', [
+    (1, 1.0, True), (2, 1.0, True), (1, 0.0, True), (2, 0.0, True),
+    (1, 1.0, False), (2, 1.0, False), (1, 0.0, False)])
+def test_sparse_bev_conv_masks_outputs_and_counts_active_pairs(stride, dense_above,
+                                                               submanifold):
+    """Sparse path (dense_above=1) and masked-dense fallback (0), submanifold or regular:
+    the dense conv's values at the active output pixels, exact zeros elsewhere, the same
+    gradients, and the (active input, active output) pairs counted; the report says which
+    path ran."""
     x, mask = _sparse_bev(seed=1)
     conv = SparseBEVConv2d(5, 3, 3, stride=stride, padding=1, bias=True,
-                           dense_above=dense_above)
+                           dense_above=dense_above, submanifold=submanifold)
     dense = nn.Conv2d(5, 3, 3, stride=stride, padding=1, bias=True)
     dense.load_state_dict(conv.state_dict())  # same keys as nn.Conv2d
     x.requires_grad_(True)
     with FlopsCounter(conv) as counter:
         y = conv(x)
     ref = dense(x)
-    out_active = torch.nn.functional.max_pool2d(mask, stride, stride, ceil_mode=True) \
-        if stride > 1 else mask
+    if not submanifold:  # every output pixel whose 3x3 window reaches an active input
+        out_active = torch.nn.functional.max_pool2d(mask, 3, stride, 1)
+        assert out_active.sum() > torch.nn.functional.max_pool2d(
+            mask, stride, stride, ceil_mode=True).sum()  # the set grew
+    elif stride > 1:
+        out_active = torch.nn.functional.max_pool2d(mask, stride, stride, ceil_mode=True)
+    else:
+        out_active = mask
     assert torch.allclose(y, ref * out_active, atol=1e-5)
     assert torch.equal(y * (1 - out_active), torch.zeros_like(y))  # inactive: exact zeros
     g = torch.randn_like(y)
@@ -281,16 +291,17 @@ def test_bad_keep_ratio_location_is_a_clear_error(synth_root):
         MODELS.build(cfg.model)
 
 
-@pytest.mark.parametrize('dense_above', [1.0, 0.3])
-def test_row_backbone_equals_layer_by_layer(dense_above):
+@pytest.mark.parametrize('dense_above,grow', [(1.0, False), (0.3, False), (1.0, True)])
+def test_row_backbone_equals_layer_by_layer(dense_above, grow):
     """SparseBEVSECOND's row path gives the layer-by-layer values, gradients and SPBN
-    statistics (also when some convs take the dense path), keeps pruned pixels zero, and
-    a FLOPs counter (hooks) sees every conv with the same pairs."""
+    statistics (also when some convs take the dense path, or each block's first conv grows
+    the active set), keeps pixels outside the active set zero, and a FLOPs counter (hooks)
+    sees every conv with the same pairs."""
     from dm3d_mm.spatial import SparseBEVSECOND
     torch.manual_seed(0)
     cfg = dict(in_channels=6, out_channels=[8, 12], layer_nums=[2, 1], layer_strides=[1, 2],
                conv_cfg=dict(type='SparseBEVConv2d', bias=False, dense_above=dense_above),
-               norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.5))
+               norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.5), grow_per_block=grow)
     rows_net = SparseBEVSECOND(**cfg)
     ref_net = SparseBEVSECOND(**cfg)
     ref_net.load_state_dict(rows_net.state_dict())
@@ -303,8 +314,11 @@ def test_row_backbone_equals_layer_by_layer(dense_above):
         refs = tuple(itertools.accumulate(ref_net.blocks, lambda h, blk: blk(h), initial=xb))[1:]
         for a, b in zip(outs, refs):
             assert torch.allclose(a, b, atol=1e-5)
-        keep = torch.nn.functional.max_pool2d(mask, 2, 2)
+        pool = torch.nn.functional.max_pool2d
+        keep = pool(pool(mask, 3, 1, 1), 3, 2, 1) if grow else pool(mask, 2, 2)
         assert torch.equal(outs[1] * (1 - keep), torch.zeros_like(outs[1]))
+        grown = ((outs[0] != 0).any(1, keepdim=True) & (mask == 0)).any()
+        assert bool(grown) == grow  # features reach pixels without points only when grown
         sum(o.square().sum() for o in outs).backward()
         sum(o.square().sum() for o in refs).backward()
         assert torch.allclose(xa.grad, xb.grad, atol=1e-4)

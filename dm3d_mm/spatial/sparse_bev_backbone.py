@@ -77,8 +77,23 @@ class SparseBEVSECOND(SECOND):
     Args:
         *args: SECOND's arguments (conv_cfg SparseBEVConv2d and norm_cfg SPBN2d make the
             row path apply; other layers run as in SECOND).
+        grow_per_block (bool): each block's first conv a regular sparse conv
+            (``SparseBEVConv2d(submanifold=False)``): the active set grows by one kernel
+            reach per block, so that features reach empty pixels next to the points (an
+            object's centre, say). Defaults to False (submanifold throughout: the active set
+            never grows).
         **kwargs: SECOND's keyword arguments.
     """
+
+    def __init__(self, *args, grow_per_block: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.grow_per_block = bool(grow_per_block)
+        if self.grow_per_block:
+            for block in self.blocks:
+                if not isinstance(block[0], SparseBEVConv2d):
+                    raise TypeError('grow_per_block needs conv_cfg type SparseBEVConv2d, got '
+                                    f'{type(block[0]).__name__}')
+                block[0].submanifold = False
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outs = []

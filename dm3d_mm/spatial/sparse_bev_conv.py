@@ -47,25 +47,31 @@ def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, str
 class SparseBEVConv2d(nn.Conv2d):
     """nn.Conv2d computed at the active output pixels from the active input pixels only.
 
-    An output pixel is active when any input pixel of its stride cell is (for stride 1: the
-    same pixels as the input).
+    A submanifold conv (the default) makes an output pixel active when any input pixel of its
+    stride cell is (for stride 1: the same pixels as the input); a regular one when its window
+    reaches any active input pixel, so the active set grows by the kernel's reach.
 
     Args:
         *args: nn.Conv2d's arguments (groups=1, numeric zero padding).
         dense_above (float): fraction of active input pixels above which the dense conv
             (masked) runs instead of the gather-GEMM. 1.0 always runs sparse. Defaults to 0.4.
+        submanifold (bool): outputs at the input's active pixels (pooled by the stride) only;
+            False: wherever the window reaches one. Defaults to True.
         **kwargs: nn.Conv2d's keyword arguments.
     """
 
-    def __init__(self, *args, dense_above: float = 0.4, **kwargs):
+    def __init__(self, *args, dense_above: float = 0.4, submanifold: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         if self.groups != 1 or self.padding_mode != 'zeros' or isinstance(self.padding, str):
             raise ValueError('SparseBEVConv2d supports groups=1 and numeric zero padding only')
         self.dense_above = float(dense_above)
+        self.submanifold = bool(submanifold)
         self._last_pairs = None
         self.spatial_saving = 'skipped'  # of the last call: 'skipped' or 'counted only'
 
     def _out_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        if not self.submanifold:
+            return F.max_pool2d(mask, self.kernel_size, self.stride, self.padding, self.dilation)
         if self.stride == (1, 1):
             return mask
         return F.max_pool2d(mask, kernel_size=self.stride, stride=self.stride,
@@ -86,13 +92,14 @@ class SparseBEVConv2d(nn.Conv2d):
 
     def _rulebook(self, x: torch.Tensor, mask_in: torch.Tensor):
         geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
+        key = (*geometry, self.submanifold)
         last = SparseBEVConv2d._shared
-        if last is not None and last[0] == geometry and last[1].shape == mask_in.shape \
+        if last is not None and last[0] == key and last[1].shape == mask_in.shape \
                 and last[1].device == mask_in.device and torch.equal(last[1], mask_in):
             return last[2:]
         mask_out = self._active_out(mask_in, x)
         book = bev_rulebook(mask_in, mask_out, *geometry)
-        SparseBEVConv2d._shared = (geometry, mask_in, mask_out, book)
+        SparseBEVConv2d._shared = (key, mask_in, mask_out, book)
         return mask_out, book
 
     def runs_sparse(self, mask_in: torch.Tensor) -> bool:
