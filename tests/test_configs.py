@@ -9,7 +9,8 @@ import pytest
 
 from conftest import REPO
 
-CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*', '*.py')))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*', '*.py'))
+                 + glob.glob(osp.join(REPO, 'configs', 'demo', 'studies', '*.py')))
 PAPER = sorted(glob.glob(osp.join(REPO, 'configs', 'dm3d', '*.py')))
 SCHEDULE = '../_base_/schedules/dm3d_finetune.py'
 
