@@ -7,6 +7,7 @@ a predictor that ranks objects well keeps nearly every non-empty centre pixel; a
 that no point reaches is empty whatever the predictor does.
 Example: python bench/ada3d_centre_keep.py configs/demo/centerpoint_synth-kitti_cpu_ada3d.py \
     checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth --frames 100
+(--cfg-options model.pts_backbone.grow_per_block=True for a model trained with growing blocks)
 """
 import argparse
 
@@ -16,6 +17,7 @@ from mmengine.registry import DefaultScope
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
+from dm3d_mm.apis.cli import add_model_args
 from dm3d_mm.apis.model import build_detector
 
 
@@ -36,10 +38,10 @@ def main():
     p.add_argument('checkpoint')
     p.add_argument('--frames', type=int, default=100)
     p.add_argument('--data-root', default='data/synth_kitti')
-    args = p.parse_args()
+    args = add_model_args(p).parse_args()
     from mmdet3d.registry import DATASETS
-    cfg = load_config(args.config, data_root=args.data_root)
-    model = build_detector(cfg, args.checkpoint).eval()
+    cfg = load_config(args.config, args.cfg_options, data_root=args.data_root)
+    model = build_detector(cfg, args.checkpoint, args.device, not args.allow_partial)
     encoder = next((m for n, m in model.named_modules()
                     if n.endswith('middle_encoder') and hasattr(m, 'keep_ratios')), None)
     if encoder is None or 'bev' not in encoder.keep_ratios:
