@@ -87,8 +87,7 @@ class SparseBEVSECOND(SECOND):
 
     def __init__(self, *args, grow_per_block: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.grow_per_block = bool(grow_per_block)
-        if self.grow_per_block:
+        if grow_per_block:  # the state is each first conv's own ``submanifold`` flag
             for block in self.blocks:
                 if not isinstance(block[0], SparseBEVConv2d):
                     raise TypeError('grow_per_block needs conv_cfg type SparseBEVConv2d, got '
