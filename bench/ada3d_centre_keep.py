@@ -19,6 +19,7 @@ import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.cli import add_model_args
 from dm3d_mm.apis.model import build_detector
+from dm3d_mm.spatial import Ada3DSparseEncoder
 
 
 def centre_pixels(boxes: torch.Tensor, pc_range, hw) -> torch.Tensor:
@@ -42,8 +43,7 @@ def main():
     from mmdet3d.registry import DATASETS
     cfg = load_config(args.config, args.cfg_options, data_root=args.data_root)
     model = build_detector(cfg, args.checkpoint, args.device, not args.allow_partial)
-    encoder = next((m for n, m in model.named_modules()
-                    if n.endswith('middle_encoder') and hasattr(m, 'keep_ratios')), None)
+    encoder = next((m for m in model.modules() if isinstance(m, Ada3DSparseEncoder)), None)
     if encoder is None or 'bev' not in encoder.keep_ratios:
         raise SystemExit(f'{args.config}: no Ada3D encoder dropping BEV pixels in the model')
     bev_ratio = encoder.keep_ratios['bev']
