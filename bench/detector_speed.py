@@ -6,20 +6,26 @@ Settings (--settings, any of):
       the demo detectors with their shipped checkpoints: dense, SPSS 50 % (foreground
       ranking) and Ada3D as shipped, and DM3D channel pruning (all parts, --round-to,
       --min-density) at each --budgets fraction of the joint FLOPs, pruned here on this
-      device on --calib-frames train frames and exported slim (a smaller dense model)
+      device on --calib-frames train frames and exported slim (a smaller dense model), and
+      the joint spatial + channel models: at each --joint-budgets fraction of the dense
+      joint FLOPs, the Ada3D model's keep ratios chosen with the channel widths
+      (``DM3DPruner(spatial=dict(grid=--joint-grid))``), exported slim with its ratios
   second-kitti
       mmdet3d's full-width SECOND KITTI config (random weights) on the synthetic KITTI frames
       (64-beam forward sector, KITTI's velodyne_reduced density): dense, SPSS 50 %
-      (configs/dm3d/second_kitti_spss50.py, the same weights) and DM3D channel slim (3D
-      encoder, 2D backbone, neck)
+      (configs/dm3d/second_kitti_spss50.py, the same weights), Ada3D
+      (configs/dm3d/second_kitti_ada3d.py: the same weights, its predictor random), DM3D
+      channel slim (3D encoder, 2D backbone, neck) and the joint rows
   centerpoint-nus
       mmdet3d's full-width CenterPoint nuScenes config (0.1 m voxels, random weights) on
       generated 10-sweep surround clouds of nuScenes density (~300 k points a frame,
-      dm3d_mm/datasets/sweep_clouds.py): dense, SPSS 50 % and DM3D channel slim of the 2D
-      backbone and neck (each budget a fraction of their own FLOPs: the residual-block
-      SparseEncoder of this config has no channel graph)
-On random weights the DM3D allocation means nothing for accuracy; the slim widths it picks
-still price the channel-slim speed at that FLOPs budget.
+      dm3d_mm/datasets/sweep_clouds.py): dense, SPSS 50 %, Ada3D with the sparse head
+      (configs/dm3d/centerpoint_voxel01_nus_ada3d.py), DM3D channel slim of the 2D backbone
+      and neck (each --budgets a fraction of their own FLOPs: the residual-block
+      SparseEncoder of this config has no channel graph) and the joint rows (the same parts
+      slimmed; --joint-budgets of the whole dense detector)
+On random weights the DM3D allocation (and Ada3D's random predictor) means nothing for
+accuracy; the slim widths and keep ratios they pick still price the speed at that budget.
 
 Timing (dm3d_mm/studies/wall_time.py): the whole detector from the data preprocessor (the copy
 of the points to the device, voxelization) to the head outputs, and its 3D / 2D / head
@@ -48,16 +54,18 @@ from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.studies.ablation import joint_gmacs
+from dm3d_mm.studies.ablation import joint_gmacs, joint_target
 from dm3d_mm.studies.cells import DETECTORS
 from dm3d_mm.apis.model import build_detector, default_device
+from dm3d_mm.apis.prune import save_result
 from dm3d_mm.apis.slim import export_slim
 from dm3d_mm.studies.wall_time import measure
 from dm3d_mm.datasets.sweep_clouds import surround_sweeps
+from dm3d_mm.joint.sites import find_sites, keep_ratios
 from dm3d_mm.models.sort_voxelization import use_sort_voxelization
 from dm3d_mm.pruning import DM3DPruner
 from dm3d_mm.pruning.calib_frames import calibration_batches
-from dm3d_mm.pruning.checkpoint import save_pruned_checkpoint
+from dm3d_mm.weight.allocators import BudgetBelowFloor
 
 
 @dataclass
@@ -73,6 +81,13 @@ class Setting:
         pruner (dict): further DM3DPruner arguments.
         points (str): 'dataset' (the config's val split on --data-root) or 'sweeps'
             (generated nuScenes-density surround clouds).
+        joint_from (tuple, optional): (config, checkpoint or None for random weights) of
+            the spatial model the joint spatial + channel rows are pruned from. Defaults to
+            None (no joint rows).
+        joint_budgets (tuple): the joint rows' budgets, fractions of the dense detector's
+            joint FLOPs (--joint-budgets replaces them). Defaults to ().
+        joint_parts (tuple, optional): the parts the joint rows slim. Defaults to None
+            (``parts``).
     """
     title: str
     config: str
@@ -81,33 +96,44 @@ class Setting:
     parts: Tuple[str, ...]
     pruner: Dict = field(default_factory=dict)
     points: str = 'dataset'
+    joint_from: Optional[Tuple[str, Optional[str]]] = None
+    joint_budgets: Tuple[float, ...] = ()
+    joint_parts: Optional[Tuple[str, ...]] = None
 
 
-def _demo(name: str, title: str, dense_config: str) -> Setting:
+def _demo(name: str, title: str, dense_config: str, joint_budgets: Tuple[float, ...]
+          ) -> Setting:
     setup = DETECTORS[name]
     spatial = {'SPSS 50 % (foreground ranking)': setup.spatial['spss50_fg-margin'],
                'Ada3D': setup.spatial['ada3d']}
     return Setting(title, dense_config, setup.checkpoint,
                    {k: (v.config, v.checkpoint) for k, v in spatial.items()},
-                   setup.parts['all'].parts, dict(setup.pruner))
+                   setup.parts['all'].parts, dict(setup.pruner),
+                   joint_from=(spatial['Ada3D'].config, spatial['Ada3D'].checkpoint),
+                   joint_budgets=joint_budgets)
 
 
 SETTINGS = {
     'second': _demo('second', 'demo SECOND (shipped checkpoints)',
-                    'configs/demo/second_synth-kitti_cpu.py'),
+                    'configs/demo/second_synth-kitti_cpu.py', (0.1, 0.05)),
     'centerpoint': _demo('centerpoint', 'demo CenterPoint (shipped checkpoints)',
-                         'configs/demo/centerpoint_synth-kitti_cpu.py'),
+                         'configs/demo/centerpoint_synth-kitti_cpu.py', (0.3, 0.2)),
     'second-kitti': Setting(
         'mmdet3d SECOND KITTI, full width (random weights), synthetic KITTI frames',
         'mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py', None,
-        {'SPSS 50 %': ('configs/dm3d/second_kitti_spss50.py', None)},
-        ('middle_encoder', 'backbone', 'neck')),
+        {'SPSS 50 %': ('configs/dm3d/second_kitti_spss50.py', None),
+         'Ada3D': ('configs/dm3d/second_kitti_ada3d.py', None)},
+        ('middle_encoder', 'backbone', 'neck'),
+        joint_from=('configs/dm3d/second_kitti_ada3d.py', None), joint_budgets=(0.04, 0.02)),
     'centerpoint-nus': Setting(
         'mmdet3d CenterPoint nuScenes 0.1 m, full width (random weights), generated 10-sweep '
         'surround clouds',
         'mmdet3d::centerpoint/centerpoint_voxel01_second_secfpn_8xb4-cyclic-20e_nus-3d.py',
-        None, {'SPSS 50 %': ('configs/dm3d/centerpoint_voxel01_nus_spss50.py', None)},
-        ('pts_backbone', 'pts_neck'), dict(budget_of='parts'), points='sweeps'),
+        None, {'SPSS 50 %': ('configs/dm3d/centerpoint_voxel01_nus_spss50.py', None),
+               'Ada3D (sparse head)': ('configs/dm3d/centerpoint_voxel01_nus_ada3d.py', None)},
+        ('pts_backbone', 'pts_neck'), dict(budget_of='parts', lambdas=(1.0, 1.0)), points='sweeps',
+        joint_from=('configs/dm3d/centerpoint_voxel01_nus_ada3d.py', None),
+        joint_budgets=(0.4, 0.3), joint_parts=('pts_backbone', 'pts_neck', 'pts_bbox_head')),
 }
 
 
@@ -137,30 +163,92 @@ def group(batches: List[dict], size: int) -> List[dict]:
     return out
 
 
+def slim_row(cfg, config: str, checkpoint: str, model, pruner: DM3DPruner, calib,
+             work: str, args, device: str):
+    """``model`` pruned by ``pruner`` on ``calib`` (timed), saved with its record (keep
+    ratios included) under ``work``, exported slim and built on ``device``: (slim model,
+    pruning result, seconds), or None when the budget is below what the unpruned rest costs.
+    """
+    use_sort_voxelization(model)
+    t0 = time.perf_counter()
+    try:
+        result = pruner.prune(model, calib)
+    except BudgetBelowFloor as e:
+        print(f'  {work}: not reachable: {e}')
+        return None
+    seconds = time.perf_counter() - t0
+    pruned = osp.join(work, 'pruned.pth')
+    save_result(model, result, pruned, checkpoint, config)
+    slim = export_slim(cfg, pruned, work, 'slim')
+    slim_cfg = load_config(slim['config'], data_root=args.data_root)
+    return build_detector(slim_cfg, slim['checkpoint'], device), result, seconds
+
+
 def channel_rows(key: str, cfg, checkpoint: str, calib, args, device
                  ) -> Dict[str, torch.nn.Module]:
     """DM3D channel pruning at each budget on ``device``, exported slim; row -> model."""
     setting = SETTINGS[key]
     rows = OrderedDict()
     for b in args.budgets:
-        model = build_detector(cfg, checkpoint, device)
-        use_sort_voxelization(model)
-        t0 = time.perf_counter()
         pruner = DM3DPruner(b, parts=list(setting.parts), num_ratios=args.num_ratios,
                             granularity=dict(type='channel', round_to=args.round_to),
                             min_density=args.min_density, progress=False, **setting.pruner)
-        result = pruner.prune(model, calib)
-        seconds = time.perf_counter() - t0
-        work = osp.join(args.work_dir, f'{key}_channel{b:g}')
-        pruned = osp.join(work, 'pruned.pth')
-        save_pruned_checkpoint(pruned, model, result.masks, result.info(), source=checkpoint)
-        slim = export_slim(cfg, pruned, work, 'slim')
-        slim_cfg = load_config(slim['config'], data_root=args.data_root)
+        row = slim_row(cfg, setting.config, checkpoint, build_detector(cfg, checkpoint, device),
+                       pruner, calib, osp.join(args.work_dir, f'{key}_channel{b:g}'), args,
+                       device)
+        if row is None:
+            continue
         of = ' of the 2D parts' if setting.pruner.get('budget_of') == 'parts' else ''
         name = f'DM3D channel {b:g}{of}, slim'
-        rows[name] = build_detector(slim_cfg, slim['checkpoint'], device)
+        rows[name], result, seconds = row
         print(f'  {name}: pruned on {device} in {seconds:.1f} s, '
               f'{result.macs_after / result.macs_before:.3f} of the joint MACs')
+    return rows
+
+
+def random_spatial_weights(cfg, dense_checkpoint: str, path: str, device: str) -> str:
+    """Weights of a spatial model for a random-weight setting: the dense model's random
+    weights under every key the two share, the spatial model's own initialisation elsewhere
+    (Ada3D's predictor), saved to ``path``."""
+    model = build_detector(cfg, dense_checkpoint, device, strict=False)
+    save_checkpoint(dict(state_dict=weights_to_cpu(model.state_dict())), path)
+    return path
+
+
+def joint_rows(key: str, dense, checkpoint: str, calib, args, device
+               ) -> Dict[str, torch.nn.Module]:
+    """The joint spatial + channel models at each --joint-budgets fraction of ``dense``'s
+    joint FLOPs: the setting's spatial model (``checkpoint``), its keep ratios chosen with
+    the channel widths on ``device``, exported slim; row -> model. The budget counts the
+    whole detector, so the setting's ``budget_of`` does not apply."""
+    setting = SETTINGS[key]
+    config = setting.joint_from[0]
+    cfg = load_config(config, data_root=args.data_root)
+    spatial = dict(grid=args.joint_grid)
+    pruner_args = {k: v for k, v in setting.pruner.items() if k != 'budget_of'}
+    rows = OrderedDict()
+    parts = list(setting.joint_parts or setting.parts)
+    budgets = setting.joint_budgets if args.joint_budgets is None else args.joint_budgets
+    for b in budgets:
+        model = build_detector(cfg, checkpoint, device)
+        use_sort_voxelization(model)
+        target = joint_target(model, dense, calib, b, spatial)
+        if target > 1:  # the spatial model at its largest keep ratios is under the budget
+            print(f'  joint {b:g}: the spatial model at its largest keep ratios costs '
+                  f'{b / target:.3f} of the dense FLOPs, under this budget: row skipped')
+            continue
+        pruner = DM3DPruner(target, parts=parts, num_ratios=args.num_ratios,
+                            granularity=dict(type='channel', round_to=args.round_to),
+                            min_density=args.min_density, progress=False, spatial=spatial,
+                            **pruner_args)
+        row = slim_row(cfg, config, checkpoint, model, pruner, calib,
+                       osp.join(args.work_dir, f'{key}_joint{b:g}'), args, device)
+        if row is None:
+            continue
+        name = f'joint Ada3D + DM3D channel {b:g}, slim'
+        rows[name], result, seconds = row
+        print(f'  {name}: pruned on {device} in {seconds:.1f} s, keep ratios '
+              f'{keep_ratios(find_sites(rows[name]))}')
     return rows
 
 
@@ -180,14 +268,28 @@ def run_setting(key: str, args, device: str) -> Dict:
         checkpoint = osp.join(args.work_dir, f'{key}_random.pth')
         save_checkpoint(dict(state_dict=weights_to_cpu(dense.state_dict())), checkpoint)
     models = OrderedDict(dense=dense)
-    for name, (config, ckpt) in setting.spatial.items():
-        if ckpt is not None and not osp.isfile(ckpt):
-            print(f'  {name}: {ckpt} is not here (make checkpoints): row skipped')
+    weights = {}  # spatial config -> its checkpoint (random weights: saved here)
+    for name, (config, ckpt) in list(setting.spatial.items()) + [
+            ('joint rows', setting.joint_from or (None, None))]:
+        if config is None or config in weights:
             continue
-        models[name] = build_detector(load_config(config, data_root=args.data_root),
-                                      ckpt or checkpoint, device)
+        if ckpt is not None and not osp.isfile(ckpt):
+            print(f'  {name}: {ckpt} is not here (make checkpoints): skipped')
+            continue
+        spatial_cfg = load_config(config, data_root=args.data_root)
+        if ckpt is None:
+            ckpt = random_spatial_weights(spatial_cfg, checkpoint, osp.join(
+                args.work_dir, f'{key}_{osp.splitext(osp.basename(config))[0]}_random.pth'),
+                device)
+        weights[config] = ckpt
+        if name != 'joint rows':
+            models[name] = build_detector(spatial_cfg, ckpt, device)
     if args.budgets:
         models.update(channel_rows(key, cfg, checkpoint, calib, args, device))
+    if setting.joint_from and setting.joint_from[0] in weights:
+        use_sort_voxelization(dense)
+        models.update(joint_rows(key, dense.eval(), weights[setting.joint_from[0]], calib,
+                                 args, device))
     for m in models.values():
         m.eval()
         use_sort_voxelization(m)
@@ -226,6 +328,11 @@ def main():
     p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
     p.add_argument('--budgets', type=float, nargs='*', default=[0.5, 0.33],
                    help='channel rows at these fractions of the joint FLOPs (none: no rows)')
+    p.add_argument('--joint-budgets', type=float, nargs='*',
+                   help='joint spatial + channel rows at these fractions of the dense joint '
+                   "FLOPs, in every setting (default: each setting's own; none: no rows)")
+    p.add_argument('--joint-grid', type=float, nargs='+', default=[1.0, 0.5],
+                   help='keep ratios the joint rows try at every site of the Ada3D model')
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--min-density', type=float, default=0.125)
     p.add_argument('--num-ratios', type=int, default=16)

@@ -395,3 +395,30 @@ def test_channel_slim_of_the_sparse_head_centerpoint(synth_root, tmp_path):
     with torch.no_grad():
         for a, b in zip(heads(model), heads(slim)):
             assert torch.allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_slim_config_of_an_encoder_left_at_its_class_defaults():
+    """mmdet3d's SECOND KITTI config names none of its SparseEncoder's widths (the class
+    defaults apply): the slim config writes them with the new widths, and builds to them."""
+    from mmengine.config import ConfigDict
+    from mmdet3d.registry import MODELS
+
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.model import build_detector
+    from dm3d_mm.structured.channel_graph import find_channel_graph
+    cfg = load_config('mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py')
+    assert not {'base_channels', 'output_channels', 'encoder_channels'} & set(
+        cfg.model.middle_encoder)
+    model = build_detector(cfg, None, 'cpu')
+    graph = find_channel_graph(model)
+    keys = [k for g in graph.groups(model) for k in g.keys if k.startswith('middle_encoder.')]
+    assert len(keys) >= 10
+    model_cfg = ConfigDict(cfg.model.to_dict())
+    graph.rewrite(model_cfg, {k: 8 + 8 * (i % 2) for i, k in enumerate(keys)})
+    slim = MODELS.build(model_cfg)
+    convs = [m for n, m in slim.middle_encoder.named_modules()
+             if n and hasattr(m, 'weight') and m.weight.dim() == 5]
+    assert len(convs) == len(keys)
+    assert [c.out_channels for c in convs] == [8 + 8 * (i % 2) for i in range(len(keys))]
+    height = model.backbone.blocks[0][0].in_channels // model.middle_encoder.output_channels
+    assert slim.backbone.blocks[0][0].in_channels == convs[-1].out_channels * height

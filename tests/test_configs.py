@@ -76,15 +76,18 @@ def test_finetune_bases_share_the_schedule_over_mmdet3d_configs(path):
     assert sched.T_max == sched.end == cfg.train_cfg.max_epochs == cfg.finetune_epochs
 
 
-# spatial-only variants train from scratch on mmdet3d's own schedule (as SPS-Conv trains)
-FROM_SCRATCH = [p for p in PAPER if p.endswith('_spss50.py')]
+# spatial-only variants train from scratch on mmdet3d's own schedule (as SPS-Conv trains),
+# as does Ada3D's first step
+FROM_SCRATCH = [p for p in PAPER if p.endswith(('_spss50.py', '_ada3d_stage1.py'))]
+ADA3D_STEPS = [p for p in PAPER if '_ada3d' in p and p not in FROM_SCRATCH]
 
 
 @pytest.mark.parametrize('path', FROM_SCRATCH, ids=osp.basename)
 def test_spatial_variants_train_from_scratch_on_mmdet3ds_schedule(path):
     from dm3d_mm.apis import load_config
     bases = _bases(path)
-    assert len(bases) == 1 and bases[0].startswith('mmdet3d::'), bases
+    assert bases[0].startswith('mmdet3d::'), bases
+    assert all(b.startswith('../_base_/models/') for b in bases[1:]), bases  # model parts
     cfg, base = load_config(path), load_config(bases[0])
 
     def unscoped(node):  # mmengine marks dicts inherited from another package's base
@@ -97,11 +100,41 @@ def test_spatial_variants_train_from_scratch_on_mmdet3ds_schedule(path):
         assert unscoped(cfg[key]) == unscoped(base[key]), key
     assert not cfg.get('load_from') and 'pruning' not in cfg
     enc = cfg.model.get('middle_encoder') or cfg.model.get('pts_middle_encoder')
-    assert enc.type == 'SPSSSparseEncoder' and enc.gate and enc.passthrough == 'block'
+    if '_spss50' in path:
+        assert enc.type == 'SPSSSparseEncoder' and enc.gate and enc.passthrough == 'block'
+    else:  # Ada3D's step 1: its 2D parts, no dropping yet
+        backbone = cfg.model.get('backbone') or cfg.model.get('pts_backbone')
+        assert enc.type == 'SparseEncoder' and backbone.type == 'SparseBEVSECOND'
+
+
+@pytest.mark.parametrize('path', ADA3D_STEPS, ids=osp.basename)
+def test_ada3d_steps_train_on_their_detectors_finetune_base(path):
+    """Ada3D's steps 2 (the predictor alone) and 3 (detector and predictor) on a paper
+    detector: the detector's fine-tune base schedule, step 1's 2D parts and head keys, and
+    the dropping of configs/_base_/models/ada3d.py."""
+    from dm3d_mm.apis import load_config
+    from mmdet3d.registry import MODELS
+    name = osp.basename(path)
+    detector = name.split('_ada3d')[0]
+    cfg = load_config(path)
+    base = load_config(osp.join(REPO, 'configs/dm3d', detector + '_finetune.py'))
+    stage1 = load_config(osp.join(REPO, 'configs/dm3d', detector + '_ada3d_stage1.py'))
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'train_dataloader'):
+        assert cfg[key] == base[key], key
+    assert cfg.model.train_predictor_only == name.endswith('_stage2.py')
+    prefix = 'pts_' if 'pts_middle_encoder' in cfg.model else ''
+    ada3d = load_config(osp.join(REPO, 'configs/_base_/models/ada3d.py'))
+    assert cfg.model[prefix + 'middle_encoder'].keep_ratios == ada3d.ada3d_encoder.keep_ratios
+    assert cfg.model[prefix + 'backbone'] == stage1.model[prefix + 'backbone']
+    # step 1's checkpoint loads into step 2 (the predictor is new), step 2's into step 3
+    keys = set(MODELS.build(stage1.model).state_dict())
+    ours = set(MODELS.build(cfg.model).state_dict())
+    assert keys <= ours and all('predictor' in k for k in ours - keys)
 
 
 @pytest.mark.parametrize('path', [p for p in PAPER if not p.endswith('_finetune.py')
-                                  and p not in FROM_SCRATCH], ids=osp.basename)
+                                  and p not in FROM_SCRATCH + ADA3D_STEPS],
+                         ids=osp.basename)
 def test_paper_variants_inherit_their_detectors_finetune_base(path):
     from dm3d_mm.apis import load_config
     detector = osp.basename(path).split('_')[0]

@@ -289,3 +289,49 @@ def test_eval_mode_outputs_carry_gradients_to_every_sparse_conv(synth_root):
     with torch.no_grad():  # inference keeps spconv's eval path
         p_b2, p_c2 = build_head_outputs(model)(model, batch)
     assert torch.allclose(p_c, p_c2, atol=1e-5) and torch.allclose(p_b, p_b2, atol=1e-5)
+
+
+def test_joint_channel_allocation_on_cuda_matches_cpu(synth_root, tmp_path):
+    """The joint allocation (Ada3D keep ratios chosen with the channel widths) on both
+    devices: the same keep ratios, channel masks 95 % identical, the budget met, and the slim
+    export built on the device counts the joint MACs the pruning reported there (within the
+    near-tied sites Ada3D's float scores may swap)."""
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.model import build_detector
+    from dm3d_mm.apis.prune import calibration_batches, save_result
+    from dm3d_mm.apis.slim import export_slim
+    from dm3d_mm.cost import count_flops
+    from dm3d_mm.pruning import DM3DPruner
+    from dm3d_mm.weight.head_outputs import build_head_outputs
+
+    from conftest import REPO
+    config = osp.join(REPO, 'configs/demo/second_synth-kitti_cpu_ada3d.py')
+    ckpt = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu_ada3d.pth')
+    if not osp.isfile(ckpt):
+        pytest.skip(f'{ckpt} is not here (make checkpoints)')
+    cfg = load_config(config, data_root=synth_root)
+    batches = calibration_batches(cfg, 2, 'train')
+    res, models = {}, {}
+    for dev in ('cpu', DEVICE):
+        models[dev] = build_detector(cfg, ckpt, dev)
+        res[dev] = DM3DPruner(0.12, num_ratios=8, progress=False,
+                              granularity=dict(type='channel', round_to=8),
+                              parts=['middle_encoder', 'backbone', 'neck'],
+                              spatial=dict(grid=(0.5, 0.25),
+                                           sites=['middle_encoder.bev'])).prune(
+                                               models[dev], batches)
+        assert res[dev].macs_after <= 0.12 * res[dev].macs_before * (1 + 1e-9)
+    print(f"joint keep ratios cpu {res['cpu'].spatial['keep_ratios']} "
+          f"{DEVICE} {res[DEVICE].spatial['keep_ratios']}")
+    assert res[DEVICE].spatial['keep_ratios'] == res['cpu'].spatial['keep_ratios']
+    agree = [float((res['cpu'].masks[n] == res[DEVICE].masks[n].cpu()).float().mean())
+             for n in res['cpu'].masks]
+    assert min(agree) >= 0.95
+    pruned = str(tmp_path / 'pruned.pth')
+    save_result(models[DEVICE], res[DEVICE], pruned, ckpt, config)
+    out = export_slim(cfg, pruned, str(tmp_path), 'slim')
+    slim = build_detector(load_config(out['config'], data_root=synth_root), out['checkpoint'],
+                          DEVICE)
+    counted = count_flops(slim, batches, build_head_outputs(slim))
+    assert counted.total_macs() / counted.frames == pytest.approx(
+        res[DEVICE].macs_after, rel=0 if DEVICE == 'cpu' else 1e-3)

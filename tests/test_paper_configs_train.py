@@ -41,6 +41,8 @@ def _batch(cfg, dims, num_classes, box_dims=7, seed=0):
     ('second_kitti_spss50_dm3d50.py', 4, 7),
     ('pointpillars_kitti_dm3d50.py', 4, 7),
     ('centerpoint_voxel01_nus_spss50_dm3d50.py', 5, 9),
+    ('second_kitti_ada3d.py', 4, 7),
+    ('centerpoint_voxel01_nus_ada3d.py', 5, 9),
 ])
 def test_one_training_iteration(name, dims, box_dims):
     from dm3d_mm.apis import load_config

@@ -23,6 +23,7 @@ wiring is a registered, swappable piece (``CHANNEL_GRAPHS``), one per family of 
 
 Every graph that matches a model contributes its groups (``find_channel_graph``).
 """
+import inspect
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -180,6 +181,24 @@ def _out_channels(layer: nn.Module) -> int:
     return layer.out_channels
 
 
+def _with_class_defaults(module_cfg: dict, keys: Sequence[str]) -> None:
+    """Write into ``module_cfg`` each of ``keys`` it leaves to its class's default (mmdet3d's
+    SECOND KITTI config names none of its encoder's widths), taken from the first
+    ``__init__`` along the registered class's MRO that declares it."""
+    from mmdet3d.registry import MODELS
+    cls = MODELS.get(module_cfg['type'])
+    if cls is None:
+        raise KeyError(f"{module_cfg['type']!r} is not a registered mmdet3d model")
+    for key in keys:
+        if key in module_cfg:
+            continue
+        for klass in cls.__mro__:
+            param = inspect.signature(klass.__init__).parameters.get(key)
+            if param is not None and param.default is not inspect.Parameter.empty:
+                module_cfg[key] = param.default
+                break
+
+
 @CHANNEL_GRAPHS.register_module()
 class SparseEncoderChannels(ChannelGraph):
     """mmdet3d's SparseEncoder built of conv modules (sparse conv, norm, activation).
@@ -244,6 +263,7 @@ class SparseEncoderChannels(ChannelGraph):
     def rewrite(self, model_cfg, widths):
         p = self.prefix
         enc = model_cfg[p + 'middle_encoder']
+        _with_class_defaults(enc, ('base_channels', 'output_channels', 'encoder_channels'))
         channels = [list(stage) for stage in enc['encoder_channels']]
         height = None
         for key, width in widths.items():
