@@ -29,7 +29,7 @@ PACKAGES="spconv-cu126==2.3.8 cumm-cu126==0.7.11 mmengine==0.10.7 mmdet==3.2.0 m
   pccm==0.4.16 ccimport==0.4.4 lark==1.3.1 addict==2.4.0 yapf==0.43.0 platformdirs==4.14.9
   termcolor==3.3.0 terminaltables==3.1.10 pycocotools==2.0.11 shapely==2.0.7
   nuscenes-devkit==1.2.0 pyquaternion==0.9.9 lyft-dataset-sdk==0.0.8 trimesh==5.2.0
-  cachetools==8.0.2"
+  cachetools==8.0.2 pytest-xdist==3.8.0 execnet==2.1.2"
 if [ ! -f "$WHEELS/.done" ]; then
   step "downloading cp312 wheels"
   # shellcheck disable=SC2086

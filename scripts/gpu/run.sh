@@ -5,14 +5,14 @@
 # after a failed step, so one breakage still leaves the other results.
 #
 #   device run: carry [".gpu/site.tar.xz"], command "bash scripts/gpu/run.sh"
-#   (variables: STEPS, DEADLINE, FRAMES, SETTINGS, REPEATS, BENCH_LIMIT, TOOL_GRANULARITIES)
+#   (variables: STEPS, DEADLINE, FRAMES, SETTINGS, REPEATS, JOINT_BUDGETS, BENCH_LIMIT,
+#   TOOL_GRANULARITIES)
 #   rehearsal on a CPU machine: LOCAL=1 OUT=work_dirs/gpu_rehearsal bash scripts/gpu/run.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work_dirs/gpu_run}
 mkdir -p "$OUT"
 LOG=$OUT/run.log
-PY=${PY:-python3}
 export PYTHONUNBUFFERED=1
 step() { printf '\n===== [%5ss] %s\n' "$SECONDS" "$*" | tee -a "$LOG"; }
 # the whole run ends by DEADLINE seconds (a device command may run 600 s at most)
@@ -44,6 +44,8 @@ else
 fi
 DATA=data/synth_kitti_gpu
 DEV=${DEVICE:-cuda}
+# a rehearsal on the CPU: tests/test_device.py compares the CPU with itself
+[ "$DEV" = cpu ] && export DM3D_DEVICE_UNDER_TEST=cpu
 # the steps, in order (a second run in a short lease can name fewer: STEPS="data tests bench")
 STEPS=${STEPS:-env data tests tools bench suite}
 
@@ -89,14 +91,19 @@ do_tools() {
 }
 do_bench() {
   step "speed bench on $DEV"
-  run ${BENCH_LIMIT:-240} bench.log $PY bench/detector_speed.py --device $DEV --data-root $DATA \
+  # JOINT_BUDGETS: the joint rows' budgets in every setting (unset: each setting's own)
+  local joint=()
+  [ -n "${JOINT_BUDGETS+x}" ] && joint=(--joint-budgets $JOINT_BUDGETS)
+  run ${BENCH_LIMIT:-540} bench.log $PY bench/detector_speed.py --device $DEV --data-root $DATA \
     --out "$OUT" --work-dir work_dirs/gpu_bench --frames 8 --batch-sizes 1 8 \
-    --repeats ${REPEATS:-10} --warmup 2 \
+    --repeats ${REPEATS:-10} --warmup 2 "${joint[@]}" \
     --settings ${SETTINGS:-second second-kitti centerpoint-nus centerpoint}
 }
 do_suite() {
   step "wider suite on $DEV: tests whose models build on the default device (CUDA here)"
-  run 150 suite.log $PY -m pytest -q -p no:cacheprovider -n 8 --dist loadfile \
+  local workers=()  # pytest-xdist travels in the payload; without it, one process
+  $PY -c "import xdist" 2>/dev/null && workers=(-n 8 --dist loadfile)
+  run 150 suite.log $PY -m pytest -q -p no:cacheprovider "${workers[@]}" \
     tests/test_hooks.py tests/test_prune_demo.py tests/test_spatial_ada3d.py \
     tests/test_spatial_spss.py tests/test_spss_foreground.py tests/test_channel_slim.py \
     tests/test_granularity.py tests/test_centerpoint_demo.py tests/test_paper_configs_train.py
