@@ -262,6 +262,7 @@ def run_setting(key: str, args, device: str) -> Dict:
     else:
         calib = calibration_batches(cfg, args.calib_frames, 'train')
         frames = calibration_batches(cfg, args.frames, 'val')
+    torch.manual_seed(args.seed)  # the random weights (and Ada3D's random predictor)
     dense = build_detector(cfg, setting.checkpoint, device)
     checkpoint = setting.checkpoint
     if checkpoint is None:  # random weights, shared by every row of the setting
@@ -333,6 +334,8 @@ def main():
                    "FLOPs, in every setting (default: each setting's own; none: no rows)")
     p.add_argument('--joint-grid', type=float, nargs='+', default=[1.0, 0.5],
                    help='keep ratios the joint rows try at every site of the Ada3D model')
+    p.add_argument('--seed', type=int, default=0,
+                   help='torch seed of the random weights of the full-width settings')
     p.add_argument('--round-to', type=int, default=8)
     p.add_argument('--min-density', type=float, default=0.125)
     p.add_argument('--num-ratios', type=int, default=16)
