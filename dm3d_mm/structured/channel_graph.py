@@ -186,7 +186,8 @@ def _with_class_defaults(module_cfg: dict, keys: Sequence[str]) -> None:
     SECOND KITTI config names none of its encoder's widths), taken from the first
     ``__init__`` along the registered class's MRO that declares it."""
     from mmdet3d.registry import MODELS
-    cls = MODELS.get(module_cfg['type'])
+    kind = module_cfg['type']
+    cls = kind if inspect.isclass(kind) else MODELS.get(kind)
     if cls is None:
         raise KeyError(f"{module_cfg['type']!r} is not a registered mmdet3d model")
     for key in keys:
