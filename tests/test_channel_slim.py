@@ -397,16 +397,20 @@ def test_channel_slim_of_the_sparse_head_centerpoint(synth_root, tmp_path):
             assert torch.allclose(a, b, atol=1e-4, rtol=1e-5)
 
 
-def test_slim_config_of_an_encoder_left_at_its_class_defaults():
-    """mmdet3d's SECOND KITTI config names none of its SparseEncoder's widths (the class
-    defaults apply): the slim config writes them with the new widths, and builds to them."""
+@pytest.mark.parametrize('config', [
+    'mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py',
+    osp.join(REPO, 'configs/dm3d/second_kitti_spss50.py')])
+def test_slim_config_of_an_encoder_left_at_its_class_defaults(config):
+    """mmdet3d's SECOND KITTI config (and our SPSS variant of it) names none of its
+    encoder's widths (the class defaults apply): the slim config writes them with the new
+    widths, and builds to them."""
     from mmengine.config import ConfigDict
     from mmdet3d.registry import MODELS
 
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.model import build_detector
     from dm3d_mm.structured.channel_graph import find_channel_graph
-    cfg = load_config('mmdet3d::second/second_hv_secfpn_8xb6-80e_kitti-3d-3class.py')
+    cfg = load_config(config)
     assert not {'base_channels', 'output_channels', 'encoder_channels'} & set(
         cfg.model.middle_encoder)
     model = build_detector(cfg, None, 'cpu')

@@ -261,10 +261,16 @@ class SparseEncoderChannels(ChannelGraph):
                                      [Producer(block + '.0', block + '.1', consumers)]))
         return groups
 
+    def encoder_cfg(self, model_cfg) -> dict:
+        """The encoder's config in ``model_cfg``, its widths written out (where the config
+        leaves them at the class defaults, as mmdet3d's SECOND KITTI config does)."""
+        enc = model_cfg[self.prefix + 'middle_encoder']
+        _with_class_defaults(enc, ('base_channels', 'output_channels', 'encoder_channels'))
+        return enc
+
     def rewrite(self, model_cfg, widths):
         p = self.prefix
-        enc = model_cfg[p + 'middle_encoder']
-        _with_class_defaults(enc, ('base_channels', 'output_channels', 'encoder_channels'))
+        enc = self.encoder_cfg(model_cfg)
         channels = [list(stage) for stage in enc['encoder_channels']]
         height = None
         for key, width in widths.items():
@@ -323,7 +329,7 @@ class SPSSEncoderChannels(SparseEncoderChannels):
         return merged
 
     def rewrite(self, model_cfg, widths):
-        enc = model_cfg[self.prefix + 'middle_encoder']
+        enc = self.encoder_cfg(model_cfg)
         if enc.get('min_prune_channels', 0):
             raise ValueError('slimming an SPSSSparseEncoder built with min_prune_channels is '
                              'not supported: which convs prune would change with the widths')
