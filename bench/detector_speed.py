@@ -81,9 +81,8 @@ class Setting:
         pruner (dict): further DM3DPruner arguments.
         points (str): 'dataset' (the config's val split on --data-root) or 'sweeps'
             (generated nuScenes-density surround clouds).
-        joint_from (tuple, optional): (config, checkpoint or None for random weights) of
-            the spatial model the joint spatial + channel rows are pruned from. Defaults to
-            None (no joint rows).
+        joint_from (str, optional): the ``spatial`` row whose model the joint spatial +
+            channel rows are pruned from. Defaults to None (no joint rows).
         joint_budgets (tuple): the joint rows' budgets, fractions of the dense detector's
             joint FLOPs (--joint-budgets replaces them). Defaults to ().
         joint_parts (tuple, optional): the parts the joint rows slim. Defaults to None
@@ -96,7 +95,7 @@ class Setting:
     parts: Tuple[str, ...]
     pruner: Dict = field(default_factory=dict)
     points: str = 'dataset'
-    joint_from: Optional[Tuple[str, Optional[str]]] = None
+    joint_from: Optional[str] = None
     joint_budgets: Tuple[float, ...] = ()
     joint_parts: Optional[Tuple[str, ...]] = None
 
@@ -109,7 +108,7 @@ def _demo(name: str, title: str, dense_config: str, joint_budgets: Tuple[float, 
     return Setting(title, dense_config, setup.checkpoint,
                    {k: (v.config, v.checkpoint) for k, v in spatial.items()},
                    setup.parts['all'].parts, dict(setup.pruner),
-                   joint_from=(spatial['Ada3D'].config, spatial['Ada3D'].checkpoint),
+                   joint_from='Ada3D',
                    joint_budgets=joint_budgets)
 
 
@@ -124,7 +123,7 @@ SETTINGS = {
         {'SPSS 50 %': ('configs/dm3d/second_kitti_spss50.py', None),
          'Ada3D': ('configs/dm3d/second_kitti_ada3d.py', None)},
         ('middle_encoder', 'backbone', 'neck'),
-        joint_from=('configs/dm3d/second_kitti_ada3d.py', None), joint_budgets=(0.04, 0.02)),
+        joint_from='Ada3D', joint_budgets=(0.04, 0.02)),
     'centerpoint-nus': Setting(
         'mmdet3d CenterPoint nuScenes 0.1 m, full width (random weights), generated 10-sweep '
         'surround clouds',
@@ -132,7 +131,7 @@ SETTINGS = {
         None, {'SPSS 50 %': ('configs/dm3d/centerpoint_voxel01_nus_spss50.py', None),
                'Ada3D (sparse head)': ('configs/dm3d/centerpoint_voxel01_nus_ada3d.py', None)},
         ('pts_backbone', 'pts_neck'), dict(budget_of='parts', lambdas=(1.0, 1.0)), points='sweeps',
-        joint_from=('configs/dm3d/centerpoint_voxel01_nus_ada3d.py', None),
+        joint_from='Ada3D (sparse head)',
         joint_budgets=(0.4, 0.3), joint_parts=('pts_backbone', 'pts_neck', 'pts_bbox_head')),
 }
 
@@ -206,24 +205,26 @@ def channel_rows(key: str, cfg, checkpoint: str, calib, args, device
     return rows
 
 
-def random_spatial_weights(cfg, dense_checkpoint: str, path: str, device: str) -> str:
-    """Weights of a spatial model for a random-weight setting: the dense model's random
-    weights under every key the two share, the spatial model's own initialisation elsewhere
-    (Ada3D's predictor), saved to ``path``."""
+def spatial_row(cfg, checkpoint: Optional[str], dense_checkpoint: str, path: str,
+                device: str) -> Tuple[torch.nn.Module, str]:
+    """(model, checkpoint) of a spatial row. ``checkpoint`` None (a random-weight
+    setting): the dense model's random weights under every key the two share, the spatial
+    model's own initialisation elsewhere (Ada3D's predictor), saved to ``path``."""
+    if checkpoint is not None:
+        return build_detector(cfg, checkpoint, device), checkpoint
     model = build_detector(cfg, dense_checkpoint, device, strict=False)
     save_checkpoint(dict(state_dict=weights_to_cpu(model.state_dict())), path)
-    return path
+    return model, path
 
 
-def joint_rows(key: str, dense, checkpoint: str, calib, args, device
+def joint_rows(key: str, dense, cfg, config: str, checkpoint: str, calib, args, device
                ) -> Dict[str, torch.nn.Module]:
     """The joint spatial + channel models at each --joint-budgets fraction of ``dense``'s
-    joint FLOPs: the setting's spatial model (``checkpoint``), its keep ratios chosen with
-    the channel widths on ``device``, exported slim; row -> model. The budget counts the
-    whole detector, so the setting's ``budget_of`` does not apply."""
+    joint FLOPs: the setting's spatial model (``cfg`` loaded from ``config``, weights
+    ``checkpoint``), its keep ratios chosen with the channel widths on ``device``, exported
+    slim; row -> model. The budget counts the whole detector, so the setting's
+    ``budget_of`` does not apply."""
     setting = SETTINGS[key]
-    config = setting.joint_from[0]
-    cfg = load_config(config, data_root=args.data_root)
     spatial = dict(grid=args.joint_grid)
     pruner_args = {k: v for k, v in setting.pruner.items() if k != 'budget_of'}
     rows = OrderedDict()
@@ -269,28 +270,23 @@ def run_setting(key: str, args, device: str) -> Dict:
         checkpoint = osp.join(args.work_dir, f'{key}_random.pth')
         save_checkpoint(dict(state_dict=weights_to_cpu(dense.state_dict())), checkpoint)
     models = OrderedDict(dense=dense)
-    weights = {}  # spatial config -> its checkpoint (random weights: saved here)
-    for name, (config, ckpt) in list(setting.spatial.items()) + [
-            ('joint rows', setting.joint_from or (None, None))]:
-        if config is None or config in weights:
-            continue
+    loaded = {}  # spatial row -> (its config, its checkpoint)
+    for name, (config, ckpt) in setting.spatial.items():
         if ckpt is not None and not osp.isfile(ckpt):
-            print(f'  {name}: {ckpt} is not here (make checkpoints): skipped')
+            print(f'  {name}: {ckpt} is not here (make checkpoints): row skipped')
             continue
         spatial_cfg = load_config(config, data_root=args.data_root)
-        if ckpt is None:
-            ckpt = random_spatial_weights(spatial_cfg, checkpoint, osp.join(
-                args.work_dir, f'{key}_{osp.splitext(osp.basename(config))[0]}_random.pth'),
-                device)
-        weights[config] = ckpt
-        if name != 'joint rows':
-            models[name] = build_detector(spatial_cfg, ckpt, device)
+        models[name], ckpt = spatial_row(spatial_cfg, ckpt, checkpoint, osp.join(
+            args.work_dir, f'{key}_{osp.splitext(osp.basename(config))[0]}_random.pth'), device)
+        loaded[name] = (spatial_cfg, ckpt)
     if args.budgets:
         models.update(channel_rows(key, cfg, checkpoint, calib, args, device))
-    if setting.joint_from and setting.joint_from[0] in weights:
+    if setting.joint_from in loaded:
         use_sort_voxelization(dense)
-        models.update(joint_rows(key, dense.eval(), weights[setting.joint_from[0]], calib,
-                                 args, device))
+        spatial_cfg, ckpt = loaded[setting.joint_from]
+        models.update(joint_rows(key, dense.eval(), spatial_cfg,
+                                 setting.spatial[setting.joint_from][0], ckpt, calib, args,
+                                 device))
     for m in models.values():
         m.eval()
         use_sort_voxelization(m)
