@@ -7,7 +7,7 @@ SEED ?= 0
 JOBS ?= 2
 STAMP := $(VENV)/.dm3d_installed
 
-.PHONY: install data demo test checkpoints
+.PHONY: install data demo test lint checkpoints
 install: $(STAMP)
 $(STAMP): scripts/install.sh scripts/constraints-cpu.txt pyproject.toml
 	bash scripts/install.sh $(VENV)
@@ -22,6 +22,10 @@ demo: data
 # one pytest-xdist worker per core (JOBS=1: serial); test files stay whole on one worker
 test: install
 	$(PY) -m pytest -q -n $(JOBS) --dist loadfile tests
+
+# ruff (pyflakes, pycodestyle, isort rules; settings in pyproject.toml)
+lint: install
+	$(VENV)/bin/ruff check .
 
 # Re-train the shipped demo checkpoints (20-35 min each on 2 cores; the Ada3D SECOND in
 # three steps, each loading the one before; its first two steps are not shipped).

@@ -54,17 +54,17 @@ from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.studies.ablation import joint_gmacs, joint_target
-from dm3d_mm.studies.cells import DETECTORS
 from dm3d_mm.apis.model import build_detector, default_device
 from dm3d_mm.apis.prune import save_result
 from dm3d_mm.apis.slim import export_slim
-from dm3d_mm.studies.wall_time import measure
 from dm3d_mm.datasets.sweep_clouds import surround_sweeps
 from dm3d_mm.joint.sites import find_sites, keep_ratios
 from dm3d_mm.models.sort_voxelization import use_sort_voxelization
 from dm3d_mm.pruning import DM3DPruner
 from dm3d_mm.pruning.calib_frames import calibration_batches
+from dm3d_mm.studies.ablation import joint_gmacs, joint_target
+from dm3d_mm.studies.cells import DETECTORS
+from dm3d_mm.studies.wall_time import measure
 from dm3d_mm.weight.allocators import BudgetBelowFloor
 
 

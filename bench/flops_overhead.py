@@ -11,8 +11,8 @@ import torch
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.flops import single_frame_loader
+from dm3d_mm.apis.model import build_detector
 from dm3d_mm.cost import FlopsCounter
 
 

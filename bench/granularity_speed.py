@@ -45,18 +45,18 @@ from collections import OrderedDict
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.studies.ablation import CONTROL_FINETUNE_HOOK, MASKED_FINETUNE_HOOK, joint_gmacs
-from dm3d_mm.studies.cells import DETECTORS
 from dm3d_mm.apis.demo import evaluate_model
 from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.slim import export_slim
-from dm3d_mm.studies.wall_time import add_bench_args, bench_setup, measure, ratio_table
 from dm3d_mm.models.sort_voxelization import use_sort_voxelization
 from dm3d_mm.pruning import DM3DPruner
 from dm3d_mm.pruning.checkpoint import save_pruned_checkpoint
 from dm3d_mm.structured.offset_skip import skip_pruned_offsets
+from dm3d_mm.studies.ablation import CONTROL_FINETUNE_HOOK, MASKED_FINETUNE_HOOK, joint_gmacs
+from dm3d_mm.studies.cells import DETECTORS
+from dm3d_mm.studies.wall_time import add_bench_args, bench_setup, measure, ratio_table
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 GRANULARITIES = ('weight', 'offset', 'channel', 'offset+channel')

@@ -31,8 +31,7 @@ from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.joint.sites import find_sites, set_keep_ratios
 from dm3d_mm.pruning import DM3DPruner
 from dm3d_mm.registry import SPATIAL_SEARCHES
-from dm3d_mm.weight.calibration import (collect_gradients, measured_distortion,
-                                        reference_outputs)
+from dm3d_mm.weight.calibration import collect_gradients, measured_distortion, reference_outputs
 from dm3d_mm.weight.head_outputs import build_head_outputs
 from dm3d_mm.weight.masks import MaskSet
 

@@ -26,8 +26,7 @@ from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.pruning import DM3DPruner
-from dm3d_mm.weight.calibration import (collect_gradients, measured_distortion,
-                                        reference_outputs)
+from dm3d_mm.weight.calibration import collect_gradients, measured_distortion, reference_outputs
 from dm3d_mm.weight.discovery import find_prunable_layers
 from dm3d_mm.weight.head_outputs import build_head_outputs
 
@@ -108,7 +107,8 @@ def main():
     for est in ('fisher', 'taylor2'):
         corr[est] = float(np.nanmean([spearman(curves[est][n][1:], curves['actual'][n][1:])
                                       for n in curves[est]]))
-    fmt = (lambda v: '-' if v is None else f'{v:.1f}')
+    def fmt(v):
+        return '-' if v is None else f'{v:.1f}'
     print('\n| budget | method | achieved FLOPs | held-out distortion | Car mod | mAP mod |')
     print('|---:|---|---:|---:|---:|---:|')
     if dense_ap:

@@ -18,13 +18,13 @@ import os.path as osp
 import time
 
 import torch
+from mmdet3d.registry import MODELS
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.cost import FlopsCounter
-from mmdet3d.registry import MODELS
 
 SETTINGS = {  # config, checkpoint, Ada3D predictor cell size (voxels)
     'demo SECOND': ('configs/demo/second_synth-kitti_cpu.py',

@@ -8,7 +8,18 @@ from .compat import apply_all
 
 apply_all()
 
-from . import (apis, binary, cost, datasets, hooks, joint, models, pruning,  # noqa: E402,F401
-               spatial, structured, weight)
+from . import (  # noqa: E402,F401
+               apis,
+               binary,
+               cost,
+               datasets,
+               hooks,
+               joint,
+               models,
+               pruning,
+               spatial,
+               structured,
+               weight,
+)
 
 __version__ = '0.1.0'

@@ -28,6 +28,8 @@ an ``mmdet3d`` registry in the pruner tree and warns that it found none.
 """
 from mmengine.registry import Registry, build_from_cfg
 
+from .errors import UserError
+
 SCOPE = 'dm3d_mm'
 
 
@@ -45,7 +47,7 @@ def build_piece(cfg, registry: Registry, what: str, instance_of: tuple = ()):
         return cfg
     cfg = dict(type=cfg) if isinstance(cfg, str) else dict(cfg)
     if cfg.get('type') not in registry.module_dict:
-        raise ValueError(f"unknown {what} {cfg.get('type')!r}; known: "
+        raise UserError(f"unknown {what} {cfg.get('type')!r}; known: "
                          f'{sorted(registry.module_dict)}')
     return registry.build(cfg)
 

@@ -26,8 +26,8 @@ if ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
   step "mmcv 2.1.0 with CPU ops (built from source: about 11 minutes on 2 cores the first time; pip caches the wheel)"
   MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-2} pip_install --no-build-isolation mmcv
 fi
-step "mmdet, mmdet3d, spconv, pytest (+ xdist)"
-pip_install mmdet mmdet3d spconv cumm pytest pytest-xdist matplotlib
+step "mmdet, mmdet3d, spconv, pytest (+ xdist), ruff"
+pip_install mmdet mmdet3d spconv cumm pytest pytest-xdist matplotlib ruff
 step "dm3d_mm (editable)"
 pip_install --no-deps --no-build-isolation -e .
 "$PY" -c "import torch, mmcv, mmcv.ops, mmdet, mmdet3d, spconv; print('[install] ok: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmdet3d', mmdet3d.__version__, '| spconv', spconv.__version__)"

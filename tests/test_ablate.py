@@ -6,7 +6,6 @@ import os.path as osp
 
 import pytest
 import torch
-
 from conftest import NO_WORKERS, REPO
 
 OPTIONS = NO_WORKERS
@@ -43,8 +42,13 @@ def test_cell_names_and_bad_cells():
 def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
     from dm3d_mm.studies.ablation import Ablation, Cell, cell_of
     from dm3d_mm.studies.cells import study_tab6, study_tab12
-    from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_layer_allocation,
-                                        table_all, table_tab6, table_tab12)
+    from dm3d_mm.studies.report import (
+        plot_ap_vs_flops,
+        plot_layer_allocation,
+        table_all,
+        table_tab6,
+        table_tab12,
+    )
     abl = Ablation(str(tmp_path), tiny_root, epochs=0, calib_frames=2, flops_frames=2,
                    checkpoint_root=REPO, cfg_options=OPTIONS)
     # Tab. 1/2: the DM3D cell is pruned to the FLOPs Ada3D was measured at
@@ -99,8 +103,7 @@ def test_studies_tables_plots_and_resume(tiny_root, tmp_path):
 
     # the joint study's cell (a small grid) and the wall-time axis: every cell timed side by
     # side as it was evaluated (pruned checkpoint, chosen keep ratios in force)
-    from dm3d_mm.studies.frontier_time import (read_wall_times, time_cells,
-                                               write_wall_times)
+    from dm3d_mm.studies.frontier_time import read_wall_times, time_cells, write_wall_times
     from dm3d_mm.studies.report import plot_joint_frontier, rows_of, table_joint
     abl.spatial_grid = dict(grid=(1.0, 0.5), sites=['bev'])
     joint = abl.run(Cell(spatial='ada3d', budget=0.2, joint=True))

@@ -1,7 +1,6 @@
 """Ablation cells whose budget the prunable layers cannot reach: recorded and skipped, and
 the part set that reaches it (the anchor head's convs on Ada3D)."""
 import pytest
-
 from conftest import NO_WORKERS, REPO
 
 OPTIONS = NO_WORKERS

@@ -6,9 +6,17 @@ import pytest
 import torch
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.binary import (BinaryLinear, BinaryPillarFeatureNet, EMAMaxPool, ema_shift,
-                            pack_signs, packed_state_dict, sign_ste, unpack_signs,
-                            unpacked_state_dict)
+from dm3d_mm.binary import (
+    BinaryLinear,
+    BinaryPillarFeatureNet,
+    EMAMaxPool,
+    ema_shift,
+    pack_signs,
+    packed_state_dict,
+    sign_ste,
+    unpack_signs,
+    unpacked_state_dict,
+)
 from dm3d_mm.binary.ema import binary_entropy
 
 

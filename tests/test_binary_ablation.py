@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import NO_WORKERS, REPO
 
 OPTIONS = NO_WORKERS
@@ -16,10 +15,10 @@ OPTIONS = NO_WORKERS
 def test_rows_report_and_resume(tiny_root, tmp_path):
     from mmengine.runner import load_checkpoint
 
-    from dm3d_mm.studies.binary_ablation import ROWS, BinaryAblation, table
     from dm3d_mm.apis.config_utils import load_config
-    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.flops import single_frame_loader
+    from dm3d_mm.apis.model import build_detector
+    from dm3d_mm.studies.binary_ablation import ROWS, BinaryAblation, table
     abl = BinaryAblation(str(tmp_path), tiny_root, epochs=1, flops_frames=2,
                          cfg_options=OPTIONS)
     results = abl.run(['fp', 'ema_lsr'])

@@ -6,9 +6,8 @@ import sys
 
 import pytest
 import torch
-from torch import nn
-
 from conftest import REPO, demo_config
+from torch import nn
 
 
 class ShiftedGroundTruth(nn.Module):
@@ -36,8 +35,8 @@ class ShiftedGroundTruth(nn.Module):
 
 
 def test_errors_of_shifted_boxes_are_the_shift(synth_root):
-    from dm3d_mm.studies.box_errors import matched_box_errors
     from dm3d_mm.pruning.calib_frames import calibration_batches
+    from dm3d_mm.studies.box_errors import matched_box_errors
     cfg = demo_config('second', synth_root)
     batches = calibration_batches(cfg, 4, 'val')
     n_gt = {}

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import torch
-
 from conftest import REPO
 
 CONFIG = 'configs/demo/centerpoint_synth-kitti_cpu_dm3d25.py'

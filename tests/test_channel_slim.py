@@ -10,13 +10,13 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO, demo_config
 from torch import nn
 
 import dm3d_mm  # noqa: F401
-from conftest import REPO, demo_config
+from dm3d_mm.structured.granularity import build_granularity
 from dm3d_mm.weight import distortion_curve
 from dm3d_mm.weight.curves import taylor_scores
-from dm3d_mm.structured.granularity import build_granularity
 
 SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
 
@@ -198,11 +198,11 @@ def test_slim_errors(synth_root, tmp_path):
 def test_centerpoint_channel_pruning_slims_through_pts_parts_and_the_head(synth_root):
     from mmdet3d.registry import MODELS
 
+    from dm3d_mm.apis import load_config
     from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.structured.slim import slim
-    from dm3d_mm.apis import load_config
     cfg = load_config(osp.join(REPO, 'configs/demo/centerpoint_synth-kitti_cpu.py'),
                       data_root=synth_root)
     model = build_detector(cfg, osp.join(REPO, 'checkpoints/centerpoint_synth-kitti_cpu.pth'),
@@ -404,8 +404,8 @@ def test_slim_config_of_an_encoder_left_at_its_class_defaults(config):
     """mmdet3d's SECOND KITTI config (and our SPSS variant of it) names none of its
     encoder's widths (the class defaults apply): the slim config writes them with the new
     widths, and builds to them."""
-    from mmengine.config import ConfigDict
     from mmdet3d.registry import MODELS
+    from mmengine.config import ConfigDict
 
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.model import build_detector

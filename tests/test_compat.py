@@ -41,10 +41,9 @@ def test_cpu_rotated_iou_equals_mmdet3d_cuda_kernel(tmp_path):
 def test_gt_database_sampler_runs_and_pastes_objects(synth_root):
     """mmdet3d's DataBaseSampler (ObjectSample) on the pinned numpy: it pastes database
     objects into the frame (their points and boxes), which needs the np.long alias."""
+    from conftest import demo_config
     from mmdet3d.registry import TRANSFORMS
     from mmengine.dataset import Compose
-
-    from conftest import demo_config
     cfg = demo_config('second', synth_root)
     load, annots, sample = cfg.train_pipeline[:3]
     assert sample['type'] == 'ObjectSample'

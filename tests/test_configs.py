@@ -6,7 +6,6 @@ import os.path as osp
 import re
 
 import pytest
-
 from conftest import REPO
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*', '*.py'))
@@ -37,11 +36,12 @@ def _chain(path):
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO))
 def test_config_parses_and_builds(path):
+    from mmdet3d.registry import MODELS
+    from mmengine.registry import HOOKS
+
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.prune import build_pruner
     from dm3d_mm.hooks import DM3DPruningHook
-    from mmdet3d.registry import MODELS
-    from mmengine.registry import HOOKS
     cfg = load_config(path)
     assert 'dm3d_mm' in cfg.custom_imports['imports']
     model = MODELS.build(cfg.model)
@@ -112,8 +112,9 @@ def test_ada3d_steps_train_on_their_detectors_finetune_base(path):
     """Ada3D's steps 2 (the predictor alone) and 3 (detector and predictor) on a paper
     detector: the detector's fine-tune base schedule, step 1's 2D parts and head keys, and
     the dropping of configs/_base_/models/ada3d.py."""
-    from dm3d_mm.apis import load_config
     from mmdet3d.registry import MODELS
+
+    from dm3d_mm.apis import load_config
     name = osp.basename(path)
     detector = name.split('_ada3d')[0]
     cfg = load_config(path)

@@ -5,10 +5,9 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, demo_config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
-
-from conftest import REPO, demo_config
 
 CHECKPOINTS = {
     'second': osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth'),

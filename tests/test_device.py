@@ -6,12 +6,11 @@ import os.path as osp
 import pytest
 import torch
 from spconv.pytorch import SparseConvTensor
+from test_spatial_spss import _random_voxels
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.cost import FlopsCounter, count_pairs
 from dm3d_mm.spatial import SPSSSparseConv3d, SPSSSubMConv3d
-
-from test_spatial_spss import _random_voxels
 
 # the device compared with the CPU: CUDA, or the CPU itself with DM3D_DEVICE_UNDER_TEST=cpu (a
 # rehearsal of these tests on a machine without a GPU: every comparison must then hold exactly)
@@ -71,11 +70,11 @@ def test_spss_outputs_and_counted_pairs_equal_on_cpu_and_cuda(cls, kw):
 
 
 def test_dm3d_prunes_the_demo_second_on_cuda(synth_root):
+    from conftest import REPO, demo_config
+
     from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
-
-    from conftest import REPO, demo_config
     cfg = demo_config('second', synth_root)
     batches = calibration_batches(cfg, 2, 'train')
     res = {}
@@ -90,10 +89,10 @@ def test_voxelization_on_cuda_equals_mmcv_on_cpu():
     """The CUDA voxels (mmcv's CUDA kernel, or the torch sort path when mmcv has no CUDA
     kernels) are mmcv's CPU voxels exactly, through our layer and mmdet3d's."""
     from mmdet3d.models.data_preprocessors.voxelize import VoxelizationByGridShape
+    from test_sort_voxelization import RANGE, cloud
 
     from dm3d_mm.models import SortVoxelization
     from dm3d_mm.models.sort_voxelization import torch_voxel_coordinates, voxel_coordinates
-    from test_sort_voxelization import RANGE, cloud
     kw = dict(point_cloud_range=RANGE, voxel_size=[0.2, 0.2, 0.2], max_num_points=5,
               max_voxels=(20000, 300))
     ref = VoxelizationByGridShape(**kw).eval()
@@ -117,8 +116,9 @@ def _sorted_detections(result):
 
 
 def _demo_models():
-    from dm3d_mm.studies.cells import DETECTORS
     from conftest import REPO
+
+    from dm3d_mm.studies.cells import DETECTORS
     out = {}
     for det in ('second', 'centerpoint'):
         setup = DETECTORS[det]
@@ -169,11 +169,11 @@ def test_detections_and_joint_flops_equal_on_cpu_and_cuda(name, synth_root):
 def test_dm3d_channel_allocation_on_cuda_matches_cpu(synth_root):
     """The same DM3D channel allocation (and slim widths) on both devices, within the float
     noise of the Fisher estimate: per layer densities within 0.05, masks 95 % identical."""
+    from conftest import REPO, demo_config
+
     from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
-
-    from conftest import REPO, demo_config
     cfg = demo_config('second', synth_root)
     batches = calibration_batches(cfg, 2, 'train')
     res = {}
@@ -195,9 +195,9 @@ def test_offset_skipping_on_cuda_equals_the_masked_convs():
     """Kernel offsets removed: the swapped spconv layers give the masked layers' outputs on
     CUDA too (spconv's CUDA algorithms, not the CPU pair loop)."""
     import spconv.pytorch as spconv
+    from test_granularity import _sparse_input
 
     from dm3d_mm.structured.offset_skip import skip_pruned_offsets
-    from test_granularity import _sparse_input
     torch.manual_seed(0)
     net = spconv.SparseSequential(
         spconv.SubMConv3d(8, 8, 3, padding=1, bias=False, indice_key='s1'),
@@ -227,11 +227,11 @@ def test_offset_skipping_on_cuda_equals_the_masked_convs():
 
 def test_latency_cost_model_times_on_cuda(synth_root):
     """cost='latency' on CUDA (synchronised per-conv timing) meets its time budget."""
+    from conftest import REPO, demo_config
+
     from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.pruning import DM3DPruner
-
-    from conftest import REPO, demo_config
     cfg = demo_config('second', synth_root)
     batches = calibration_batches(cfg, 2, 'train')
     model = build_detector(cfg, REPO + '/checkpoints/second_synth-kitti_cpu.pth', DEVICE)
@@ -270,11 +270,11 @@ def test_eval_mode_outputs_carry_gradients_to_every_sparse_conv(synth_root):
     run outside autograd in eval mode, so on CUDA every sparse encoder layer was left out of
     the allocation ("do not reach the measured head outputs"); the compat fix routes them
     through spconv's autograd path when gradients are enabled."""
+    from conftest import REPO, demo_config
+
     from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
     from dm3d_mm.weight.head_outputs import build_head_outputs
-
-    from conftest import REPO, demo_config
     cfg = demo_config('second', synth_root)
     batch = calibration_batches(cfg, 1, 'train')[0]
     model = build_detector(cfg, REPO + '/checkpoints/second_synth-kitti_cpu.pth', DEVICE)
@@ -296,6 +296,8 @@ def test_joint_channel_allocation_on_cuda_matches_cpu(synth_root, tmp_path):
     devices: the same keep ratios, channel masks 95 % identical, the budget met, and the slim
     export built on the device counts the joint MACs the pruning reported there (within the
     near-tied sites Ada3D's float scores may swap)."""
+    from conftest import REPO
+
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches, save_result
@@ -303,8 +305,6 @@ def test_joint_channel_allocation_on_cuda_matches_cpu(synth_root, tmp_path):
     from dm3d_mm.cost import count_flops
     from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.weight.head_outputs import build_head_outputs
-
-    from conftest import REPO
     config = osp.join(REPO, 'configs/demo/second_synth-kitti_cpu_ada3d.py')
     ckpt = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu_ada3d.pth')
     if not osp.isfile(ckpt):

@@ -4,7 +4,6 @@ import os.path as osp
 
 import torch
 import torch.multiprocessing as mp
-
 from conftest import REPO, demo_config
 
 CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
@@ -65,10 +64,11 @@ def _rank_dependent_probe(name, layer, inputs, cin, cout):
 
 def _latency_worker(rank, world, init_file, synth_root, out_dir):
     import torch.distributed as tdist
+
     from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.prune import calibration_batches
-    from dm3d_mm.pruning import DM3DPruner
     from dm3d_mm.cost.latency_cost import LatencyCost
+    from dm3d_mm.pruning import DM3DPruner
     torch.set_num_threads(1)
     tdist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
                              world_size=world)

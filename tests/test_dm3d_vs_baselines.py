@@ -3,9 +3,9 @@ shipped demo SECOND: the property the method claims, not only that it runs."""
 import os.path as osp
 
 import numpy as np
+from conftest import REPO
 
 import dm3d_mm  # noqa: F401
-from conftest import REPO
 
 CONFIG = osp.join(REPO, 'configs/demo/second_synth-kitti_cpu.py')
 CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')

@@ -3,11 +3,11 @@ import itertools
 
 import numpy as np
 import pytest
+import spconv.pytorch as spconv
 import torch
 from torch import nn
 
 import dm3d_mm  # noqa: F401
-import spconv.pytorch as spconv
 from dm3d_mm.cost import FlopsCounter
 from dm3d_mm.cost.layouts import offset_view
 

@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, demo_config
 
 FULL_CONFIGS = {
@@ -18,8 +17,8 @@ FULL_CONFIGS = {
 
 @pytest.fixture(scope='module')
 def demo_counter(synth_root):
-    from dm3d_mm.apis.model import build_detector
     from dm3d_mm.apis.flops import count_on_dataset
+    from dm3d_mm.apis.model import build_detector
     cfg = demo_config('second', synth_root)
     torch.manual_seed(0)
     model = build_detector(cfg)

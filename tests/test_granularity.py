@@ -5,16 +5,16 @@ import copy
 import os.path as osp
 
 import pytest
+import spconv.pytorch as spconv
 import torch
+from conftest import REPO, demo_config
 from torch import nn
 
 import dm3d_mm  # noqa: F401
-import spconv.pytorch as spconv
-from conftest import REPO, demo_config
 from dm3d_mm.cost.cost_model import offset_ids
+from dm3d_mm.structured.granularity import build_granularity
 from dm3d_mm.weight import distortion_curve
 from dm3d_mm.weight.curves import taylor_scores
-from dm3d_mm.structured.granularity import build_granularity
 
 SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
 
@@ -100,8 +100,11 @@ def test_offset_skipping_convs_equal_the_masked_convs():
     """A conv with whole offsets zeroed gives the same output (values and sites) whether
     spconv runs every offset or the swapped layer skips the removed ones, and the swap only
     touches layers with a removed offset."""
-    from dm3d_mm.structured.offset_skip import (OffsetSkippingSparseConv3d,
-                                                OffsetSkippingSubMConv3d, skip_pruned_offsets)
+    from dm3d_mm.structured.offset_skip import (
+        OffsetSkippingSparseConv3d,
+        OffsetSkippingSubMConv3d,
+        skip_pruned_offsets,
+    )
     torch.manual_seed(0)
     net = spconv.SparseSequential(
         spconv.SubMConv3d(8, 8, 3, padding=1, bias=False, indice_key='s1'),

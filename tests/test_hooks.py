@@ -4,7 +4,6 @@ import os.path as osp
 
 import pytest
 import torch
-
 from conftest import REPO
 
 CONFIG = osp.join(REPO, 'configs/demo/second_synth-kitti_cpu_dm3d50.py')
@@ -100,9 +99,52 @@ def test_resume_restores_masks_and_flops(finetuned, synth_root):
 
 def test_dense_checkpoint_without_pruning_is_a_clear_error(synth_root, tmp_path):
     from mmengine.runner import Runner
+
+    from dm3d_mm.errors import UserError
     runner = Runner.from_cfg(_cfg(synth_root, tmp_path, epochs=1, prune_on_start=False))
-    with pytest.raises(RuntimeError, match='no meta'):
+    with pytest.raises(UserError, match='no meta'):
         runner.train()
+
+
+def test_hook_builds_its_pruner_as_the_tool_does(finetuned):
+    """A ``pruner=`` dict goes through the one builder of tools/prune.py: its ``calib`` is
+    honoured (PRUNERS.build ignored it: 16 frames) and an unknown key is a one-line error."""
+    import copy
+
+    from dm3d_mm.errors import UserError
+    from dm3d_mm.hooks import DM3DPruningHook
+    runner, _ = finetuned
+    model = copy.deepcopy(_hook(runner)._model(runner))
+    hook = DM3DPruningHook(pruner=dict(type='DM3DPruner', flops_target=0.6, num_ratios=8,
+                                       progress=False, calib=dict(frames=1)))
+    masks, info, _ = hook._prune(runner, model)
+    assert hook.calib_used == 1 and info['flops_target'] == 0.6 and info['fits']
+    bad = DM3DPruningHook(pruner=dict(type='DM3DPruner', flops_targt=0.6))
+    with pytest.raises(UserError, match=r"unknown key\(s\) \['flops_targt'\]"):
+        bad._prune(runner, copy.deepcopy(model))
+
+
+def test_hook_refuses_an_over_budget_checkpoint(finetuned, synth_root, tmp_path):
+    """A pruned checkpoint whose record says it does not fit its budget (written by
+    ``tools/prune.py --allow-over-budget``) is refused unless the hook allows it."""
+    from mmengine.runner import Runner
+
+    from dm3d_mm.errors import OverBudget
+    from dm3d_mm.pruning.checkpoint import META_KEY
+    runner, work = finetuned
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu', weights_only=False)
+    ckpt['meta'][META_KEY]['fits'] = False
+    over = str(tmp_path / 'over.pth')
+    torch.save(ckpt, over)
+    cfg = _cfg(synth_root, tmp_path / 'refused', epochs=1)
+    cfg.load_from = over
+    with pytest.raises(OverBudget, match='over its budget'):
+        Runner.from_cfg(cfg).train()
+    cfg = _cfg(synth_root, tmp_path / 'allowed', epochs=1, allow_over_budget=True)
+    cfg.load_from = over
+    allowed = Runner.from_cfg(cfg)
+    allowed.train()
+    assert allowed.epoch == 1
 
 
 def test_calibration_frames_follow_one_precedence(finetuned):

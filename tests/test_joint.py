@@ -7,9 +7,9 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import REPO
 
 import dm3d_mm  # noqa: F401
-from conftest import REPO
 
 ADA3D = ('second_synth-kitti_cpu_ada3d', 'second_synth-kitti_cpu_ada3d')
 SPSS = ('second_synth-kitti_cpu_spss50_fg-margin', 'second_synth-kitti_cpu_spss50_fg-margin')
@@ -111,9 +111,9 @@ def test_another_objective_chooses_its_own_optimum_over_the_same_rows(synth_root
     predicted distortion (the sum) apart from the objective."""
     import math
 
+    from dm3d_mm.apis import load_config
     from dm3d_mm.joint.objective import SaturatingWeightObjective, build_objective
     from dm3d_mm.pruning import DM3DPruner
-    from dm3d_mm.apis import load_config
     from dm3d_mm.pruning.calib_frames import calibration_batches
     from dm3d_mm.pruning.report import markdown_report
     cfg = load_config(osp.join(REPO, 'configs/demo', ADA3D[0] + '.py'), data_root=synth_root)
@@ -270,7 +270,8 @@ def test_a_location_the_model_does_not_drop_at_is_a_site_when_named(synth_root, 
     assert count_flops(model, batches[:1], outputs).total_macs() == as_trained
     assert dropped < as_trained
     every, kept = seen
-    cols = (lambda ix: ix[:, 2].long() * enc.sparse_shape[2] + ix[:, 3].long())
+    def cols(ix):
+        return ix[:, 2].long() * enc.sparse_shape[2] + ix[:, 3].long()
     all_cols, kept_cols = torch.unique(cols(every)), torch.unique(cols(kept))
     assert abs(len(kept_cols) - 0.5 * len(all_cols)) <= 1
     assert len(kept) == int(torch.isin(cols(every), kept_cols).sum())  # whole columns kept
@@ -419,6 +420,9 @@ def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_
     flops_target = (0.66 * before - const) / (before - const)
     res_fl = DM3DPruner(flops_target, **kw).prune(model2, batches)
     assert res_fl.spatial['keep_ratios'] == res_lat.spatial['keep_ratios']
+    # the FLOPs the dense pass predicted are FLOPs under either cost (not the seconds)
+    assert res_lat.macs_after_predicted == pytest.approx(res_fl.macs_after_predicted,
+                                                         rel=1e-12)
     assert res_fl.spatial['predicted_distortion'] == pytest.approx(
         res_lat.spatial['predicted_distortion'], rel=1e-9, abs=1e-12)
     for n, mask in res_fl.masks.items():
@@ -488,6 +492,11 @@ def test_coordinate_search_descends_to_a_coordinate_optimum_in_few_scores():
             if near is not None:
                 assert dict(got, **{k: near}) in [dict(zip(cands, key)) for key in scored]
                 assert coupled(dict(got, **{k: near})) >= best - 1e-12
+    # converged: a sweep that moves no site; the separable descent moves every site in its
+    # first sweep, so one sweep ends still moving (the report says so) and two converge
+    assert CoordinateSearch(max_sweeps=1).run(cands, start, separable) is False
+    assert CoordinateSearch(max_sweeps=2).run(cands, start, separable) is True
+    assert GridSearch().run(cands, start, separable) is True
     with pytest.raises(ValueError, match='unknown spatial search'):
         build_spatial_search('random')
     with pytest.raises(ValueError, match='walk must be one of'):
@@ -583,7 +592,8 @@ def test_evaluate_model_evaluates_the_instance_with_its_keep_ratios(synth_root, 
     dropped = evaluate_model(model, cfg, str(tmp_path / 'b'))
     assert model.training and model.middle_encoder.keep_ratios['bev'] == 0.02
     assert cfg.model.middle_encoder.keep_ratios['bev'] != 0.02
-    mean = (lambda ap: sum(v['moderate'] for v in ap.values()) / len(ap))
+    def mean(ap):
+        return sum(v['moderate'] for v in ap.values()) / len(ap)
     assert mean(dropped) < mean(as_trained) - 10, (dropped, as_trained)
 
 

@@ -6,11 +6,11 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import REPO, demo_config
 
 import dm3d_mm  # noqa: F401
-from conftest import REPO, demo_config
-from dm3d_mm.pruning import DM3DPruner
 from dm3d_mm.cost.latency_cost import LatencyCost, LatencyTable, build_cost, kept_widths
+from dm3d_mm.pruning import DM3DPruner
 
 SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')
 PARTS = ['middle_encoder', 'backbone', 'neck']

@@ -5,7 +5,6 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
 
 
@@ -45,8 +44,9 @@ def _batch(cfg, dims, num_classes, box_dims=7, seed=0):
     ('centerpoint_voxel01_nus_ada3d.py', 5, 9),
 ])
 def test_one_training_iteration(name, dims, box_dims):
-    from dm3d_mm.apis import load_config
     from mmdet3d.registry import MODELS
+
+    from dm3d_mm.apis import load_config
     cfg = load_config(osp.join(REPO, 'configs/dm3d', name))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).train()
@@ -65,8 +65,9 @@ def test_one_training_iteration(name, dims, box_dims):
 def test_pvrcnn_builds_but_point_ops_need_cuda():
     """PV-RCNN's voxel-set abstraction uses mmcv point ops (furthest point sampling, ball
     query) that have CUDA kernels only: the config builds on CPU, training needs a GPU."""
-    from dm3d_mm.apis import load_config
     from mmdet3d.registry import MODELS
+
+    from dm3d_mm.apis import load_config
     cfg = load_config(osp.join(REPO, 'configs/dm3d/pvrcnn_kitti_dm3d27.py'))
     model = MODELS.build(cfg.model)
     assert model.middle_encoder is not None and model.points_encoder is not None
@@ -88,9 +89,10 @@ def test_every_dm3d_config_prunes_on_generated_points(rel):
     """Each shipped DM3D config's own ``pruning`` dict (fewer candidate ratios) prunes its
     model on a generated frame: the budget is met and the masks are in the weights. (The
     detector families' defaults on two frames: test_zoo_plug_and_play.py.)"""
+    from mmdet3d.registry import MODELS
+
     from dm3d_mm.apis import load_config
     from dm3d_mm.apis.prune import build_pruner
-    from mmdet3d.registry import MODELS
     cfg = load_config(osp.join(REPO, rel))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).eval()

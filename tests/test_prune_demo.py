@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO, demo_config
 
 SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')

@@ -4,9 +4,9 @@ the allocation meets its budget on that count."""
 import os.path as osp
 
 import pytest
+from conftest import REPO
 
 import dm3d_mm  # noqa: F401
-from conftest import REPO
 
 MODELS = {  # name -> (config, checkpoint) of the shipped demo models
     'second': ('second_synth-kitti_cpu', 'second_synth-kitti_cpu'),

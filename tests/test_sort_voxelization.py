@@ -83,8 +83,11 @@ def test_torch_coordinates_equal_mmcv():
     """The torch coordinates (the CUDA path when mmcv has no CUDA kernels) are mmcv's
     compiled dynamic voxelization exactly, points on voxel and range borders included; the
     sort from them gives mmcv's hard voxels."""
-    from dm3d_mm.models.sort_voxelization import (sort_hard_voxelize, torch_voxel_coordinates,
-                                                  voxel_coordinates)
+    from dm3d_mm.models.sort_voxelization import (
+        sort_hard_voxelize,
+        torch_voxel_coordinates,
+        voxel_coordinates,
+    )
     size = [0.2, 0.2, 0.2]
     borders = torch.tensor([[0.0, -6.4, -3.0, 0.5], [12.8, 6.4, 1.0, 0.5], [0.2, 0.0, -2.8, 0],
                             [12.79999, 6.39999, 0.99999, 0], [-1e-6, 0, 0, 0], [6.0, 0.6, 0.4, 0]])

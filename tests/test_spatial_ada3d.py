@@ -6,16 +6,14 @@ import weakref
 
 import pytest
 import torch
+from conftest import REPO, demo_config
+from mmdet3d.registry import MODELS
+from mmengine.structures import InstanceData
 from torch import nn
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.cost import FlopsCounter
-from dm3d_mm.spatial import (SparseBEVConv2d, SparsityPreservingBN2d, center_heatmap,
-                             column_keep)
-from mmdet3d.registry import MODELS
-from mmengine.structures import InstanceData
-
-from conftest import REPO, demo_config
+from dm3d_mm.spatial import SparseBEVConv2d, SparsityPreservingBN2d, center_heatmap, column_keep
 
 ADA3D = f'{REPO}/configs/demo/studies/second_synth-kitti_cpu_ada3d50.py'
 
@@ -209,8 +207,9 @@ def test_ada3d_is_counted_as_it_runs_on_rows(synth_root):
     other hook they run module by module. Both give the same outputs and, for every layer,
     the same pairs and calls; the rows path counts the active pixels it gathers (fewer sites
     than the map) and the norm / activation work over those rows only."""
-    from dm3d_mm.apis.prune import calibration_batches
     from test_joint import ADA3D, _model
+
+    from dm3d_mm.apis.prune import calibration_batches
     cfg, _, model = _model(ADA3D, synth_root)
     batch = calibration_batches(cfg, 1, 'val')[0]
     model.eval()

@@ -5,7 +5,6 @@ import os.path as osp
 
 import pytest
 import torch
-
 from conftest import REPO, demo_config
 
 DEMO = osp.join(REPO, 'configs/demo/second_synth-kitti_cpu')
@@ -39,10 +38,11 @@ def test_spss_ratio_zero_is_the_dense_detector(synth_root):
 @pytest.mark.parametrize('detector,encoder', [('second', 'middle_encoder'),
                                               ('centerpoint', 'pts_middle_encoder')])
 def test_ada3d_predictor_step_trains_the_predictor_alone(synth_root, detector, encoder):
-    from dm3d_mm.apis import load_config
     from mmdet3d.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
+
+    from dm3d_mm.apis import load_config
     init_default_scope('mmdet3d')  # the dataset's transforms, built outside a Runner
     demo = osp.join(REPO, f'configs/demo/{detector}_synth-kitti_cpu')
     cfg = load_config(f'{demo}_ada3d_stage2.py', data_root=synth_root)

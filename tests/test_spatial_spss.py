@@ -6,14 +6,13 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import demo_config
+from mmdet3d.registry import MODELS
 from spconv.pytorch import SparseConvTensor
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.cost import FlopsCounter
 from dm3d_mm.spatial import SPSSSparseConv3d, SPSSSubMConv3d, keep_mask
-from mmdet3d.registry import MODELS
-
-from conftest import demo_config
 
 
 def _random_voxels(n, shape, batch=2, channels=8, seed=0, corners=True):
@@ -237,9 +236,10 @@ def test_torchsparse_backend_degrades_with_a_clear_message(demo_encoder_inputs):
 
 
 def test_weight_pruning_skips_importance_predictors(synth_root):
+    from conftest import REPO
+
     from dm3d_mm.apis import load_config
     from dm3d_mm.weight.discovery import find_prunable_layers
-    from conftest import REPO
     cfg = load_config(f'{REPO}/configs/demo/second_synth-kitti_cpu_spss50.py',
                       data_root=synth_root)
     cfg.model.middle_encoder.importance = 'learned'

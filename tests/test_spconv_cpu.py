@@ -1,10 +1,10 @@
 """spconv backward on a CPU-only torch (dm3d_mm.compat) against a dense conv3d reference."""
 import pytest
+import spconv.pytorch as spconv
 import torch
 import torch.nn.functional as F
 
 import dm3d_mm  # noqa: F401  (applies the fix)
-import spconv.pytorch as spconv
 
 
 def _random_sparse(n=60, shape=(8, 9, 10), channels=3, seed=0):

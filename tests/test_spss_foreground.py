@@ -2,11 +2,10 @@
 loss that trains the scorers, and the pruning they drive, on the demo SECOND."""
 import pytest
 import torch
+from conftest import REPO
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.spatial import SPSSVoxelNet, points_in_boxes, voxel_centres
-
-from conftest import REPO
 
 FG = f'{REPO}/configs/demo/second_synth-kitti_cpu_spss50_fg.py'
 
@@ -41,10 +40,11 @@ def test_voxel_centres_at_full_and_strided_resolution():
 
 @pytest.fixture(scope='module')
 def fg_setup(synth_root):
-    from dm3d_mm.apis import load_config
     from mmdet3d.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     from mmengine.runner import set_random_seed
+
+    from dm3d_mm.apis import load_config
     set_random_seed(0)  # the weights and the augmented frames (object sampling, noise, flip)
     cfg = load_config(FG, data_root=synth_root)
     model = MODELS.build(cfg.model)  # with its train_cfg
@@ -128,8 +128,9 @@ def _encoder_inputs(model, data):
 
 
 def test_foreground_detector_needs_foreground_scorers(synth_root):
-    from dm3d_mm.apis import load_config
     from mmdet3d.registry import MODELS
+
+    from dm3d_mm.apis import load_config
     cfg = load_config(FG, data_root=synth_root)
     cfg.model.middle_encoder.importance = 'magnitude'
     with pytest.raises(TypeError, match="importance='foreground'"):
@@ -143,11 +144,12 @@ def test_foreground_detector_needs_foreground_scorers(synth_root):
 def test_centerpoint_foreground_loss(synth_root):
     """SPSSCenterPoint (its demo config): the same loss on CenterPoint's
     pts_middle_encoder."""
-    from dm3d_mm.apis import load_config
-    from dm3d_mm.spatial import SPSSCenterPoint
     from mmdet3d.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
+
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.spatial import SPSSCenterPoint
     init_default_scope('mmdet3d')  # the dataset's transforms, built outside a Runner
     cfg = load_config(f'{REPO}/configs/demo/centerpoint_synth-kitti_cpu_spss50_fg-margin.py',
                       data_root=synth_root)
@@ -169,8 +171,9 @@ def test_loss_grid_comes_from_the_voxel_layer(synth_root, config):
     """The spatial detectors' losses place their targets with the data preprocessor's voxel
     layer's range and voxel size unless the config gives them; without a voxel layer to read
     them from a config that omits them fails naming the key."""
-    from dm3d_mm.apis import load_config
     from mmdet3d.registry import MODELS
+
+    from dm3d_mm.apis import load_config
     cfg = load_config(f'{REPO}/configs/demo/{config}', data_root=synth_root)
     key = 'foreground_loss' if 'spss' in config else 'importance_loss'
     layer = cfg.model.data_preprocessor.voxel_layer

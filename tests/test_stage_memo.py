@@ -3,9 +3,9 @@ forward that resumes from kept stages counts and computes exactly what a full fo
 on the shipped Ada3D and SPSS detectors, and the memo never serves a forward it cannot."""
 import pytest
 import torch
+from test_joint import ADA3D, SPSS, _model
 
 import dm3d_mm  # noqa: F401
-from test_joint import ADA3D, SPSS, _model
 
 
 def _records(counter):

@@ -3,9 +3,9 @@ allocator states the constraints it honours, a new allocator is a new registered
 the pruner runs without a branch of its own, and estimator arguments reach the curves."""
 import pytest
 import torch
+from conftest import demo_config
 
 import dm3d_mm  # noqa: F401
-from conftest import demo_config
 
 
 def test_every_allocator_and_estimator_is_registered_and_states_its_constraints():

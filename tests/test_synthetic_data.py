@@ -59,11 +59,10 @@ def test_written_layout_matches_kitti(synth_root):
 
 @pytest.mark.parametrize('model', ['second', 'pointpillars'])
 def test_frames_go_through_mmdet3d_kitti_pipeline(synth_root, model):
+    from conftest import demo_config
     from mmcv.ops import points_in_boxes_cpu
     from mmdet3d.registry import DATASETS
     from mmdet3d.utils import register_all_modules
-
-    from conftest import demo_config
     register_all_modules()
     cfg = demo_config(model, synth_root)
     pcr = np.array(cfg.point_cloud_range)

@@ -3,13 +3,13 @@ import itertools
 
 import numpy as np
 import pytest
+import spconv.pytorch as spconv
 import torch
 from torch import nn
 
 import dm3d_mm  # noqa: F401
-import spconv.pytorch as spconv
-from dm3d_mm.weight import MaskSet, allocate, distortion_curve
 from dm3d_mm.cost.layouts import mask_at
+from dm3d_mm.weight import MaskSet, allocate, distortion_curve
 from dm3d_mm.weight.curves import prune_order, ratio_counts, taylor_scores
 
 

@@ -24,18 +24,32 @@ import argparse
 import os.path as osp
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.studies.ablation import DETECTORS, RESULTS_FILE, STUDIES, Ablation
-from dm3d_mm.studies.cells import JOINT_SERIES
-from dm3d_mm.studies.report import (plot_ap_vs_flops, plot_joint_frontier,
-                                    plot_layer_allocation, rows_of,
-                                    table_all, table_estimators, table_joint,
-                                    table_parts, table_tab6, table_tab12)
-from dm3d_mm.studies.frontier_time import read_wall_times
-from dm3d_mm.apis.cli import (add_debug_arg, add_spatial_objective_args,
-                              add_spatial_rerank_args, run_cli, spatial_objective_of,
-                              spatial_rerank_of)
+from dm3d_mm.apis.cli import (
+    add_debug_arg,
+    add_spatial_objective_args,
+    add_spatial_rerank_args,
+    run_cli,
+    spatial_objective_of,
+    spatial_rerank_of,
+)
+from dm3d_mm.errors import MissingFile
 from dm3d_mm.pruning.pruner import METHODS
 from dm3d_mm.registry import SPATIAL_SEARCHES
+from dm3d_mm.studies.ablation import DETECTORS, RESULTS_FILE, STUDIES, Ablation
+from dm3d_mm.studies.cells import JOINT_SERIES
+from dm3d_mm.studies.frontier_time import read_wall_times
+from dm3d_mm.studies.report import (
+    plot_ap_vs_flops,
+    plot_joint_frontier,
+    plot_layer_allocation,
+    rows_of,
+    table_all,
+    table_estimators,
+    table_joint,
+    table_parts,
+    table_tab6,
+    table_tab12,
+)
 
 
 def parse_args():
@@ -135,7 +149,7 @@ def main():
     args = parse_args()
     recorded = osp.join(args.work_dir, RESULTS_FILE)
     if args.report_only and not osp.isfile(recorded):  # checked before the work dir is made
-        raise FileNotFoundError(f'--report-only: no recorded cells in {recorded}')
+        raise MissingFile(f'--report-only: no recorded cells in {recorded}')
     abl = Ablation(args.work_dir, args.data_root, epochs=args.epochs,
                    calib_frames=args.calib_frames, device=args.device,
                    checkpoints=dict(c.split('=', 1) for c in args.checkpoint),

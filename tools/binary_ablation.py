@@ -13,8 +13,8 @@ import argparse
 import os.path as osp
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.studies.binary_ablation import ROWS, BinaryAblation, table
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
+from dm3d_mm.studies.binary_ablation import ROWS, BinaryAblation, table
 
 
 def parse_args():

@@ -9,11 +9,12 @@ import argparse
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
-from dm3d_mm.studies.box_errors import box_error_table, matched_box_errors
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
+from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.apis.model import build_detector, default_device
+from dm3d_mm.errors import UserError
 from dm3d_mm.pruning.calib_frames import calibration_batches
+from dm3d_mm.studies.box_errors import box_error_table, matched_box_errors
 
 
 def main():
@@ -29,7 +30,7 @@ def main():
     add_debug_arg(p)
     args = p.parse_args()
     if args.radius <= 0 or args.frames < 1:
-        raise ValueError(f'radius must be > 0 metres and frames >= 1, got radius {args.radius}, '
+        raise UserError(f'radius must be > 0 metres and frames >= 1, got radius {args.radius}, '
                          f'frames {args.frames}')
     cfg = load_config(args.config, args.cfg_options, data_root=args.data_root,
                       ann_files=parse_ann_files(args.ann_file))

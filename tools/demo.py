@@ -19,14 +19,18 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.demo import (DENSE_DEMO_CONFIGS, config_name, ensure_demo_checkpoint,
-                               evaluate_checkpoint)
+from dm3d_mm.apis.cli import add_debug_arg, run_cli
+from dm3d_mm.apis.demo import (
+    DENSE_DEMO_CONFIGS,
+    config_name,
+    ensure_demo_checkpoint,
+    evaluate_checkpoint,
+)
 from dm3d_mm.apis.demo_report import kitti_ap_table, summarize_kitti_metrics
 from dm3d_mm.apis.model import build_detector
-from dm3d_mm.apis.prune import (build_pruner, calibration_batches, save_result,
-                                write_reports)
-from dm3d_mm.studies.ablation import joint_gmacs
+from dm3d_mm.apis.prune import build_pruner, calibration_batches, save_result, write_reports
 from dm3d_mm.apis.quiet import logged_to
+from dm3d_mm.studies.ablation import joint_gmacs
 
 SPSS50 = 'configs/demo/second_synth-kitti_cpu_spss50.py'
 ADA3D = 'configs/demo/second_synth-kitti_cpu_ada3d.py'
@@ -52,6 +56,7 @@ def main():
     p.add_argument('--configs', nargs='+', default=list(DENSE_DEMO_CONFIGS))
     p.add_argument('--flops-target', type=float, default=0.5)
     p.add_argument('--calib-frames', type=int, default=16)
+    add_debug_arg(p)
     args = p.parse_args()
     args.log = osp.join(args.work_dir, 'demo.log')
     print(f'[demo] logs of every step: {args.log}', flush=True)
@@ -129,4 +134,4 @@ def prune_and_evaluate(config, checkpoint, args):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

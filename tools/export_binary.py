@@ -11,10 +11,11 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.studies.binary_ablation import binary_storage
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.binary import BinaryLinear
+from dm3d_mm.errors import UserError
+from dm3d_mm.studies.binary_ablation import binary_storage
 
 
 def parse_args():
@@ -32,12 +33,12 @@ def parse_args():
 def main():
     args = parse_args()
     if osp.abspath(args.out) == osp.abspath(args.checkpoint):
-        raise ValueError(f'--out {args.out} would overwrite the source checkpoint')
+        raise UserError(f'--out {args.out} would overwrite the source checkpoint')
     cfg = load_config(args.config, args.cfg_options)
     model = build_detector(cfg, args.checkpoint, args.device or 'cpu',
                            strict=not args.allow_partial)
     if not any(isinstance(m, BinaryLinear) and m.enabled for m in model.modules()):
-        raise ValueError(f'{args.config} has no enabled binarised layer: nothing to pack')
+        raise UserError(f'{args.config} has no enabled binarised layer: nothing to pack')
     s = binary_storage(model, args.out)
     print(f"binarised weights: {s['binary_weight_bytes_fp32']} B float32 -> "
           f"{s['binary_weight_bytes_packed']} B packed "

@@ -13,8 +13,8 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
+from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.apis.flops import count_on_dataset, count_on_points
 from dm3d_mm.apis.model import build_detector, default_device
 from dm3d_mm.cost.report import flops_report, markdown

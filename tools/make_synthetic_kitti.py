@@ -7,7 +7,9 @@ import json
 import os.path as osp
 import time
 
+from dm3d_mm.apis.cli import add_debug_arg, run_cli
 from dm3d_mm.datasets import SyntheticKittiConfig, generate
+from dm3d_mm.errors import UserError
 
 
 def parse_args():
@@ -18,13 +20,14 @@ def parse_args():
     p.add_argument('--num-val', type=int, default=100)
     p.add_argument('--workers', type=int, default=None, help='processes (default: cores)')
     p.add_argument('--force', action='store_true', help='regenerate even if complete')
+    add_debug_arg(p)
     return p.parse_args()
 
 
 def main():
     args = parse_args()
     if args.num_train < 1 or args.num_val < 1:
-        raise SystemExit('--num-train and --num-val must be at least 1')
+        raise UserError('--num-train and --num-val must be at least 1')
     stamp = osp.join(args.out, 'synthetic_kitti.json')
     wanted = dict(seed=args.seed, num_train=args.num_train, num_val=args.num_val)
     if osp.exists(stamp) and not args.force:
@@ -42,4 +45,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -19,14 +19,29 @@ import time
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
+from dm3d_mm.apis.cli import (
+    add_debug_arg,
+    add_model_args,
+    add_spatial_objective_args,
+    add_spatial_rerank_args,
+    run_cli,
+    spatial_objective_of,
+    spatial_rerank_of,
+)
 from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
-from dm3d_mm.apis.cli import (add_debug_arg, add_model_args, add_spatial_objective_args,
-                              add_spatial_rerank_args, run_cli, spatial_objective_of,
-                              spatial_rerank_of)
 from dm3d_mm.apis.model import build_detector, default_device
-from dm3d_mm.apis.prune import (build_pruner, calibration_batches, resolve_calib,
-                                save_result, write_pruned_config, write_reports)
+from dm3d_mm.apis.prune import (
+    build_pruner,
+    calibration_batches,
+    count_reference,
+    resolve_calib,
+    save_result,
+    write_pruned_config,
+    write_reports,
+)
+from dm3d_mm.errors import MissingFile, UserError, WouldOverwrite
 from dm3d_mm.pruning.pruner import ESTIMATOR_NAMES, METHODS
+from dm3d_mm.pruning.result import budget_line
 from dm3d_mm.registry import COST_MODELS, GRANULARITIES, SPATIAL_SEARCHES
 
 
@@ -69,6 +84,14 @@ def parse_args():
                         'implies --spatial')
     add_spatial_objective_args(p)
     add_spatial_rerank_args(p)
+    p.add_argument('--reference', nargs=2, metavar=('CONFIG', 'CHECKPOINT'),
+                   help='the dense detector --flops-target is a fraction of (its joint FLOPs '
+                        'counted on the same calibration frames), e.g. the dense SECOND a '
+                        'spatial model was trained from; default: the model being pruned '
+                        '(with --spatial: at its largest keep ratios)')
+    p.add_argument('--allow-over-budget', action='store_true',
+                   help='where no pruned model fits the budget, write the closest one (its '
+                        'report says OVER BUDGET) instead of failing')
     p.add_argument('--calib-frames', type=int,
                    help='calibration frames (default: pruning.calib.frames, else 16)')
     p.add_argument('--calib-split', choices=['train', 'val', 'test'])
@@ -95,13 +118,13 @@ def main():
         'work_dirs', osp.splitext(osp.basename(args.config))[0] + '_pruned')
     out = osp.join(work_dir, 'pruned.pth')
     if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+        raise MissingFile(f'checkpoint not found: {args.checkpoint}')
     if osp.exists(out) and osp.samefile(out, args.checkpoint):
-        raise FileExistsError(f'{out} is the input checkpoint: choose another --work-dir')
+        raise WouldOverwrite(f'{out} is the input checkpoint: choose another --work-dir')
     granularity = args.granularity
     if args.round_to is not None:
         if granularity != 'channel':
-            raise ValueError('--round-to needs --granularity channel')
+            raise UserError('--round-to needs --granularity channel')
         granularity = dict(type='channel', round_to=args.round_to)
     spatial = None
     objective, rerank = spatial_objective_of(args), spatial_rerank_of(args)
@@ -118,11 +141,17 @@ def main():
             spatial['grid'] = args.spatial_grid
         if args.spatial_sites:
             spatial['sites'] = args.spatial_sites
+    calib = resolve_calib(cfg, dict(frames=args.calib_frames, split=args.calib_split))
+    reference = None
+    if args.reference:
+        reference = count_reference(*args.reference, calib, args.device or default_device(),
+                                    args.cfg_options, data_root=args.data_root,
+                                    ann_files=parse_ann_files(args.ann_file))
     pruner = build_pruner(cfg, flops_target=args.flops_target, method=args.method,
                           estimator=args.estimator, num_ratios=args.num_ratios,
                           parts=args.parts, granularity=granularity, cost=args.cost,
-                          spatial=spatial)
-    calib = resolve_calib(cfg, dict(frames=args.calib_frames, split=args.calib_split))
+                          spatial=spatial, reference=reference,
+                          allow_over_budget=args.allow_over_budget or None)
     model = build_detector(cfg, args.checkpoint, args.device or default_device(),
                            strict=not args.allow_partial)
     t0 = time.time()
@@ -150,6 +179,8 @@ def main():
     paths = write_reports(result, work_dir, extra)
     print(open(paths['md']).read())
     print(f'pruned checkpoint: {out}\nreports: {paths}')
+    if not result.fits:
+        print(f'OVER BUDGET (kept as --allow-over-budget asks): {budget_line(result.info())}')
 
 
 if __name__ == '__main__':

@@ -15,12 +15,13 @@ import os.path as osp
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
-from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.apis.cli import add_debug_arg, add_model_args, run_cli
+from dm3d_mm.apis.config_utils import add_data_args, parse_ann_files
 from dm3d_mm.apis.demo import config_name
-from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.flops import count_on_dataset
+from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.slim import export_slim
+from dm3d_mm.errors import UserError
 
 
 def parse_args():
@@ -41,7 +42,7 @@ def parse_args():
 def main():
     args = parse_args()
     if args.frames < 0:
-        raise ValueError(f'--frames must be >= 0, got {args.frames}')
+        raise UserError(f'--frames must be >= 0, got {args.frames}')
     cfg = load_config(args.config, args.cfg_options, data_root=args.data_root,
                       ann_files=parse_ann_files(args.ann_file))
     name = config_name(args.config) + '_slim'

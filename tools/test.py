@@ -11,6 +11,9 @@ from mmengine.runner import Runner
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import add_runner_args, config_from_args, parse_runner_args
+from dm3d_mm.apis.cli import add_debug_arg, run_cli
+from dm3d_mm.apis.demo_report import metrics_summary
+from dm3d_mm.errors import MissingFile
 
 
 def parse_args():
@@ -19,13 +22,13 @@ def parse_args():
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--work-dir', help='the dir to save logs and metrics')
     p.add_argument('--show-dir', help='directory for visualisation images')
-    return parse_runner_args(add_runner_args(p))
+    return parse_runner_args(add_debug_arg(add_runner_args(p)))
 
 
 def main():
     args = parse_args()
     if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+        raise MissingFile(f'checkpoint not found: {args.checkpoint}')
     cfg = config_from_args(args)
     cfg.load_from = args.checkpoint
     if args.show_dir:
@@ -33,8 +36,9 @@ def main():
         vis.draw = True
         vis.test_out_dir = args.show_dir
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.test()
+    metrics = runner.test()
+    print(metrics_summary(metrics))
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

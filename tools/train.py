@@ -11,6 +11,8 @@ from mmengine.runner import Runner
 
 import dm3d_mm  # noqa: F401  (registers dm3d_mm modules, applies CPU fixes)
 from dm3d_mm.apis import add_runner_args, config_from_args, parse_runner_args
+from dm3d_mm.apis.cli import add_debug_arg, run_cli
+from dm3d_mm.errors import UserError
 
 
 def parse_args():
@@ -21,7 +23,7 @@ def parse_args():
     p.add_argument('--auto-scale-lr', action='store_true', help='scale lr with batch size')
     p.add_argument('--resume', nargs='?', type=str, const='auto',
                    help='resume from the given checkpoint, or the latest in work-dir')
-    return parse_runner_args(add_runner_args(p))
+    return parse_runner_args(add_debug_arg(add_runner_args(p)))
 
 
 def build_config(args) -> Config:
@@ -30,8 +32,8 @@ def build_config(args) -> Config:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
-        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+        if (cfg.get('auto_scale_lr') or {}).get('base_batch_size') is None:
+            raise UserError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
                                'config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
@@ -51,4 +53,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

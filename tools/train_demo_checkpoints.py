@@ -7,6 +7,7 @@ checkpoints/<config>.json (training time, per-class AP).
 import argparse
 
 import dm3d_mm  # noqa: F401
+from dm3d_mm.apis.cli import add_debug_arg, run_cli
 from dm3d_mm.apis.demo import DEMO_CONFIGS, train_demo_checkpoint
 from dm3d_mm.apis.demo_report import kitti_ap_table
 
@@ -16,6 +17,7 @@ def main():
     p.add_argument('configs', nargs='*', default=list(DEMO_CONFIGS))
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--out-dir', default='checkpoints')
+    add_debug_arg(p)
     args = p.parse_args()
     for config in args.configs:
         s = train_demo_checkpoint(config, args.data_root, args.out_dir)
@@ -24,4 +26,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -1,7 +1,12 @@
 """The public API the tools call: build a detector and load weights, count joint FLOPs,
 prune, fine-tune and test, export a slim model, load configs."""
-from .config_utils import (add_runner_args, config_from_args, load_config,
-                           parse_runner_args, set_data_root)
+from .config_utils import (
+                           add_runner_args,
+                           config_from_args,
+                           load_config,
+                           parse_runner_args,
+                           set_data_root,
+)
 from .demo import evaluate_checkpoint, evaluate_model
 from .finetune import finetune_and_test
 from .flops import count_on_dataset, count_on_points

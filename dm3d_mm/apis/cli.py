@@ -1,11 +1,32 @@
 """Command-line conventions of the tools: a user mistake gives one line, ``error: ...``, on
-stderr and exit status 2 (as argparse does); ``--debug`` shows the traceback instead."""
+stderr and exit status 2 (as argparse does); anything else is a bug and shows its full
+traceback. A user mistake is what dm3d_mm's input checks raise (:mod:`dm3d_mm.errors`),
+plus the two that come from the libraries' own input checks: a config ``type`` no registry
+knows (mmengine's registry) and a config file that does not parse; ``--debug`` shows the
+traceback of those too."""
 import sys
-from typing import Callable, Dict, Sequence
+import traceback
+from typing import Callable, Dict, Optional, Sequence
 
-# what bad input raises in dm3d_mm, mmengine (configs) and numpy (point files)
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError,
-               IsADirectoryError, TypeError)
+from ..errors import UserError
+
+
+def _user_mistake(exc: BaseException) -> Optional[str]:
+    """The one line of a user mistake, None for anything else (decided by where the error
+    comes from, not by its class)."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    frames = traceback.extract_tb(exc.__traceback__)
+    origin = frames[-1].filename.replace('\\', '/') if frames else ''
+    # mmengine's registry refusing a config type it does not know
+    if isinstance(exc, KeyError) and '/mmengine/registry/' in origin and exc.args and \
+            'is not in the' in str(exc.args[0]):
+        return f'config: {exc.args[0]}'
+    # mmengine's config parser refusing a file (syntax, a missing _base_)
+    if isinstance(exc, (SyntaxError, FileNotFoundError)) and \
+            ('/mmengine/config/' in origin or '/mmengine/fileio/' in origin):
+        return f'config: {exc}'
+    return None
 
 
 def add_model_args(parser):
@@ -40,11 +61,11 @@ def spatial_objective_of(args):
     kind, scale = args.spatial_objective, args.spatial_objective_scale
     if kind == 'saturating_weight':
         if scale is None:
-            raise ValueError("--spatial-objective saturating_weight needs "
+            raise UserError("--spatial-objective saturating_weight needs "
                              '--spatial-objective-scale')
         return dict(type=kind, scale=scale)
     if scale is not None:
-        raise ValueError('--spatial-objective-scale is the scale of --spatial-objective '
+        raise UserError('--spatial-objective-scale is the scale of --spatial-objective '
                          'saturating_weight')
     return kind
 
@@ -76,7 +97,7 @@ def spatial_rerank_of(args):
                                ('repeats', args.spatial_rerank_repeats)) if v is not None}
     if args.spatial_rerank is None:
         if given:
-            raise ValueError('--spatial-rerank-top-k, -steps and -repeats set '
+            raise UserError('--spatial-rerank-top-k, -steps and -repeats set '
                              '--spatial-rerank finetune_probe')
         return None
     return dict(type=args.spatial_rerank, **given)
@@ -92,7 +113,7 @@ def keep_ratios_of(pairs: Sequence[str], module: str) -> Dict[str, float]:
         try:
             ratios[f'{module}.{loc.strip()}'] = float(keep)
         except ValueError:
-            raise ValueError(f'keep ratios: expected LOCATION=KEEP, got {pair!r}') from None
+            raise UserError(f'keep ratios: expected LOCATION=KEEP, got {pair!r}') from None
     return ratios
 
 
@@ -103,13 +124,18 @@ def add_debug_arg(parser):
 
 
 def run_cli(main: Callable[[], None]) -> None:
-    """Run a tool's ``main``; user errors become one line and exit 2 unless --debug."""
+    """Run a tool's ``main``: a user mistake (see the module docstring) becomes one line on
+    stderr and exit status 2 unless --debug; any other error propagates with its traceback.
+
+    Args:
+        main (Callable): the tool's main function.
+    """
     debug = '--debug' in sys.argv
     try:
         main()
-    except USER_ERRORS as e:
-        if debug:
+    except Exception as e:
+        msg = None if debug else _user_mistake(e)
+        if msg is None:
             raise
-        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         print(f'error: {" ".join(msg.split())}', file=sys.stderr)
         sys.exit(2)

@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
+from ..errors import MissingFile, MissingKey, UserError
 from ..pruning.calib_frames import SPLITS, innermost
 
 
@@ -36,7 +37,7 @@ def set_data_root(cfg: Config, data_root: str) -> Config:
     """
     old = cfg.get('data_root', None)
     if old is None:
-        raise KeyError('the config has no top-level data_root to replace')
+        raise MissingKey('the config has no top-level data_root to replace')
     new = data_root.rstrip('/') + '/'
     if old == new:
         return cfg
@@ -57,13 +58,13 @@ def set_ann_files(cfg: Config, files: Dict[str, str]) -> Config:
     """
     for split, name in files.items():
         if split not in SPLITS:
-            raise ValueError(f'--ann-file: unknown split {split!r} (use {", ".join(SPLITS)})')
+            raise UserError(f'--ann-file: unknown split {split!r} (use {", ".join(SPLITS)})')
         loader = cfg.get(f'{split}_dataloader', None)
         if not loader:
-            raise KeyError(f'--ann-file {split}=...: the config has no {split}_dataloader')
+            raise MissingKey(f'--ann-file {split}=...: the config has no {split}_dataloader')
         ds = innermost(loader['dataset'])
         if 'ann_file' not in ds:
-            raise KeyError(f'--ann-file {split}=...: {split}_dataloader has no dataset with an '
+            raise MissingKey(f'--ann-file {split}=...: {split}_dataloader has no dataset with an '
                            'ann_file')
         ds['ann_file'] = name
         root = ds.get('data_root', cfg.get('data_root', '')) or ''
@@ -81,7 +82,7 @@ def parse_ann_files(items: Optional[Sequence[str]]) -> Dict[str, str]:
     for item in items or []:
         split, sep, name = item.partition('=')
         if not sep or not name:
-            raise ValueError(f'--ann-file takes SPLIT=FILE, got {item!r}')
+            raise UserError(f'--ann-file takes SPLIT=FILE, got {item!r}')
         out[split] = name
     return out
 
@@ -106,9 +107,9 @@ def resolve_config_path(path: str) -> str:
             cand = osp.normpath(osp.join(root, sub, rel))
             if osp.isfile(cand):
                 return cand
-        raise FileNotFoundError(f'config not found: {path} (looked in {pkg}\'s shipped configs)')
+        raise MissingFile(f'config not found: {path} (looked in {pkg}\'s shipped configs)')
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config not found: {path}')
+        raise MissingFile(f'config not found: {path}')
     return path
 
 

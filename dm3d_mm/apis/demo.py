@@ -9,6 +9,7 @@ from typing import Dict, Optional
 import torch
 from mmengine.runner.checkpoint import get_state_dict, save_checkpoint, weights_to_cpu
 
+from ..errors import MissingFile
 from .config_utils import load_config
 from .demo_report import summarize_kitti_metrics
 
@@ -44,7 +45,7 @@ def ensure_demo_checkpoint(config: str, data_root: str,
     if start and not osp.isfile(start):
         before = osp.join(osp.dirname(config), f'{config_name(start)}.py')
         if not osp.isfile(before):
-            raise FileNotFoundError(f'{config} starts from {start}, which is missing and is '
+            raise MissingFile(f'{config} starts from {start}, which is missing and is '
                                     'not a demo checkpoint')
         ensure_demo_checkpoint(before, data_root, out_dir)
     train_demo_checkpoint(config, data_root, out_dir)
@@ -71,7 +72,7 @@ def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
     """
     from mmengine.runner import Runner
     if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+        raise MissingFile(f'checkpoint not found: {checkpoint}')
     cfg = load_config(config, cfg_options=cfg_options, work_dir=work_dir, data_root=data_root,
                       ann_files=ann_files)
     cfg.load_from = checkpoint

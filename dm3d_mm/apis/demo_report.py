@@ -16,11 +16,36 @@ def summarize_kitti_metrics(metrics: Dict[str, float], kind: str = '3D') -> Dict
     return out
 
 
-def kitti_ap_table(summary: Dict, title: str = '3D AP40 (strict IoU: Car 0.7, others 0.5)') -> str:
-    """A markdown table of a summarize_kitti_metrics() result."""
+def kitti_ap_table(summary: Dict, title: str = '3D AP40 (strict IoU: Car 0.7, others 0.5)',
+                   with_map: bool = False) -> str:
+    """A markdown table of a summarize_kitti_metrics() result.
+
+    Args:
+        summary (dict): {class: {level: AP}}.
+        title (str): the first header cell.
+        with_map (bool): a last row with the mean over the classes per level.
+            Defaults to False.
+    """
     lines = [f'| {title} | ' + ' | '.join(LEVELS) + ' |',
              '|---|' + '---:|' * len(LEVELS)]
     for cls, row in summary.items():
         cells = ['-' if row[lvl] is None else f'{row[lvl]:.2f}' for lvl in LEVELS]
         lines.append(f'| {cls} | ' + ' | '.join(cells) + ' |')
+    if with_map and summary:
+        means = []
+        for lvl in LEVELS:
+            vals = [row[lvl] for row in summary.values()]
+            means.append('-' if None in vals else f'{sum(vals) / len(vals):.2f}')
+        lines.append(f'| mAP ({len(summary)} classes) | ' + ' | '.join(means) + ' |')
     return '\n'.join(lines)
+
+
+def metrics_summary(metrics: Dict[str, float]) -> str:
+    """What a test run ends with: the KITTI 3D AP40 table (easy / moderate / hard per class
+    and their mAP) where the metrics are KittiMetric's, else every metric whose name holds
+    'mAP' or 'NDS' (nuScenes), one per line."""
+    summary = summarize_kitti_metrics(metrics)
+    if summary:
+        return kitti_ap_table(summary, with_map=True)
+    keys = [k for k in metrics if 'mAP' in k or 'NDS' in k] or list(metrics)[:10]
+    return '\n'.join(f'{k}: {float(metrics[k]):.4f}' for k in keys)

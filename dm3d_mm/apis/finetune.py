@@ -3,6 +3,7 @@ import os.path as osp
 import time
 from typing import Dict, Optional
 
+from ..errors import MissingFile
 from .config_utils import load_config
 
 
@@ -27,7 +28,7 @@ def finetune_and_test(config: str, data_root: str, work_dir: str,
     cfg = load_config(config, cfg_options=cfg_options, work_dir=work_dir, data_root=data_root)
     if load_from is not None:
         if not osp.isfile(load_from):
-            raise FileNotFoundError(f'checkpoint to fine-tune from not found: {load_from}')
+            raise MissingFile(f'checkpoint to fine-tune from not found: {load_from}')
         cfg.load_from = load_from
     if epochs is not None:
         # the schedule's epoch-based phases end with the new length, not the config's

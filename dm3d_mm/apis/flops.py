@@ -8,21 +8,22 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..cost import FlopsCounter
+from ..errors import MissingFile, UserError
 
 
 def read_point_file(path: str, load_dim: int = 4) -> np.ndarray:
     """The (N, load_dim) points of a float32 KITTI-format file; errors name the problem."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'point file not found: {path}')
+        raise MissingFile(f'point file not found: {path}')
     size = osp.getsize(path)
     if size == 0:
-        raise ValueError(f'empty point cloud: {path} has no points')
+        raise UserError(f'empty point cloud: {path} has no points')
     if size % (4 * load_dim):
-        raise ValueError(f'{path}: {size} bytes is not a whole number of {load_dim}-float32 '
+        raise UserError(f'{path}: {size} bytes is not a whole number of {load_dim}-float32 '
                          'points (x, y, z, intensity)')
     pts = np.fromfile(path, dtype=np.float32).reshape(-1, load_dim)
     if not np.isfinite(pts).all():
-        raise ValueError(f'{path} holds NaN or infinite coordinates')
+        raise UserError(f'{path} holds NaN or infinite coordinates')
     return pts
 
 
@@ -83,7 +84,7 @@ def single_frame_loader(cfg: Config, split: str = 'test'):
     """
     from mmengine.runner import Runner
 
-    from ..pruning.calib_frames import innermost, info_error
+    from ..pruning.calib_frames import info_error, innermost
     loader_cfg = cfg.get(f'{split}_dataloader').copy()
     loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False)
     try:
@@ -105,7 +106,7 @@ def count_on_dataset(model, cfg: Config, frames: int = 8, split: str = 'test') -
         FlopsCounter: the count over those frames.
     """
     if frames < 1:
-        raise ValueError(f'--frames must be at least 1, got {frames}')
+        raise UserError(f'--frames must be at least 1, got {frames}')
     from mmengine.dataset import pseudo_collate
 
     from ..pruning.calib_frames import load_sample

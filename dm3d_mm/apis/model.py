@@ -11,6 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from ..errors import MissingFile, UserError
 from ..joint.sites import apply_checkpoint_keep_ratios
 from ..pruning.checkpoint import read_dm3d_meta
 
@@ -37,7 +38,7 @@ def resolve_device(device: Optional[str] = None) -> str:
     dev = torch.device(device or default_device())
     if dev.type == 'cuda':
         if not torch.cuda.is_available():
-            raise ValueError(f'device {device!r}: CUDA is not available on this machine')
+            raise UserError(f'device {device!r}: CUDA is not available on this machine')
         if dev.index is None:
             dev = torch.device('cuda', torch.cuda.current_device())
     return str(dev)
@@ -59,11 +60,11 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict
     """
     from mmengine.runner.checkpoint import _load_checkpoint
     if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
+        raise MissingFile(f'checkpoint not found: {path}')
     ckpt = _load_checkpoint(path, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f'{path} holds no state_dict')
+        raise UserError(f'{path} holds no state_dict')
 
     def strip(items):
         return OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in items)
@@ -93,7 +94,7 @@ def load_weights(model: torch.nn.Module, path: str, strict: bool = True) -> Dict
                             for kind, v in report.items() if v)
         msg = f'checkpoint {path} does not fit {type(model).__name__}: {summary}'
         if strict:
-            raise ValueError(msg + ' (--allow-partial loads the keys that fit)')
+            raise UserError(msg + ' (--allow-partial loads the keys that fit)')
         print_log(msg + '; loaded the keys that fit', logger='current', level=logging.WARNING)
     meta = ckpt.get('meta') or {}
     if meta.get('dataset_meta'):
@@ -122,7 +123,7 @@ def build_detector(cfg: Config, checkpoint: Optional[str] = None,
     """
     from mmdet3d.apis import init_model
     if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+        raise MissingFile(f'checkpoint not found: {checkpoint}')
     # init_model sets model.train_cfg = None on the config it gets: keep the caller's intact
     model = init_model(copy.deepcopy(cfg), None, device=resolve_device(device))
     if checkpoint is not None:

@@ -12,7 +12,7 @@ from ..pruning.checkpoint import save_pruned_checkpoint
 from ..pruning.pruner import PruneResult
 
 __all__ = ['build_pruner', 'calibration_batches', 'resolve_calib', 'write_reports',
-           'save_result', 'write_pruned_config']
+           'save_result', 'write_pruned_config', 'count_reference']
 
 
 def write_reports(result: PruneResult, out_dir: str, extra: Optional[Dict] = None) -> Dict:
@@ -90,3 +90,33 @@ def write_pruned_config(model, result: PruneResult, config: str, path: str) -> O
         f.write(f'# {osp.basename(config)} with the spatial keep ratios the joint pruning '
                 f'chose\n_base_ = [{osp.abspath(config)!r}]\nmodel = {overrides!r}\n')
     return path
+
+
+def count_reference(config: str, checkpoint: str, calib: Dict, device: str,
+                    cfg_options: Optional[Dict] = None, **config_args) -> Dict:
+    """The ``reference`` of a pruner (``dict(name=..., gmacs=...)``): the joint GMACs per
+    frame of the detector ``config`` + ``checkpoint`` (e.g. the dense detector a spatial
+    model was trained from), counted on the calibration frames ``calib`` of its own config.
+
+    Args:
+        config (str): the reference detector's config.
+        checkpoint (str): its weights.
+        calib (dict): ``frames`` and ``split`` (as :func:`resolve_calib` gives them).
+        device (str): where it runs.
+        cfg_options (dict, optional): config overrides. Defaults to None.
+        **config_args: passed to :func:`~dm3d_mm.apis.load_config` (``data_root``,
+            ``ann_files``).
+
+    Returns:
+        dict: ``name`` (config and checkpoint) and ``gmacs``.
+    """
+    from ..cost import count_flops
+    from ..weight.head_outputs import build_head_outputs
+    from .config_utils import load_config
+    from .model import build_detector
+    cfg = load_config(config, cfg_options, **config_args)
+    model = build_detector(cfg, checkpoint, device)
+    batches = calibration_batches(cfg, calib['frames'], calib['split'])
+    counter = count_flops(model, batches, build_head_outputs(model))
+    gmacs = counter.total_macs() / counter.frames / 1e9
+    return dict(name=f'{osp.basename(config)} ({osp.basename(checkpoint)})', gmacs=gmacs)

@@ -9,6 +9,7 @@ from typing import Dict, Optional
 from mmengine.config import Config
 from mmengine.runner.checkpoint import save_checkpoint
 
+from ..errors import UserError, WouldOverwrite
 from ..structured.slim import group_widths, slim
 from .demo import checkpoint_keep_ratios_into_config
 from .model import build_detector
@@ -42,12 +43,12 @@ def export_slim(cfg: Config, checkpoint: str, out_dir: str, name: str,
     ckpt_out = osp.join(out_dir, f'{name}.pth')
     cfg_out = osp.join(out_dir, f'{name}.py')
     if osp.exists(ckpt_out) and osp.samefile(ckpt_out, checkpoint):
-        raise FileExistsError(f'refusing to overwrite the input checkpoint {checkpoint}')
+        raise WouldOverwrite(f'refusing to overwrite the input checkpoint {checkpoint}')
     model = build_detector(cfg, checkpoint, device, strict=strict)
     before = group_widths(model)
     new_cfg, state_dict, widths = slim(cfg, model)
     if widths == before:
-        raise ValueError(f'{checkpoint} has no removable channel (a channel is removable '
+        raise UserError(f'{checkpoint} has no removable channel (a channel is removable '
                          "when DM3DPruner(granularity='channel') zeroed its weights and norm)")
     _without_pruning(new_cfg)
     # a joint pruning's keep ratios (in force on ``model`` from the checkpoint) run with it

@@ -3,8 +3,13 @@ straight-through estimator, Entropy-Maximising Aggregation, Layer-wise Scale Rec
 bit-packed storage of binary weights."""
 from .ema import EMAMaxPool, ema_shift
 from .layers import BinaryLinear, sign_ste
-from .pack import (pack_signs, packed_state_dict, save_packed_checkpoint, unpack_signs,
-                   unpacked_state_dict)
+from .pack import (
+                   pack_signs,
+                   packed_state_dict,
+                   save_packed_checkpoint,
+                   unpack_signs,
+                   unpacked_state_dict,
+)
 from .pfn import BinaryPFNLayer, BinaryPillarFeatureNet
 from .vfe import BinaryHardVFE, BinaryVFELayer
 

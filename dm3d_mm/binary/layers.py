@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmengine.dist import all_reduce
 from torch import Tensor, nn
 
+from ..errors import UserError
 from .signs import PACKED_SUFFIX, unpack_signs
 
 
@@ -35,7 +36,7 @@ def binary_options(binary: Optional[dict]) -> Tuple[dict, bool]:
     opts = dict(ema=True, lsr=True, enabled=True, binarize_first_input=False)
     unknown = set(binary or {}) - set(opts)
     if unknown:
-        raise ValueError(f'unknown binary options {sorted(unknown)}; known: {sorted(opts)}')
+        raise UserError(f'unknown binary options {sorted(unknown)}; known: {sorted(opts)}')
     opts.update(binary or {})
     return opts, opts.pop('binarize_first_input')
 

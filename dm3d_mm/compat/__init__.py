@@ -3,8 +3,7 @@ mmcv built without CUDA kernels on a GPU)."""
 from .kitti_eval_cpu import patch_kitti_rotate_iou, rotate_iou_cpu_eval
 from .mmcv_cuda_ops import mmcv_has_cuda_ops, patch_mmcv_cpu_nms
 from .numpy_aliases import patch_numpy_aliases
-from .spconv_cpu import (patch_spconv_cpu_backward, patch_spconv_cpu_threads,
-                         patch_spconv_cuda_build)
+from .spconv_cpu import patch_spconv_cpu_backward, patch_spconv_cpu_threads, patch_spconv_cuda_build
 from .torch_load import allow_mmengine_checkpoints
 
 

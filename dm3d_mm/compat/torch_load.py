@@ -11,6 +11,8 @@ import os.path as osp
 
 import torch
 
+from ..errors import MissingFile
+
 _said = False
 
 
@@ -27,7 +29,7 @@ def _load_local(filename, map_location=None):
     global _said
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint not found: {filename}')
+        raise MissingFile(f'checkpoint not found: {filename}')
     if not _said:
         from mmengine.logging import print_log
         print_log('dm3d_mm: mmengine < 0.11 under torch >= 2.6 cannot safe-load its own '

@@ -10,6 +10,7 @@ from typing import Dict, Iterable, Optional
 
 import torch
 
+from ..errors import MissingKey
 from .counter import FlopsCounter
 from .layouts import offset_view
 
@@ -59,7 +60,7 @@ class CostModel:
         self._prunable_set = set(self.prunable)
         unknown = [n for n in self.prunable if n not in self.layers]
         if unknown:
-            raise KeyError(f'layers never ran in the counted forward: {unknown[:5]}')
+            raise MissingKey(f'layers never ran in the counted forward: {unknown[:5]}')
         fixed = [n for n in self.layers if n not in set(self.prunable)]
         self.fixed_macs = sum(self.layers[n].macs() for n in fixed) / self.frames
         self.dense_total = sum(st.dense_macs for st in self.layers.values()) / self.frames

@@ -17,9 +17,8 @@ from typing import ClassVar, Dict, Iterable, List, Optional
 import torch
 from torch import nn
 
-from .layouts import (DENSE_CONV, DENSE_DECONV, PRUNABLE, is_sparse_conv, kernel_volume,
-                      offset_view)
 from ..sparse.native_rulebook import call_pair_counts
+from .layouts import DENSE_CONV, DENSE_DECONV, PRUNABLE, is_sparse_conv, kernel_volume, offset_view
 from .pairs import count_pairs
 
 NORM = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)

@@ -42,8 +42,9 @@ import torch
 from mmengine import dist
 from torch import Tensor, nn
 
-from .cost_model import CostModel
+from ..errors import UserError
 from ..registry import COST_MODELS, build_piece
+from .cost_model import CostModel
 from .layouts import in_channel_axis, kept_in_channels, kept_out_channels, mask_at, out_channel_axis
 
 
@@ -243,9 +244,9 @@ class LatencyCost:
                  frames: int = 1, probe: Optional[Callable] = None,
                  whole_probe: Optional[Callable] = None, time_every_combination: bool = False):
         if not widths or any(not 0 < f <= 1 for f in widths):
-            raise ValueError(f'latency widths are fractions in (0, 1], got {widths!r}')
+            raise UserError(f'latency widths are fractions in (0, 1], got {widths!r}')
         if int(repeats) < 1 or int(frames) < 1:
-            raise ValueError('latency repeats and frames must be at least 1')
+            raise UserError('latency repeats and frames must be at least 1')
         self.widths, self.repeats, self.frames = tuple(widths), int(repeats), int(frames)
         self.probe, self.whole_probe = probe, whole_probe
         self.time_every_combination = bool(time_every_combination)

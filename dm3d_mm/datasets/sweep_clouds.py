@@ -10,6 +10,7 @@ a sweep has about 24 k points and a 10-sweep frame about 240 k.
 """
 import numpy as np
 
+from ..errors import UserError
 from .lidar_sim import LidarConfig, ray_directions, simulate_sweep
 from .synthetic_scene import sample_scene
 
@@ -32,7 +33,7 @@ def surround_sweeps(seed: int, sweeps: int = 10,
         np.ndarray: (N, 5) float32 x, y, z, intensity, time lag (s, 0.05 per sweep).
     """
     if sweeps < 1:
-        raise ValueError(f'sweeps must be at least 1, got {sweeps}')
+        raise UserError(f'sweeps must be at least 1, got {sweeps}')
     rng = np.random.default_rng(seed)
     scene = sample_scene(rng)
     base = ray_directions(lidar)

@@ -9,11 +9,12 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ..cost import count_flops
-from ..registry import PRUNERS
+from ..errors import MissingKey, OverBudget, UserError
+from ..joint.sites import apply_checkpoint_keep_ratios
 from ..pruning.builder import build_pruner
 from ..pruning.calib_frames import calibration_batches, resolve_calib
-from ..joint.sites import apply_checkpoint_keep_ratios
 from ..pruning.checkpoint import META_KEY, read_dm3d_meta
+from ..pruning.result import budget_line
 from ..weight.head_outputs import build_head_outputs
 from ..weight.masks import MaskSet, optimizers_of
 from ..weight.norm_stats import freeze_norm_stats
@@ -39,12 +40,21 @@ class DM3DPruningHook(Hook):
         freeze_norm_stats (bool): keep BatchNorm layers in eval mode while training, so a
             short fine-tune uses (and keeps) the statistics the pruning was calibrated with.
             Defaults to False.
+        allow_over_budget (bool): fine-tune a model whose pruning did not fit its budget
+            (a checkpoint ``tools/prune.py --allow-over-budget`` wrote); by default such a
+            checkpoint is an error, and a pruning at start that does not fit raises before
+            training. Defaults to False.
     """
     priority = 'ABOVE_NORMAL'
 
     def __init__(self, pruner: Optional[dict] = None, calib: Optional[dict] = None,
                  prune_on_start: bool = True, flops_frames: int = 2,
-                 freeze_norm_stats: bool = False):
+                 freeze_norm_stats: bool = False, allow_over_budget: bool = False):
+        if isinstance(flops_frames, bool) or not isinstance(flops_frames, int) \
+                or flops_frames < 0:
+            raise UserError(f'DM3DPruningHook: flops_frames is a frame count >= 0, got '
+                            f'{flops_frames!r}')
+        self.allow_over_budget = bool(allow_over_budget)
         self.pruner_cfg = pruner
         self.calib = dict(calib or {})
         self.prune_on_start = prune_on_start
@@ -67,9 +77,11 @@ class DM3DPruningHook(Hook):
             self.loaded = meta
 
     def _prune(self, runner, model):
-        pruner = PRUNERS.build(dict(self.pruner_cfg)) if self.pruner_cfg else \
-            build_pruner(runner.cfg)
-        calib = resolve_calib(runner.cfg, self.calib)
+        overrides = dict(allow_over_budget=True) if self.allow_over_budget else {}
+        # the one builder of tools/prune.py: unknown keys, calib and a re-rank's training
+        # set-up handled the same way
+        pruner = build_pruner(runner.cfg, self.pruner_cfg, **overrides)
+        calib = resolve_calib(runner.cfg, self.calib, self.pruner_cfg)
         batches = calibration_batches(runner.cfg, calib['frames'], calib['split'])
         runner.logger.info(f'DM3DPruningHook: pruning at start on {len(batches)} '
                            f'{calib["split"]} frames')
@@ -92,7 +104,7 @@ class DM3DPruningHook(Hook):
         if not self.flops_frames:
             return
         if batches is None:
-            split = resolve_calib(runner.cfg, self.calib)['split']
+            split = resolve_calib(runner.cfg, self.calib, self.pruner_cfg)['split']
             batches = calibration_batches(runner.cfg, self.flops_frames, split)
         outputs = self._outputs or build_head_outputs(
             model, (runner.cfg.get('pruning') or {}).get('head_outputs'))
@@ -107,6 +119,11 @@ class DM3DPruningHook(Hook):
         if self.loaded is not None:
             masks = self.loaded['masks']
             self.info = {k: v for k, v in self.loaded.items() if k != 'masks'}
+            if self.info.get('fits') is False and not self.allow_over_budget:
+                raise OverBudget(
+                    f"DM3DPruningHook: the loaded checkpoint's pruning is over its budget "
+                    f"({budget_line(self.info)}); prune again to a budget it meets, or "
+                    'set allow_over_budget=True on the hook')
             runner.logger.info(f'DM3DPruningHook: {len(masks)} layer masks from the checkpoint')
             ratios = apply_checkpoint_keep_ratios(model, self.loaded)
             if ratios:  # a joint pruning: its spatial choice runs with its masks
@@ -114,7 +131,7 @@ class DM3DPruningHook(Hook):
         elif self.prune_on_start:
             masks, self.info, batches = self._prune(runner, model)
         else:
-            raise RuntimeError('DM3DPruningHook(prune_on_start=False): the loaded checkpoint '
+            raise MissingKey('DM3DPruningHook(prune_on_start=False): the loaded checkpoint '
                                f"has no meta['{META_KEY}'] masks; load a pruned checkpoint "
                                '(tools/prune.py) or allow pruning at start')
         self.masks = MaskSet(model, masks).attach(optimizers_of(runner.optim_wrapper))

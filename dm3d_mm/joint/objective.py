@@ -19,6 +19,7 @@ it never changes the DP's choice at a combination, only which combination wins.
 """
 import math
 
+from ..errors import UserError
 from ..registry import JOINT_OBJECTIVES, build_piece
 
 
@@ -52,7 +53,7 @@ class SaturatingWeightObjective:
 
     def __init__(self, scale: float):
         if not float(scale) > 0:
-            raise ValueError(f'saturating_weight objective: scale must be > 0, got {scale}')
+            raise UserError(f'saturating_weight objective: scale must be > 0, got {scale}')
         self.scale = float(scale)
 
     def __call__(self, spatial: float, weight: float) -> float:

@@ -25,6 +25,7 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from ..errors import UserError
 from ..registry import JOINT_RERANKS, build_piece
 from ..weight.calibration import measured_distortion
 from ..weight.masks import MaskSet
@@ -65,7 +66,7 @@ class FinetuneProbe:
 
     def __init__(self, top_k: int = 3, steps: int = 30, seed: int = 0, repeats: int = 3):
         if int(top_k) < 2 or int(steps) < 1 or int(repeats) < 1:
-            raise ValueError(f'finetune_probe: top_k must be >= 2, steps and repeats >= 1, '
+            raise UserError(f'finetune_probe: top_k must be >= 2, steps and repeats >= 1, '
                              f'got top_k={top_k}, steps={steps}, repeats={repeats}')
         self.top_k, self.steps, self.seed = int(top_k), int(steps), int(seed)
         self.repeats = int(repeats)
@@ -83,7 +84,7 @@ class FinetuneProbe:
         ``optim_wrapper``)."""
         missing = [k for k in ('model', 'train_dataloader', 'optim_wrapper') if k not in cfg]
         if missing:
-            raise ValueError(f'finetune_probe: the config has no {", ".join(missing)}')
+            raise UserError(f'finetune_probe: the config has no {", ".join(missing)}')
         self.cfg = cfg
         self._batches = {}
         return self
@@ -135,7 +136,7 @@ class FinetuneProbe:
         """
         from mmengine.optim import build_optim_wrapper
         if self.cfg is None:
-            raise ValueError('finetune_probe needs the training set-up of a config: build the '
+            raise UserError('finetune_probe needs the training set-up of a config: build the '
                              'pruner with build_pruner(cfg) (tools/prune.py, tools/train.py '
                              'and tools/ablate.py do)')
         probe = self._trainable(model)

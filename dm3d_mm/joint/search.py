@@ -23,6 +23,7 @@ combination is the same). With the ``grid`` search
 the grid (the DP's own budget rounding aside).
 """
 import contextlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -33,6 +34,7 @@ from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
 from ..cost import FlopsCounter
+from ..errors import BudgetBelowFloor, UserError
 from ..spatial.stage_memo import StageMemo
 from ..weight.allocators import Allocator, WeightProblem
 from ..weight.calibration import counted_distortion
@@ -86,21 +88,21 @@ class SpatialGrid:
     def _values(name, values) -> List[float]:
         values = sorted({float(v) for v in values}, reverse=True)
         if not values or not all(0 < v <= 1 for v in values):
-            raise ValueError(f'spatial grid {name}: keep ratios must be in (0, 1], got {values}')
+            raise UserError(f'spatial grid {name}: keep ratios must be in (0, 1], got {values}')
         return values
 
     def sites_of(self, model: nn.Module) -> List[SpatialSite]:
         """The model's sites this grid chooses (ValueError if it has none)."""
         sites = find_sites(model, self.finders, self.sites)
         if not sites:
-            raise ValueError('pruning.spatial is set but the model has no spatial pruning site '
+            raise UserError('pruning.spatial is set but the model has no spatial pruning site '
                              f'({", ".join(map(str, self.finders))}): use an Ada3D or SPSS '
                              'detector, or drop spatial=')
         if isinstance(self.grid, dict):
             missing = [s.name for s in sites if s.name not in self.grid]
             unknown = sorted(set(self.grid) - {s.name for s in sites})
             if missing or unknown:
-                raise ValueError(f'spatial grid: sites without values {missing}, values for '
+                raise UserError(f'spatial grid: sites without values {missing}, values for '
                                  f'unknown sites {unknown}')
         return sites
 
@@ -272,6 +274,8 @@ class JointChoice:
         table (list[dict]): per combination: ratios, spatial and weight distortion, their
             sum (the predicted distortion), the objective, cost and the weight choice
             (None where nothing fits the budget).
+        converged (bool): whether the search ended converged (a coordinate search that
+            stopped at ``max_sweeps`` still moving did not). Defaults to True.
     """
     option: SpatialOption
     masks: Dict[str, Tensor]
@@ -281,6 +285,7 @@ class JointChoice:
     cost: float
     objective: float
     table: List[Dict] = field(default_factory=list)
+    converged: bool = True
 
     @property
     def ratios(self) -> Dict[str, float]:
@@ -288,12 +293,12 @@ class JointChoice:
 
     @classmethod
     def of_row(cls, row: dict, space: 'SpatialOptions', masks: Dict[str, Tensor],
-               table: List[Dict]) -> 'JointChoice':
+               table: List[Dict], converged: bool = True) -> 'JointChoice':
         """The choice a row of ``table`` describes (its combination counted in ``space``,
-        ``masks`` its weight choice's)."""
+        ``masks`` its weight choice's; ``converged``: the search's)."""
         return cls(space.get(row['ratios']), masks, list(row['choice']),
                    row['spatial_distortion'], row['weight_distortion'], row['cost'],
-                   row['objective'], table)
+                   row['objective'], table, converged)
 
     @property
     def predicted_distortion(self) -> float:
@@ -341,7 +346,7 @@ def joint_search(space: SpatialOptions, search, candidates: Dict[str, List[float
             return None
         try:
             masks, choice = allocator.allocate(problem)
-        except ValueError:  # nothing of the weights fits at this combination
+        except BudgetBelowFloor:  # nothing of the weights fits at this combination
             return None
         weight = float(sum(problem.item_distortions[i][k] for i, k in enumerate(choice)))
         cost = problem.total(masks)
@@ -355,12 +360,18 @@ def joint_search(space: SpatialOptions, search, candidates: Dict[str, List[float
     score(start)
     for opt in list(space.options.values()):
         score(opt.ratios)
-    search.run(candidates, best.ratios if best is not None else dict(start), score)
+    converged = search.run(candidates, best.ratios if best is not None else dict(start),
+                           score)
     if best is None:
-        raise ValueError('no combination of the spatial grid and the weight candidates fits '
-                         'the budget: raise the target or add smaller keep ratios')
+        raise BudgetBelowFloor('no combination of the spatial grid and the weight candidates '
+                               'fits the budget: raise the target or add smaller keep ratios')
     by_key = {space.key(o.ratios): i for i, o in enumerate(space.options.values())}
     best.table = sorted(rows.values(), key=lambda r: by_key[space.key(r['ratios'])])
+    best.converged = bool(converged)
+    if not converged:
+        print_log(f'joint allocation: {type(search).__name__} stopped at its max_sweeps while '
+                  'still moving: a change of one site may still improve the choice (raise '
+                  'max_sweeps, or search the grid)', logger='current', level=logging.WARNING)
     print_log(f'joint allocation: keep ratios {best.ratios}, spatial distortion '
               f'{best.spatial_distortion:.4g}, weight distortion {best.weight_distortion:.4g} '
               f'({len(rows)} combinations scored, {type(search).__name__})',

@@ -18,6 +18,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from torch import nn
 
+from ..errors import UserError
 from ..registry import SPATIAL_SITES, build_piece
 from ..spatial.ada3d_encoder import Ada3DSparseEncoder
 from ..spatial.spss_conv import SPSSSparseConv3d, SPSSSubMConv3d
@@ -125,7 +126,7 @@ class SPSSStage(SpatialSite):
 
 def _check_keep(name: str, keep: float) -> None:
     if not 0 < keep <= 1:
-        raise ValueError(f'keep ratio of spatial site {name} must be in (0, 1], got {keep}')
+        raise UserError(f'keep ratio of spatial site {name} must be in (0, 1], got {keep}')
 
 
 class SiteFinder:
@@ -199,7 +200,7 @@ def find_sites(model: nn.Module, finders: Sequence = ('ada3d', 'spss'),
     by_name = {s.name: s for f in finders for s in f.candidates(model)}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise ValueError(f'unknown spatial site(s) {unknown}; the model has '
+        raise UserError(f'unknown spatial site(s) {unknown}; the model has '
                          f'{sorted(by_name) or "none"}')
     return [by_name[n] for n in names]
 

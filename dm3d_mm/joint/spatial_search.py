@@ -22,6 +22,7 @@ objective over the combinations scored.
 import itertools
 from typing import Callable, Dict, List, Optional
 
+from ..errors import UserError
 from ..registry import SPATIAL_SEARCHES, build_piece
 
 Score = Callable[[Dict[str, float]], Optional[float]]
@@ -32,16 +33,20 @@ class GridSearch:
     """Every combination of the sites' values (site order, largest value first)."""
 
     def run(self, candidates: Dict[str, List[float]], start: Dict[str, float],
-            score: Score) -> None:
+            score: Score) -> bool:
         """Score every combination.
 
         Args:
             candidates (dict[str, list[float]]): site -> its values.
             start (dict[str, float]): the best combination scored so far (unused).
             score (Callable): combination -> objective, or None where nothing fits.
+
+        Returns:
+            bool: True (the grid is always searched whole).
         """
         for combo in itertools.product(*candidates.values()):
             score(dict(zip(candidates, combo)))
+        return True
 
 
 @SPATIAL_SEARCHES.register_module(name='coordinate')
@@ -58,21 +63,26 @@ class CoordinateSearch:
 
     def __init__(self, max_sweeps: int = 3, walk: str = 'until_worse'):
         if int(max_sweeps) < 1:
-            raise ValueError(f'coordinate search: max_sweeps must be at least 1, got '
+            raise UserError(f'coordinate search: max_sweeps must be at least 1, got '
                              f'{max_sweeps}')
         if walk not in self.WALKS:
-            raise ValueError(f'coordinate search: walk must be one of {self.WALKS}, got '
+            raise UserError(f'coordinate search: walk must be one of {self.WALKS}, got '
                              f'{walk!r}')
         self.max_sweeps, self.walk = int(max_sweeps), walk
 
     def run(self, candidates: Dict[str, List[float]], start: Dict[str, float],
-            score: Score) -> None:
+            score: Score) -> bool:
         """Descend from ``start`` one site at a time.
 
         Args:
             candidates (dict[str, list[float]]): site -> its values.
             start (dict[str, float]): the combination to start from.
             score (Callable): combination -> objective, or None where nothing fits.
+
+        Returns:
+            bool: whether the descent converged (a sweep moved no site); False when it
+            stopped at ``max_sweeps`` still moving, so that a single-site change may still
+            improve the combination it ends at.
         """
         current = dict(start)
         best = score(current)
@@ -96,7 +106,8 @@ class CoordinateSearch:
                 if site_value != current[name]:
                     current, best, moved = dict(base, **{name: site_value}), site_best, True
             if not moved:
-                return
+                return True
+        return False
 
 
 def build_spatial_search(cfg) -> object:

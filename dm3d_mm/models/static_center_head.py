@@ -10,6 +10,8 @@ there is no ``vel`` map).
 from mmdet3d.models.dense_heads import CenterHead
 from mmdet3d.registry import MODELS
 
+from ..errors import UserError
+
 
 @MODELS.register_module()
 class StaticCenterHead(CenterHead):
@@ -33,7 +35,7 @@ class StaticCenterHead(CenterHead):
         for task in preds_dicts:
             if 'vel' not in task[0]:
                 if code_weights is None or any(code_weights[8:]):
-                    raise ValueError('StaticCenterHead without a vel branch needs ten '
+                    raise UserError('StaticCenterHead without a vel branch needs ten '
                                      'train_cfg.code_weights whose last two are 0')
                 reg = task[0]['reg']
                 task[0]['vel'] = reg.new_zeros(reg.shape[0], 2, *reg.shape[2:])

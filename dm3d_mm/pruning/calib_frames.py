@@ -11,28 +11,43 @@ from typing import List, Optional
 import numpy as np
 from mmengine.config import Config
 
+from ..errors import UserError
+
 DEFAULT_CALIB = dict(frames=16, split='train')
 SPLITS = ('train', 'val', 'test')
 
 
-def resolve_calib(cfg: Config, override: Optional[dict] = None) -> dict:
-    """Calibration settings: ``override`` (None values ignored) > ``cfg.pruning.calib`` >
-    defaults; unknown keys are an error."""
+def resolve_calib(cfg: Config, override: Optional[dict] = None,
+                  pruning: Optional[dict] = None) -> dict:
+    """Calibration settings: ``override`` (None values ignored) > the pruning section's
+    ``calib`` (``pruning``, else ``cfg.pruning``) > defaults; unknown keys are an error.
+
+    Args:
+        cfg (Config): the detector's config.
+        override (dict, optional): explicit settings (a flag, a hook argument).
+            Defaults to None.
+        pruning (dict, optional): the pruning section in force where it is not the
+            config's (a ``DM3DPruningHook(pruner=...)``). Defaults to None.
+
+    Returns:
+        dict: ``frames`` and ``split``.
+    """
     out = dict(DEFAULT_CALIB)
-    for source, where in (((cfg.get('pruning') or {}).get('calib') or {}, 'pruning.calib'),
+    section = pruning or cfg.get('pruning') or {}
+    for source, where in ((section.get('calib') or {}, 'pruning.calib'),
                           (override or {}, 'calib')):
         unknown = sorted(set(source) - set(DEFAULT_CALIB))
         if unknown:
-            raise ValueError(f'{where}: unknown key(s) {unknown}; known: {sorted(DEFAULT_CALIB)}')
+            raise UserError(f'{where}: unknown key(s) {unknown}; known: {sorted(DEFAULT_CALIB)}')
         out.update({k: v for k, v in source.items() if v is not None})
     if not isinstance(out['frames'], int) or out['frames'] < 1:
-        raise ValueError(f"need at least one calibration frame, got frames={out['frames']!r}")
+        raise UserError(f"need at least one calibration frame, got frames={out['frames']!r}")
     if out['split'] not in SPLITS:
-        raise ValueError(f"calibration split must be one of {SPLITS}, got {out['split']!r}")
+        raise UserError(f"calibration split must be one of {SPLITS}, got {out['split']!r}")
     return out
 
 
-class SampleError(ValueError):
+class SampleError(UserError):
     """A sample failed in the data pipeline; the message names the split, the index, the
     point file, the transform and the error (a KeyError: the missing key)."""
 
@@ -136,6 +151,6 @@ def calibration_batches(cfg: Config, frames: int = 16, split: str = 'train') -> 
         except (KeyError, IndexError, TypeError, ValueError) as e:
             raise info_error(ds_cfg, split, e) from e
     if len(dataset) == 0:
-        raise ValueError(f'the {split} split is empty')
+        raise UserError(f'the {split} split is empty')
     idx = np.unique(np.linspace(0, len(dataset) - 1, min(frames, len(dataset))).round())
     return [pseudo_collate([load_sample(dataset, int(i), split)]) for i in idx]

@@ -8,6 +8,8 @@ from typing import Dict, Optional
 import torch
 from mmengine.runner.checkpoint import get_state_dict, save_checkpoint, weights_to_cpu
 
+from ..errors import WouldOverwrite
+
 META_KEY = 'dm3d'
 
 
@@ -24,7 +26,7 @@ def save_pruned_checkpoint(path: str, model: torch.nn.Module, masks: Dict[str, t
                            base_meta: Optional[Dict] = None) -> str:
     """Write atomically; refuses to overwrite the checkpoint it was pruned from."""
     if source is not None and osp.exists(path) and osp.samefile(path, source):
-        raise FileExistsError(f'refusing to overwrite the input checkpoint {source}; '
+        raise WouldOverwrite(f'refusing to overwrite the input checkpoint {source}; '
                               'choose another --work-dir / output path')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     meta = dict(base_meta or {})

@@ -11,29 +11,32 @@ masks, and returns a PruneResult with everything the report needs.
 import fnmatch
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import torch
-from torch import Tensor, nn
-
 from mmengine.logging import print_log
+from torch import Tensor, nn
 
 from ..cost import count_flops
 from ..cost.cost_model import CostModel, kept_per_offset
 from ..cost.latency_cost import build_cost
 from ..cost.layouts import mask_at
-from ..joint.search import (JointChoice, SpatialGrid, SpatialOptions, joint_search,
-                            shared_stages)
+from ..errors import BudgetBelowFloor, OverBudget, UserError
+from ..joint.search import JointChoice, SpatialGrid, SpatialOptions, joint_search, shared_stages
 from ..joint.sites import keep_ratios, ratios_in_force, set_keep_ratios
 from ..registry import ALLOCATORS, ESTIMATORS, PRUNERS, build_piece
 from ..spatial.stage_memo import StageMemo
 from ..structured.channel_graph import WidthGroup, find_channel_graph, producer_index
 from ..structured.channel_masks import channel_side_masks
-from ..structured.granularity import (ChannelGranularity, Granularity, WeightGranularity,
-                                      build_granularity)
+from ..structured.granularity import (
+    ChannelGranularity,
+    Granularity,
+    WeightGranularity,
+    build_granularity,
+)
 from ..structured.slim import kept_channels, slim_model
-from ..weight.allocators import Allocator, BudgetBelowFloor, WeightProblem
+from ..weight.allocators import Allocator, WeightProblem
 from ..weight.calibration import calibration_pass, counted_distortion
 from ..weight.curves import taylor_scores
 from ..weight.discovery import find_prunable_layers, settle_selection
@@ -41,63 +44,11 @@ from ..weight.distributed import reduce_counter, shard, world
 from ..weight.estimators import CurveInputs, DistortionEstimator
 from ..weight.head_outputs import BOX_WEIGHTINGS, DEFAULT_LAMBDAS, build_head_outputs
 from ..weight.masks import MaskSet
+from .result import LayerResult, PruneResult
 
 #: names of the registered allocators (``method=``) and estimators (``estimator=``)
 METHODS = tuple(ALLOCATORS.module_dict)
 ESTIMATOR_NAMES = tuple(ESTIMATORS.module_dict)
-
-
-@dataclass
-class LayerResult:
-    name: str
-    part: str
-    numel: int
-    ratio: float               # fraction of weights pruned
-    macs_before: float         # per frame
-    macs_after: float
-    predicted_distortion: Optional[float] = None
-
-
-@dataclass
-class PruneResult:
-    method: str
-    estimator: Optional[str]
-    flops_target: float
-    macs_before: float
-    macs_after: float
-    floor: float
-    layers: List[LayerResult]
-    masks: Dict[str, Tensor]
-    timings: Dict[str, float] = field(default_factory=dict)
-    curves: Dict[str, Dict[str, list]] = field(default_factory=dict)
-    measured_distortion: Optional[float] = None
-    budget_of: str = 'model'  # flops_target is a fraction of: 'model' or 'parts' FLOPs
-    left_out: Dict[str, List[str]] = field(default_factory=dict)  # reason -> layer names
-    head_outputs: str = ''
-    cost: Dict[str, object] = field(default_factory=dict)  # what the budget counted
-    # macs_after is counted afresh on the pruned model (masks and spatial modules in place,
-    # the calibration frames); this is what the dense pass's pair counts predicted
-    macs_after_predicted: Optional[float] = None
-    # joint allocation (``spatial=``): keep ratios chosen per site, the ratios the model
-    # had before, the reference ratios, distortions and the table of every combination
-    spatial: Dict[str, object] = field(default_factory=dict)
-
-    @property
-    def achieved_ratio(self) -> float:
-        return self.macs_after / self.macs_before
-
-    def info(self) -> Dict:
-        """JSON-ready summary (without the masks)."""
-        return dict(method=self.method, estimator=self.estimator,
-                    flops_target=self.flops_target, budget_of=self.budget_of,
-                    macs_before=self.macs_before,
-                    macs_after=self.macs_after, achieved_ratio=self.achieved_ratio,
-                    macs_after_predicted=self.macs_after_predicted,
-                    floor=self.floor, timings=self.timings,
-                    measured_distortion=self.measured_distortion,
-                    left_out=self.left_out, head_outputs=self.head_outputs, cost=self.cost,
-                    spatial=self.spatial,
-                    layers=[vars(lr) for lr in self.layers])
 
 
 BUDGET_OF = ('model', 'parts')
@@ -117,11 +68,10 @@ class _Attempt(NamedTuple):
     target: float
 
 
-# allocations tried until the recounted pruned model fits the budget (spatial models whose
-# kept sites follow the pruned weights count other FLOPs than the dense pass predicted; a
-# pruned model's measured time is not the sum of its convs' isolated timings)
-RECOUNT_ATTEMPTS = 4
-# ... or until it counts within this fraction below the budget
+# allocations are tried (``recount_attempts``) until the recounted pruned model fits the
+# budget (spatial models whose kept sites follow the pruned weights count other FLOPs than
+# the dense pass predicted; a pruned model's measured time is not the sum of its convs'
+# isolated timings) or until it counts within this fraction below the budget
 RECOUNT_TOLERANCE = 0.005
 
 
@@ -213,6 +163,16 @@ class DM3DPruner:
             (its whole detector timed; see ``cost/latency_cost.py``).
             Needs ``method='dm3d'`` and ``budget_of='model'``.
             Defaults to None (the keep ratios stay as they are).
+        reference (dict, optional): what ``flops_target`` is a fraction of, where it is not
+            the model being pruned: ``dict(name=..., gmacs=...)``, e.g. the dense detector a
+            spatial model was trained from (``tools/prune.py --reference CONFIG CKPT``
+            counts it on the calibration frames). Needs ``cost='flops'`` and
+            ``budget_of='model'``. Defaults to None.
+        recount_attempts (int): allocations tried until the pruned model, counted afresh
+            as it will run, fits the budget. Defaults to 4.
+        allow_over_budget (bool): where no attempt fits, return the closest pruned model
+            (``PruneResult.fits`` False, the report says so on its first line) instead of
+            raising :class:`~dm3d_mm.errors.OverBudget`. Defaults to False.
     """
 
     def __init__(self, flops_target: float, method: Union[str, dict] = 'dm3d',
@@ -228,29 +188,39 @@ class DM3DPruner:
                  calib: Optional[dict] = None, box_weighting: str = 'confidence',
                  budget_of: str = 'model', head_outputs: Optional[dict] = None,
                  granularity: Union[str, Dict[str, str]] = 'weight',
-                 cost: Union[str, dict] = 'flops', spatial: Optional[dict] = None):
+                 cost: Union[str, dict] = 'flops', spatial: Optional[dict] = None,
+                 reference: Optional[dict] = None, recount_attempts: int = 4,
+                 allow_over_budget: bool = False):
         if isinstance(flops_target, bool) or not isinstance(flops_target, (int, float)) \
                 or not 0 < flops_target <= 1:
-            raise ValueError(f'flops_target is a fraction of the dense FLOPs in (0, 1], got '
+            raise UserError(f'flops_target is a fraction of the dense FLOPs in (0, 1], got '
                              f'{flops_target}')
         self.allocator: Allocator = build_piece(method, ALLOCATORS, 'method', (Allocator, ))
         self.method = _type_name(method, ALLOCATORS)
         if isinstance(estimator, str) and kappa and estimator in ('fisher', 'taylor2'):
             estimator = dict(type=estimator, kappa=kappa)
         elif kappa:
-            raise ValueError(f'kappa damps the Fisher of a fisher or taylor2 estimator given by '
+            raise UserError(f'kappa damps the Fisher of a fisher or taylor2 estimator given by '
                              f'name; estimator {estimator!r} takes its own arguments')
         self.estimator_piece: DistortionEstimator = build_piece(
             estimator, ESTIMATORS, 'estimator', (DistortionEstimator, ))
         if not 0 <= min_density <= max_density <= 1:
-            raise ValueError('need 0 <= min_density <= max_density <= 1')
-        if num_ratios < 1:
-            raise ValueError('num_ratios must be at least 1')
+            raise UserError('need 0 <= min_density <= max_density <= 1')
+        for name, value, least in (('num_ratios', num_ratios, 1),
+                                   ('num_projections', num_projections, 1),
+                                   ('num_buckets', num_buckets, 1),
+                                   ('recount_attempts', recount_attempts, 1),
+                                   ('seed', seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise UserError(f'pruning config: {name} is an integer >= {least}, got '
+                                f'{value!r}')
+        if kappa < 0:
+            raise UserError(f'pruning config: kappa damps the Fisher and is >= 0, got {kappa}')
         if box_weighting not in BOX_WEIGHTINGS:
-            raise ValueError(f'box_weighting must be one of {BOX_WEIGHTINGS}, got '
+            raise UserError(f'box_weighting must be one of {BOX_WEIGHTINGS}, got '
                              f'{box_weighting!r}')
         if budget_of not in BUDGET_OF:
-            raise ValueError(f'budget_of must be one of {BUDGET_OF}, got {budget_of!r}')
+            raise UserError(f'budget_of must be one of {BUDGET_OF}, got {budget_of!r}')
         self.budget_of = budget_of
         one = isinstance(granularity, (str, Granularity)) or 'type' in granularity
         rules = {'*': granularity} if one else dict(granularity)
@@ -263,7 +233,18 @@ class DM3DPruner:
         self.cost = build_cost(cost)
         self.spatial = None if spatial is None else SpatialGrid(**spatial)
         if self.spatial is not None and budget_of != 'model':
-            raise ValueError("spatial= (the joint allocation) needs budget_of='model'")
+            raise UserError("spatial= (the joint allocation) needs budget_of='model'")
+        self.reference = None if reference is None else dict(reference)
+        if self.reference is not None:
+            if set(self.reference) != {'name', 'gmacs'} or \
+                    not float(self.reference['gmacs']) > 0:
+                raise UserError("pruning config: reference is dict(name=..., gmacs=...) with "
+                                f'gmacs > 0, got {reference!r}')
+            if budget_of != 'model' or self.cost.unit != 'MACs':
+                raise UserError("pruning config: a reference is a count of joint FLOPs: it "
+                                "needs cost='flops' and budget_of='model'")
+        self.recount_attempts = recount_attempts
+        self.allow_over_budget = bool(allow_over_budget)
         self.box_weighting = box_weighting
         self.head_outputs = None if head_outputs is None else dict(head_outputs)
         self.flops_target = flops_target
@@ -273,7 +254,7 @@ class DM3DPruner:
                            include_head_outputs=include_head_outputs)
         self.lambdas = tuple(float(v) for v in lambdas)
         if len(self.lambdas) != 2 or min(self.lambdas) < 0 or max(self.lambdas) == 0:
-            raise ValueError(f'lambdas = (lambda_b, lambda_c) must be two non-negative weights, '
+            raise UserError(f'lambdas = (lambda_b, lambda_c) must be two non-negative weights, '
                              f'not both 0; got {lambdas}')
         self.num_projections = num_projections
         self.min_density, self.max_density = min_density, max_density
@@ -317,7 +298,7 @@ class DM3DPruner:
             PruneResult: masks, per-layer allocation, FLOPs before / after, timings.
         """
         if not batches:
-            raise ValueError('no calibration frames')
+            raise UserError('no calibration frames')
         batches, self._frame_ids = shard(batches)  # this rank's share (all of them alone)
         was_training = model.training
         model.eval()
@@ -338,7 +319,7 @@ class DM3DPruner:
         candidates = find_prunable_layers(model, **self.select)
         for pat in self.keep_dense:
             if pat not in candidates:
-                raise ValueError(f'keep_dense names {pat!r}, which is not a selected layer')
+                raise UserError(f'keep_dense names {pat!r}, which is not a selected layer')
         timings = {}
         t0 = time.perf_counter()
         # the encoder stages of the model as trained are kept for the combinations' forwards
@@ -382,7 +363,11 @@ class DM3DPruner:
         keep_dense = [n for n in self.keep_dense if n in layers]
         # dense is every selected weight kept, whatever zeros the weights hold now (re-pruning
         # a pruned checkpoint measures against dense, not against the pruned model)
-        before = flops.dense_total if cm is flops else cm.total()
+        own = flops.dense_total if cm is flops else cm.total()
+        # what the target is a fraction of: the given reference (a dense detector counted
+        # on the same frames), else the model itself (spatial sites at their largest ratios)
+        before = own if self.reference is None else float(self.reference['gmacs']) * 1e9
+        reference = self._reference_name(trained)
         # 'parts': the selected layers go to flops_target of their own joint FLOPs (Tab. 4:
         # a part alone often cannot reach a fraction of the whole model)
         budget = self.flops_target * before if self.budget_of == 'model' else \
@@ -400,7 +385,7 @@ class DM3DPruner:
             raise BudgetBelowFloor(
                 f'flops_target={self.flops_target} asks for {cm.describe(budget)} per frame '
                 f'but the floor is {cm.describe(reachable)} ({reachable / before:.3f} of '
-                f'dense): layers that are not pruned cost {cm.describe(cm.floor)}. '
+                f'{reference}): layers that are not pruned cost {cm.describe(cm.floor)}. '
                 'Raise the target or prune more parts.')
         curves: Dict[str, Dict[str, list]] = {}
         # every parameter and buffer as before pruning (masks also zero norms and consumers'
@@ -416,7 +401,8 @@ class DM3DPruner:
             scaled by how far the count missed) until it fits: (the best attempt, the last
             attempt's index)."""
             best, closest, tried = None, None, []
-            for attempt in range(RECOUNT_ATTEMPTS):
+            for attempt in range(self.recount_attempts):
+                allocations.append(target)
                 if attempt:  # allocate again, the target scaled by how far the count missed
                     for t, saved in state:
                         t.data.copy_(saved)
@@ -425,7 +411,7 @@ class DM3DPruner:
                     masks, alloc_cm, joint = self._allocate(
                         model, layers, calib, batches, outputs, cm, target, keep_dense,
                         timings, tried_curves)
-                except ValueError:  # a lowered target below what the allocator can reach
+                except BudgetBelowFloor:  # a lowered target below what the allocator reaches
                     if not attempt:
                         raise
                     break
@@ -436,7 +422,8 @@ class DM3DPruner:
                     raise RuntimeError(f'{self.method} allocated {predicted:.6g} {cm.unit}, '
                                        f'over the budget {target:.6g} (a bug in the '
                                        'allocator)')
-                flops_predicted = predicted if joint is not None else flops.total(masks)
+                # the joint FLOPs predicted (a latency cost model holds its FLOPs model)
+                flops_predicted = (alloc_cm if joint is not None else flops).flops.total(masks)
                 MaskSet(model, masks).apply()
                 # the pruned model counted afresh on the same frames (a spatial module may
                 # keep other sites once the weights upstream of it are pruned), its distortion
@@ -467,23 +454,32 @@ class DM3DPruner:
                              total >= budget * (1 - RECOUNT_TOLERANCE)):
                     break
                 tried.append((target, total))
-                if attempt + 1 == RECOUNT_ATTEMPTS:
+                if attempt + 1 == self.recount_attempts:
                     break
                 # not below what the sparsest allocation costs (the allocator cannot go lower)
                 target = max(next_target(tried, budget * (1 - RECOUNT_TOLERANCE / 2),
-                                         before), min(reachable * (1 + 1e-9), target))
+                                         own), min(reachable * (1 + 1e-9), target))
                 print_log(f'DM3DPruner: the pruned model {verb} {total / before:.4f} of dense '
                           f'for a budget of {budget / before:.4f}: allocating again to '
                           f'{target / before:.4f} of the prediction', logger='current')
             if best is None:
                 best = closest
-                print_log(f'DM3DPruner: after {attempt + 1} allocations no pruned model '
-                          f'fits: the closest {verb} {best.total / before:.4f} of dense, over '
-                          f'the budget {budget / before:.4f}', logger='current',
-                          level=logging.WARNING)
+                line = (f'after {attempt + 1} allocation(s) no pruned model fits: the closest '
+                        f'{verb} {cm.describe(best.total)} per frame '
+                        f'({best.total / before:.4f} of {reference}), over the budget '
+                        f'{cm.describe(budget)} ({self.flops_target:.4g})')
+                if not self.allow_over_budget:  # the model as it came, then the error
+                    for t, saved in state:
+                        t.data.copy_(saved)
+                    raise OverBudget(f'{line}; raise the target, or allow_over_budget=True '
+                                     '(tools/prune.py --allow-over-budget) keeps the closest '
+                                     'model')
+                print_log(f'DM3DPruner: {line}; kept as allow_over_budget asks',
+                          logger='current', level=logging.WARNING)
             return best, attempt
 
         self._locked, self._probed = None, []
+        allocations: List[float] = []  # the target of every allocation tried
         best, attempt = fit(budget)
         if self._sites and self.spatial.rerank is not None and best.joint is not None:
             # the best few combinations at the target that fitted, probed from the weights as
@@ -508,9 +504,12 @@ class DM3DPruner:
                 set_keep_ratios(self._sites, joint.ratios)
         curves.update(tried_curves)
         timings['total'] = sum(timings.values())
-        cost = dict(unit=cm.unit, before=before, after=best.total, budget=budget)
+        cost = dict(unit=cm.unit, before=before, after=best.total, budget=budget,
+                    reference=reference, allocations=len(allocations))
         cm = flops  # the report counts joint FLOPs whatever the budget counted
-        before, predicted, after = flops_before, flops_predicted, counted.total(masks)
+        predicted, after = flops_predicted, counted.total(masks)
+        if self.reference is None:  # the joint FLOPs of the model as given
+            before = flops_before
         results = [LayerResult(n, cm.layers[n].part, m.weight.numel(),
                                1.0 - float(masks[n].float().mean()), layer_before[n],
                                counted.layer_macs(n, masks[n]) if n in counted.layers else 0.0,
@@ -521,7 +520,19 @@ class DM3DPruner:
                            timings, curves, measured, budget_of=self.budget_of,
                            left_out=left_out, head_outputs=repr(outputs), cost=cost,
                            macs_after_predicted=predicted,
-                           spatial=self._spatial_info(joint, trained))
+                           spatial=self._spatial_info(joint, trained),
+                           fits=best.total <= budget * (1 + 1e-9))
+
+    def _reference_name(self, trained: Dict[str, float]) -> str:
+        """What ``flops_target`` is a fraction of, in words (the report's first line)."""
+        if self.reference is not None:
+            return str(self.reference['name'])
+        what = {'model': 'the model', 'parts': "the selected layers' own cost in the model"}
+        if not self._sites:
+            return what[self.budget_of] + ' with every weight kept'
+        largest = self.spatial.largest(self._sites, trained)
+        return (f'{what[self.budget_of]} with every weight kept and its spatial sites at '
+                f'keep ratios {largest}')
 
     def _as_it_runs(self, model: nn.Module, layers) -> nn.Module:
         """The pruned model as it will run: a slim copy where any of the pruned ``layers``
@@ -541,6 +552,7 @@ class DM3DPruner:
                     weight_distortion=joint.weight_distortion,
                     predicted_distortion=joint.predicted_distortion,
                     objective=joint.objective, combinations=joint.table,
+                    search_converged=joint.converged,
                     **(dict(rerank=self.spatial.rerank.spec, probed=self._probed)
                        if self.spatial.rerank is not None else {}))
 
@@ -578,9 +590,9 @@ class DM3DPruner:
             if self._locked is not None:  # the combination a re-rank chose
                 row = next(r for r in joint.table if r['ratios'] == self._locked)
                 if row['objective'] is None:
-                    raise ValueError(f'no weight allocation fits at {self._locked}')
+                    raise BudgetBelowFloor(f'no weight allocation fits at {self._locked}')
                 joint = JointChoice.of_row(row, space, cand.masks_of(row['choice']),
-                                           joint.table)
+                                           joint.table, joint.converged)
             chosen = id(joint.option)
             alloc_cm, costs, masks, choice = space.cost(joint.option), costs_of[chosen], \
                 joint.masks, joint.choice
@@ -664,12 +676,12 @@ class DM3DPruner:
                 continue
             group = group_of.get(n)
             if group is None:
-                raise ValueError(f'{n} has channel granularity but no channel graph of the '
+                raise UserError(f'{n} has channel granularity but no channel graph of the '
                                  'model can remove its output channels')
             members = [pr.layer for pr in group.producers]
             missing = [m for m in members if m not in channel]
             if missing:
-                raise ValueError(f'channel granularity ties {n} to {missing} (one width, '
+                raise UserError(f'channel granularity ties {n} to {missing} (one width, '
                                  f'{group.key}): select them with channel granularity too')
             if group.key not in seen:
                 seen.add(group.key)

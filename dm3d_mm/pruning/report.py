@@ -2,7 +2,7 @@
 (the layout of the DM3D paper's Fig. 4)."""
 from typing import Dict, Optional
 
-from .pruner import PruneResult
+from .result import PruneResult, budget_line
 
 
 def _rerank_lines(sp: dict) -> list:
@@ -19,22 +19,46 @@ def _rerank_lines(sp: dict) -> list:
 
 
 def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
+    """The pruning report in markdown: first the budget (the target, its reference and that
+    reference's cost; OVER BUDGET where the pruned model does not fit), then the counts,
+    distortions, spatial choice, timings and the per-layer table.
+
+    Args:
+        result (PruneResult): what the pruner returned.
+        extra (dict, optional): more ``- key: value`` lines. Defaults to None.
+
+    Returns:
+        str: the report.
+    """
     est = f', estimator {result.estimator}' if result.estimator else ''
+    info = result.info()
+    status = 'within budget' if result.fits else 'OVER BUDGET'
     lines = [f'# Pruning report: {result.method}{est}', '',
-             f'- target: {result.flops_target:.3f} of dense',
-             f'- MACs per frame: {result.macs_before / 1e9:.4f} G -> '
+             f'**{status}**: {budget_line(info)}', '',
+             f'- joint MACs per frame: {result.macs_before / 1e9:.4f} G -> '
              f'{result.macs_after / 1e9:.4f} G (achieved {result.achieved_ratio:.4f}; floor '
              f'of unpruned layers {result.floor / 1e9:.4f} G); counted on the pruned model '
              'over the calibration frames' + (
                  f', the dense pass predicted {result.macs_after_predicted / 1e9:.4f} G'
-                 if result.macs_after_predicted is not None else ''),
+                 if result.macs_after_predicted is not None else '') + (
+                 f"; {result.cost['allocations']} allocations until the count fitted"
+                 if result.cost.get('allocations', 1) > 1 else ''),
              *([f"- measured latency the budget counted (test_step, this device): "
                 f"{result.cost['before'] * 1e3:.2f} ms -> {result.cost['after'] * 1e3:.2f} ms "
-                f"per frame ({result.cost['after'] / result.cost['before']:.3f} of dense; "
-                "the pruned model timed as it will run, slim where channels were removed)"]
+                f"per frame ({result.cost['after'] / result.cost['before']:.3f} of the "
+                "reference; the pruned model timed as it will run, slim where channels were "
+                "removed)"]
                if result.cost.get('unit') == 'seconds' else []),
              f'- measured output distortion on the calibration frames: '
-             f'{result.measured_distortion:.6g}']
+             f'{result.measured_distortion:.6g}' + (
+                 f' (predicted {result.predicted_distortion:.6g})'
+                 if result.predicted_distortion is not None else '')]
+    gap = result.distortion_gap
+    if gap is not None:
+        lines.append(f'- **distortion gap**: the measured distortion is {gap:.1f}x the '
+                     'predicted one (flagged above 3x): the curves\' additive second-order '
+                     'model does not hold at this sparsity, so the allocation may be far from '
+                     'optimal; expect a larger accuracy loss than predicted')
     sp = result.spatial or {}
     if sp:
         lines += [f"- joint allocation over {len(sp['combinations'])} keep-ratio combinations; "
@@ -44,6 +68,9 @@ def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
                   + ('' if sp['objective'] == sp['predicted_distortion'] else
                      f"; the objective minimised {sp['objective']:.6g}"),
                   *_rerank_lines(sp),
+                  *(['- the coordinate search stopped at max_sweeps still moving: a change '
+                     'of one site may still improve the choice']
+                    if sp.get('search_converged') is False else []),
                   '', '| spatial site | keep ratio as trained | chosen keep ratio |',
                   '|---|---:|---:|']
         lines += [f"| {n} | {sp['trained_keep_ratios'].get(n, 1.0):.3g} | {r:.3g} |"

@@ -23,8 +23,8 @@ class FlatRulebook:
         dev = book[0][0].device if len(book) else None
         counts = torch.tensor([len(i) for i, _ in book], dtype=torch.long, device=dev)
         offset = torch.repeat_interleave(torch.arange(len(book), device=dev), counts)
-        cat = (lambda ts: torch.cat(ts).long() if ts else
-               torch.zeros(0, dtype=torch.long, device=dev))
+        def cat(ts):
+            return torch.cat(ts).long() if ts else torch.zeros(0, dtype=torch.long, device=dev)
         return cls(cat([i for i, _ in book]), cat([o for _, o in book]), offset, len(book))
 
     def counts(self) -> torch.Tensor:

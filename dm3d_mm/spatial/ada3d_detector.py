@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmdet3d.models.detectors import CenterPoint, VoxelNet
 from mmdet3d.registry import MODELS
 
+from ..errors import UnfitModel
 from .bev_importance import center_heatmap
 from .loss_settings import detector_voxel_layer, loss_settings
 
@@ -28,7 +29,7 @@ class Ada3DImportanceLoss:
     def _init_importance_loss(self, importance_loss: dict, train_predictor_only: bool):
         self.train_predictor_only = bool(train_predictor_only)
         if not hasattr(self.ada3d_encoder, 'predictor'):
-            raise TypeError(f'{type(self).__name__} needs an Ada3DSparseEncoder as '
+            raise UnfitModel(f'{type(self).__name__} needs an Ada3DSparseEncoder as '
                             f'{self.middle_encoder_attr}, got '
                             f'{type(self.ada3d_encoder).__name__}')
         self.importance_loss = loss_settings(

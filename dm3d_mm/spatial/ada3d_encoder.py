@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from mmdet3d.models.middle_encoders import SparseEncoder
 from mmdet3d.registry import MODELS
 
+from ..errors import UserError
 from .backends import require_backend
-
 from .importance import keep_mask
 from .spss_encoder import empty_bev, encode
 from .stage_memo import StageMemo
@@ -71,9 +71,9 @@ class Ada3DSparseEncoder(SparseEncoder):
         valid = self.locations()
         for loc, r in self.keep_ratios.items():
             if loc not in valid:
-                raise ValueError(f'unknown keep_ratios location {loc!r}; use {valid}')
+                raise UserError(f'unknown keep_ratios location {loc!r}; use {valid}')
             if not 0 < r <= 1:
-                raise ValueError(f'keep ratio at {loc!r} must be in (0, 1], got {r}')
+                raise UserError(f'keep ratio at {loc!r} must be in (0, 1], got {r}')
         self.last_logits = None  # for the importance loss (Ada3DImportanceLoss)
         self.last_bev_mask = None
         self.stage_memo: Optional[StageMemo] = None  # set for forwards that share stages

@@ -1,4 +1,5 @@
 """Sparse-tensor backends of the spatial modules: spconv (required), torchsparse (optional)."""
+from ..errors import UserError
 
 BACKENDS = ('spconv', 'torchsparse')
 
@@ -18,4 +19,4 @@ def require_backend(name: str) -> None:
         raise NotImplementedError(
             'torchsparse is installed, but the dm3d_mm spatial modules run on spconv tensors '
             "(the mmdet3d 1.x default); use backend='spconv'.")
-    raise ValueError(f'unknown sparse backend {name!r}; choose one of {BACKENDS}')
+    raise UserError(f'unknown sparse backend {name!r}; choose one of {BACKENDS}')

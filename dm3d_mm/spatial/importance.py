@@ -4,6 +4,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 try:
     from spconv.pytorch import SubMConv3d
 except ImportError:  # pragma: no cover - spconv is a hard dependency
@@ -38,7 +40,7 @@ class VoxelImportance(nn.Module):
                  channels: Optional[int] = None):
         super().__init__()
         if mode not in IMPORTANCE_MODES:
-            raise ValueError(f'importance must be one of {IMPORTANCE_MODES}, got {mode!r}')
+            raise UserError(f'importance must be one of {IMPORTANCE_MODES}, got {mode!r}')
         self.mode = mode
         self.channels = in_channels if channels is None else int(channels)
         if mode == 'learned':

@@ -5,6 +5,8 @@ from typing import Optional, Sequence
 
 from torch import nn
 
+from ..errors import MissingKey
+
 GRID_KEYS = ('point_cloud_range', 'voxel_size')
 
 
@@ -22,7 +24,7 @@ def loss_settings(name: str, given: dict, defaults: dict,
     cfg.update(given or {})
     for key in required:
         if key not in cfg:
-            raise KeyError(f'{name} needs {key!r} (give it, or voxelize in the data '
+            raise MissingKey(f'{name} needs {key!r} (give it, or voxelize in the data '
                            'preprocessor: its voxel_layer supplies it)')
     return cfg
 

@@ -24,6 +24,7 @@ from mmdet3d.registry import MODELS
 from torch import nn
 
 from ..cost.counter import count_call, count_elementwise, only_counting_hooks
+from ..errors import UnfitModel
 from .sparse_bev_conv import SparseBEVConv2d, bev_rows, rows_to_bev
 from .spbn import SparsityPreservingBN2d
 
@@ -90,7 +91,7 @@ class SparseBEVSECOND(SECOND):
         if grow_per_block:  # the state is each first conv's own ``submanifold`` flag
             for block in self.blocks:
                 if not isinstance(block[0], SparseBEVConv2d):
-                    raise TypeError('grow_per_block needs conv_cfg type SparseBEVConv2d, got '
+                    raise UnfitModel('grow_per_block needs conv_cfg type SparseBEVConv2d, got '
                                     f'{type(block[0]).__name__}')
                 block[0].submanifold = False
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
+from ..errors import UserError
 from ..sparse.gather_conv import FlatRulebook, conv_from_rulebook
 
 
@@ -63,7 +64,7 @@ class SparseBEVConv2d(nn.Conv2d):
     def __init__(self, *args, dense_above: float = 0.4, submanifold: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         if self.groups != 1 or self.padding_mode != 'zeros' or isinstance(self.padding, str):
-            raise ValueError('SparseBEVConv2d supports groups=1 and numeric zero padding only')
+            raise UserError('SparseBEVConv2d supports groups=1 and numeric zero padding only')
         self.dense_above = float(dense_above)
         self.submanifold = bool(submanifold)
         self._last_pairs = None
@@ -187,7 +188,7 @@ class SparseBEVDeconv2d(nn.ConvTranspose2d):
         super().__init__(*args, **kwargs)
         if self.kernel_size != self.stride or any(self.padding) or any(self.output_padding) \
                 or self.groups != 1 or self.dilation != (1, 1):
-            raise ValueError('SparseBEVDeconv2d needs kernel_size == stride, no padding, '
+            raise UserError('SparseBEVDeconv2d needs kernel_size == stride, no padding, '
                              'groups=1 and dilation 1')
         self.spatial_saving = 'skipped'
         self._last_pairs = None

@@ -11,8 +11,13 @@ exactly spconv's SubMConv3d / SparseConv3d (same forward, same state_dict keys).
 import torch
 from spconv.pytorch import SparseConv3d, SparseConvTensor, SparseSequential, SubMConv3d
 
-from ..sparse.gather_conv import (FlatRulebook, conv_from_rulebook, spconv_conv_from_rulebook,
-                                  spconv_offset_weights)
+from ..errors import UserError
+from ..sparse.gather_conv import (
+    FlatRulebook,
+    conv_from_rulebook,
+    spconv_conv_from_rulebook,
+    spconv_offset_weights,
+)
 from ..sparse.native_rulebook import native_pairs_available, regular_rulebook, subm_rulebook
 from ..sparse.rulebook import _as3, geometry, regular_conv_outputs, rulebook, unique_sites
 from .importance import VoxelImportance, keep_mask
@@ -23,7 +28,7 @@ class _SPSSMixin:
 
     def _init_spss(self, prune_ratio, importance, gate):
         if not 0.0 <= float(prune_ratio) < 1.0:
-            raise ValueError(f'prune_ratio must be in [0, 1), got {prune_ratio}')
+            raise UserError(f'prune_ratio must be in [0, 1), got {prune_ratio}')
         self.prune_ratio = float(prune_ratio)
         self.importance = VoxelImportance(self.in_channels, importance)
         # gating by the score is what trains a learned predictor; off by default for the
@@ -87,7 +92,7 @@ class SPSSSubMConv3d(_SPSSMixin, SubMConv3d):
                  importance='magnitude', gate=None, **kwargs):
         super().__init__(in_channels, out_channels, kernel_size, *args, **kwargs)
         if prune_ratio > 0 and in_channels != out_channels:
-            raise ValueError('SPSSSubMConv3d passes pruned voxels through, so it needs '
+            raise UserError('SPSSSubMConv3d passes pruned voxels through, so it needs '
                              f'in_channels == out_channels (got {in_channels} -> '
                              f'{out_channels}); use prune_ratio=0 for this layer')
         self._init_spss(prune_ratio, importance, gate)

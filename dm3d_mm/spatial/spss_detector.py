@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from mmdet3d.models.detectors import CenterPoint, VoxelNet
 from mmdet3d.registry import MODELS
 
+from ..errors import UnfitModel, UserError
 from .importance import VoxelImportance
 from .loss_settings import detector_voxel_layer, loss_settings
 
@@ -63,10 +64,10 @@ class SPSSForegroundLoss:
         cfg = loss_settings('foreground_loss', foreground_loss, dict(weight=1.0, margin=0.0),
                             detector_voxel_layer(self))
         if not float(cfg['margin']) >= 0:
-            raise ValueError(f"foreground_loss margin must be >= 0 metres, got {cfg['margin']}")
+            raise UserError(f"foreground_loss margin must be >= 0 metres, got {cfg['margin']}")
         self.foreground_loss = cfg
         if not self.foreground_scorers():
-            raise TypeError(f'{type(self).__name__} needs an SPSSSparseEncoder with '
+            raise UnfitModel(f'{type(self).__name__} needs an SPSSSparseEncoder with '
                             "importance='foreground' as its " + self.middle_encoder_attr)
 
     def foreground_scorers(self) -> List[VoxelImportance]:

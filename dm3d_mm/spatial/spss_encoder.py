@@ -8,6 +8,7 @@ from spconv.pytorch import SparseConv3d, SparseConvTensor, SparseSequential, Sub
 from spconv.pytorch.modules import is_spconv_module
 from spconv.pytorch.ops import get_conv_output_size
 
+from ..errors import UserError
 from .backends import require_backend
 from .bev_scatter import sparse_to_bev
 from .spss_conv import SPSSBlock, SPSSSparseConv3d, SPSSSubMConv3d
@@ -17,7 +18,7 @@ from .stage_memo import StageMemo
 def _per_stage(value, num_stages: int, name: str):
     values = [value] * num_stages if isinstance(value, (int, float)) else list(value)
     if len(values) != num_stages:
-        raise ValueError(f'{name} needs one value per encoder stage ({num_stages}), '
+        raise UserError(f'{name} needs one value per encoder stage ({num_stages}), '
                          f'got {len(values)}')
     return values
 
@@ -84,7 +85,7 @@ class SPSSSparseEncoder(SparseEncoder):
                  backend: str = 'spconv', **kwargs):
         require_backend(backend)
         if passthrough not in ('conv', 'block'):
-            raise ValueError(f"passthrough must be 'conv' or 'block', got {passthrough!r}")
+            raise UserError(f"passthrough must be 'conv' or 'block', got {passthrough!r}")
         super().__init__(*args, **kwargs)
         self.prune_ratios = _per_stage(prune_ratios, self.stage_num, 'prune_ratios')
         for ratio, stage in zip(self.prune_ratios, self.encoder_layers):
@@ -109,7 +110,7 @@ class SPSSSparseEncoder(SparseEncoder):
                 for conv in stage.modules():
                     if isinstance(conv, (SPSSSubMConv3d, SPSSSparseConv3d)):
                         if not 0 <= ratio < 1:
-                            raise ValueError(f'run_ratios must be in [0, 1), got {ratio}')
+                            raise UserError(f'run_ratios must be in [0, 1), got {ratio}')
                         conv.prune_ratio = float(ratio)
         if score_widths is not None:
             self._score_as_trained(score_widths)
@@ -126,7 +127,7 @@ class SPSSSparseEncoder(SparseEncoder):
             int(w) for stage in widths['encoder_channels'] for w in stage]
         blocks = [block for stage in self.encoder_layers for block in stage]
         if len(blocks) + 1 != len(trained):
-            raise ValueError(f'score_widths has {len(trained) - 1} encoder widths, the '
+            raise UserError(f'score_widths has {len(trained) - 1} encoder widths, the '
                              f'encoder {len(blocks)} blocks')
         for width_in, block in zip(trained, blocks):
             conv = next(iter(block.children()), None)

@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from torch import nn
 
 from ..cost.layouts import is_sparse_conv
+from ..errors import MissingKey, UserError
 from ..registry import CHANNEL_GRAPHS
 from ..spatial.ada3d_encoder import Ada3DSparseEncoder
 from ..spatial.spss_conv import SPSSSubMConv3d
@@ -189,7 +190,7 @@ def _with_class_defaults(module_cfg: dict, keys: Sequence[str]) -> None:
     kind = module_cfg['type']
     cls = kind if inspect.isclass(kind) else MODELS.get(kind)
     if cls is None:
-        raise KeyError(f"{module_cfg['type']!r} is not a registered mmdet3d model")
+        raise MissingKey(f"{module_cfg['type']!r} is not a registered mmdet3d model")
     for key in keys:
         if key in module_cfg:
             continue
@@ -331,7 +332,7 @@ class SPSSEncoderChannels(SparseEncoderChannels):
     def rewrite(self, model_cfg, widths):
         enc = self.encoder_cfg(model_cfg)
         if enc.get('min_prune_channels', 0):
-            raise ValueError('slimming an SPSSSparseEncoder built with min_prune_channels is '
+            raise UserError('slimming an SPSSSparseEncoder built with min_prune_channels is '
                              'not supported: which convs prune would change with the widths')
         if enc.get('importance', 'magnitude') == 'magnitude' and \
                 enc.get('score_widths') is None:
@@ -428,7 +429,7 @@ def find_channel_graph(model: nn.Module) -> ChannelGraph:
     graphs = [g for g in (cls.match(model) for cls in CHANNEL_GRAPHS.module_dict.values())
               if g is not None]
     if not graphs:
-        raise ValueError(f'no registered channel graph describes {type(model).__name__} '
+        raise UserError(f'no registered channel graph describes {type(model).__name__} '
                          f'(known: {sorted(CHANNEL_GRAPHS.module_dict)}); channel pruning '
                          'needs one')
     return graphs[0] if len(graphs) == 1 else CombinedChannels(graphs, model)

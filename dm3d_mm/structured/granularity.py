@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from ..cost.cost_model import offset_ids
 from ..cost.layouts import is_sparse_conv, out_channel_axis
+from ..errors import UserError
 from ..registry import GRANULARITIES, build_piece
 from ..weight.curves import prune_order, ratio_counts
 
@@ -108,7 +109,7 @@ class ChannelGranularity(Granularity):
 
     def __init__(self, round_to: int = 1):
         if int(round_to) < 1:
-            raise ValueError(f'round_to must be a positive channel count, got {round_to!r}')
+            raise UserError(f'round_to must be a positive channel count, got {round_to!r}')
         self.round_to = int(round_to)
 
     def candidate_groups(self, num_groups, num_ratios):
@@ -122,7 +123,7 @@ class ChannelGranularity(Granularity):
 
     def groups(self, module):
         if not isinstance(module, nn.modules.conv._ConvNd) and not is_sparse_conv(module):
-            raise ValueError(f'channel granularity needs a dense conv, transposed conv or '
+            raise UserError(f'channel granularity needs a dense conv, transposed conv or '
                              f'sparse conv, got {type(module).__name__}')
         w = module.weight
         axis = out_channel_axis(module)

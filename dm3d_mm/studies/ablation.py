@@ -13,16 +13,17 @@ import time
 from dataclasses import asdict
 from typing import Dict, Optional, Tuple
 
-from ..cost import count_flops
-from ..weight.head_outputs import build_head_outputs
-from ..pruning.pruner import BudgetBelowFloor
-from .cells import DETECTORS, STUDIES, Cell
 from ..apis.config_utils import load_config
 from ..apis.demo import evaluate_checkpoint
 from ..apis.demo_report import summarize_kitti_metrics
 from ..apis.finetune import finetune_and_test
 from ..apis.model import build_detector
 from ..apis.prune import build_pruner, calibration_batches, save_result
+from ..cost import count_flops
+from ..errors import MissingFile, MissingKey, UserError
+from ..pruning.pruner import BudgetBelowFloor
+from ..weight.head_outputs import build_head_outputs
+from .cells import DETECTORS, STUDIES, Cell
 from .results_file import ResultsFile
 
 RESULTS_FILE = 'ablation.json'  # in the work dir
@@ -111,7 +112,7 @@ class Ablation:
         if seed is not None:
             meta = self.results.setdefault('_meta', {})
             if meta.setdefault('seed', int(seed)) != int(seed):
-                raise ValueError(f"{self.path} holds results of seed {meta['seed']}, not "
+                raise UserError(f"{self.path} holds results of seed {meta['seed']}, not "
                                  f'{seed}: give another seed its own work dir')
         self._check_joint_selection()
 
@@ -131,7 +132,7 @@ class Ablation:
             current = spec_of(self.spatial_grid.get(what, default))
             recorded = spec_of(meta.get(key, default))
             if has_joint and recorded != current:
-                raise ValueError(f'{self.path} holds joint cells of the {what} {recorded}, '
+                raise UserError(f'{self.path} holds joint cells of the {what} {recorded}, '
                                  f'not {current}: give another {what} its own work dir')
             if current != spec_of(default):
                 self.results.setdefault('_meta', {})[key] = current
@@ -158,7 +159,7 @@ class Ablation:
             self.checkpoint_root,
             setup.checkpoint if spatial is None else setup.spatial[spatial].checkpoint)
         if not osp.isfile(path):
-            raise FileNotFoundError(f'{key} checkpoint not found: {path}')
+            raise MissingFile(f'{key} checkpoint not found: {path}')
         return path
 
     def dense_gmacs(self, detector: str) -> float:
@@ -230,7 +231,7 @@ class Ablation:
         """
         row = self.results.get(name)
         if row is None:
-            raise KeyError(f'{self.path}: no result {name!r}')
+            raise MissingKey(f'{self.path}: no result {name!r}')
         cell = cell_of(row)
         if row.get('checkpoint'):
             return self._config(cell), row['checkpoint']

@@ -11,14 +11,15 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
-from ..binary import BinaryLinear, save_packed_checkpoint
-from ..cost.report import flops_report
 from ..apis.config_utils import load_config
 from ..apis.demo import evaluate_checkpoint
 from ..apis.demo_report import CLASSES, summarize_kitti_metrics
 from ..apis.finetune import finetune_and_test
-from ..apis.model import build_detector
 from ..apis.flops import count_on_dataset
+from ..apis.model import build_detector
+from ..binary import BinaryLinear, save_packed_checkpoint
+from ..cost.report import flops_report
+from ..errors import UserError
 from .results_file import ResultsFile
 
 _CFG = 'configs/demo/pointpillars_synth-kitti_cpu_bipfn{}.py'
@@ -74,7 +75,7 @@ class BinaryAblation:
     def run(self, rows: Sequence[str] = tuple(ROWS)) -> Dict:
         unknown = [r for r in rows if r not in ROWS]
         if unknown:
-            raise ValueError(f'unknown rows {unknown}; known: {list(ROWS)}')
+            raise UserError(f'unknown rows {unknown}; known: {list(ROWS)}')
         for row in rows:
             if row in self.results:
                 print_log(f'binary ablation: {row} done, skipped', logger='current')

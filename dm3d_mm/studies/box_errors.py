@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 ERROR_KEYS = ('dxy', 'dz', 'abs_dz', 'dh', 'abs_dh')
 
 
@@ -18,7 +20,7 @@ def matched_box_errors(model: nn.Module, batches: Sequence[dict], score_thr: flo
     box height errors ``dh`` / ``abs_dh``, in metres, over ``batches`` (val frames through the
     test pipeline, with their annotations)."""
     if radius <= 0:
-        raise ValueError(f'radius must be > 0 metres, got {radius}')
+        raise UserError(f'radius must be > 0 metres, got {radius}')
     classes = list((getattr(model, 'dataset_meta', None) or {}).get('classes') or [])
     rows = {}
     for batch in batches:
@@ -27,7 +29,7 @@ def matched_box_errors(model: nn.Module, batches: Sequence[dict], score_thr: flo
         for sample, result in zip(batch['data_samples'], results):
             ann = sample.eval_ann_info or {}
             if 'gt_bboxes_3d' not in ann:
-                raise ValueError('matched_box_errors needs frames with annotations '
+                raise UserError('matched_box_errors needs frames with annotations '
                                  '(eval_ann_info.gt_bboxes_3d): use the val split')
             gt, labels = ann['gt_bboxes_3d'], np.asarray(ann['gt_labels_3d'])
             pred = result.pred_instances_3d

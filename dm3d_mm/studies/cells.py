@@ -9,6 +9,7 @@ model (the fraction is of the spatial model's own joint FLOPs).
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..errors import UserError
 from ..pruning.pruner import ESTIMATOR_NAMES, METHODS
 
 _DEMO = 'dm3d_mm::demo/'
@@ -156,30 +157,30 @@ class Cell:
     def __post_init__(self):
         setup = DETECTORS.get(self.detector)
         if setup is None:
-            raise ValueError(f'unknown detector {self.detector!r}; known: {sorted(DETECTORS)}')
+            raise UserError(f'unknown detector {self.detector!r}; known: {sorted(DETECTORS)}')
         if self.spatial is not None and self.spatial not in setup.spatial:
-            raise ValueError(f'{self.detector} has no spatial model {self.spatial!r}; '
+            raise UserError(f'{self.detector} has no spatial model {self.spatial!r}; '
                              f'known: {sorted(setup.spatial)}')
         if self.budget is not None and not 0 < self.budget <= 1:
-            raise ValueError(f'budget is a fraction of the joint FLOPs in (0, 1], got '
+            raise UserError(f'budget is a fraction of the joint FLOPs in (0, 1], got '
                              f'{self.budget}')
         if self.method not in METHODS:
-            raise ValueError(f'unknown method {self.method!r}; known: {METHODS}')
+            raise UserError(f'unknown method {self.method!r}; known: {METHODS}')
         if self.estimator not in ESTIMATOR_NAMES:
-            raise ValueError(f'unknown estimator {self.estimator!r}; known: {ESTIMATOR_NAMES}')
+            raise UserError(f'unknown estimator {self.estimator!r}; known: {ESTIMATOR_NAMES}')
         if self.parts not in setup.parts:
-            raise ValueError(f'{self.detector} has no part set {self.parts!r}; known: '
+            raise UserError(f'{self.detector} has no part set {self.parts!r}; known: '
                              f'{sorted(setup.parts)}')
         if self.joint and (self.spatial is None or self.budget is None
                            or self.method != 'dm3d'):
-            raise ValueError('a joint cell needs a spatial model, a budget and method dm3d')
+            raise UserError('a joint cell needs a spatial model, a budget and method dm3d')
         if self.control and self.budget is not None:
-            raise ValueError('a control has no weight pruning')
+            raise UserError('a control has no weight pruning')
         if not 0 <= self.min_density < 1:
-            raise ValueError(f'min_density is a weight density in [0, 1), got '
+            raise UserError(f'min_density is a weight density in [0, 1), got '
                              f'{self.min_density}')
         if self.min_density and (self.method != 'dm3d' or self.budget is None):
-            raise ValueError('min_density is a floor of DM3D\'s allocation: it needs '
+            raise UserError('min_density is a floor of DM3D\'s allocation: it needs '
                              f"method='dm3d' and a budget (cell {self.name})")
 
     @property
@@ -225,7 +226,7 @@ def _spatial(detector: str, spatial: Optional[Sequence[str]]) -> List[str]:
         return known
     unknown = [s for s in spatial if s not in known]
     if unknown:
-        raise ValueError(f'{detector} has no spatial model {unknown}; known: {known}')
+        raise UserError(f'{detector} has no spatial model {unknown}; known: {known}')
     return list(spatial)
 
 
@@ -254,7 +255,7 @@ def study_tab12(run: Run, detector: str, budgets: Sequence[float] = (),
                 spatial: Optional[Sequence[str]] = None) -> List[Cell]:
     """Tab. 1/2: DM3D against Ada3D at Ada3D's measured joint FLOPs (plus dense, dense-ft)."""
     if 'ada3d' not in DETECTORS[detector].spatial:
-        raise ValueError(f'{detector} has no Ada3D model to compare with')
+        raise UserError(f'{detector} has no Ada3D model to compare with')
     cells = [Cell(detector), Cell(detector, control=True), Cell(detector, spatial='ada3d')]
     rows = [run(c) for c in cells]
     if rows[-1] is None:  # no Ada3D model (its checkpoint is missing): nothing to match
@@ -272,7 +273,7 @@ def study_tab6(run: Run, detector: str, budgets: Sequence[float],
     the same schedule (its fair control)."""
     spatial = _spatial(detector, spatial)
     if not spatial:
-        raise ValueError(f'{detector} has no spatial model to prune on top of')
+        raise UserError(f'{detector} has no spatial model to prune on top of')
     cells = [Cell(detector, control=True)]
     for s in spatial:
         cells += [Cell(detector, spatial=s), Cell(detector, spatial=s, control=True)]
@@ -325,7 +326,7 @@ def study_joint(run: Run, detector: str, budgets: Sequence[float],
     """
     unknown = sorted(set(series) - set(JOINT_SERIES))
     if unknown:
-        raise ValueError(f'unknown joint series {unknown}; known: {list(JOINT_SERIES)}')
+        raise UserError(f'unknown joint series {unknown}; known: {list(JOINT_SERIES)}')
     known = DETECTORS[detector].spatial
     spatial = _spatial(detector, spatial if spatial is not None else
                        [s for s in ('ada3d', ) if s in known])

@@ -10,6 +10,7 @@ from typing import Dict, List
 
 from ..apis.config_utils import load_config
 from ..apis.model import build_detector
+from ..errors import UserError
 from ..pruning.calib_frames import calibration_batches
 from .ablation import Ablation
 from .report import rows_of
@@ -39,7 +40,7 @@ def time_cells(abl: Ablation, detector: str, frames: int = 8, repeats: int = 3,
     rows = sorted(rows_of(abl.results, detector), key=lambda r: -r['flops_ratio'])
     dense = next((r['name'] for r in rows if r['kind'] == 'dense'), None)
     if dense is None:
-        raise ValueError(f'{abl.path}: no dense result of {detector} to time against')
+        raise UserError(f'{abl.path}: no dense result of {detector} to time against')
     models, batches = OrderedDict(), None
     for r in rows:
         config, ckpt = abl.model_files(r['name'])

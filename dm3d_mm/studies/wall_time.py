@@ -8,6 +8,7 @@ from typing import Dict, List, Sequence
 import torch
 from mmdet3d.models.detectors import MVXTwoStageDetector
 
+from ..errors import UserError
 from ..models.sort_voxelization import use_sort_voxelization
 
 VOXELIZERS = ('mmcv', 'sort')
@@ -93,9 +94,9 @@ def measure(models: Dict[str, torch.nn.Module], batches: Sequence[dict],
         warmup (int): untimed passes (CUDA: kernel selection, allocator warm-up).
     """
     if voxelizer not in VOXELIZERS:
-        raise ValueError(f'voxelizer {voxelizer!r}: use one of {VOXELIZERS}')
+        raise UserError(f'voxelizer {voxelizer!r}: use one of {VOXELIZERS}')
     if statistic not in STATISTICS:
-        raise ValueError(f'statistic {statistic!r}: use one of {sorted(STATISTICS)}')
+        raise UserError(f'statistic {statistic!r}: use one of {sorted(STATISTICS)}')
     if voxelizer == 'sort':
         for m in models.values():
             use_sort_voxelization(m)
@@ -143,7 +144,7 @@ def voxelizer_into_config(cfg, voxelizer: str):
     derived from it such as a slim export, times the same voxelization; ``'mmcv'``: as it
     is)."""
     if voxelizer not in VOXELIZERS:
-        raise ValueError(f'voxelizer {voxelizer!r}: use one of {VOXELIZERS}')
+        raise UserError(f'voxelizer {voxelizer!r}: use one of {VOXELIZERS}')
     pre = cfg.model.get('data_preprocessor') or {}
     if voxelizer == 'sort' and pre.get('type') == 'Det3DDataPreprocessor' and \
             pre.get('voxel_type', 'hard') == 'hard' and pre.get('voxel'):

@@ -12,6 +12,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from ..errors import BudgetBelowFloor
+
 
 @dataclass
 class Allocation:
@@ -28,7 +30,7 @@ def allocate(costs: Sequence[Sequence[float]], distortions: Sequence[Sequence[fl
     if len(costs) != len(distortions) or not costs:
         raise ValueError('costs and distortions must be non-empty lists of equal length')
     if not budget > 0:
-        raise ValueError(f'the budget for the pruned layers must be positive, got {budget}')
+        raise BudgetBelowFloor(f'the budget for the pruned layers must be positive, got {budget}')
     if unit is None:
         unit = budget / num_buckets
     nb = int(budget // unit)  # nb * unit <= budget
@@ -57,7 +59,7 @@ def allocate(costs: Sequence[Sequence[float]], distortions: Sequence[Sequence[fl
         g = new
         back.append(arg)
     if not np.isfinite(g[nb]):
-        raise ValueError('no allocation fits the budget: even the sparsest allowed candidate '
+        raise BudgetBelowFloor('no allocation fits the budget: even the sparsest allowed candidate '
                          'of every layer costs more')
     choice = []
     b = nb

@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from torch import Tensor, nn
 
+from ..errors import BudgetBelowFloor, UserError
 from ..registry import ALLOCATORS
 from .allocation import Allocation, allocate
 from .baselines import erk_masks, global_magnitude_masks, lamp_masks, uniform_masks
@@ -19,11 +20,6 @@ Masks = Dict[str, Tensor]
 #: every constraint a pruner may pass on ('structured': a granularity other than single
 #: weights; 'spatial': keep ratios chosen with the weights, see ``joint/search.py``)
 CONSTRAINTS = ('keep_dense', 'min_density', 'max_density', 'structured', 'spatial')
-
-
-class BudgetBelowFloor(ValueError):
-    """The budget is below what the selected layers can reach (the unpruned layers' cost
-    plus every pruned layer at its lowest allowed density)."""
 
 
 @dataclass
@@ -71,7 +67,7 @@ class Allocator:
         set) that this allocator (registered as ``name``) does not honour."""
         unsupported = [c for c, on in given.items() if on and c not in self.constraints]
         if unsupported:
-            raise ValueError(f"method {name or type(self).__name__!r} does not honour "
+            raise UserError(f"method {name or type(self).__name__!r} does not honour "
                              f"{', '.join(unsupported)} (it honours "
                              f"{', '.join(self.constraints) or 'none of them'}); "
                              "each needs method='dm3d', or drop it")
@@ -110,7 +106,7 @@ class DPAllocator(Allocator):
         best = None
         try:
             best = self.solve(problem, budget)
-        except ValueError:  # the item costs do not fit; the exact costs may
+        except BudgetBelowFloor:  # the item costs do not fit; the exact costs may
             if not problem.exact_differs:
                 raise
         if problem.exact_differs:
@@ -121,7 +117,7 @@ class DPAllocator(Allocator):
                 mid = 0.5 * (lo + hi)
                 try:
                     trial = self.solve(problem, mid)
-                except ValueError:  # still below what the DP can allocate: go up
+                except BudgetBelowFloor:  # still below what the DP can allocate: go up
                     lo = mid
                     continue
                 if problem.total(trial[1]) <= budget:

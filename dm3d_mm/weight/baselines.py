@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..cost.layouts import mask_at
+from ..errors import BudgetBelowFloor
 
 
 def _magnitude_order(w: Tensor) -> Tensor:
@@ -21,7 +22,7 @@ def _bisect(make: Callable[[float], Dict[str, Tensor]], cost: Callable[[Dict], f
     """Smallest knob in [lo, hi] (more pruning as it grows) whose masks fit the budget."""
     best = make(hi)
     if cost(best) > budget:
-        raise ValueError('the target cannot be met even at the most aggressive setting')
+        raise BudgetBelowFloor('the target cannot be met even at the most aggressive setting')
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
         masks = make(mid)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..cost import FlopsCounter, frames_in
 from ..cost.layouts import mask_at
+from ..errors import UserError
 from .distributed import gather_rows, reduce_counter, sum_over_ranks
 from .head_outputs import DEFAULT_LAMBDAS, weighted_distortion
 
@@ -76,7 +77,7 @@ def calibration_pass(model: nn.Module, layers: Dict[str, nn.Module], batches: Se
         with counter if count else contextlib.nullcontext():
             for i, (fid, batch) in enumerate(zip(frame_ids, batches)):
                 if frames_in(batch) != 1:
-                    raise ValueError('calibration batches must hold exactly one frame each')
+                    raise UserError('calibration batches must hold exactly one frame each')
                 differentiate = mode is not None or i == 0
                 with torch.set_grad_enabled(differentiate):
                     p_b, p_c = outputs(model, batch)

@@ -7,6 +7,7 @@ from torch import nn
 
 from ..cost.counter import PARTS
 from ..cost.layouts import PRUNABLE
+from ..errors import UserError
 
 # user-facing part keys (the detector attributes, pts_ variants included)
 PART_KEYS = tuple(dict.fromkeys(k.replace('pts_', '') for k in PARTS))
@@ -45,10 +46,10 @@ def find_prunable_layers(model: nn.Module, parts: Optional[Sequence[str]] = None
         parts = list(parts)
         unknown = [p for p in parts if p.replace('pts_', '') not in PART_KEYS]
         if unknown:
-            raise ValueError(f'unknown part(s) {unknown}; valid parts: {list(PART_KEYS)}')
+            raise UserError(f'unknown part(s) {unknown}; valid parts: {list(PART_KEYS)}')
         missing = [p for p in parts if p.replace('pts_', '') not in present]
         if missing:
-            raise ValueError(f'part(s) {missing} not in this model; it has '
+            raise UserError(f'part(s) {missing} not in this model; it has '
                              f'{sorted(present & set(PART_KEYS))}')
         wanted = {p.replace('pts_', '') for p in parts}
     else:
@@ -72,7 +73,7 @@ def find_prunable_layers(model: nn.Module, parts: Optional[Sequence[str]] = None
         for pat in pattern_set:
             hits = [n for n in layers if fnmatch.fnmatch(n, pat)]
             if not hits:
-                raise ValueError(f'pattern {pat!r} matches no prunable layer; examples: '
+                raise UserError(f'pattern {pat!r} matches no prunable layer; examples: '
                                  f'{list(layers)[:5]}')
         if keep:
             layers = OrderedDict((n, m) for n, m in layers.items()
@@ -81,7 +82,7 @@ def find_prunable_layers(model: nn.Module, parts: Optional[Sequence[str]] = None
             layers = OrderedDict((n, m) for n, m in layers.items()
                                  if not any(fnmatch.fnmatch(n, p) for p in pattern_set))
     if not layers:
-        raise ValueError('no prunable layer selected: check parts / include / exclude')
+        raise UserError('no prunable layer selected: check parts / include / exclude')
     return layers
 
 
@@ -111,15 +112,15 @@ def settle_selection(candidates: Dict[str, nn.Module], ran: Iterable[str],
         hits = [n for n in candidates if fnmatch.fnmatch(n, pat)]
         if not any(n in layers for n in hits) or (pat in dropped):
             name = pat if pat in dropped else hits[0]
-            raise ValueError(f'include pattern {pat!r} selects layers that cannot be pruned: '
+            raise UserError(f'include pattern {pat!r} selects layers that cannot be pruned: '
                              f'{name} {dropped[name]}')
     for part in parts or ():
         key = part.replace('pts_', '')
         if not any(_part_key(n) == key for n in layers):
             reasons = sorted({dropped[n] for n in candidates if _part_key(n) == key})
-            raise ValueError(f'part {part!r} has no layer that can be pruned: its layers '
+            raise UserError(f'part {part!r} has no layer that can be pruned: its layers '
                              f'{"; ".join(reasons) or "are excluded"}')
     if not layers:
-        raise ValueError('no selected layer both runs in the inference forward and reaches '
+        raise UserError('no selected layer both runs in the inference forward and reaches '
                          'the head outputs: check parts / include / exclude')
     return layers, {k: v for k, v in left_out.items() if v}

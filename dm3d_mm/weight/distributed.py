@@ -6,6 +6,8 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from mmengine import dist
 
+from ..errors import UserError
+
 
 def world() -> Tuple[int, int]:
     """(rank, world size); (0, 1) when not distributed."""
@@ -18,7 +20,7 @@ def shard(batches: Sequence[dict]) -> Tuple[List[dict], List[int]]:
     """This rank's calibration frames and their global indices (frame i -> rank i % W)."""
     rank, size = world()
     if len(batches) < size:
-        raise ValueError(f'{len(batches)} calibration frames for {size} ranks: every rank '
+        raise UserError(f'{len(batches)} calibration frames for {size} ranks: every rank '
                          'needs at least one frame')
     ids = list(range(rank, len(batches), size))
     return [batches[i] for i in ids], ids

@@ -14,6 +14,8 @@ from typing import Dict, List, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..errors import MissingKey, UnfitModel, UserError
+
 
 def _premask(param: Tensor, mask: Tensor):
     def hook(module, inputs):  # returns None: the inputs are left as they are
@@ -29,7 +31,7 @@ def _target(modules: Dict[str, nn.Module], name: str) -> Tuple[nn.Module, Tensor
     owner, _, attr = name.rpartition('.')
     param = getattr(modules[owner], attr, None) if owner in modules else None
     if not isinstance(param, torch.Tensor):
-        raise KeyError(f'masks name a layer or parameter this model does not have: {name}')
+        raise MissingKey(f'masks name a layer or parameter this model does not have: {name}')
     return modules[owner], param
 
 
@@ -42,7 +44,7 @@ class MaskSet:
         for name, mask in masks.items():
             _, weight = _target(modules, name)
             if tuple(mask.shape) != tuple(weight.shape):
-                raise ValueError(f'mask of {name} has shape {tuple(mask.shape)}, its weight '
+                raise UserError(f'mask of {name} has shape {tuple(mask.shape)}, its weight '
                                  f'{tuple(weight.shape)}')
             self.masks[name] = mask.to(device=weight.device, dtype=torch.bool)
         self._handles = []
@@ -129,5 +131,5 @@ def optimizers_of(optim_wrapper) -> List[torch.optim.Optimizer]:
         return [w.optimizer for w in optim_wrapper.optim_wrappers.values()]
     if isinstance(optim_wrapper, OptimWrapper):
         return [optim_wrapper.optimizer]
-    raise TypeError(f'masks cannot be kept after the steps of a {type(optim_wrapper).__name__}'
+    raise UnfitModel(f'masks cannot be kept after the steps of a {type(optim_wrapper).__name__}'
                     ': give DM3DPruningHook an mmengine OptimWrapper or OptimWrapperDict')

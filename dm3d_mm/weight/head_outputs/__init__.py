@@ -10,8 +10,13 @@ Each extractor runs the detector up to its dense head (``routes``: which head, f
 features) and splits the head's raw outputs into box terms p_b and class confidence p_c.
 """
 from .anchor import AnchorHeadOutputs, ShapeAwareHeadOutputs
-from .base import (BOX_WEIGHTINGS, DEFAULT_LAMBDAS, HeadOutputs, build_head_outputs,
-                   weighted_distortion)
+from .base import (
+                   BOX_WEIGHTINGS,
+                   DEFAULT_LAMBDAS,
+                   HeadOutputs,
+                   build_head_outputs,
+                   weighted_distortion,
+)
 from .center import CenterHeadOutputs
 from .routes import detection_head, head_features
 

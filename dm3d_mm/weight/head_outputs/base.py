@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from ...errors import UnfitModel, UserError
 from ...registry import HEAD_OUTPUTS
 from .routes import detection_head, head_features
 
@@ -45,7 +46,7 @@ class HeadOutputs:
 
     def __init__(self, box_weighting: str = 'confidence'):
         if box_weighting not in BOX_WEIGHTINGS:
-            raise ValueError(f'box_weighting must be one of {BOX_WEIGHTINGS}, got '
+            raise UserError(f'box_weighting must be one of {BOX_WEIGHTINGS}, got '
                              f'{box_weighting!r}')
         self.box_weighting = box_weighting
 
@@ -86,7 +87,7 @@ def build_head_outputs(model: nn.Module, cfg: Optional[dict] = None,
             if t in mro and mro.index(t) < rank:
                 best, rank = cls, mro.index(t)
     if best is None:
-        raise TypeError(
+        raise UnfitModel(
             f'no head-output extractor fits {type(model).__name__} with head '
             f'{type(head).__name__}; registered: {sorted(HEAD_OUTPUTS.module_dict)}. '
             "Register one (dm3d_mm.registry.HEAD_OUTPUTS) and set pruning.head_outputs")

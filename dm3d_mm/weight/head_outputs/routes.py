@@ -14,6 +14,8 @@ from typing import List, Tuple
 
 from torch import nn
 
+from ...errors import UnfitModel
+
 
 def _route(model: nn.Module):
     from mmdet3d.models.detectors.mvx_two_stage import MVXTwoStageDetector
@@ -26,7 +28,7 @@ def _route(model: nn.Module):
     if isinstance(model, SingleStage3DDetector) and getattr(model, 'bbox_head', None) \
             is not None:
         return 'bbox_head', lambda inputs, metas: model.extract_feat(inputs)
-    raise TypeError(
+    raise UnfitModel(
         f'{type(model).__name__}: DM3D measures distortion on a dense detection head, and '
         'this detector is not a single-stage (bbox_head), MVX (pts_bbox_head) or two-stage '
         '(rpn_head) mmdet3d detector; give the pruner a head_outputs extractor for it')
