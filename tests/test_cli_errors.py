@@ -287,3 +287,21 @@ def test_an_over_budget_pruning_is_one_line_and_writes_nothing_unless_asked(synt
     assert report[2].startswith('**OVER BUDGET**: target 0.5 of the model'), report[:3]
     assert json.loads((work / 'prune_report.json').read_text())['fits'] is False
     assert 'OVER BUDGET' in proc.stdout.strip().splitlines()[-1]
+
+
+def test_test_tool_ends_with_the_compact_ap40_table(synth_root, tmp_path):
+    """tools/test.py on the 8 val frames: its last lines are the 3D AP40 table, one row per
+    class and the mAP row, the mAP the mean of the class rows."""
+    proc = _run('test.py', SECOND, SECOND_CKPT, '--data-root', synth_root, '--work-dir',
+                str(tmp_path / 'w'), '--cfg-options', 'test_dataloader.num_workers=0',
+                'test_dataloader.persistent_workers=False')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()[-6:]
+    assert lines[0].startswith('| 3D AP40') and lines[0].endswith('| easy | moderate | hard |')
+    rows = {ln.split('|')[1].strip(): [float(v) for v in ln.split('|')[2:5]]
+            for ln in lines[2:]}
+    assert set(rows) == {'Car', 'Pedestrian', 'Cyclist', 'mAP (3 classes)'}
+    for i in range(3):
+        mean = sum(rows[c][i] for c in ('Car', 'Pedestrian', 'Cyclist')) / 3
+        assert rows['mAP (3 classes)'][i] == pytest.approx(mean, abs=0.006)
+    assert rows['mAP (3 classes)'][1] > 30  # a trained detector, not an empty table

@@ -119,7 +119,7 @@ def test_hook_builds_its_pruner_as_the_tool_does(finetuned):
                                        progress=False, calib=dict(frames=1)))
     masks, info, _ = hook._prune(runner, model)
     assert hook.calib_used == 1 and info['flops_target'] == 0.6 and info['fits']
-    bad = DM3DPruningHook(pruner=dict(type='DM3DPruner', flops_targt=0.6))
+    bad = DM3DPruningHook(pruner=dict(type='DM3DPruner', flops_target=0.6, flops_targt=0.6))
     with pytest.raises(UserError, match=r"unknown key\(s\) \['flops_targt'\]"):
         bad._prune(runner, copy.deepcopy(model))
 

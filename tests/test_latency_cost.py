@@ -107,22 +107,27 @@ def test_a_layer_whose_time_ignores_its_widths_stays_dense_and_the_budget_holds(
     assert res.macs_after < res.macs_before
 
 
-def test_real_timing_gives_a_usable_model_and_a_met_budget(second):
+def test_real_timing_gives_a_usable_model_that_says_whether_it_met_its_budget(second):
     cfg, batches, build = second
     model = build()
     # real timings on a shared machine (xdist's other worker runs beside it): the budget is
     # a fraction of the pruned parts' own measured time (budget_of='parts'), so it stays above
     # the floor however slow the unpruned remainder is timed; the best of 3 timings per point
     res = DM3DPruner(0.7, num_ratios=4, parts=['backbone', 'neck'], granularity='channel',
-                     progress=False, budget_of='parts',
+                     progress=False, budget_of='parts', allow_over_budget=True,
                      cost=dict(type='latency', widths=(0.5, ), repeats=3)).prune(model, batches)
     c = res.cost
     # the time reported is measured on the slim model, on a machine shared with the other
-    # test worker: that it meets the budget is the probe test's property, not asserted here
+    # test worker: whether it meets the budget is noise here (the probe test above holds it
+    # to the budget); the result says which, and seconds are reported as seconds
     assert c['unit'] == 'seconds' and 0 < c['after'] and c['budget'] < c['before']
+    assert res.fits == (c['after'] <= c['budget'] * (1 + 1e-9))
+    assert 1 <= c['allocations'] <= 4
     assert res.macs_after < res.macs_before
     from dm3d_mm.pruning.report import markdown_report
     assert 'measured latency the budget counted' in markdown_report(res)
+    first = markdown_report(res).splitlines()[2]
+    assert f"= a budget of {c['budget'] * 1e3:.2f} ms" in first, first
 
 
 def test_cost_config_errors_name_the_problem():

@@ -106,7 +106,7 @@ def test_every_dm3d_config_prunes_on_generated_points(rel):
     res = pruner.prune(model, frames)
     target = cfg.pruning.flops_target
     assert res.macs_after <= target * res.macs_before * (1 + 1e-9)
-    assert res.achieved_ratio > 0.5 * target
+    assert res.achieved_ratio > 0.98 * target  # the allocation uses the budget
     named = dict(model.named_modules())
     assert res.masks
     for name, mask in res.masks.items():

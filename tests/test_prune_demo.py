@@ -34,7 +34,7 @@ def test_pruning_meets_the_flops_target_exactly_counted(second, method, estimato
     res = pruner.prune(model, batches)
     assert res.macs_after <= 0.5 * res.macs_before
     if estimator != 'taylor2':  # taylor2's signed linear term can favour over-pruning
-        assert res.achieved_ratio > 0.3  # the allocation uses the budget
+        assert res.achieved_ratio > 0.49  # the allocation uses the budget
     modules = dict(model.named_modules())
     for name, mask in res.masks.items():
         assert torch.all(modules[name].weight[~mask] == 0)
@@ -248,7 +248,7 @@ def test_channel_floor_is_exact_and_a_target_between_it_and_the_own_conv_bound_i
               num_ratios=8, progress=False)
     with pytest.raises(BudgetBelowFloor) as err:
         DM3DPruner(0.05, **kw).prune(make(), batches)
-    floor = float(re.search(r'\(([\d.]+) of dense\)', str(err.value)).group(1))
+    floor = float(re.search(r'\(([\d.]+) of the model', str(err.value)).group(1))
     target = floor + 0.03
     res = DM3DPruner(target, **kw).prune(make(), batches)
     assert res.macs_after <= target * res.macs_before

@@ -14,7 +14,6 @@ MODELS = {  # name -> (config, checkpoint) of the shipped demo models
     'second_ada3d': ('second_synth-kitti_cpu_ada3d', 'second_synth-kitti_cpu_ada3d'),
     'centerpoint': ('centerpoint_synth-kitti_cpu', 'centerpoint_synth-kitti_cpu'),
 }
-GAPS = {}
 
 
 @pytest.mark.parametrize('name', sorted(MODELS))
@@ -38,11 +37,15 @@ def test_reported_flops_after_pruning_equal_a_fresh_count(name, synth_root):
     info = res.info()
     assert info['macs_after'] == res.macs_after
     assert info['macs_after_predicted'] == res.macs_after_predicted
-    GAPS[name] = res.macs_after / res.macs_after_predicted - 1
-    print(f"{name}: counted {res.macs_after / res.macs_before:.4f} of dense, predicted "
-          f"{res.macs_after_predicted / res.macs_before:.4f}")
     if name == 'second':  # nothing upstream changes its sites: the prediction is exact
         assert res.macs_after == pytest.approx(res.macs_after_predicted, rel=1e-12)
+    # the recount's stopping rule: an allocation stands when its count is its prediction,
+    # or when it fits within the tolerance below the budget; otherwise the pruner allocated
+    # again (all four attempts at most). The Ada3D SECOND counts 12 % under its first
+    # prediction here: one allocation would stop at 0.35 of dense for a budget of 0.4.
+    exact = abs(res.macs_after - res.macs_after_predicted) <= 1e-9 * res.macs_before
+    assert exact or res.macs_after >= 0.4 * (1 - 0.005) * res.macs_before or \
+        res.cost['allocations'] == 4, (name, res.achieved_ratio, res.cost['allocations'])
 
 
 def test_repruning_a_pruned_model_measures_against_dense(synth_root):

@@ -62,7 +62,7 @@ def test_dm3d_default_settings_meet_the_budget(family):
     assert type(pruner.outputs(model)).__name__ == EXTRACTORS.get(family, 'AnchorHeadOutputs')
     res = pruner.prune(model, frames(cfg))
     assert res.macs_after <= 0.5 * res.macs_before * (1 + 1e-9)
-    assert res.achieved_ratio > 0.25
+    assert res.achieved_ratio > 0.98 * 0.5  # the allocation uses the budget
     named = dict(model.named_modules())
     for name, mask in res.masks.items():
         assert torch.all(named[name].weight[~mask] == 0)

@@ -119,4 +119,4 @@ def count_reference(config: str, checkpoint: str, calib: Dict, device: str,
     batches = calibration_batches(cfg, calib['frames'], calib['split'])
     counter = count_flops(model, batches, build_head_outputs(model))
     gmacs = counter.total_macs() / counter.frames / 1e9
-    return dict(name=f'{osp.basename(config)} ({osp.basename(checkpoint)})', gmacs=gmacs)
+    return dict(name=f'{osp.basename(config)} with {osp.basename(checkpoint)}', gmacs=gmacs)

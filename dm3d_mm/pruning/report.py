@@ -62,7 +62,7 @@ def markdown_report(result: PruneResult, extra: Optional[Dict] = None) -> str:
     sp = result.spatial or {}
     if sp:
         lines += [f"- joint allocation over {len(sp['combinations'])} keep-ratio combinations; "
-                  f"target a fraction of the model at {sp['largest']}",
+                  f"every site's largest candidate: {sp['largest']}",
                   f"- predicted distortion {sp['predicted_distortion']:.6g} = spatial "
                   f"{sp['spatial_distortion']:.6g} + weights {sp['weight_distortion']:.6g}"
                   + ('' if sp['objective'] == sp['predicted_distortion'] else
