@@ -8,18 +8,20 @@ from .compat import apply_all
 
 apply_all()
 
+# the fixes above are in place before mmdet3d's modules are imported through these
 from . import (  # noqa: E402,F401
-               apis,
-               binary,
-               cost,
-               datasets,
-               hooks,
-               joint,
-               models,
-               pruning,
-               spatial,
-               structured,
-               weight,
+    apis,
+    binary,
+    cost,
+    datasets,
+    distill,
+    hooks,
+    joint,
+    models,
+    pruning,
+    spatial,
+    structured,
+    weight,
 )
 
 __version__ = '0.1.0'

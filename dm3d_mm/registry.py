@@ -20,7 +20,9 @@ them is defined here, and the modules named in ``locations`` register their entr
 - ``JOINT_OBJECTIVES``: what the joint allocation minimises over the combinations
   (``sum``: spatial + weight distortion; ``saturating_weight``);
 - ``JOINT_RERANKS``: how the joint allocation's best combinations are re-ranked before one
-  is chosen (``finetune_probe``: a short fine-tune of each).
+  is chosen (``finetune_probe``: a short fine-tune of each);
+- ``DISTILL_LOSSES``: the losses a dense teacher adds to a student's training
+  (``center_head_response``, ``anchor_head_response``, ``bev_feature``).
 
 They are roots of their own trees with scope ``dm3d_mm``, and every build runs in that
 scope. Without that, a build inside an mmdet3d Runner (default scope ``mmdet3d``) looks for
@@ -74,3 +76,5 @@ JOINT_OBJECTIVES = Registry('joint_objective', scope=SCOPE, build_func=build_in_
                             locations=['dm3d_mm.joint.objective'])
 JOINT_RERANKS = Registry('joint_rerank', scope=SCOPE, build_func=build_in_scope,
                          locations=['dm3d_mm.joint.rerank'])
+DISTILL_LOSSES = Registry('distill_loss', scope=SCOPE, build_func=build_in_scope,
+                          locations=['dm3d_mm.distill.losses'])

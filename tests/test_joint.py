@@ -205,7 +205,8 @@ def test_the_reported_flops_are_a_fresh_count_of_the_pruned_model_as_it_runs(joi
     # the count is the chosen combination's row (the neck is downstream of every site, so
     # nothing moves): with the trained ratios in force instead it would be another row's
     row = next(r for r in res.spatial['combinations'] if r['ratios'] == chosen)
-    assert row['cost'] == pytest.approx(total, rel=1e-12) <= res.cost['budget']
+    assert row['cost'] == pytest.approx(total, rel=1e-12)
+    assert row['cost'] <= res.cost['budget']
     built = Config.fromfile(pruned_cfg).model.middle_encoder.keep_ratios
     for name, keep in chosen.items():
         assert built[name.split('.')[-1]] == keep
@@ -702,8 +703,8 @@ def test_the_finetune_probe_trains_a_copy_with_the_masks_kept(synth_root):
 
 
 def test_a_joint_pruning_upstream_of_its_site_is_recounted_until_it_fits(synth_root, tmp_path):
-    """The encoder pruned with the BEV site's keep ratio chosen: the BEV pixels the Ada3D
-    predictor keeps follow the pruned encoder's features, so the pruned model counts other
+    """Every part pruned with the keep ratio after 3D stage 4 chosen: the columns the Ada3D
+    predictor keeps follow the pruned layers' features, so the pruned model counts other
     FLOPs than the dense pass predicted. The recount loop re-allocates until the fresh
     count (loaded back from the checkpoint, the chosen ratio in force) fits the budget,
     within the tolerance below it."""
@@ -716,13 +717,13 @@ def test_a_joint_pruning_upstream_of_its_site_is_recounted_until_it_fits(synth_r
     from dm3d_mm.weight.head_outputs import build_head_outputs
     cfg, ckpt, model = _model(ADA3D, synth_root)
     batches = calibration_batches(cfg, 2, 'train')
-    res = DM3DPruner(0.5, num_ratios=8, parts=['middle_encoder'], progress=False,
-                     spatial=dict(grid=(1.0, 0.5), sites=['middle_encoder.bev'])
+    res = DM3DPruner(0.4, num_ratios=8, progress=False,
+                     spatial=dict(grid=(1.0, 0.5), sites=['middle_encoder.stage4'])
                      ).prune(model, batches)
     budget = res.cost['budget']
-    # the prediction missed (the site moved with the weights upstream of it) ...
-    assert abs(res.macs_after / res.macs_after_predicted - 1) > 0.005
-    # ... so one allocation would not have stood: the loop allocated again and fits
+    # the first allocation's count missed its prediction (the site moved with the weights
+    # upstream of it) by more than the tolerance, so it did not stand: the loop allocated
+    # again until one fitted within the tolerance below the budget (here the third)
     assert res.cost['allocations'] >= 2 and res.fits
     assert budget * (1 - 0.005) <= res.macs_after <= budget * (1 + 1e-9)
     out = str(tmp_path / 'pruned.pth')

@@ -36,7 +36,7 @@ from dm3d_mm.errors import MissingFile
 from dm3d_mm.pruning.pruner import METHODS
 from dm3d_mm.registry import SPATIAL_SEARCHES
 from dm3d_mm.studies.ablation import DETECTORS, RESULTS_FILE, STUDIES, Ablation
-from dm3d_mm.studies.cells import JOINT_SERIES
+from dm3d_mm.studies.cells import JOINT_SERIES, RECOVERIES
 from dm3d_mm.studies.frontier_time import read_wall_times
 from dm3d_mm.studies.report import (
     plot_ap_vs_flops,
@@ -89,6 +89,10 @@ def parse_args():
                    help="what the joint study runs: 'controls' (dense-ft, the spatial model "
                         "fine-tuned), and at each budget 'dm3d' (DM3D alone), 'joint', 'hand' "
                         "(hand-set spatial + DM3D); default all")
+    p.add_argument('--recovery', nargs='+', default=['finetune'], choices=RECOVERIES,
+                   help="how the joint study's weight cells recover: 'finetune' (masks kept) "
+                        "and / or 'kd' (the same schedule with the dense model as a frozen "
+                        'teacher); each weight cell once per recovery')
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint', nargs='+', default=[], metavar='KEY=PATH',
                    help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth")
@@ -168,7 +172,7 @@ def main():
                                    min_density=args.min_density),
                          tab6=dict(parts=args.parts, min_density=args.min_density),
                          joint=dict(parts=args.parts, min_density=args.min_density,
-                                    series=args.series))
+                                    series=args.series, recoveries=args.recovery))
             STUDIES[study](abl.run, det, args.budgets, spatial=spatial,
                            **extra.get(study, {}))
     text = report(abl, args.detector, args.work_dir)

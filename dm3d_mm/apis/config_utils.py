@@ -6,7 +6,8 @@ from typing import Any, Dict, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
-from ..errors import MissingFile, MissingKey, UserError
+from ..config_paths import resolve_config_path
+from ..errors import MissingKey, UserError
 from ..pruning.calib_frames import SPLITS, innermost
 
 
@@ -94,23 +95,6 @@ def add_data_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help='info file of a split under the data root, where it is named '
                              "otherwise than in the config (e.g. test=nus_info.pkl)")
     return parser
-
-
-def resolve_config_path(path: str) -> str:
-    """A file path for ``path``; ``pkg::rel/cfg.py`` is looked up in the installed package's
-    shipped configs (``.mim/configs`` in wheels, ``configs`` in source checkouts)."""
-    if '::' in path:
-        import importlib
-        pkg, rel = path.split('::', 1)
-        root = osp.dirname(importlib.import_module(pkg).__file__)
-        for sub in ('.mim/configs', 'configs', osp.join('..', 'configs')):
-            cand = osp.normpath(osp.join(root, sub, rel))
-            if osp.isfile(cand):
-                return cand
-        raise MissingFile(f'config not found: {path} (looked in {pkg}\'s shipped configs)')
-    if not osp.isfile(path):
-        raise MissingFile(f'config not found: {path}')
-    return path
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None,

@@ -294,6 +294,12 @@ class Ablation:
             options = dict(self.cfg_options or {})
             options['custom_hooks'] = [dict(CONTROL_FINETUNE_HOOK if cell.control else
                                             MASKED_FINETUNE_HOOK)]
+            if cell.recovery == 'kd':  # the dense model as the frozen teacher
+                setup = DETECTORS[cell.detector]
+                options['custom_hooks'].append(dict(
+                    type='DistillationHook', losses=[dict(x) for x in setup.distill_losses],
+                    teacher=dict(config=setup.finetune_config,
+                                 checkpoint=self._checkpoint(cell.detector))))
             out = finetune_and_test(config, self.data_root, osp.join(cell_dir, 'finetune'),
                                     load_from=ckpt, epochs=self.epochs, cfg_options=options)
             metrics, ckpt = out['metrics'], out['checkpoint']

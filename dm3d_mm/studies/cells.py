@@ -6,7 +6,7 @@ A cell is one model variant of a demo detector: the dense checkpoint, its "dense
 (DM3D or a baseline at a fraction of the joint FLOPs), or weight pruning on top of a spatial
 model (the fraction is of the spatial model's own joint FLOPs).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import UserError
@@ -60,12 +60,15 @@ class DetectorSetup:
             default, first).
         pruner (dict): DM3DPruner arguments this detector needs (e.g. box-term lambdas).
         spatial (dict): its spatially pruned models, by name.
+        distill_losses (tuple[dict]): the ``DISTILL_LOSSES`` of its cells recovered with
+            the dense model as teacher (``recovery='kd'``).
     """
     finetune_config: str
     checkpoint: str
     parts: Dict[str, PartSet]
     pruner: Dict = field(default_factory=dict)
     spatial: Dict[str, SpatialSetup] = field(default_factory=dict)
+    distill_losses: Tuple[Dict, ...] = ()
 
 
 DETECTORS: Dict[str, DetectorSetup] = {
@@ -93,7 +96,9 @@ DETECTORS: Dict[str, DetectorSetup] = {
                 _DEMO + 'second_synth-kitti_cpu_spss50_fg-margin_dm3d50.py'),
             'ada3d': SpatialSetup(_DEMO + 'second_synth-kitti_cpu_ada3d.py',
                                   'checkpoints/second_synth-kitti_cpu_ada3d.pth',
-                                  _DEMO + 'second_synth-kitti_cpu_ada3d_dm3d50.py')}),
+                                  _DEMO + 'second_synth-kitti_cpu_ada3d_dm3d50.py')},
+        distill_losses=(dict(type='anchor_head_response'),
+                        dict(type='bev_feature', region='active'))),
     # CenterHead holds about half of the joint FLOPs, most in its regression branches,
     # which only box terms (lambda_b > 0) measure
     'centerpoint': DetectorSetup(
@@ -118,8 +123,14 @@ DETECTORS: Dict[str, DetectorSetup] = {
             'ada3d_sparse-head': SpatialSetup(
                 _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head.py',
                 'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth',
-                _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py')}),
+                _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py')},
+        distill_losses=(dict(type='center_head_response'),
+                        dict(type='bev_feature', region='active'))),
 }
+
+#: how a weight cell recovers after pruning: plain fine-tuning with the masks kept, or the
+#: same with the dense model as a frozen teacher (``DistillationHook``)
+RECOVERIES = ('finetune', 'kd')
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,9 @@ class Cell:
         joint (bool): the joint allocation on ``spatial``: its keep ratios chosen with the
             weight densities (``DM3DPruner(spatial=...)``); ``budget`` is then a fraction of
             the dense detector's joint FLOPs. Defaults to False.
+        recovery (str): how a fine-tuned cell recovers (:data:`RECOVERIES`): ``'finetune'``
+            or ``'kd'`` (the same schedule with the dense model as a frozen teacher; the
+            cell's name gets ``-kd``). Defaults to 'finetune'.
     """
     detector: str = 'second'
     spatial: Optional[str] = None
@@ -153,6 +167,7 @@ class Cell:
     min_density: float = 0.0
     control: bool = False
     joint: bool = False
+    recovery: str = 'finetune'
 
     def __post_init__(self):
         setup = DETECTORS.get(self.detector)
@@ -179,14 +194,20 @@ class Cell:
         if not 0 <= self.min_density < 1:
             raise UserError(f'min_density is a weight density in [0, 1), got '
                              f'{self.min_density}')
+        if self.recovery not in RECOVERIES:
+            raise UserError(f'unknown recovery {self.recovery!r}; known: {RECOVERIES}')
+        if self.recovery == 'kd' and (not self.finetuned or not setup.distill_losses):
+            raise UserError('recovery kd distils a fine-tuned cell (a weight cell or a '
+                            'control) of a detector with distillation losses')
         if self.min_density and (self.method != 'dm3d' or self.budget is None):
             raise UserError('min_density is a floor of DM3D\'s allocation: it needs '
                              f"method='dm3d' and a budget (cell {self.name})")
 
     @property
     def name(self) -> str:
+        kd = '-kd' if self.recovery == 'kd' else ''
         if self.control:
-            return f"{self.detector}:{self.spatial or 'dense'}-ft"
+            return f"{self.detector}:{self.spatial or 'dense'}-ft{kd}"
         bits = [self.spatial] if self.spatial else []
         if self.budget is not None:
             bit = f"{'joint' if self.joint else self.method}{round(self.budget * 100, 1):g}"
@@ -196,7 +217,7 @@ class Cell:
                 bit += f'-{self.estimator}'
             if self.min_density:
                 bit += f'-floor{round(self.min_density * 100, 1):g}'
-            bits.append(bit)
+            bits.append(bit + kd)
         return f"{self.detector}:{'+'.join(bits) or 'dense'}"
 
     @property
@@ -308,7 +329,8 @@ JOINT_SERIES = ('controls', 'dm3d', 'joint', 'hand')
 def study_joint(run: Run, detector: str, budgets: Sequence[float],
                 spatial: Optional[Sequence[str]] = None, parts: str = 'all',
                 min_density: float = 0.0,
-                series: Sequence[str] = JOINT_SERIES) -> List[Cell]:
+                series: Sequence[str] = JOINT_SERIES,
+                recoveries: Sequence[str] = ('finetune', )) -> List[Cell]:
     """The joint allocation's frontier: at each budget (a fraction of the dense detector's
     joint FLOPs), the joint allocation on each spatial model (default: Ada3D), the spatial
     model at its trained keep ratios + DM3D to the same FLOPs (hand-set), and DM3D alone;
@@ -323,6 +345,10 @@ def study_joint(run: Run, detector: str, budgets: Sequence[float],
             need only the series that are close. The dense and spatial models are
             evaluated regardless (no fine-tune; the hand-set cells need the spatial
             model's FLOPs).
+        recoveries (Sequence[str]): each weight cell once per recovery of
+            :data:`RECOVERIES` (``'kd'``: the same fine-tune with the dense model as a
+            frozen teacher); the controls are fine-tuned plainly. Defaults to
+            ('finetune', ).
     """
     unknown = sorted(set(series) - set(JOINT_SERIES))
     if unknown:
@@ -350,6 +376,7 @@ def study_joint(run: Run, detector: str, budgets: Sequence[float],
             if 'hand' in series and alone is not None and b < alone['flops_ratio']:
                 todo.append(Cell(detector, spatial=s, budget=round(b / alone['flops_ratio'], 3),
                                  parts=parts, min_density=min_density))
+            todo = [replace(c, recovery=r) for c in todo for r in recoveries]
             for cell in todo:
                 run(cell)
             cells += todo

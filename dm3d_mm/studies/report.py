@@ -139,32 +139,42 @@ def table_joint(results: Dict, detector: str, wall: Optional[Dict[str, float]] =
         if r is not None:
             lines.append(f"| - | {r['name'].split(':', 1)[1]} | {r['flops_ratio']:.3f} | "
                          f"{_wall(wall, r)}{_ap_cells(r)} | {_delta(r, control)} | |")
-    for j in sorted(joint, key=lambda r: -r['budget']):
+    groups = {}  # one group of rows per (budget, spatial model, parts): every recovery
+    for j in sorted(joint, key=lambda r: (-r['budget'], _recovery(r))):
+        groups.setdefault((round(j['budget'], 4), j['spatial'], j['parts']), []).append(j)
+    for (budget, sp_name, parts), js in groups.items():
         spatial = next((r for r in rows if r['kind'] == 'spatial'
-                        and r['spatial'] == j['spatial']), None)
+                        and r['spatial'] == sp_name), None)
         dm3d = [r for r in rows if r['kind'] == 'weight' and r['method'] == 'dm3d'
-                and abs(r['budget'] - j['budget']) < 5e-4 and r['parts'] == j['parts']]
+                and abs(r['budget'] - budget) < 5e-4 and r['parts'] == parts]
         hand = [r for r in rows if r['kind'] == 'spatial + weight' and spatial is not None
-                and r['spatial'] == j['spatial'] and r['parts'] == j['parts']
-                and abs(r['budget'] * spatial['flops_ratio'] - j['budget']) < 5e-3]
+                and r['spatial'] == sp_name and r['parts'] == parts
+                and abs(r['budget'] * spatial['flops_ratio'] - budget) < 5e-3]
         for label, r in [('DM3D alone', x) for x in dm3d] + \
-                [(f"{j['spatial']} (trained ratios) + DM3D", x) for x in hand] + \
-                [('joint', j)]:
+                [(f'{sp_name} (trained ratios) + DM3D', x) for x in hand] + \
+                [('joint', x) for x in js]:
             keep = r.get('joint_choice', {}).get('keep_ratios', {})
             keep = ', '.join(f"{k.split('.')[-1]} {v:g}" for k, v in keep.items())
-            lines.append(f"| {j['budget']:.3f} | {label} | {r['flops_ratio']:.3f} | "
+            label += ' + KD' if _recovery(r) == 'kd' else ''
+            lines.append(f"| {budget:.3f} | {label} | {r['flops_ratio']:.3f} | "
                          f"{_wall(wall, r)}{_ap_cells(r)} | {_delta(r, control)} | {keep} |")
     return '\n'.join(lines)
 
 
+def _recovery(row: Dict) -> str:
+    """How a row's cell recovered ('finetune' for rows recorded before recoveries)."""
+    return row.get('recovery', 'finetune')
+
+
 def _joint_series(r: Dict) -> Optional[str]:
     """The series of the joint study's plot a row belongs to (None: not plotted)."""
+    kd = ' + KD' if _recovery(r) == 'kd' else ''
     if r['kind'] == 'joint':
-        return f"joint on {r['spatial']}"
+        return f"joint on {r['spatial']}{kd}"
     if r['kind'] == 'spatial + weight':
-        return f"{r['spatial']} (trained ratios) + DM3D"
+        return f"{r['spatial']} (trained ratios) + DM3D{kd}"
     if r['kind'] == 'weight' and r['method'] == 'dm3d' and r['parts'] == 'all':
-        return 'DM3D alone'
+        return f'DM3D alone{kd}'
     if r['kind'] in ('dense', 'dense-ft', 'spatial', 'spatial-ft'):
         return r['name'].split(':', 1)[1]
     return None

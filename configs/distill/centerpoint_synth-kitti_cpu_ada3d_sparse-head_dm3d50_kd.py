@@ -1,0 +1,14 @@
+# Distillation-aware recovery of the pruned sparse-head Ada3D CenterPoint: the fine-tune of
+# ../demo/centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py (masks kept) with the dense
+# demo CenterPoint as a frozen teacher: its CenterHead's heatmaps and regression maps and its
+# BEV features (over the pixels the student keeps) added to the GT losses.
+#   tools/train.py configs/distill/centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50_kd.py \
+#       --cfg-options load_from=PRUNED.pth
+_base_ = ['../demo/centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py']
+distill = dict(
+    teacher=dict(config='configs/demo/centerpoint_synth-kitti_cpu.py',
+                 checkpoint='checkpoints/centerpoint_synth-kitti_cpu.pth'),
+    losses=[dict(type='center_head_response', loss_weight=1.0),
+            dict(type='bev_feature', loss_weight=1.0, region='active')])
+custom_hooks = [dict(type='DM3DPruningHook', freeze_norm_stats=True),
+                dict(type='DistillationHook')]
