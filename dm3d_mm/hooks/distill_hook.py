@@ -48,6 +48,7 @@ class DistillationHook(Hook):
         self.gt_weight = 1.0
         self.adapter_lr = 1e-3
         self.last: Dict[str, float] = {}  # the distillation terms of the last iteration
+        self.teacher_config: Optional[str] = None
         self._handles: list = []
         self._student: Optional[tuple] = None
         self._adapter_optim = None
@@ -69,15 +70,31 @@ class DistillationHook(Hook):
         return out
 
     def before_train(self, runner) -> None:
-        settings = self._settings(runner.cfg)
-        model = self._model(runner)
-        self.losses = build_distill_losses(settings['losses'])
+        self.attach(self._model(runner), runner.cfg)
+        runner.logger.info(f"DistillationHook: teacher {self.teacher_config}, losses "
+                           f"{[type(loss).__name__ for loss in self.losses]}")
+
+    def attach(self, model, cfg) -> None:
+        """Build the teacher and the losses for ``model`` (the student, built from ``cfg``)
+        and hook the distillation into its loss forward (``detach`` undoes it).
+
+        The teacher and the losses are built once; a second ``attach`` after ``detach``
+        hooks the same ones in again.
+
+        Args:
+            model (nn.Module): the student detector.
+            cfg (Config): its config (its ``distill`` section fills what the hook was not
+                given).
+        """
         head = detection_head(model)
-        check_families(self.losses, head_layout(head)[0], type(head).__name__)
-        self.teacher = build_teacher(settings['teacher']['config'],
-                                     settings['teacher']['checkpoint'], model, runner.cfg)
-        for loss in self.losses:
-            loss.to(next(model.parameters()).device)
+        if self.teacher is None:
+            self._build(model, cfg, head)
+        self.detach()
+        self._handles = [head.register_forward_hook(self._record_student),
+                         model.register_forward_hook(self._add_losses, with_kwargs=True)]
+
+    def _build(self, model, cfg, head) -> None:
+        settings = self._settings(cfg)
         if settings['gt_weight'] is not None:
             self.gt_weight = float(settings['gt_weight'])
         if settings['adapter_lr'] is not None:
@@ -85,10 +102,13 @@ class DistillationHook(Hook):
         if not self.gt_weight >= 0 or not self.adapter_lr > 0:
             raise UserError(f'distill: gt_weight >= 0 and adapter_lr > 0, got '
                             f'{self.gt_weight}, {self.adapter_lr}')
-        self._handles = [head.register_forward_hook(self._record_student),
-                         model.register_forward_hook(self._add_losses, with_kwargs=True)]
-        runner.logger.info(f"DistillationHook: teacher {settings['teacher']['config']}, "
-                           f"losses {[type(loss).__name__ for loss in self.losses]}")
+        self.teacher_config = settings['teacher']['config']
+        self.losses = build_distill_losses(settings['losses'])
+        check_families(self.losses, head_layout(head)[0], type(head).__name__)
+        self.teacher = build_teacher(settings['teacher']['config'],
+                                     settings['teacher']['checkpoint'], model, cfg)
+        for loss in self.losses:
+            loss.to(next(model.parameters()).device)
 
     def _record_student(self, module, args, output) -> None:
         # copied: a head's loss may change its outputs in place (CenterHead's loss takes
@@ -132,6 +152,10 @@ class DistillationHook(Hook):
         self._adapter_optim.zero_grad(set_to_none=True)
 
     def after_train(self, runner) -> None:
+        self.detach()
+
+    def detach(self) -> None:
+        """Remove the forward hooks :meth:`attach` put on the student."""
         for h in self._handles:
             h.remove()
         self._handles = []
