@@ -17,7 +17,6 @@ from mmengine.optim import OptimWrapper
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
-from dm3d_mm.apis.model import build_detector
 from dm3d_mm.hooks import DistillationHook
 
 
@@ -39,14 +38,20 @@ def main():
     cfg.train_dataloader.batch_size = args.batch_size
     cfg.train_dataloader.num_workers = 0
     cfg.train_dataloader.persistent_workers = False
+    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
+    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
     batches = []
     for batch in loader:
         batches.append(batch)
         if len(batches) == args.warmup + args.iters:
             break
-    model = build_detector(cfg, args.checkpoint)
+    # built with its train_cfg (the tools' build_detector builds for inference)
+    from mmdet3d.registry import MODELS
+    from mmengine.runner import load_checkpoint
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
     model.train()
     optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-5))
     hook = DistillationHook()
