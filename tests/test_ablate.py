@@ -224,6 +224,24 @@ def test_joint_study_runs_the_chosen_series():
     with pytest.raises(ValueError, match='unknown joint series'):
         study_joint(run, 'second', [0.2], series=('hand', 'spatial'))
     assert set(JOINT_SERIES) == {'controls', 'dm3d', 'joint', 'hand'}
+    # --recovery finetune kd: each weight cell and the spatial control once per recovery,
+    # dense-ft plainly; a KD cell is named for it
+    ran.clear()
+    study_joint(run, 'second', [0.1], series=('controls', 'joint'),
+                recoveries=('finetune', 'kd'))
+    assert ran == ['second:dense', 'second:dense-ft', 'second:ada3d', 'second:ada3d-ft',
+                   'second:ada3d-ft-kd', 'second:ada3d+joint10', 'second:ada3d+joint10-kd']
+
+
+def test_a_kd_cell_needs_a_fine_tune_and_a_known_recovery():
+    from dm3d_mm.errors import UserError
+    from dm3d_mm.studies.cells import Cell
+    assert Cell('centerpoint', spatial='ada3d', budget=0.5, recovery='kd').name == \
+        'centerpoint:ada3d+dm3d50-kd'
+    with pytest.raises(UserError, match='unknown recovery'):
+        Cell('second', budget=0.5, recovery='teacher')
+    with pytest.raises(UserError, match='fine-tuned cell'):
+        Cell('second', recovery='kd')  # the dense model as trained is not fine-tuned
 
 
 def test_a_work_dir_holds_the_joint_cells_of_one_objective(tmp_path):

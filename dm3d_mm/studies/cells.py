@@ -345,10 +345,10 @@ def study_joint(run: Run, detector: str, budgets: Sequence[float],
             need only the series that are close. The dense and spatial models are
             evaluated regardless (no fine-tune; the hand-set cells need the spatial
             model's FLOPs).
-        recoveries (Sequence[str]): each weight cell once per recovery of
-            :data:`RECOVERIES` (``'kd'``: the same fine-tune with the dense model as a
-            frozen teacher); the controls are fine-tuned plainly. Defaults to
-            ('finetune', ).
+        recoveries (Sequence[str]): each weight cell and the spatial model's control once
+            per recovery of :data:`RECOVERIES` (``'kd'``: the same fine-tune with the dense
+            model as a frozen teacher); dense-ft, the fair control, is fine-tuned plainly.
+            Defaults to ('finetune', ).
     """
     unknown = sorted(set(series) - set(JOINT_SERIES))
     if unknown:
@@ -363,10 +363,11 @@ def study_joint(run: Run, detector: str, budgets: Sequence[float],
     for s in spatial:
         alone = run(Cell(detector, spatial=s))
         cells.append(Cell(detector, spatial=s))
-        if controls:
-            control = Cell(detector, spatial=s, control=True)
-            run(control)
-            cells.append(control)
+        if controls:  # the spatial model fine-tuned, once per recovery
+            for r in recoveries:
+                control = Cell(detector, spatial=s, control=True, recovery=r)
+                run(control)
+                cells.append(control)
         for b in budgets:
             todo = [Cell(detector, budget=b, parts=parts, min_density=min_density)] \
                 if 'dm3d' in series else []
