@@ -5,6 +5,7 @@ Example: python tools/make_synthetic_kitti.py --out data/synth_kitti --seed 0
 import argparse
 import json
 import os.path as osp
+import sys
 import time
 
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
@@ -37,7 +38,9 @@ def main():
             print(f'{args.out} is already generated with {wanted}; use --force to redo')
             return
     t0 = time.time()
-    stats = generate(args.out, SyntheticKittiConfig(**wanted), workers=args.workers)
+    # a progress bar only on a terminal: in a log its every update is a line
+    stats = generate(args.out, SyntheticKittiConfig(**wanted), workers=args.workers,
+                     progress=sys.stdout.isatty())
     stats.update(wanted, seconds=round(time.time() - t0, 1))
     with open(stamp, 'w') as f:
         json.dump(stats, f, indent=1)
