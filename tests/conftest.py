@@ -1,6 +1,8 @@
 """Shared fixtures: a few synthetic KITTI frames generated once per test run."""
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 
@@ -52,3 +54,21 @@ def tiny_root(tmp_path_factory):
     """Two train and two val frames (per test module): every ablation cell evaluates on the
     whole val split."""
     return make_benchmark(tmp_path_factory, 'tiny_kitti', num_train=2, num_val=2)
+
+
+def run_tool(tool, *args, env=None):
+    """Run tools/TOOL with ARGS in the repository (stdout, stderr captured)."""
+    return subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *args],
+                          capture_output=True, text=True, cwd=REPO, env=env)
+
+
+def one_line_error(proc, *words):
+    """The one ``error: ...`` line of a tool that exited 2 with no traceback; it holds
+    every one of ``words``."""
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith('error: ')]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
