@@ -113,8 +113,9 @@ def test_hook_builds_its_pruner_as_the_tool_does(finetuned):
 
     from dm3d_mm.errors import UserError
     from dm3d_mm.hooks import DM3DPruningHook
+    from dm3d_mm.hooks.runner_model import detector_of
     runner, _ = finetuned
-    model = copy.deepcopy(_hook(runner)._model(runner))
+    model = copy.deepcopy(detector_of(runner))
     hook = DM3DPruningHook(pruner=dict(type='DM3DPruner', flops_target=0.6, num_ratios=8,
                                        progress=False, calib=dict(frames=1)))
     masks, info, _ = hook._prune(runner, model)
@@ -154,11 +155,12 @@ def test_calibration_frames_follow_one_precedence(finetuned):
     from mmengine.config import Config
 
     from dm3d_mm.hooks import DM3DPruningHook
+    from dm3d_mm.hooks.runner_model import detector_of
     from dm3d_mm.pruning.calib_frames import resolve_calib
     runner, _ = finetuned
     assert _hook(runner).calib_used == 2  # the config's pruning.calib.frames, not 16
     hook = DM3DPruningHook(calib=dict(frames=1))
-    model = copy.deepcopy(_hook(runner)._model(runner))
+    model = copy.deepcopy(detector_of(runner))
     hook._prune(runner, model)
     assert hook.calib_used == 1  # the hook's own argument wins over pruning.calib
     cfg = Config(dict(pruning=dict(calib=dict(frames=64))))

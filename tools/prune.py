@@ -142,20 +142,18 @@ def main():
         if args.spatial_sites:
             spatial['sites'] = args.spatial_sites
     calib = resolve_calib(cfg, dict(frames=args.calib_frames, split=args.calib_split))
-    reference = None
-    if args.reference:
-        reference = count_reference(*args.reference, calib, args.device or default_device(),
-                                    args.cfg_options, data_root=args.data_root,
-                                    ann_files=parse_ann_files(args.ann_file))
+    device = args.device or default_device()
+    t0 = time.time()
+    batches = calibration_batches(cfg, calib['frames'], calib['split'])
+    # the reference counted on the frames the pruning counts on
+    reference = count_reference(*args.reference, batches, device, args.cfg_options) \
+        if args.reference else None
     pruner = build_pruner(cfg, flops_target=args.flops_target, method=args.method,
                           estimator=args.estimator, num_ratios=args.num_ratios,
                           parts=args.parts, granularity=granularity, cost=args.cost,
                           spatial=spatial, reference=reference,
                           allow_over_budget=args.allow_over_budget or None)
-    model = build_detector(cfg, args.checkpoint, args.device or default_device(),
-                           strict=not args.allow_partial)
-    t0 = time.time()
-    batches = calibration_batches(cfg, calib['frames'], calib['split'])
+    model = build_detector(cfg, args.checkpoint, device, strict=not args.allow_partial)
     result = pruner.prune(model, batches)
     extra = dict(config=args.config, checkpoint=args.checkpoint, calib_frames=len(batches),
                  calib_split=calib['split'], wall_seconds=round(time.time() - t0, 1))

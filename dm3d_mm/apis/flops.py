@@ -7,8 +7,9 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from ..cost import FlopsCounter
+from ..cost import FlopsCounter, count_flops
 from ..errors import MissingFile, UserError
+from ..weight.head_outputs import build_head_outputs
 
 
 def read_point_file(path: str, load_dim: int = 4) -> np.ndarray:
@@ -117,3 +118,18 @@ def count_on_dataset(model, cfg: Config, frames: int = 8, split: str = 'test') -
             model.test_step(batch)
             counter.add_frames(len(batch['data_samples']))
     return counter
+
+
+def joint_gmacs(model, batches) -> float:
+    """The joint GMACs per frame of ``model`` as it is (masks, spatial modules in force),
+    counted on ``batches``.
+
+    Args:
+        model (nn.Module): an mmdet3d detector.
+        batches (Sequence[dict]): frames, one per batch.
+
+    Returns:
+        float: GMACs per frame.
+    """
+    counter = count_flops(model, batches, build_head_outputs(model))
+    return counter.total_macs() / counter.frames / 1e9

@@ -3,7 +3,7 @@ reports. Used by tools/prune.py and the benchmarks."""
 import json
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from ..joint.sites import keep_ratios_into_config
 from ..pruning.builder import build_pruner
@@ -92,31 +92,25 @@ def write_pruned_config(model, result: PruneResult, config: str, path: str) -> O
     return path
 
 
-def count_reference(config: str, checkpoint: str, calib: Dict, device: str,
-                    cfg_options: Optional[Dict] = None, **config_args) -> Dict:
+def count_reference(config: str, checkpoint: str, batches: Sequence[dict], device: str,
+                    cfg_options: Optional[Dict] = None) -> Dict:
     """The ``reference`` of a pruner (``dict(name=..., gmacs=...)``): the joint GMACs per
     frame of the detector ``config`` + ``checkpoint`` (e.g. the dense detector a spatial
-    model was trained from), counted on the calibration frames ``calib`` of its own config.
+    model was trained from), counted on ``batches``, the pruning's calibration frames.
 
     Args:
         config (str): the reference detector's config.
         checkpoint (str): its weights.
-        calib (dict): ``frames`` and ``split`` (as :func:`resolve_calib` gives them).
+        batches (Sequence[dict]): the frames (one per batch) the pruning counts on.
         device (str): where it runs.
         cfg_options (dict, optional): config overrides. Defaults to None.
-        **config_args: passed to :func:`~dm3d_mm.apis.load_config` (``data_root``,
-            ``ann_files``).
 
     Returns:
         dict: ``name`` (config and checkpoint) and ``gmacs``.
     """
-    from ..cost import count_flops
-    from ..weight.head_outputs import build_head_outputs
     from .config_utils import load_config
+    from .flops import joint_gmacs
     from .model import build_detector
-    cfg = load_config(config, cfg_options, **config_args)
-    model = build_detector(cfg, checkpoint, device)
-    batches = calibration_batches(cfg, calib['frames'], calib['split'])
-    counter = count_flops(model, batches, build_head_outputs(model))
-    gmacs = counter.total_macs() / counter.frames / 1e9
-    return dict(name=f'{osp.basename(config)} with {osp.basename(checkpoint)}', gmacs=gmacs)
+    model = build_detector(load_config(config, cfg_options), checkpoint, device)
+    return dict(name=f'{osp.basename(config)} with {osp.basename(checkpoint)}',
+                gmacs=joint_gmacs(model, batches))

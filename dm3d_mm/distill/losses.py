@@ -64,16 +64,23 @@ class DistillLoss(nn.Module):
 
     Args:
         loss_weight (float): the factor of every term. Defaults to 1.0.
+        min_confidence (float): the teacher's class probability below which a location
+            gets no weight where a loss weighs locations by that probability. Defaults to
+            0.1.
     """
     #: the head family whose outputs the loss reads (None: any)
     family = None
 
-    def __init__(self, loss_weight: float = 1.0):
+    def __init__(self, loss_weight: float = 1.0, min_confidence: float = 0.1):
         super().__init__()
-        if not float(loss_weight) >= 0:
-            raise UserError(f'{type(self).__name__}: loss_weight must be >= 0, got '
-                            f'{loss_weight}')
-        self.loss_weight = float(loss_weight)
+        if not float(loss_weight) >= 0 or not 0 <= min_confidence < 1:
+            raise UserError(f'{type(self).__name__}: loss_weight >= 0 and min_confidence in '
+                            f'[0, 1), got {loss_weight}, {min_confidence}')
+        self.loss_weight, self.min_confidence = float(loss_weight), float(min_confidence)
+
+    def confident(self, conf: Tensor) -> Tensor:
+        """``conf`` where it exceeds ``min_confidence``, 0 elsewhere (location weights)."""
+        return conf * (conf > self.min_confidence)
 
     def forward(self, kd: KDBatch) -> Dict[str, Tensor]:
         raise NotImplementedError
@@ -92,10 +99,6 @@ def _weighted_l1(student: Tensor, teacher: Tensor, weight: Tensor) -> Tensor:
         (weight.sum() * student.shape[1] / weight.shape[1]).clamp(min=1.0)
 
 
-def _confident(conf: Tensor, min_confidence: float) -> Tensor:
-    return conf * (conf > min_confidence)
-
-
 class HeadResponse(DistillLoss):
     """Base of the response distillations: a class term and ``box_weight`` x a box term
     where the teacher is confident.
@@ -109,11 +112,10 @@ class HeadResponse(DistillLoss):
 
     def __init__(self, loss_weight: float = 1.0, box_weight: float = 1.0,
                  min_confidence: float = 0.1):
-        super().__init__(loss_weight)
-        if not 0 <= min_confidence < 1 or not box_weight >= 0:
-            raise UserError(f'{type(self).__name__}: min_confidence in [0, 1) and box_weight '
-                            f'>= 0, got {min_confidence}, {box_weight}')
-        self.box_weight, self.min_confidence = float(box_weight), float(min_confidence)
+        super().__init__(loss_weight, min_confidence)
+        if not box_weight >= 0:
+            raise UserError(f'{type(self).__name__}: box_weight >= 0, got {box_weight}')
+        self.box_weight = float(box_weight)
 
 
 @DISTILL_LOSSES.register_module(name='center_head_response')
@@ -136,8 +138,7 @@ class CenterHeadResponse(HeadResponse):
         for s_task, t_task in zip(kd.student_outs, kd.teacher_outs):
             for s, t in zip(s_task, t_task):
                 cls_terms.append(_soft_mse(s['heatmap'], t['heatmap']))
-                conf = _confident(t['heatmap'].detach().sigmoid().amax(1, keepdim=True),
-                                  self.min_confidence)
+                conf = self.confident(t['heatmap'].detach().sigmoid().amax(1, keepdim=True))
                 for key in sorted(k for k in t if k != 'heatmap'):
                     box_terms.append(_weighted_l1(s[key], t[key], conf))
         return dict(loss_kd_heatmap=self.loss_weight * sum(cls_terms),
@@ -167,7 +168,7 @@ class AnchorHeadResponse(HeadResponse):
             b, ac, h, w = t_cls.shape
             a = ac // head.num_classes
             conf = t_cls.detach().sigmoid().reshape(b, a, head.num_classes, h, w).amax(2)
-            conf = _confident(conf, self.min_confidence)[:, :, None]  # (B, A, 1, H, W)
+            conf = self.confident(conf)[:, :, None]  # (B, A, 1, H, W)
             s_box, t_box = s_outs[1][level], t_outs[1][level]
             box_terms.append(_weighted_l1(s_box.reshape(b, a, -1, h, w),
                                           t_box.reshape(b, a, -1, h, w), conf))
@@ -196,13 +197,11 @@ class BEVFeatureImitation(DistillLoss):
 
     def __init__(self, loss_weight: float = 1.0, region: str = 'all',
                  min_confidence: float = 0.1):
-        super().__init__(loss_weight)
+        super().__init__(loss_weight, min_confidence)
         if region not in self.REGIONS:
             raise UserError(f'bev_feature: region must be one of {self.REGIONS}, got '
                             f'{region!r}')
-        if not 0 <= min_confidence < 1:
-            raise UserError(f'bev_feature: min_confidence in [0, 1), got {min_confidence}')
-        self.region, self.min_confidence = region, float(min_confidence)
+        self.region = region
         # a 1x1 conv per level from the student's width to the teacher's, built on the
         # first batch where the widths differ (a slim student)
         self.adapters = nn.ModuleDict()
@@ -238,7 +237,7 @@ class BEVFeatureImitation(DistillLoss):
             elif self.region == 'active':
                 weight = (s.detach().abs().sum(1, keepdim=True) > 0).to(err.dtype)
             else:
-                weight = _confident(conf[level], self.min_confidence)
+                weight = self.confident(conf[level])
             terms.append((err * weight).sum() / weight.sum().clamp(min=1.0))
         return dict(loss_kd_feature=self.loss_weight * sum(terms))
 

@@ -13,12 +13,12 @@ from typing import Dict, List, Optional
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ..distill import KDBatch, build_distill_losses, build_teacher, check_families, head_layout
 from ..errors import UserError
 from ..weight.head_outputs.routes import detection_head, head_features
+from .runner_model import detector_of
 
 
 @HOOKS.register_module()
@@ -53,10 +53,6 @@ class DistillationHook(Hook):
         self._student: Optional[tuple] = None
         self._adapter_optim = None
 
-    @staticmethod
-    def _model(runner):
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
-
     def _settings(self, cfg) -> dict:
         section = dict(cfg.get('distill') or {})
         unknown = sorted(set(section) - set(self.given))
@@ -70,7 +66,7 @@ class DistillationHook(Hook):
         return out
 
     def before_train(self, runner) -> None:
-        self.attach(self._model(runner), runner.cfg)
+        self.attach(detector_of(runner), runner.cfg)
         runner.logger.info(f"DistillationHook: teacher {self.teacher_config}, losses "
                            f"{[type(loss).__name__ for loss in self.losses]}")
 

@@ -1,9 +1,9 @@
 """FreezeNormStatsHook: train with BatchNorm running statistics frozen (eval mode)."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ..weight.norm_stats import freeze_norm_stats
+from .runner_model import detector_of
 
 
 @HOOKS.register_module()
@@ -17,5 +17,4 @@ class FreezeNormStatsHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        freeze_norm_stats(model)
+        freeze_norm_stats(detector_of(runner))

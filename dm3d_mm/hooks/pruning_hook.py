@@ -5,19 +5,19 @@ from typing import Dict, Optional
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ..cost import count_flops
 from ..errors import MissingKey, OverBudget, UserError
 from ..joint.sites import apply_checkpoint_keep_ratios
-from ..pruning.builder import build_pruner
+from ..pruning.builder import build_pruner, pruning_section
 from ..pruning.calib_frames import calibration_batches, resolve_calib
 from ..pruning.checkpoint import META_KEY, read_dm3d_meta
 from ..pruning.result import budget_line
 from ..weight.head_outputs import build_head_outputs
 from ..weight.masks import MaskSet, optimizers_of
 from ..weight.norm_stats import freeze_norm_stats
+from .runner_model import detector_of
 
 
 @HOOKS.register_module()
@@ -67,10 +67,6 @@ class DM3DPruningHook(Hook):
         self.calib_used = 0  # calibration frames the pruning at start really used
         self._outputs = None
 
-    @staticmethod
-    def _model(runner):
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
-
     def after_load_checkpoint(self, runner, checkpoint) -> None:
         meta = read_dm3d_meta(checkpoint)
         if meta and meta.get('masks'):
@@ -107,14 +103,14 @@ class DM3DPruningHook(Hook):
             split = resolve_calib(runner.cfg, self.calib, self.pruner_cfg)['split']
             batches = calibration_batches(runner.cfg, self.flops_frames, split)
         outputs = self._outputs or build_head_outputs(
-            model, (runner.cfg.get('pruning') or {}).get('head_outputs'))
+            model, pruning_section(runner.cfg, self.pruner_cfg).get('head_outputs'))
         counter = count_flops(model, batches[:self.flops_frames], outputs)
         dense = sum(st.dense_macs for st in counter.layers.values())
         self.flops = dict(gmacs=counter.total_macs() / 1e9 / counter.frames,
                           ratio=counter.total_macs() / max(dense, 1))
 
     def before_train(self, runner) -> None:
-        model = self._model(runner)
+        model = detector_of(runner)
         batches = None
         if self.loaded is not None:
             masks = self.loaded['masks']
@@ -152,7 +148,7 @@ class DM3DPruningHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         if self.freeze_norm_stats:
-            freeze_norm_stats(self._model(runner))
+            freeze_norm_stats(detector_of(runner))
 
     def after_train_epoch(self, runner) -> None:
         if self.masks is not None:

@@ -23,17 +23,16 @@ def pruning_section(cfg: Config, pruning: Optional[dict] = None) -> ConfigDict:
 def check_keys(cls: type, given: dict, where: str) -> None:
     """A :class:`UserError` naming the keys of ``given`` that ``cls`` does not take (its
     ``__init__`` signature) and those it needs but ``given`` lacks."""
-    params = {n: p for n, p in inspect.signature(cls.__init__).parameters.items()
+    signature = inspect.signature(cls.__init__).parameters
+    params = {n: p for n, p in signature.items()
               if n != 'self' and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    required = [n for n, p in params.items() if p.default is p.empty]
-    missing = [n for n in required if n not in given]
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in given]
     if missing:
         raise UserError(f'{where}: {cls.__name__} needs {missing} (e.g. '
                         f"pruning=dict(flops_target=0.5) in the config, or --flops-target)"
                         if 'flops_target' in missing else
                         f'{where}: {cls.__name__} needs {missing}')
-    if any(p.kind is p.VAR_KEYWORD
-           for p in inspect.signature(cls.__init__).parameters.values()):
+    if any(p.kind is p.VAR_KEYWORD for p in signature.values()):
         return
     unknown = sorted(set(given) - set(params) - {'type', '_scope_'})
     if unknown:

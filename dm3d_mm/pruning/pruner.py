@@ -459,9 +459,10 @@ class DM3DPruner:
                 # not below what the sparsest allocation costs (the allocator cannot go lower)
                 target = max(next_target(tried, budget * (1 - RECOUNT_TOLERANCE / 2),
                                          own), min(reachable * (1 + 1e-9), target))
-                print_log(f'DM3DPruner: the pruned model {verb} {total / before:.4f} of dense '
-                          f'for a budget of {budget / before:.4f}: allocating again to '
-                          f'{target / before:.4f} of the prediction', logger='current')
+                print_log(f'DM3DPruner: the pruned model {verb} {total / before:.4f} of '
+                          f'{reference} for a budget of {budget / before:.4f}: allocating '
+                          f'again to {target / before:.4f} of the prediction',
+                          logger='current')
             if best is None:
                 best = closest
                 line = (f'after {attempt + 1} allocation(s) no pruned model fits: the closest '

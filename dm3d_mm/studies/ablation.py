@@ -17,12 +17,11 @@ from ..apis.config_utils import load_config
 from ..apis.demo import evaluate_checkpoint
 from ..apis.demo_report import summarize_kitti_metrics
 from ..apis.finetune import finetune_and_test
+from ..apis.flops import joint_gmacs
 from ..apis.model import build_detector
 from ..apis.prune import build_pruner, calibration_batches, save_result
-from ..cost import count_flops
 from ..errors import MissingFile, MissingKey, UserError
 from ..pruning.pruner import BudgetBelowFloor
-from ..weight.head_outputs import build_head_outputs
 from .cells import DETECTORS, STUDIES, Cell
 from .results_file import ResultsFile
 
@@ -34,11 +33,6 @@ MASKED_FINETUNE_HOOK = dict(type='DM3DPruningHook', prune_on_start=False, flops_
 CONTROL_FINETUNE_HOOK = dict(type='FreezeNormStatsHook')
 
 __all__ = ['Ablation', 'Cell', 'DETECTORS', 'STUDIES', 'cell_of', 'joint_gmacs', 'joint_target']
-
-
-def joint_gmacs(model, batches) -> float:
-    counter = count_flops(model, batches, build_head_outputs(model))
-    return counter.total_macs() / counter.frames / 1e9
 
 
 def joint_target(model, dense_model, batches, fraction: float,
