@@ -46,8 +46,8 @@ from collections import OrderedDict
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.demo import evaluate_model
-from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
+from dm3d_mm.apis.kitti_summary import summarize_kitti_metrics
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.slim import export_slim
 from dm3d_mm.models.sort_voxelization import use_sort_voxelization

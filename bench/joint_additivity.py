@@ -81,7 +81,7 @@ def main():
             if row['objective'] is None:
                 continue
             set_keep_ratios(sites, row['ratios'])
-            MaskSet(fresh, pruner._cand.masks_of(row['choice'])).apply()
+            MaskSet(fresh, pruner.last_call.candidates.masks_of(row['choice'])).apply()
             predicted.append(row['predicted_distortion'])
             measured.append(measured_distortion(fresh, batches, reference, outputs,
                                                 pruner.lambdas))
@@ -98,7 +98,7 @@ def main():
         searched = t.get('spatial_options', 0) + t.get('curves', 0) + t.get('dp', 0)
         results.append(dict(
             budget=budget, search=search, combinations=len(res.spatial['combinations']),
-            forwards=pruner._space.forwards,
+            forwards=pruner.last_call.joint.space.forwards,
             allocations=len(predicted), spearman=spearman(predicted, measured),
             chosen=res.spatial['keep_ratios'], trained=res.spatial['trained_keep_ratios'],
             chosen_predicted=res.spatial['predicted_distortion'],

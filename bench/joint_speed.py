@@ -39,12 +39,12 @@ import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.cli import keep_ratios_of
 from dm3d_mm.apis.demo import evaluate_model
-from dm3d_mm.apis.demo_report import summarize_kitti_metrics
 from dm3d_mm.apis.finetune import finetune_and_test
+from dm3d_mm.apis.kitti_summary import summarize_kitti_metrics
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import save_result
 from dm3d_mm.apis.slim import export_slim
-from dm3d_mm.cost.latency_cost import build_cost
+from dm3d_mm.cost.budget_cost import build_cost
 from dm3d_mm.joint.sites import find_sites, keep_ratios, keep_ratios_into_config, set_keep_ratios
 from dm3d_mm.pruning import DM3DPruner
 from dm3d_mm.studies.ablation import CONTROL_FINETUNE_HOOK, DETECTORS, joint_gmacs, joint_target

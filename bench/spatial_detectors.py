@@ -21,7 +21,7 @@ import torch
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import load_config
 from dm3d_mm.apis.demo import evaluate_checkpoint
-from dm3d_mm.apis.demo_report import summarize_kitti_metrics
+from dm3d_mm.apis.kitti_summary import summarize_kitti_metrics
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import calibration_batches
 from dm3d_mm.studies.ablation import joint_gmacs

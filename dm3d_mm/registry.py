@@ -12,8 +12,8 @@ them is defined here, and the modules named in ``locations`` register their entr
   ``global_magnitude``, ``lamp``, ``erk``), each declaring the constraints it honours;
 - ``GRANULARITIES``: what is pruned together (``weight``, ``offset``, ``channel``);
 - ``CHANNEL_GRAPHS``: which convs of a detector part share a channel width;
-- ``COST_MODELS``: what a budget counts (``flops``, ``latency``);
-- ``SPATIAL_SITES``: the spatial pruning sites of a detector whose keep ratios the joint
+- ``BUDGET_COSTS``: what a budget counts (``flops``, ``latency``);
+- ``SITE_FINDERS``: the spatial pruning sites of a detector whose keep ratios the joint
   allocation chooses (Ada3D locations, SPSS encoder stages);
 - ``SPATIAL_SEARCHES``: which combinations of keep ratios the joint allocation counts
   (``grid``: every one; ``coordinate``: coordinate descent over the sites);
@@ -66,9 +66,9 @@ GRANULARITIES = Registry('granularity', scope=SCOPE, build_func=build_in_scope,
                          locations=['dm3d_mm.structured.granularity'])
 CHANNEL_GRAPHS = Registry('channel_graph', scope=SCOPE, build_func=build_in_scope,
                           locations=['dm3d_mm.structured.channel_graph'])
-COST_MODELS = Registry('cost_model', scope=SCOPE, build_func=build_in_scope,
-                       locations=['dm3d_mm.cost.latency_cost'])
-SPATIAL_SITES = Registry('spatial_site', scope=SCOPE, build_func=build_in_scope,
+BUDGET_COSTS = Registry('budget_cost', scope=SCOPE, build_func=build_in_scope,
+                       locations=['dm3d_mm.cost.budget_cost'])
+SITE_FINDERS = Registry('site_finder', scope=SCOPE, build_func=build_in_scope,
                          locations=['dm3d_mm.joint.sites'])
 SPATIAL_SEARCHES = Registry('spatial_search', scope=SCOPE, build_func=build_in_scope,
                             locations=['dm3d_mm.joint.spatial_search'])

@@ -3,11 +3,11 @@ own (``custom_imports``): the pruned model as it runs costs its joint FLOPs plus
 dense model's, an overhead the allocation's per-layer cost model cannot see (as a measured
 time that is not the sum of the convs' isolated timings), so that no re-allocation fits a
 budget at or below half the dense FLOPs."""
-from dm3d_mm.cost.latency_cost import FlopsCost
-from dm3d_mm.registry import COST_MODELS
+from dm3d_mm.cost.budget_cost import FlopsCost
+from dm3d_mm.registry import BUDGET_COSTS
 
 
-@COST_MODELS.register_module(name='flops_with_overhead', force=True)
+@BUDGET_COSTS.register_module(name='flops_with_overhead', force=True)
 class FlopsWithOverhead(FlopsCost):
     """Joint FLOPs, plus ``overhead`` x the dense FLOPs once the model runs pruned.
 

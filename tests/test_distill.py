@@ -186,3 +186,30 @@ def test_a_slim_student_imitates_through_a_trained_adapter(tiny_root):
     first.backward()
     opt.step()
     assert not torch.equal(before, adapter.weight)
+
+
+def test_peaks_normalise_the_class_term_by_the_teachers_confident_locations():
+    """``cls_norm='peaks'``: the summed squared error of the probabilities over the number
+    of locations where the teacher exceeds ``min_confidence`` (here 3 of 64), 'mass' over
+    the teacher's summed probability; the box term weighs only those locations. Fails with
+    the peaks counted over every location or the normalisations swapped."""
+    from dm3d_mm.distill.losses import CenterHeadResponse, KDBatch
+    torch.manual_seed(0)
+    t_heat = torch.full((1, 1, 8, 8), -6.0)
+    t_heat[0, 0, 2, 3], t_heat[0, 0, 5, 5], t_heat[0, 0, 7, 1] = 2.0, 0.5, -1.0
+    s_heat = torch.randn(1, 1, 8, 8)
+    t_reg, s_reg = torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8)
+    outs = ([[dict(heatmap=s_heat, reg=s_reg)]], [[dict(heatmap=t_heat, reg=t_reg)]])
+    kd = KDBatch(None, None, [], [], *outs)
+    sq = ((s_heat.sigmoid() - t_heat.sigmoid()) ** 2).sum()
+    peaks = CenterHeadResponse(cls_norm='peaks', min_confidence=0.2)(kd)
+    assert int((t_heat.sigmoid() > 0.2).sum()) == 3
+    assert peaks['loss_kd_heatmap'].item() == pytest.approx(sq.item() / 3, rel=1e-6)
+    mass = CenterHeadResponse(cls_norm='mass', min_confidence=0.2)(kd)
+    assert mass['loss_kd_heatmap'].item() == pytest.approx(
+        sq.item() / t_heat.sigmoid().sum().clamp(min=1).item(), rel=1e-6)
+    conf = t_heat.sigmoid() * (t_heat.sigmoid() > 0.2)
+    box = ((s_reg - t_reg).abs() * conf).sum() / (conf.sum() * 2)
+    assert peaks['loss_kd_box'].item() == pytest.approx(box.item(), rel=1e-6)
+    with pytest.raises(ValueError, match='cls_norm'):
+        CenterHeadResponse(cls_norm='pixels')

@@ -49,7 +49,7 @@ def brute_force(joint_ada3d):
     from dm3d_mm.weight.calibration import measured_distortion, reference_outputs
     from dm3d_mm.weight.head_outputs import build_head_outputs
     cfg, ckpt, model, batches, pruner, res, trained = joint_ada3d
-    cand = pruner._cand
+    cand = pruner.last_call.candidates
     names = list(cand.layers)
     budget = res.cost['budget']
     sp = res.spatial
@@ -405,8 +405,8 @@ def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_
     assert seen[-1] == {**trained, **res_lat.spatial['keep_ratios']}
     assert res_lat.cost['after'] == pytest.approx(const + res_lat.macs_after, rel=1e-9)
     assert all(r['middle_encoder.stage2'] == trained['middle_encoder.stage2'] for r in seen)
-    for o in lat._space.options.values():
-        m, flops = lat._space.cost(o), CostModel_of(o, lat)
+    for o in lat.last_call.joint.space.options.values():
+        m, flops = lat.last_call.joint.space.cost(o), CostModel_of(o, lat)
         assert m.total() == pytest.approx(const + flops.dense_total, rel=1e-9)
         for n in m.tables:  # each conv priced at its MACs under this combination
             assert m.layer_cost(n) == pytest.approx(flops.layer_dense_macs(n), rel=1e-9)
@@ -414,10 +414,11 @@ def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_
     # the budget's reference: every site at its largest candidate; the trained ratios are
     # the calibration pass's count (no forward of their own: above, its whole-detector
     # "time", a fresh count, equals const + that count)
-    largest = lat._space.options[lat._space.key(res_lat.spatial['largest'])]
-    assert all(v == max(lat._candidates_of[k]) for k, v in largest.ratios.items())
-    assert lat._space.forwards == len(lat._space.options) - 1
-    assert before == pytest.approx(const + lat._space.cost(largest).flops.dense_total, rel=1e-9)
+    space = lat.last_call.joint.space
+    largest = space.options[space.key(res_lat.spatial['largest'])]
+    assert all(v == max(lat.last_call.joint.candidates_of[k]) for k, v in largest.ratios.items())
+    assert space.forwards == len(space.options) - 1
+    assert before == pytest.approx(const + space.cost(largest).flops.dense_total, rel=1e-9)
     assert res_lat.cost['after'] <= res_lat.cost['budget'] * (1 + 1e-9)
     # the FLOPs search at the matching budget chooses the same ratios and masks
     _, _, model2 = _model(ADA3D, synth_root)
@@ -438,7 +439,7 @@ def test_joint_latency_prices_every_combination_by_its_own_count_and_time(synth_
 
 def CostModel_of(option, pruner):
     from dm3d_mm.cost.cost_model import CostModel
-    return CostModel(option.counter, list(pruner._cand.layers))
+    return CostModel(option.counter, list(pruner.last_call.candidates.layers))
 
 
 def test_coordinate_search_descends_to_a_coordinate_optimum_in_few_scores():
@@ -523,7 +524,7 @@ def test_the_coordinate_search_counts_fewer_combinations_and_its_choice_is_coord
     assert res.cost['budget'] == pytest.approx(grid_res.cost['budget'], rel=1e-12)
     rows = {tuple(r['ratios'].values()): r for r in res.spatial['combinations']}
     grid_rows = {tuple(r['ratios'].values()): r for r in grid_res.spatial['combinations']}
-    assert len(pruner._space) == len(rows) < len(grid_rows) == 9
+    assert len(pruner.last_call.joint.space) == len(rows) < len(grid_rows) == 9
     for key, row in rows.items():
         assert row['spatial_distortion'] == pytest.approx(
             grid_rows[key]['spatial_distortion'], rel=1e-6, abs=1e-9)
@@ -572,16 +573,16 @@ def test_latency_tables_timed_under_every_combination_equal_a_direct_timing_ther
     pruner.prune(model, batches)
     _, _, fresh = _model(ADA3D, synth_root)
     sites = find_sites(fresh, names=['middle_encoder.bev'])
-    layers = list(pruner._cand.layers)
-    for option in pruner._space.options.values():
+    layers = list(pruner.last_call.candidates.layers)
+    for option in pruner.last_call.joint.space.options.values():
         set_keep_ratios(sites, option.ratios)
         direct = timer().time_tables(fresh, batches, CostModel(
             count_flops(fresh, batches, build_head_outputs(fresh)), layers))
-        priced = pruner._space.cost(option).tables
+        priced = pruner.last_call.joint.space.cost(option).tables
         assert sorted(priced) == sorted(direct)
         for n, t in direct.items():
             assert torch.allclose(priced[n].seconds, t.seconds, rtol=1e-9), n
-    assert len(pruner._space) == 3  # 1.0, 0.25 and the trained 0.5
+    assert len(pruner.last_call.joint.space) == 3  # 1.0, 0.25 and the trained 0.5
 
 
 def test_evaluate_model_evaluates_the_instance_with_its_keep_ratios(synth_root, tmp_path):
@@ -643,7 +644,7 @@ def test_a_rerank_chooses_among_the_best_combinations_by_its_probe(synth_root):
     row = next(r for r in sp['combinations'] if r['ratios'] == chosen['ratios'])
     assert sp['objective'] == row['objective'] > min(
         r['objective'] for r in sp['combinations'] if r['objective'] is not None)
-    expected = pruner._cand.masks_of(row['choice'])
+    expected = pruner.last_call.candidates.masks_of(row['choice'])
     assert set(res.masks) == set(expected)
     assert all(torch.equal(res.masks[n], expected[n]) for n in expected)
     weights = {n: model.get_submodule(n).weight for n in expected}

@@ -9,7 +9,8 @@ import torch
 from conftest import REPO, demo_config
 
 import dm3d_mm  # noqa: F401
-from dm3d_mm.cost.latency_cost import LatencyCost, LatencyTable, build_cost, kept_widths
+from dm3d_mm.cost.budget_cost import build_cost
+from dm3d_mm.cost.latency_cost import LatencyCost, LatencyTable, kept_widths
 from dm3d_mm.pruning import DM3DPruner
 
 SECOND_CKPT = osp.join(REPO, 'checkpoints/second_synth-kitti_cpu.pth')

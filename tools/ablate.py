@@ -95,7 +95,9 @@ def parse_args():
                         'teacher); each weight cell once per recovery')
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--checkpoint', nargs='+', default=[], metavar='KEY=PATH',
-                   help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth")
+                   help="replace a demo checkpoint, e.g. second=my.pth second:ada3d=a.pth; "
+                        "centerpoint:teacher=t.pth: the KD cells' teacher (default: the "
+                        "dense checkpoint)")
     p.add_argument('--seed', type=int, default=None,
                    help="the fine-tunes' random seed (mmengine's randomness.seed; default: "
                         "a random one per run); a second seed goes into its own --work-dir")

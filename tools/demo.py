@@ -26,7 +26,7 @@ from dm3d_mm.apis.demo import (
     ensure_demo_checkpoint,
     evaluate_checkpoint,
 )
-from dm3d_mm.apis.demo_report import kitti_ap_table, summarize_kitti_metrics
+from dm3d_mm.apis.kitti_summary import kitti_ap_table, summarize_kitti_metrics
 from dm3d_mm.apis.model import build_detector
 from dm3d_mm.apis.prune import build_pruner, calibration_batches, save_result, write_reports
 from dm3d_mm.apis.quiet import logged_to

@@ -5,7 +5,6 @@ Example: python tools/make_synthetic_kitti.py --out data/synth_kitti --seed 0
 import argparse
 import json
 import os.path as osp
-import sys
 import time
 
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
@@ -40,7 +39,7 @@ def main():
     t0 = time.time()
     # a progress bar only on a terminal: in a log its every update is a line
     stats = generate(args.out, SyntheticKittiConfig(**wanted), workers=args.workers,
-                     progress=sys.stdout.isatty())
+                     progress=True)
     stats.update(wanted, seconds=round(time.time() - t0, 1))
     with open(stamp, 'w') as f:
         json.dump(stats, f, indent=1)

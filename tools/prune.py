@@ -42,7 +42,7 @@ from dm3d_mm.apis.prune import (
 from dm3d_mm.errors import MissingFile, UserError, WouldOverwrite
 from dm3d_mm.pruning.pruner import ESTIMATOR_NAMES, METHODS
 from dm3d_mm.pruning.result import budget_line
-from dm3d_mm.registry import COST_MODELS, GRANULARITIES, SPATIAL_SEARCHES
+from dm3d_mm.registry import BUDGET_COSTS, GRANULARITIES, SPATIAL_SEARCHES
 
 
 def parse_args():
@@ -60,7 +60,7 @@ def parse_args():
     p.add_argument('--round-to', type=int,
                    help="with --granularity channel: keep multiples of N channels per layer "
                         '(8 suits CPU GEMMs)')
-    p.add_argument('--cost', choices=sorted(COST_MODELS.module_dict),
+    p.add_argument('--cost', choices=sorted(BUDGET_COSTS.module_dict),
                    help="what the budget counts: 'flops' (joint FLOPs) or 'latency' (seconds "
                         'measured per conv on this device; --flops-target is then a fraction '
                         'of the dense time)')
@@ -167,7 +167,7 @@ def main():
         extra['pruned_config'] = pruned_config
     if args.eval:
         from dm3d_mm.apis.demo import evaluate_checkpoint
-        from dm3d_mm.apis.demo_report import summarize_kitti_metrics
+        from dm3d_mm.apis.kitti_summary import summarize_kitti_metrics
         for tag, ckpt, config in (('dense', args.checkpoint, args.config),
                                   ('pruned', out, pruned_config or args.config)):
             metrics = evaluate_checkpoint(config, ckpt, cfg.data_root,

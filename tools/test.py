@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis import add_runner_args, config_from_args, parse_runner_args
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
-from dm3d_mm.apis.demo_report import metrics_summary
+from dm3d_mm.apis.kitti_summary import metrics_summary
 from dm3d_mm.errors import MissingFile
 
 

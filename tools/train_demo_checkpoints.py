@@ -9,7 +9,7 @@ import argparse
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
 from dm3d_mm.apis.demo import DEMO_CONFIGS, train_demo_checkpoint
-from dm3d_mm.apis.demo_report import kitti_ap_table
+from dm3d_mm.apis.kitti_summary import kitti_ap_table
 
 
 def main():

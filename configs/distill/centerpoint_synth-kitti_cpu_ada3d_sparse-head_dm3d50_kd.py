@@ -8,7 +8,7 @@ _base_ = ['../demo/centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py']
 distill = dict(
     teacher=dict(config='configs/demo/centerpoint_synth-kitti_cpu.py',
                  checkpoint='checkpoints/centerpoint_synth-kitti_cpu.pth'),
-    losses=[dict(type='center_head_response', loss_weight=1.0),
-            dict(type='bev_feature', loss_weight=1.0, region='active')])
+    losses=[dict(type='center_head_response', loss_weight=2.0, box_weight=0.25, cls_norm='peaks'),
+            dict(type='bev_feature', loss_weight=0.5, region='active')])
 custom_hooks = [dict(type='DM3DPruningHook', freeze_norm_stats=True),
                 dict(type='DistillationHook')]

@@ -11,7 +11,7 @@ from mmengine.runner.checkpoint import get_state_dict, save_checkpoint, weights_
 
 from ..errors import MissingFile
 from .config_utils import load_config
-from .demo_report import summarize_kitti_metrics
+from .kitti_summary import summarize_kitti_metrics
 
 DENSE_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu.py',
                       'configs/demo/pointpillars_synth-kitti_cpu.py',

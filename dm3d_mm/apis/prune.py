@@ -9,7 +9,7 @@ from ..joint.sites import keep_ratios_into_config
 from ..pruning.builder import build_pruner
 from ..pruning.calib_frames import calibration_batches, resolve_calib
 from ..pruning.checkpoint import save_pruned_checkpoint
-from ..pruning.pruner import PruneResult
+from ..pruning.result import PruneResult
 
 __all__ = ['build_pruner', 'calibration_batches', 'resolve_calib', 'write_reports',
            'save_result', 'write_pruned_config', 'count_reference']

@@ -1,10 +1,6 @@
-"""What the DP's budget is counted in: joint FLOPs (default) or measured latency.
+"""A budget in measured latency (``DM3DPruner(cost='latency')``; the ``BUDGET_COSTS``
+pieces are listed in ``cost/budget_cost.py``).
 
-The DP only asks a cost model for a layer's cost at each candidate mask, the whole model's
-cost at a set of masks and the floor no allocation goes below; ``COST_MODELS`` holds the
-swappable pieces that answer (``DM3DPruner(cost=...)``):
-
-- ``'flops'`` (:class:`FlopsCost`): the exact joint FLOPs of ``cost/cost_model.py``.
 - ``'latency'`` (:class:`LatencyCost`): seconds per frame on the device the pruner runs on.
   Every conv that ran in a timed forward is timed again alone, on the input it saw there, at
   a grid of (kept input channels x kept output channels) widths (weights and input sliced:
@@ -36,14 +32,14 @@ removed) and allocates again, the target scaled, while that time is over the bud
 import copy
 import time
 from collections import OrderedDict
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 from mmengine import dist
 from torch import Tensor, nn
 
 from ..errors import UserError
-from ..registry import COST_MODELS, build_piece
+from ..registry import BUDGET_COSTS
 from .cost_model import CostModel
 from .layouts import in_channel_axis, kept_in_channels, kept_out_channels, mask_at, out_channel_axis
 
@@ -190,37 +186,7 @@ def time_conv(layer: nn.Module, inputs: Sequence, cin: int, cout: int, repeats: 
         return best_seconds(lambda: [slim(x) for x in xs], repeats, dev)
 
 
-@COST_MODELS.register_module(name='flops')
-class FlopsCost:
-    """The DP counts the exact joint FLOPs (the default)."""
-    unit = 'MACs'
-
-    def build(self, model: nn.Module, batches: Sequence[dict], flops: CostModel) -> CostModel:
-        """The FLOPs model itself."""
-        return flops
-
-    def option_pricer(self, model: nn.Module, batches: Sequence[dict],
-                      reference: CostModel) -> Callable[[CostModel], CostModel]:
-        """Each spatial combination's own count (see the module docstring)."""
-        return lambda counted: counted
-
-    def measure(self, runnable: Callable[[], nn.Module], batches: Sequence[dict],
-                counted: CostModel, masks: Dict[str, Tensor]) -> float:
-        """The pruned model's joint FLOPs: its fresh count under its masks.
-
-        Args:
-            runnable (Callable): unused (the count is the model's as it runs).
-            batches (Sequence[dict]): unused.
-            counted (CostModel): the pruned model counted afresh on the calibration frames.
-            masks (dict[str, Tensor]): its masks.
-
-        Returns:
-            float: MACs per frame.
-        """
-        return counted.total(masks)
-
-
-@COST_MODELS.register_module(name='latency')
+@BUDGET_COSTS.register_module(name='latency')
 class LatencyCost:
     """The DP counts measured seconds per frame (see the module docstring).
 
@@ -369,8 +335,3 @@ def _rank0(fn: Callable[[], object]):
     if size > 1:
         dist.broadcast_object_list(shared, src=0)
     return shared[0]
-
-
-def build_cost(cfg) -> Union[FlopsCost, LatencyCost]:
-    """A cost piece from its registered name or a ``dict(type=...)`` config."""
-    return build_piece(cfg, COST_MODELS, 'cost', (FlopsCost, LatencyCost))

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..progress import progress_bar
 from . import kitti_layout as kl
 from .lidar_sim import LidarConfig, ray_directions, simulate_sweep
 from .synthetic_scene import SceneConfig, sample_scene
@@ -57,8 +58,6 @@ def _write_one(args):
 def generate(root: str, cfg: SyntheticKittiConfig, workers: Optional[int] = None,
              progress: bool = True) -> Dict:
     """Write the benchmark under root; returns summary statistics."""
-    from mmengine.utils import ProgressBar
-
     for sub in ('velodyne', 'label_2', 'calib'):
         os.makedirs(osp.join(root, 'training', sub), exist_ok=True)
     reduced = osp.join(root, 'training', 'velodyne_reduced')
@@ -70,7 +69,7 @@ def generate(root: str, cfg: SyntheticKittiConfig, workers: Optional[int] = None
     jobs = [(cfg, root, i, i >= cfg.num_val) for i in val_ids + train_ids]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     results = []
-    bar = ProgressBar(len(jobs)) if progress else None
+    bar = progress_bar(len(jobs), progress)
     with Pool(workers) as pool:
         for res in pool.imap_unordered(_write_one, jobs, chunksize=4):
             results.append(res)

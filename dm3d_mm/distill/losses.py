@@ -6,8 +6,8 @@ features that head took (the neck's BEV maps) and its raw outputs, recorded on o
 iteration. With student = teacher every loss is exactly 0.
 
 - ``center_head_response``: CenterPoint's CenterHead, per task: the class heatmaps
-  (sigmoid, squared error, normalised by the teacher's heatmap mass) and the regression maps
-  (L1 where the teacher is confident, weighted by its confidence);
+  (sigmoid, squared error, over the teacher's heatmap mass or its number of peaks) and the
+  regression maps (L1 where the teacher is confident, weighted by its confidence);
 - ``anchor_head_response``: anchor heads (SECOND, PointPillars): class probabilities, box
   deltas and direction logits, per anchor, the same way;
 - ``bev_feature``: imitation of the teacher's BEV features (the head's input), over every
@@ -86,10 +86,14 @@ class DistillLoss(nn.Module):
         raise NotImplementedError
 
 
-def _soft_mse(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
-    """Squared error of the sigmoid probabilities over the teacher's probability mass."""
+def _soft_mse(student_logits: Tensor, teacher_logits: Tensor, peaks_above=None) -> Tensor:
+    """Squared error of the sigmoid probabilities, summed over every location, over the
+    teacher's probability mass, or (``peaks_above`` a probability) over the number of
+    locations where the teacher exceeds it (as CenterPoint's focal loss is over the number
+    of objects)."""
     t = teacher_logits.detach().sigmoid()
-    return ((student_logits.sigmoid() - t) ** 2).sum() / t.sum().clamp(min=1.0)
+    norm = t.sum() if peaks_above is None else (t > peaks_above).sum().to(t.dtype)
+    return ((student_logits.sigmoid() - t) ** 2).sum() / norm.clamp(min=1.0)
 
 
 def _weighted_l1(student: Tensor, teacher: Tensor, weight: Tensor) -> Tensor:
@@ -108,14 +112,24 @@ class HeadResponse(DistillLoss):
         box_weight (float): the factor of the box term. Defaults to 1.0.
         min_confidence (float): the teacher's class probability below which a location's
             boxes are not distilled. Defaults to 0.1.
+        cls_norm (str): what the class term's summed squared error is divided by:
+            ``'mass'``, the teacher's summed class probability (every location's share,
+            background included), or ``'peaks'``, the number of locations where the
+            teacher's probability exceeds ``min_confidence`` (a term of the size of the GT
+            heatmap loss, which is over the number of objects). Defaults to 'mass'.
     """
+    CLS_NORMS = ('mass', 'peaks')
 
     def __init__(self, loss_weight: float = 1.0, box_weight: float = 1.0,
-                 min_confidence: float = 0.1):
+                 min_confidence: float = 0.1, cls_norm: str = 'mass'):
         super().__init__(loss_weight, min_confidence)
         if not box_weight >= 0:
             raise UserError(f'{type(self).__name__}: box_weight >= 0, got {box_weight}')
+        if cls_norm not in self.CLS_NORMS:
+            raise UserError(f'{type(self).__name__}: cls_norm must be one of '
+                            f'{self.CLS_NORMS}, got {cls_norm!r}')
         self.box_weight = float(box_weight)
+        self.peaks_above = self.min_confidence if cls_norm == 'peaks' else None
 
 
 @DISTILL_LOSSES.register_module(name='center_head_response')
@@ -137,7 +151,7 @@ class CenterHeadResponse(HeadResponse):
         cls_terms, box_terms = [], []
         for s_task, t_task in zip(kd.student_outs, kd.teacher_outs):
             for s, t in zip(s_task, t_task):
-                cls_terms.append(_soft_mse(s['heatmap'], t['heatmap']))
+                cls_terms.append(_soft_mse(s['heatmap'], t['heatmap'], self.peaks_above))
                 conf = self.confident(t['heatmap'].detach().sigmoid().amax(1, keepdim=True))
                 for key in sorted(k for k in t if k != 'heatmap'):
                     box_terms.append(_weighted_l1(s[key], t[key], conf))
@@ -164,7 +178,7 @@ class AnchorHeadResponse(HeadResponse):
         s_outs, t_outs = kd.student_outs, kd.teacher_outs
         cls_terms, box_terms = [], []
         for level, (s_cls, t_cls) in enumerate(zip(s_outs[0], t_outs[0])):
-            cls_terms.append(_soft_mse(s_cls, t_cls))
+            cls_terms.append(_soft_mse(s_cls, t_cls, self.peaks_above))
             b, ac, h, w = t_cls.shape
             a = ac // head.num_classes
             conf = t_cls.detach().sigmoid().reshape(b, a, head.num_classes, h, w).amax(2)

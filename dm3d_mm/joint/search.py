@@ -13,7 +13,7 @@ keep ratios, dense weights) with the same head-output distortion as the weight c
 ``r``: the calibration frames are run with ``r`` in force and the pairs of every layer
 counted, so a ratio changes the cost of every layer downstream of it, and a weight density
 multiplies those pairs. Each combination the search asks for is counted once
-(:class:`SpatialOptions`; its forwards resume from the encoder stages an earlier combination
+(:class:`CombinationCounts`; its forwards resume from the encoder stages an earlier combination
 or the calibration pass ran with the same settings, ``spatial/stage_memo.py``); for each,
 DM3D's DP gives the optimal weight choice within the budget, and the combination of least
 objective wins (the sum above by default; ``joint/objective.py``: other ``JOINT_OBJECTIVES``
@@ -30,11 +30,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
-from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
 from ..cost import FlopsCounter
 from ..errors import BudgetBelowFloor, UserError
+from ..progress import progress_bar
 from ..spatial.stage_memo import StageMemo
 from ..weight.allocators import Allocator, WeightProblem
 from ..weight.calibration import counted_distortion
@@ -46,7 +46,7 @@ from .spatial_search import build_spatial_search
 DEFAULT_GRID = (1.0, 0.75, 0.5, 0.25)
 
 
-class SpatialGrid:
+class SpatialSpec:
     """The ``spatial=`` section of a pruning config: which sites the allocation chooses the
     keep ratio of, from which values (each site's ratio in force is always one of them), and
     how the combinations are searched. Every combination the search scores is run once on the
@@ -59,7 +59,7 @@ class SpatialGrid:
             ``middle_encoder.bev``), among every site the finders could set (an Ada3D
             location the model does not drop at, such as ``middle_encoder.input``, included);
             None: the sites the model drops at. Defaults to None.
-        finders (Sequence[str | dict]): ``SPATIAL_SITES`` finders. Defaults to
+        finders (Sequence[str | dict]): ``SITE_FINDERS`` finders. Defaults to
             ('ada3d', 'spss').
         search (str | dict): a ``SPATIAL_SEARCHES`` search: 'grid' (every combination) or
             'coordinate' (coordinate descent over the sites). Defaults to 'grid'.
@@ -124,7 +124,7 @@ class SpatialGrid:
 
 
 @dataclass
-class SpatialOption:
+class KeepCombination:
     """One combination of keep ratios, counted and measured with dense weights.
 
     Args:
@@ -178,7 +178,7 @@ def shared_stages(sites: Sequence[SpatialSite], memo: Optional[StageMemo]):
             enc.stage_memo = None
 
 
-class SpatialOptions:
+class CombinationCounts:
     """Combinations of keep ratios counted, measured and priced when first asked for, each
     once (the model's ratios restored after each).
 
@@ -201,11 +201,11 @@ class SpatialOptions:
                  batches: Sequence[dict], reference: list, outputs: Callable,
                  price: Callable, lambdas=(0.0, 1.0), progress: bool = False,
                  memo: Optional[StageMemo] = None):
-        self.bar = ProgressBar(0) if progress else None
+        self.bar = progress_bar(0, progress)
         self.model, self.sites, self.batches = model, list(sites), batches
         self.reference, self.outputs, self.lambdas, self.price = reference, outputs, \
             lambdas, price
-        self.options: Dict[tuple, SpatialOption] = {}  # counted here or added
+        self.options: Dict[tuple, KeepCombination] = {}  # counted here or added
         self.forwards = 0  # combinations counted here (one forward over the frames each)
         self.costs: Dict[tuple, object] = {}
         self.seconds = dict(count=0.0, price=0.0)
@@ -216,7 +216,7 @@ class SpatialOptions:
         return tuple(float(ratios[s.name]) for s in self.sites)
 
     @torch.no_grad()
-    def get(self, ratios: Dict[str, float]) -> SpatialOption:
+    def get(self, ratios: Dict[str, float]) -> KeepCombination:
         """The combination counted and measured with dense weights (and priced)."""
         key = self.key(ratios)
         if key not in self.options:
@@ -236,14 +236,14 @@ class SpatialOptions:
         return self.options[key]
 
     def add(self, ratios: Dict[str, float], counter: FlopsCounter,
-            distortion: float = 0.0) -> SpatialOption:
+            distortion: float = 0.0) -> KeepCombination:
         """A combination counted on the calibration frames (by ``get``, or elsewhere: the
         calibration pass counts the model as trained, the reference itself: distortion
         0), priced here with its ratios in force."""
         key = self.key(ratios)
         if key not in self.options:
             ratios = {s.name: float(ratios[s.name]) for s in self.sites}
-            option = SpatialOption(ratios, counter, float(distortion))
+            option = KeepCombination(ratios, counter, float(distortion))
             with ratios_in_force(self.sites, ratios):
                 t0 = time.perf_counter()
                 self.costs[key] = self.price(option)
@@ -251,7 +251,7 @@ class SpatialOptions:
             self.options[key] = option
         return self.options[key]
 
-    def cost(self, option: SpatialOption):
+    def cost(self, option: KeepCombination):
         """The cost model of a combination counted here."""
         return self.costs[self.key(option.ratios)]
 
@@ -264,7 +264,7 @@ class JointChoice:
     """The joint optimum and the table of every combination.
 
     Args:
-        option (SpatialOption): the chosen combination (its keep ratio per site and count).
+        option (KeepCombination): the chosen combination (its keep ratio per site and count).
         masks (dict[str, Tensor]): the chosen weight masks.
         choice (list[int]): the chosen candidate per weight item.
         spatial_distortion (float): D_s of the chosen ratios.
@@ -277,7 +277,7 @@ class JointChoice:
         converged (bool): whether the search ended converged (a coordinate search that
             stopped at ``max_sweeps`` still moving did not). Defaults to True.
     """
-    option: SpatialOption
+    option: KeepCombination
     masks: Dict[str, Tensor]
     choice: List[int]
     spatial_distortion: float
@@ -292,7 +292,7 @@ class JointChoice:
         return self.option.ratios
 
     @classmethod
-    def of_row(cls, row: dict, space: 'SpatialOptions', masks: Dict[str, Tensor],
+    def of_row(cls, row: dict, space: 'CombinationCounts', masks: Dict[str, Tensor],
                table: List[Dict], converged: bool = True) -> 'JointChoice':
         """The choice a row of ``table`` describes (its combination counted in ``space``,
         ``masks`` its weight choice's; ``converged``: the search's)."""
@@ -306,25 +306,25 @@ class JointChoice:
         return self.spatial_distortion + self.weight_distortion
 
 
-def joint_search(space: SpatialOptions, search, candidates: Dict[str, List[float]],
+def joint_search(space: CombinationCounts, search, candidates: Dict[str, List[float]],
                  start: Dict[str, float],
-                 problem_of: Callable[[SpatialOption], Optional[WeightProblem]],
+                 problem_of: Callable[[KeepCombination], Optional[WeightProblem]],
                  allocator: Allocator, objective: Callable = SumObjective()) -> JointChoice:
     """The combination and weight choice of least objective within the budget, over the
     combinations ``search`` scores.
 
     Args:
-        space (SpatialOptions): counts combinations on demand (those already counted are
+        space (CombinationCounts): counts combinations on demand (those already counted are
             scored first, in their order).
         search (GridSearch | CoordinateSearch): a ``SPATIAL_SEARCHES`` search (the
-            ``spatial=`` section's ``SpatialGrid.search``).
+            ``spatial=`` section's ``SpatialSpec.search``).
         candidates (dict[str, list[float]]): site -> its values.
         start (dict[str, float]): the ratios in force before pruning (scored first).
         problem_of (Callable): combination -> the weight problem under its count (None if
             its floor alone is over the budget).
         allocator (Allocator): the weight allocator (one with ``uses_curves``).
         objective (Callable): ``objective(D_s, D_w)``, a ``JOINT_OBJECTIVES`` piece (the
-            ``spatial=`` section's ``SpatialGrid.objective``). Defaults to the sum.
+            ``spatial=`` section's ``SpatialSpec.objective``). Defaults to the sum.
 
     Returns:
         JointChoice: the optimum and the table (every scored combination).

@@ -1,7 +1,7 @@
 """Spatial pruning sites: the places of a detector where a keep ratio decides how many
 voxels or BEV pixels go on, and which the joint allocation chooses after training.
 
-Each registered finder (``SPATIAL_SITES``) returns the sites of one kind of spatial module:
+Each registered finder (``SITE_FINDERS``) returns the sites of one kind of spatial module:
 
 - ``ada3d``: every location of an :class:`Ada3DSparseEncoder`'s ``keep_ratios`` ('input',
   'stageN', 'bev'): the fraction of non-empty BEV columns / pixels the importance predictor
@@ -19,7 +19,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 from torch import nn
 
 from ..errors import UserError
-from ..registry import SPATIAL_SITES, build_piece
+from ..registry import SITE_FINDERS, build_piece
 from ..spatial.ada3d_encoder import Ada3DSparseEncoder
 from ..spatial.spss_conv import SPSSSparseConv3d, SPSSSubMConv3d
 from ..spatial.spss_encoder import SPSSSparseEncoder
@@ -130,7 +130,7 @@ def _check_keep(name: str, keep: float) -> None:
 
 
 class SiteFinder:
-    """Finds the sites of one kind of spatial module (a ``SPATIAL_SITES`` piece)."""
+    """Finds the sites of one kind of spatial module (a ``SITE_FINDERS`` piece)."""
 
     def find(self, model: nn.Module) -> List[SpatialSite]:
         """The sites the model drops at now, in the order it runs them."""
@@ -141,7 +141,7 @@ class SiteFinder:
         return self.find(model)
 
 
-@SPATIAL_SITES.register_module(name='ada3d')
+@SITE_FINDERS.register_module(name='ada3d')
 class Ada3DSites(SiteFinder):
     """The locations of every Ada3D encoder's ``keep_ratios``; :meth:`candidates` adds
     every other location the encoder can drop at (keep 1.0 until set)."""
@@ -161,7 +161,7 @@ class Ada3DSites(SiteFinder):
                 for loc in locations(m)]
 
 
-@SPATIAL_SITES.register_module(name='spss')
+@SITE_FINDERS.register_module(name='spss')
 class SPSSSites(SiteFinder):
     """The stages of every SPSS encoder that hold pruning convs (a stage built without them
     cannot drop, so :meth:`candidates` are the same sites)."""
@@ -181,7 +181,7 @@ class SPSSSites(SiteFinder):
 
 def find_sites(model: nn.Module, finders: Sequence = ('ada3d', 'spss'),
                names: Optional[Sequence[str]] = None) -> List[SpatialSite]:
-    """The spatial sites of ``model`` the ``finders`` (``SPATIAL_SITES`` names or configs)
+    """The spatial sites of ``model`` the ``finders`` (``SITE_FINDERS`` names or configs)
     find, in the order the model runs them: the sites in force, or with ``names`` those named
     among every site the finders could set (each must exist), in the order named.
 
@@ -194,7 +194,7 @@ def find_sites(model: nn.Module, finders: Sequence = ('ada3d', 'spss'),
     Returns:
         list[SpatialSite]: the sites.
     """
-    finders = [build_piece(f, SPATIAL_SITES, 'spatial site') for f in finders]
+    finders = [build_piece(f, SITE_FINDERS, 'spatial site') for f in finders]
     if names is None:
         return [s for f in finders for s in f.find(model)]
     by_name = {s.name: s for f in finders for s in f.candidates(model)}

@@ -3,7 +3,7 @@ pruned model as it will run), whether it fits its budget, and what the report ne
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from torch import Tensor
+from torch import Tensor, nn
 
 #: a measured output distortion this many times the predicted one is flagged in the report
 DISTORTION_GAP_FACTOR = 3.0
@@ -113,3 +113,22 @@ def budget_line(info: Dict) -> str:
     return (f"target {info['flops_target']:.4g} of {of} ({describe_cost(before, unit)} per "
             f'frame) = a budget of {describe_cost(budget, unit)}; the pruned model '
             f'{describe_cost(after, unit)} ({after / before:.4f} of the reference)')
+
+
+def layer_results(layers: Dict[str, nn.Module], masks: Dict[str, Tensor], flops,
+                  counted, curves: Dict[str, dict]) -> List[LayerResult]:
+    """The report's row of every pruned layer.
+
+    Args:
+        layers (dict[str, nn.Module]): the pruned layers.
+        masks (dict[str, Tensor]): their masks.
+        flops (CostModel): the joint FLOPs of the model before pruning.
+        counted (CostModel): the pruned model's, counted afresh.
+        curves (dict[str, dict]): the chosen curves (their ``chosen_distortion``).
+    """
+    return [LayerResult(n, flops.layers[n].part, m.weight.numel(),
+                        1.0 - float(masks[n].float().mean()),
+                        flops.layers[n].dense_macs / flops.frames,
+                        counted.layer_macs(n, masks[n]) if n in counted.layers else 0.0,
+                        curves.get(n, {}).get('chosen_distortion'))
+            for n, m in layers.items()]

@@ -15,13 +15,12 @@ from typing import Dict, Optional, Tuple
 
 from ..apis.config_utils import load_config
 from ..apis.demo import evaluate_checkpoint
-from ..apis.demo_report import summarize_kitti_metrics
 from ..apis.finetune import finetune_and_test
 from ..apis.flops import joint_gmacs
+from ..apis.kitti_summary import summarize_kitti_metrics
 from ..apis.model import build_detector
 from ..apis.prune import build_pruner, calibration_batches, save_result
-from ..errors import MissingFile, MissingKey, UserError
-from ..pruning.pruner import BudgetBelowFloor
+from ..errors import BudgetBelowFloor, MissingFile, MissingKey, UserError
 from .cells import DETECTORS, STUDIES, Cell
 from .results_file import ResultsFile
 
@@ -51,9 +50,9 @@ def joint_target(model, dense_model, batches, fraction: float,
         measure (Callable): ``measure(model, batches)``, the cost the budget counts: joint
             GMACs per frame (default) or a latency cost's ``whole_seconds``.
     """
-    from ..joint.search import SpatialGrid
+    from ..joint.search import SpatialSpec
     from ..joint.sites import ratios_in_force
-    grid = SpatialGrid(**(spatial_grid or {}))
+    grid = SpatialSpec(**(spatial_grid or {}))
     sites = grid.sites_of(model)
     with ratios_in_force(sites, grid.largest(sites)):
         largest = measure(model, batches)
@@ -73,7 +72,8 @@ class Ablation:
         checkpoint_root (str): the directory relative checkpoint paths of ``DETECTORS``
             start from. Defaults to '.'.
         checkpoints (dict, optional): checkpoint paths that replace the demo ones, keyed
-            'second', 'second:spss50', ... Defaults to None.
+            'second', 'second:spss50', ..., and 'centerpoint:teacher' (the KD cells'
+            teacher). Defaults to None.
         cfg_options (dict, optional): overrides merged into every config. Defaults to None.
         device (str, optional): 'cuda' or 'cpu' for pruning and counting. Defaults to None.
         spatial_grid (dict, optional): the ``spatial=`` section of the joint cells' pruner;
@@ -154,6 +154,20 @@ class Ablation:
             setup.checkpoint if spatial is None else setup.spatial[spatial].checkpoint)
         if not osp.isfile(path):
             raise MissingFile(f'{key} checkpoint not found: {path}')
+        return path
+
+    def teacher_checkpoint(self, detector: str) -> str:
+        """The checkpoint of the dense teacher of ``detector``'s KD cells: ``checkpoints``'
+        ``'<detector>:teacher'`` (e.g. the dense model trained on the students' total
+        schedule), else the dense demo checkpoint; recorded in ``_meta``, one per work
+        dir."""
+        path = self.checkpoints.get(f'{detector}:teacher') or self._checkpoint(detector)
+        if not osp.isfile(path):
+            raise MissingFile(f'{detector}:teacher checkpoint not found: {path}')
+        teachers = self.results.setdefault('_meta', {}).setdefault('teachers', {})
+        if teachers.setdefault(detector, path) != path:
+            raise UserError(f'{self.path} holds KD cells distilled from {teachers[detector]}, '
+                            f'not {path}: give another teacher its own work dir')
         return path
 
     def dense_gmacs(self, detector: str) -> float:
@@ -293,7 +307,7 @@ class Ablation:
                 options['custom_hooks'].append(dict(
                     type='DistillationHook', losses=[dict(x) for x in setup.distill_losses],
                     teacher=dict(config=setup.finetune_config,
-                                 checkpoint=self._checkpoint(cell.detector))))
+                                 checkpoint=self.teacher_checkpoint(cell.detector))))
             out = finetune_and_test(config, self.data_root, osp.join(cell_dir, 'finetune'),
                                     load_from=ckpt, epochs=self.epochs, cfg_options=options)
             metrics, ckpt = out['metrics'], out['checkpoint']

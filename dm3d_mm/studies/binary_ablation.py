@@ -13,9 +13,9 @@ from mmengine.logging import print_log
 
 from ..apis.config_utils import load_config
 from ..apis.demo import evaluate_checkpoint
-from ..apis.demo_report import CLASSES, summarize_kitti_metrics
 from ..apis.finetune import finetune_and_test
 from ..apis.flops import count_on_dataset
+from ..apis.kitti_summary import CLASSES, summarize_kitti_metrics
 from ..apis.model import build_detector
 from ..binary import BinaryLinear, save_packed_checkpoint
 from ..cost.report import flops_report

@@ -124,8 +124,11 @@ DETECTORS: Dict[str, DetectorSetup] = {
                 _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head.py',
                 'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth',
                 _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py')},
-        distill_losses=(dict(type='center_head_response'),
-                        dict(type='bev_feature', region='active'))),
+        # the heatmap term over the teacher's peaks (over its whole heatmap mass it is
+        # ~0.04, too small to train), the box term at the GT box loss' weight (0.25)
+        distill_losses=(dict(type='center_head_response', loss_weight=2.0, box_weight=0.25,
+                             cls_norm='peaks'),
+                        dict(type='bev_feature', region='active', loss_weight=0.5))),
 }
 
 #: how a weight cell recovers after pruning: plain fine-tuning with the masks kept, or the

@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from ..errors import BudgetBelowFloor, UserError
 from ..registry import ALLOCATORS
-from .allocation import Allocation, allocate
 from .baselines import erk_masks, global_magnitude_masks, lamp_masks, uniform_masks
+from .dp import Allocation, allocate
 
 Masks = Dict[str, Tensor]
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
 from ..cost import FlopsCounter, frames_in
 from ..cost.layouts import mask_at
 from ..errors import UserError
+from ..progress import progress_bar
 from .distributed import gather_rows, reduce_counter, sum_over_ranks
 from .head_outputs import DEFAULT_LAMBDAS, weighted_distortion
 
@@ -69,7 +69,7 @@ def calibration_pass(model: nn.Module, layers: Dict[str, nn.Module], batches: Se
     sb, sc = float(lambdas[0]) ** 0.5, float(lambdas[1]) ** 0.5
     reference = []
     reached: set = set()
-    bar = ProgressBar(len(batches)) if progress else None
+    bar = progress_bar(len(batches), progress)
     was_training = model.training
     model.eval()
     counter = FlopsCounter(model) if count else None
@@ -181,7 +181,7 @@ def actual_distortion_curves(model: nn.Module, layers: Dict[str, nn.Module],
     """The paper's 'actual distortion' (Tab. 5): prune one layer alone to each candidate
     ratio, run the calibration frames, measure the output distortion."""
     out = {}
-    bar = ProgressBar(sum(len(c) - 1 for c in counts.values())) if progress else None
+    bar = progress_bar(sum(len(c) - 1 for c in counts.values()), progress)
     for name, module in layers.items():
         w0 = module.weight.detach().clone()
         curve = torch.zeros(len(counts[name]), dtype=torch.float64)
