@@ -22,7 +22,8 @@ them is defined here, and the modules named in ``locations`` register their entr
 - ``JOINT_RERANKS``: how the joint allocation's best combinations are re-ranked before one
   is chosen (``finetune_probe``: a short fine-tune of each);
 - ``DISTILL_LOSSES``: the losses a dense teacher adds to a student's training
-  (``center_head_response``, ``anchor_head_response``, ``bev_feature``).
+  (``center_head_response``, ``anchor_head_response``, ``bev_feature``);
+- ``BENCHES``: the benchmarks ``tools/bench.py NAME`` runs.
 
 They are roots of their own trees with scope ``dm3d_mm``, and every build runs in that
 scope. Without that, a build inside an mmdet3d Runner (default scope ``mmdet3d``) looks for
@@ -78,3 +79,5 @@ JOINT_RERANKS = Registry('joint_rerank', scope=SCOPE, build_func=build_in_scope,
                          locations=['dm3d_mm.joint.rerank'])
 DISTILL_LOSSES = Registry('distill_loss', scope=SCOPE, build_func=build_in_scope,
                           locations=['dm3d_mm.distill.losses'])
+BENCHES = Registry('bench', scope=SCOPE, build_func=build_in_scope,
+                   locations=['dm3d_mm.benches'])

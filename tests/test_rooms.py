@@ -9,7 +9,8 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / 'dm3d_mm'
 # bottom to top: a room may import from the rooms before it (and ``registry``)
 ROOMS = ['compat', 'sparse', 'datasets', 'models', 'cost', 'spatial', 'binary', 'weight',
-         'structured', 'distill', 'joint', 'pruning', 'hooks', 'apis', 'studies']
+         'structured', 'distill', 'joint', 'pruning', 'hooks', 'apis', 'studies',
+         'benches']
 
 
 def module_imports(path: Path):

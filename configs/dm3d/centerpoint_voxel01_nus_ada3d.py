@@ -5,7 +5,7 @@
 # CenterHead's convs skip the pixels Ada3D dropped (../_base_/models/ada3d_sparse_head.py:
 # the same state_dict keys; training runs their own forwards). Set load_from to your step-2
 # checkpoint (centerpoint_voxel01_nus_ada3d_stage2.py). The Ada3D model DM3D prunes jointly
-# (tools/prune.py --spatial), and the one bench/detector_speed.py --settings centerpoint-nus
+# (tools/prune.py --spatial), and the one tools/bench.py detector_speed --settings centerpoint-nus
 # times with random weights.
 _base_ = ['./centerpoint_voxel01_nus_ada3d_stage2.py', '../_base_/models/ada3d_sparse_head.py']
 model = dict(train_predictor_only=False,

@@ -3,6 +3,6 @@
 # 2 and 4, 50 % of the BEV pixels entering the 2D backbone), on the detector's fine-tune base
 # schedule. Set load_from to your step-2 checkpoint (second_kitti_ada3d_stage2.py). The
 # Ada3D model DM3D prunes jointly (tools/prune.py --spatial), and the one
-# bench/detector_speed.py --settings second-kitti times with random weights.
+# tools/bench.py detector_speed --settings second-kitti times with random weights.
 _base_ = ['./second_kitti_ada3d_stage2.py']
 model = dict(train_predictor_only=False)

@@ -1,8 +1,19 @@
 """Compact per-class KITTI AP summaries (3D and BEV, AP40, strict IoU) for tools and notes."""
-from typing import Dict
+from typing import Dict, Optional
 
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 LEVELS = ('easy', 'moderate', 'hard')
+
+
+def moderate_map(summary: Dict[str, Dict[str, float]]) -> Optional[float]:
+    """Mean over ``CLASSES`` of the moderate AP of a :func:`summarize_kitti_metrics`
+    summary (the demo tables' mAP; None where a class is missing).
+
+    Args:
+        summary (dict): class -> level -> AP.
+    """
+    vals = [summary.get(c, {}).get('moderate') for c in CLASSES]
+    return None if any(v is None for v in vals) else sum(vals) / len(CLASSES)
 
 
 def summarize_kitti_metrics(metrics: Dict[str, float], kind: str = '3D') -> Dict:

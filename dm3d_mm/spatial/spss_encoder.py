@@ -64,7 +64,7 @@ class SPSSSparseEncoder(SparseEncoder):
             ``prune_ratios``. Defaults to None.
         min_prune_channels (int): convs with fewer output channels than this stay dense
             spconv layers: on CPU, pruning a narrow conv costs more in scoring, keep masks
-            and restricted rulebooks than its small GEMM saves (``bench/spss_layer_speed.py``
+            and restricted rulebooks than its small GEMM saves (``tools/bench.py spss_layer_speed``
             measures where it starts to pay). Defaults to 0 (prune every conv).
         score_widths (dict, optional): ``dict(base_channels=..., encoder_channels=...)``
             of the encoder as trained, where channel pruning has since slimmed it: each

@@ -104,7 +104,7 @@ class ChannelGranularity(Granularity):
         round_to (int): Every candidate keeps a multiple of ``round_to`` channels (the
             unpruned width excepted): GEMMs of odd widths run slower on CPU than the
             nearest multiple of 8 above them, so a slim model of odd widths can be slower
-            than its FLOPs say (measured in bench/granularity_speed.py). Defaults to 1.
+            than its FLOPs say (measured in tools/bench.py granularity_speed). Defaults to 1.
     """
 
     def __init__(self, round_to: int = 1):

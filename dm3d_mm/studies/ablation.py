@@ -17,7 +17,7 @@ from ..apis.config_utils import load_config
 from ..apis.demo import evaluate_checkpoint
 from ..apis.finetune import finetune_and_test
 from ..apis.flops import joint_gmacs
-from ..apis.kitti_summary import summarize_kitti_metrics
+from ..apis.kitti_summary import moderate_map, summarize_kitti_metrics
 from ..apis.model import build_detector
 from ..apis.prune import build_pruner, calibration_batches, save_result
 from ..errors import BudgetBelowFloor, MissingFile, MissingKey, UserError
@@ -322,7 +322,7 @@ class Ablation:
         ap = summarize_kitti_metrics(metrics)
         row = dict(asdict(cell), name=cell.name, kind=cell.kind, gmacs=gmacs,
                    flops_ratio=gmacs / dense_gmacs, ap=ap, epochs=epochs,
-                   mAP=sum(ap[c]['moderate'] for c in ('Car', 'Pedestrian', 'Cyclist')) / 3,
+                   mAP=moderate_map(ap),
                    allocation=allocation, seconds=time.perf_counter() - start,
                    checkpoint=ckpt,
                    **(dict(joint_choice=choice) if choice else {}))

@@ -3,9 +3,9 @@ plots (Fig. 1: AP against joint FLOPs; Fig. 4: layer-wise sparsity per budget; t
 study's frontier against FLOPs and wall time) from ablation results."""
 from typing import Dict, List, Optional
 
+from ..apis.kitti_summary import CLASSES
 from .cells import DETECTORS
 
-CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 # what a cell's FLOPs saving is: computed less (spatial pruning skips the voxels and pixels)
 # or counted only (unstructured weight masks: the dense kernels still run)
 SAVING = {'dense': '-', 'dense-ft': '-', 'spatial': 'skipped', 'spatial-ft': 'skipped',
@@ -124,7 +124,7 @@ def table_joint(results: Dict, detector: str, wall: Optional[Dict[str, float]] =
         results (dict): the ablation's results.
         detector (str): the detector's key.
         wall (dict, optional): cell name -> whole-detector wall time / dense
-            (``bench/frontier_time.py``); adds that column. Defaults to None.
+            (``tools/bench.py frontier_time``); adds that column. Defaults to None.
     """
     rows = _main_rows(results, detector)
     joint = [r for r in rows if r['kind'] == 'joint']

@@ -8,6 +8,7 @@ from typing import Dict, List, Sequence
 import torch
 from mmdet3d.models.detectors import MVXTwoStageDetector
 
+from ..apis.kitti_summary import CLASSES
 from ..errors import UserError
 from ..models.sort_voxelization import use_sort_voxelization
 
@@ -130,7 +131,7 @@ def ratio_table(rows: Dict[str, dict], times: Dict[str, List[float]], reference:
         row.update(seconds=dict(zip(parts, t)))
         ap = row.get('ap', {})
         cells = [f"{ap.get(c, {}).get('moderate', float('nan')):.1f}"
-                 for c in ('Car', 'Pedestrian', 'Cyclist')]
+                 for c in CLASSES]
         lines.append(f"| {name} | {' | '.join(cells)} | {row.get('mAP', float('nan')):.1f} | "
                      f"{row['gmacs']:.3f} | {row['gmacs'] / rows[reference]['gmacs']:.3f} | "
                      + ' | '.join(f'{a / b:.3f}' for a, b in zip(t, times[reference]))

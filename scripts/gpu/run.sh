@@ -94,7 +94,7 @@ do_bench() {
   # JOINT_BUDGETS: the joint rows' budgets in every setting (unset: each setting's own)
   local joint=()
   [ -n "${JOINT_BUDGETS+x}" ] && joint=(--joint-budgets $JOINT_BUDGETS)
-  run ${BENCH_LIMIT:-540} bench.log $PY bench/detector_speed.py --device $DEV --data-root $DATA \
+  run ${BENCH_LIMIT:-540} bench.log $PY tools/bench.py detector_speed --device $DEV --data-root $DATA \
     --out "$OUT" --work-dir work_dirs/gpu_bench --frames 8 --batch-sizes 1 8 \
     --repeats ${REPEATS:-10} --warmup 2 "${joint[@]}" \
     --settings ${SETTINGS:-second second-kitti centerpoint-nus centerpoint}

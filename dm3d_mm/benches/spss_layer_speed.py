@@ -8,20 +8,20 @@ of --repeats, the two interleaved frame by frame) and their ratio. The smallest 
 which the ratio drops below 1 is the rule ``SPSSSparseEncoder(min_prune_channels=...)``
 applies: narrower convs stay dense, because their GEMMs are too small to pay for the scoring,
 the keep masks and the restricted rulebooks.
-Example: python bench/spss_layer_speed.py --frames 4 --widths 16 32 64 128
+Example: python tools/bench.py spss_layer_speed --frames 4 --widths 16 32 64 128
 """
-import argparse
 import time
 
 import torch
 from spconv.pytorch import SparseConvTensor, SparseSequential, SubMConv3d
 from torch import nn
 
-import dm3d_mm  # noqa: F401
-from dm3d_mm.apis import load_config
-from dm3d_mm.apis.model import build_detector
-from dm3d_mm.apis.prune import calibration_batches
-from dm3d_mm.spatial import SPSSBlock, SPSSSubMConv3d
+from ..apis import load_config
+from ..apis.model import build_detector
+from ..apis.prune import calibration_batches
+from ..registry import BENCHES
+from ..spatial import SPSSBlock, SPSSSubMConv3d
+from .base import Bench
 
 
 def stage(width: int, prune_ratio: float, seed: int = 0) -> nn.Module:
@@ -67,39 +67,39 @@ def _time(model, make):
     return (time.perf_counter() - t) * 1e3
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--frames', type=int, default=4)
-    p.add_argument('--repeats', type=int, default=3)
-    p.add_argument('--widths', type=int, nargs='+', default=[16, 32, 64, 128])
-    p.add_argument('--prune-ratio', type=float, default=0.5)
-    p.add_argument('--data-root', default='data/synth_kitti')
-    args = p.parse_args()
-    print(f'torch threads: {torch.get_num_threads()}')
-    print('| resolution | width | voxels / frame | dense ms | SPSS ms | SPSS / dense |')
-    print('|---|---:|---:|---:|---:|---:|')
-    with torch.no_grad():
-        for name, per in voxel_sets(args.frames, args.data_root):
-            for width in args.widths:
-                dense, pruned = stage(width, 0.0), stage(width, args.prune_ratio)
-                pruned.load_state_dict(dense.state_dict())
-                g = torch.Generator().manual_seed(0)
-                feats = [torch.randn(len(idx), width, generator=g) for idx, _ in per]
+@BENCHES.register_module(name='spss_layer_speed')
+class SpssLayerSpeedBench(Bench):
+    """Where SPSS-Conv pays on the CPU: one encoder stage at several widths."""
 
-                def makers():  # a fresh tensor per call: no rulebook cached across calls
-                    return [lambda f=f, i=i, s=s: SparseConvTensor(f, i, s, 1)
-                            for f, (i, s) in zip(feats, per)]
-                for m in (dense, pruned):  # warm-up
-                    m(makers()[0]())
-                d_ms, p_ms = [float('inf')] * len(per), [float('inf')] * len(per)
-                for _ in range(args.repeats):  # interleaved frame by frame
-                    for k, make in enumerate(makers()):
-                        d_ms[k] = min(d_ms[k], _time(dense, make))
-                        p_ms[k] = min(p_ms[k], _time(pruned, make))
-                d, q = sum(d_ms) / len(per), sum(p_ms) / len(per)
-                voxels = sum(len(i) for i, _ in per) / len(per)
-                print(f'| {name} | {width} | {voxels:.0f} | {d:.2f} | {q:.2f} | {q / d:.3f} |')
+    def add_arguments(self, p) -> None:
+        p.add_argument('--frames', type=int, default=4)
+        p.add_argument('--repeats', type=int, default=3)
+        p.add_argument('--widths', type=int, nargs='+', default=[16, 32, 64, 128])
+        p.add_argument('--prune-ratio', type=float, default=0.5)
+        p.add_argument('--data-root', default='data/synth_kitti')
 
+    def run(self, args) -> None:
+        print(f'torch threads: {torch.get_num_threads()}')
+        print('| resolution | width | voxels / frame | dense ms | SPSS ms | SPSS / dense |')
+        print('|---|---:|---:|---:|---:|---:|')
+        with torch.no_grad():
+            for name, per in voxel_sets(args.frames, args.data_root):
+                for width in args.widths:
+                    dense, pruned = stage(width, 0.0), stage(width, args.prune_ratio)
+                    pruned.load_state_dict(dense.state_dict())
+                    g = torch.Generator().manual_seed(0)
+                    feats = [torch.randn(len(idx), width, generator=g) for idx, _ in per]
 
-if __name__ == '__main__':
-    main()
+                    def makers():  # a fresh tensor per call: no rulebook cached across calls
+                        return [lambda f=f, i=i, s=s: SparseConvTensor(f, i, s, 1)
+                                for f, (i, s) in zip(feats, per)]
+                    for m in (dense, pruned):  # warm-up
+                        m(makers()[0]())
+                    d_ms, p_ms = [float('inf')] * len(per), [float('inf')] * len(per)
+                    for _ in range(args.repeats):  # interleaved frame by frame
+                        for k, make in enumerate(makers()):
+                            d_ms[k] = min(d_ms[k], _time(dense, make))
+                            p_ms[k] = min(p_ms[k], _time(pruned, make))
+                    d, q = sum(d_ms) / len(per), sum(p_ms) / len(per)
+                    voxels = sum(len(i) for i, _ in per) / len(per)
+                    print(f'| {name} | {width} | {voxels:.0f} | {d:.2f} | {q:.2f} | {q / d:.3f} |')

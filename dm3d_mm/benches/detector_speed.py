@@ -34,10 +34,9 @@ the models interleaved batch by batch; at each --batch-sizes (frames per batch).
 processing (NMS) is not timed. Every model runs the grid-free sort voxelization (the same
 voxels as mmcv's) so that the voxelizer is the same for all rows on every machine.
 
-Example: python bench/detector_speed.py --settings second centerpoint --budgets 0.5 0.33
-         python bench/detector_speed.py --device cpu --settings second --frames 4 --repeats 3
+Example: python tools/bench.py detector_speed --settings second centerpoint --budgets 0.5 0.33
+         python tools/bench.py detector_speed --device cpu --settings second --frames 4 --repeats 3
 """
-import argparse
 import copy
 import json
 import multiprocessing
@@ -52,20 +51,21 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
 
-import dm3d_mm  # noqa: F401
-from dm3d_mm.apis import load_config
-from dm3d_mm.apis.model import build_detector, default_device
-from dm3d_mm.apis.prune import save_result
-from dm3d_mm.apis.slim import export_slim
-from dm3d_mm.datasets.sweep_clouds import surround_sweeps
-from dm3d_mm.joint.sites import find_sites, keep_ratios
-from dm3d_mm.models.sort_voxelization import use_sort_voxelization
-from dm3d_mm.pruning import DM3DPruner
-from dm3d_mm.pruning.calib_frames import calibration_batches
-from dm3d_mm.studies.ablation import joint_gmacs, joint_target
-from dm3d_mm.studies.cells import DETECTORS
-from dm3d_mm.studies.wall_time import measure
-from dm3d_mm.weight.allocators import BudgetBelowFloor
+from ..apis import load_config
+from ..apis.model import build_detector, default_device
+from ..apis.prune import save_result
+from ..apis.slim import export_slim
+from ..datasets.sweep_clouds import surround_sweeps
+from ..joint.sites import find_sites, keep_ratios
+from ..models.sort_voxelization import use_sort_voxelization
+from ..pruning import DM3DPruner
+from ..pruning.calib_frames import calibration_batches
+from ..registry import BENCHES
+from ..studies.ablation import joint_gmacs, joint_target
+from ..studies.cells import DETECTORS
+from ..studies.wall_time import measure
+from ..weight.allocators import BudgetBelowFloor
+from .base import Bench
 
 
 @dataclass
@@ -318,63 +318,64 @@ def table(title: str, gmacs: Dict[str, float], times: Dict[str, List[float]], si
     return '\n'.join(lines) + '\n'
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--settings', nargs='+', choices=sorted(SETTINGS),
-                   default=['second', 'centerpoint', 'second-kitti', 'centerpoint-nus'])
-    p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
-    p.add_argument('--budgets', type=float, nargs='*', default=[0.5, 0.33],
-                   help='channel rows at these fractions of the joint FLOPs (none: no rows)')
-    p.add_argument('--joint-budgets', type=float, nargs='*',
-                   help='joint spatial + channel rows at these fractions of the dense joint '
-                   "FLOPs, in every setting (default: each setting's own; none: no rows)")
-    p.add_argument('--joint-grid', type=float, nargs='+', default=[1.0, 0.5],
-                   help='keep ratios the joint rows try at every site of the Ada3D model')
-    p.add_argument('--seed', type=int, default=0,
-                   help='torch seed of the random weights of the full-width settings')
-    p.add_argument('--round-to', type=int, default=8)
-    p.add_argument('--min-density', type=float, default=0.125)
-    p.add_argument('--num-ratios', type=int, default=16)
-    p.add_argument('--calib-frames', type=int, default=4)
-    p.add_argument('--frames', type=int, default=8, help='val frames timed')
-    p.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
-    p.add_argument('--repeats', type=int, default=10)
-    p.add_argument('--warmup', type=int, default=2)
-    p.add_argument('--data-root', default='data/synth_kitti')
-    p.add_argument('--work-dir', default='work_dirs/bench_detector_speed',
-                   help='pruned, slim and random-weight checkpoints')
-    p.add_argument('--out', help='where detector_speed.json goes (default: --work-dir)')
-    args = p.parse_args()
-    args.out = args.out or args.work_dir
-    device = args.device or default_device()
-    os.makedirs(args.out, exist_ok=True)
-    os.makedirs(args.work_dir, exist_ok=True)
-    import mmcv
-    import spconv
+@BENCHES.register_module(name='detector_speed')
+class DetectorSpeedBench(Bench):
+    """Whole-detector wall time of dense, spatial, channel-slim and joint models."""
 
-    from dm3d_mm.compat import mmcv_has_cuda_ops
-    info = dict(device=device, torch=torch.__version__, threads=torch.get_num_threads(),
-                mmcv=mmcv.__version__ + (' (CUDA ops)' if mmcv_has_cuda_ops() else ' (CPU ops)'),
-                spconv=spconv.__version__, tf32_conv=torch.backends.cudnn.allow_tf32)
-    if device.startswith('cuda'):
-        info['gpu'] = torch.cuda.get_device_name()
-    print(f'# detector speed: {info}', flush=True)
-    results = dict(info=info, settings={})
-    failed = []
-    for key in args.settings:
-        t0 = time.perf_counter()
-        try:
-            results['settings'][key] = run_setting(key, copy.copy(args), device)
-        except Exception:  # the other settings still run: report this one and go on
-            traceback.print_exc()
-            failed.append(key)
-            continue
-        results['settings'][key]['bench_seconds'] = time.perf_counter() - t0
-        with open(osp.join(args.out, 'detector_speed.json'), 'w') as f:
-            json.dump(results, f, indent=1)
-    if failed:
-        raise SystemExit(f'detector_speed: settings failed: {failed} (tracebacks above)')
+    def add_arguments(self, p) -> None:
+        p.add_argument('--settings', nargs='+', choices=sorted(SETTINGS),
+                       default=['second', 'centerpoint', 'second-kitti', 'centerpoint-nus'])
+        p.add_argument('--device', help='cuda or cpu (default: cuda when available)')
+        p.add_argument('--budgets', type=float, nargs='*', default=[0.5, 0.33],
+                       help='channel rows at these fractions of the joint FLOPs (none: no rows)')
+        p.add_argument('--joint-budgets', type=float, nargs='*',
+                       help='joint spatial + channel rows at these fractions of the dense joint '
+                       "FLOPs, in every setting (default: each setting's own; none: no rows)")
+        p.add_argument('--joint-grid', type=float, nargs='+', default=[1.0, 0.5],
+                       help='keep ratios the joint rows try at every site of the Ada3D model')
+        p.add_argument('--seed', type=int, default=0,
+                       help='torch seed of the random weights of the full-width settings')
+        p.add_argument('--round-to', type=int, default=8)
+        p.add_argument('--min-density', type=float, default=0.125)
+        p.add_argument('--num-ratios', type=int, default=16)
+        p.add_argument('--calib-frames', type=int, default=4)
+        p.add_argument('--frames', type=int, default=8, help='val frames timed')
+        p.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
+        p.add_argument('--repeats', type=int, default=10)
+        p.add_argument('--warmup', type=int, default=2)
+        p.add_argument('--data-root', default='data/synth_kitti')
+        p.add_argument('--work-dir', default='work_dirs/bench_detector_speed',
+                       help='pruned, slim and random-weight checkpoints')
+        p.add_argument('--out', help='where detector_speed.json goes (default: --work-dir)')
 
+    def run(self, args) -> None:
+        args.out = args.out or args.work_dir
+        device = args.device or default_device()
+        os.makedirs(args.out, exist_ok=True)
+        os.makedirs(args.work_dir, exist_ok=True)
+        import mmcv
+        import spconv
 
-if __name__ == '__main__':
-    main()
+        from ..compat import mmcv_has_cuda_ops
+        info = dict(device=device, torch=torch.__version__, threads=torch.get_num_threads(),
+                    mmcv=mmcv.__version__ + (' (CUDA ops)' if mmcv_has_cuda_ops()
+                                             else ' (CPU ops)'),
+                    spconv=spconv.__version__, tf32_conv=torch.backends.cudnn.allow_tf32)
+        if device.startswith('cuda'):
+            info['gpu'] = torch.cuda.get_device_name()
+        print(f'# detector speed: {info}', flush=True)
+        results = dict(info=info, settings={})
+        failed = []
+        for key in args.settings:
+            t0 = time.perf_counter()
+            try:
+                results['settings'][key] = run_setting(key, copy.copy(args), device)
+            except Exception:  # the other settings still run: report this one and go on
+                traceback.print_exc()
+                failed.append(key)
+                continue
+            results['settings'][key]['bench_seconds'] = time.perf_counter() - t0
+            with open(osp.join(args.out, 'detector_speed.json'), 'w') as f:
+                json.dump(results, f, indent=1)
+        if failed:
+            raise SystemExit(f'detector_speed: settings failed: {failed} (tracebacks above)')
