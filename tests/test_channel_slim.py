@@ -191,7 +191,7 @@ def test_slim_errors(synth_root, tmp_path):
     model = build_detector(cfg, None, 'cpu')
     groups = find_channel_graph(model).groups(model)
     with pytest.raises(ValueError, match='ties'):
-        DM3DPruner(0.5, granularity={'backbone.blocks.0.0': 'channel'})._items(
+        DM3DPruner(0.5, granularity={'backbone.blocks.0.0': 'channel'}).builder._items(
             ['backbone.blocks.0.0', 'backbone.blocks.0.3'], groups)
 
 

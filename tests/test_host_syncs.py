@@ -2,6 +2,7 @@
 that do not are not, and a detector's count per frame moves by exactly what a hot path adds."""
 import os.path as osp
 
+import pytest
 import torch
 from conftest import REPO
 
@@ -56,3 +57,118 @@ def test_a_detector_counts_exactly_what_a_hot_path_adds(synth_root):
     assert after.per_frame()['syncs'] == before.per_frame()['syncs'] + 1
     assert after.syncs['aten._local_scalar_dense'] == \
         before.syncs['aten._local_scalar_dense'] + 2
+
+
+def _keep_mask_by_threshold(scores, batch, prune_ratio):
+    """The per-sample reference: the floor(n * ratio) lowest scores go, ties at the
+    threshold lowest position first (kthvalue and a scan, one sample at a time)."""
+    keep = torch.ones(len(scores), dtype=torch.bool)
+    for b in batch.unique().tolist():
+        rows = torch.nonzero(batch == b).flatten()
+        n_pruned = int(len(rows) * prune_ratio)
+        if not n_pruned:
+            continue
+        sample = scores[rows]
+        thr = torch.kthvalue(sample, n_pruned).values
+        below = sample < thr
+        ties = torch.nonzero(sample == thr).flatten()[:n_pruned - int(below.sum())]
+        below[ties] = True
+        keep[rows[below]] = False
+    return keep
+
+
+def test_keep_mask_is_the_per_sample_threshold_without_a_host_sync():
+    """Random scores with many ties, 1-3 samples (one empty), several ratios: the sorted,
+    sync-free keep mask equals the per-sample threshold scan, and with the batch size given
+    it issues no host sync. Fails with the sort made unstable (ties by position lost) or the
+    ranks counted over the whole batch."""
+    from dm3d_mm.cost.host_syncs import HostSyncCounter
+    from dm3d_mm.spatial.importance import keep_mask
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        n = int(torch.randint(1, 400, (1, ), generator=gen))
+        scores = torch.randint(0, 12, (n, ), generator=gen).float() / 11  # ties
+        batch_size = 1 + trial % 3
+        batch = torch.randint(0, batch_size, (n, ), generator=gen)
+        batch[batch == 1] = 2 if batch_size == 3 else 1  # sample 1 empty in a batch of 3
+        for ratio in (0.1, 0.25, 0.5, 0.75, 0.9):
+            with HostSyncCounter() as counter:
+                got = keep_mask(scores, batch, ratio, batch_size)
+            assert torch.equal(got, _keep_mask_by_threshold(scores, batch, ratio))
+            assert sum(counter.count.syncs.values()) == 0, counter.count.syncs
+
+
+def _bev_rulebook_per_offset(mask_in, mask_out, kernel_size, stride, padding, dilation):
+    """The reference: each offset's pairs selected with a boolean mask, offset by offset."""
+    n, h, w = mask_in.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    ids = torch.full((n, h + 2 * ph + sh + (kh - 1) * dh, w + 2 * pw + sw + (kw - 1) * dw),
+                     -1, dtype=torch.long)
+    ids[:, ph:ph + h, pw:pw + w][mask_in] = torch.arange(int(mask_in.sum()))
+    b, yo, xo = torch.nonzero(mask_out).unbind(1)
+    out_rows = torch.arange(len(b))
+    pairs = []
+    for ky in range(kh):
+        for kx in range(kw):
+            rows = ids[b, yo * sh + ky * dh, xo * sw + kx * dw]
+            hit = rows >= 0
+            pairs.append((rows[hit], out_rows[hit]))
+    return pairs
+
+
+def test_bev_rulebook_has_every_offsets_pairs_in_order_with_two_host_syncs():
+    """Random BEV masks and the 2D convs' geometries (3x3 stride 1 / 2, padded, dilated,
+    submanifold and regular outputs): the rulebook built with one nonzero over all offsets
+    holds exactly the per-offset reference's pairs, offset by offset in the same order,
+    its counts those of the pairs and its output count the active outputs; two host syncs
+    (the active outputs and the hits). Fails with the offsets' hits taken column-major."""
+    import torch.nn.functional as F
+
+    from dm3d_mm.cost.host_syncs import HostSyncCounter
+    from dm3d_mm.spatial.sparse_bev_conv import bev_rulebook
+    gen = torch.Generator().manual_seed(1)
+    geometries = [((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 3), (2, 2), (1, 1), (1, 1)),
+                  ((3, 3), (1, 1), (1, 1), (2, 2)), ((1, 1), (1, 1), (0, 0), (1, 1))]
+    for density in (0.05, 0.3, 0.8):
+        mask_in = torch.rand(2, 13, 17, generator=gen) < density
+        for k, s, p, d in geometries:
+            for regular in (False, True):
+                m = mask_in[:, None].float()
+                out = F.max_pool2d(m, k, s, p, d) if regular else \
+                    F.max_pool2d(m, s, s, ceil_mode=True)
+                ho = (13 + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+                wo = (17 + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+                mask_out = out[:, 0, :ho, :wo] > 0
+                with HostSyncCounter() as counter:
+                    book = bev_rulebook(mask_in, mask_out, k, s, p, d)
+                assert sum(counter.count.syncs.values()) == 2, counter.count.syncs
+                ref = _bev_rulebook_per_offset(mask_in, mask_out, k, s, p, d)
+                assert torch.equal(book.rows_in, torch.cat([i for i, _ in ref]))
+                assert torch.equal(book.rows_out, torch.cat([o for _, o in ref]))
+                assert book.counts().tolist() == [len(i) for i, _ in ref]
+                assert book.num_out == int(mask_out.sum())
+
+
+# host syncs per frame of the shipped spatial demo models' test_step on the first val
+# frame, at most (tools/bench.py host_syncs; docs/gpu.md): a new wait in a hot path fails
+# here. The dense models: SECOND 19, CenterPoint 88.
+PINNED_SYNCS = {
+    'second_synth-kitti_cpu_spss50_fg-margin': ('second_synth-kitti_cpu_spss50_fg-margin', 42),
+    'second_synth-kitti_cpu_ada3d': ('second_synth-kitti_cpu_ada3d', 69),
+    'centerpoint_synth-kitti_cpu_ada3d_sparse-head': ('centerpoint_synth-kitti_cpu_ada3d', 145),
+}
+
+
+@pytest.mark.parametrize('config', sorted(PINNED_SYNCS))
+def test_shipped_spatial_models_wait_no_more_often_than_pinned(config, synth_root):
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.model import build_detector
+    from dm3d_mm.cost.host_syncs import count_host_syncs
+    from dm3d_mm.pruning.calib_frames import calibration_batches
+    checkpoint, pinned = PINNED_SYNCS[config]
+    cfg = load_config(osp.join(REPO, f'configs/demo/{config}.py'), data_root=synth_root)
+    model = build_detector(cfg, osp.join(REPO, f'checkpoints/{checkpoint}.pth'), 'cpu')
+    count = count_host_syncs(model, calibration_batches(cfg, 1, 'val'), where=True)
+    syncs = count.per_frame()['syncs']
+    assert syncs <= pinned, f'{syncs} > {pinned}: ' + ', '.join(
+        f'{n} {site}' for site, n in count.sites.most_common(8))

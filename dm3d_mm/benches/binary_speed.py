@@ -5,11 +5,11 @@ both give the same +-1 product.
 
 Example: python tools/bench.py binary_speed --rows 60000 --in-features 32 --out-features 32
 """
-import time
 
 import numpy as np
 import torch
 
+from ..cost.latency_cost import best_seconds
 from ..registry import BENCHES
 from .base import Bench
 
@@ -33,12 +33,8 @@ def xnor_popcount_linear(xp: torch.Tensor, wp: torch.Tensor, in_features: int,
 
 
 def best_of(fn, repeats):
-    best = float('inf')
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """The best of ``repeats`` wall times of ``fn`` on the CPU (seconds)."""
+    return best_seconds(fn, repeats, torch.device('cpu'))
 
 
 @BENCHES.register_module(name='binary_speed')

@@ -10,9 +10,10 @@ decides the shape). Not seen: work outside the dispatcher (spconv's and mmcv's c
 their own syncs), ``.numpy()`` / ``.tolist()``, and device copies, which only exist on a GPU
 run.
 """
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -55,10 +56,13 @@ class HostSyncCount:
         ops (Counter): aten op packet -> calls.
         syncs (Counter): aten op packet -> calls that synchronised the host.
         frames (int): the frames the forwards processed.
+        sites (Counter): ``file:line`` of the Python code that issued each sync (its
+            innermost frame outside torch), where the counter was asked for them.
     """
     ops: Counter = field(default_factory=Counter)
     syncs: Counter = field(default_factory=Counter)
     frames: int = 0
+    sites: Counter = field(default_factory=Counter)
 
     def per_frame(self) -> Dict[str, float]:
         """``ops`` and ``syncs`` per frame."""
@@ -66,30 +70,53 @@ class HostSyncCount:
         return dict(ops=sum(self.ops.values()) / n, syncs=sum(self.syncs.values()) / n)
 
 
+def _issuer() -> str:
+    """``file:line`` of the innermost Python frame outside torch (who asked for the op)."""
+    frame = sys._getframe(2)
+    while frame is not None and ('/torch/' in frame.f_code.co_filename or
+                                 frame.f_code.co_filename.endswith('host_syncs.py')):
+        frame = frame.f_back
+    if frame is None:
+        return '?'
+    path = frame.f_code.co_filename
+    short = path.split('site-packages/')[-1].split('dm3d_mm/')[-1]
+    return f'{short}:{frame.f_lineno}'
+
+
 class HostSyncCounter(TorchDispatchMode):
     """Counts the aten ops dispatched inside the ``with`` block and the host syncs among
-    them (:func:`is_host_sync`) into ``self.count``."""
+    them (:func:`is_host_sync`) into ``self.count``.
 
-    def __init__(self):
+    Args:
+        where (bool): also count the code line that issued each sync
+            (``HostSyncCount.sites``). Defaults to False.
+    """
+
+    def __init__(self, where: bool = False):
         super().__init__()
         self.count = HostSyncCount()
+        self.where = where
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = _packet(func)
         self.count.ops[name] += 1
         if is_host_sync(func, args, kwargs):
             self.count.syncs[name] += 1
+            if self.where:
+                self.count.sites[f'{_issuer()} {name.split(".")[-1]}'] += 1
         return func(*args, **(kwargs or {}))
 
 
 @torch.no_grad()
-def count_host_syncs(model: torch.nn.Module, batches: Sequence[dict]) -> HostSyncCount:
+def count_host_syncs(model: torch.nn.Module, batches: Sequence[dict],
+                     where: Optional[bool] = False) -> HostSyncCount:
     """The ops and host syncs of ``model.test_step`` on each of ``batches`` (one frame each,
     as ``pseudo_collate`` gives them), one untimed warm-up forward first (lazy set-up, caches).
 
     Args:
         model (nn.Module): an mmdet3d detector.
         batches (Sequence[dict]): the frames.
+        where (bool): also count the code line of each sync. Defaults to False.
 
     Returns:
         HostSyncCount: totals over the frames (``per_frame()`` divides).
@@ -98,7 +125,7 @@ def count_host_syncs(model: torch.nn.Module, batches: Sequence[dict]) -> HostSyn
     model.eval()
     try:
         model.test_step(batches[0])
-        counter = HostSyncCounter()
+        counter = HostSyncCounter(where=bool(where))
         with counter:
             for batch in batches:
                 model.test_step(batch)

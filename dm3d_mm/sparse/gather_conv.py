@@ -5,31 +5,41 @@ Only the outputs present in the rulebook are computed, so a rulebook restricted 
 kept outputs really skips the pruned work (unlike computing everything and overwriting).
 """
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
 
 @dataclass
 class FlatRulebook:
-    """All (input row, output row) pairs, grouped by kernel offset (offset ids ascending)."""
+    """All (input row, output row) pairs, grouped by kernel offset (offset ids ascending);
+    ``num_out``: the output rows it was built for where the builder knows it on the host
+    (None: unknown)."""
     rows_in: torch.Tensor
     rows_out: torch.Tensor
     offset: torch.Tensor  # kernel offset id of every pair
     num_offsets: int
+    num_out: Optional[int] = None
 
     @classmethod
     def from_pairs(cls, book: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> 'FlatRulebook':
+        """The rulebook of per-offset (input rows, output rows) pairs, offset by offset."""
         dev = book[0][0].device if len(book) else None
-        counts = torch.tensor([len(i) for i, _ in book], dtype=torch.long, device=dev)
-        offset = torch.repeat_interleave(torch.arange(len(book), device=dev), counts)
+        sizes = [len(i) for i, _ in book]  # shapes: known on the host, no device wait
+        counts = torch.tensor(sizes, dtype=torch.long, device=dev)
+        offset = torch.repeat_interleave(torch.arange(len(book), device=dev), counts,
+                                         output_size=sum(sizes))
+
         def cat(ts):
             return torch.cat(ts).long() if ts else torch.zeros(0, dtype=torch.long, device=dev)
         return cls(cat([i for i, _ in book]), cat([o for _, o in book]), offset, len(book))
 
     def counts(self) -> torch.Tensor:
-        """Pairs per kernel offset, (K,) int64."""
-        return torch.bincount(self.offset, minlength=self.num_offsets)
+        """Pairs per kernel offset, (K,) int64 (a scatter-add of the pairs' offsets: its size
+        is K, so unlike ``bincount`` it does not wait for the data's maximum)."""
+        return torch.zeros(self.num_offsets, dtype=torch.long,
+                           device=self.offset.device).index_add_(
+                               0, self.offset, torch.ones_like(self.offset))
 
     def keep_outputs(self, keep_out: torch.Tensor, renumber: bool = False) -> 'FlatRulebook':
         """Only the pairs whose output is kept (outputs renumbered to the kept ones if asked)."""

@@ -30,9 +30,10 @@ def _importance_at(imp: torch.Tensor, hw) -> torch.Tensor:
 
 
 def column_keep(indices: torch.Tensor, spatial_hw, imp: torch.Tensor,
-                keep_ratio: float) -> torch.Tensor:
+                keep_ratio: float, batch_size: Optional[int] = None) -> torch.Tensor:
     """Per voxel row: whether its BEV column is among the kept top ``keep_ratio`` fraction
-    of the sample's non-empty columns, ranked by ``imp`` resampled to ``spatial_hw``."""
+    of the sample's non-empty columns, ranked by ``imp`` resampled to ``spatial_hw``
+    (``batch_size``: the samples, if known; see :func:`keep_mask`)."""
     if len(indices) == 0 or keep_ratio >= 1:
         return torch.ones(len(indices), dtype=torch.bool, device=indices.device)
     h, w = int(spatial_hw[0]), int(spatial_hw[1])
@@ -41,7 +42,7 @@ def column_keep(indices: torch.Tensor, spatial_hw, imp: torch.Tensor,
     cols, inverse = torch.unique(col, return_inverse=True)
     batch = torch.div(cols, h * w, rounding_mode='floor')
     scores = grid.reshape(-1)[cols]
-    return keep_mask(scores, batch, 1.0 - keep_ratio)[inverse]
+    return keep_mask(scores, batch, 1.0 - keep_ratio, batch_size)[inverse]
 
 
 @MODELS.register_module()
@@ -90,7 +91,7 @@ class Ada3DSparseEncoder(SparseEncoder):
         r = self.keep_ratios.get(loc)
         if r is None or r >= 1:
             return x
-        keep = column_keep(x.indices, x.spatial_shape[1:], imp, r)
+        keep = column_keep(x.indices, x.spatial_shape[1:], imp, r, x.batch_size)
         if bool(keep.all()):
             return x
         from spconv.pytorch import SparseConvTensor
@@ -102,7 +103,8 @@ class Ada3DSparseEncoder(SparseEncoder):
         self.last_logits = logits
         imp = torch.sigmoid(logits)
         if self.keep_ratios.get('input', 1.0) < 1:
-            keep = column_keep(coors, self.sparse_shape[1:], imp, self.keep_ratios['input'])
+            keep = column_keep(coors, self.sparse_shape[1:], imp, self.keep_ratios['input'],
+                               batch_size)
             voxel_features, coors = voxel_features[keep], coors[keep]
         if coors.shape[0] == 0:
             self.last_bev_mask = None
@@ -116,7 +118,7 @@ class Ada3DSparseEncoder(SparseEncoder):
             active = (out != 0).any(1)
             idx = torch.nonzero(active)
             keep = column_keep(torch.stack([idx[:, 0], idx[:, 0] * 0, idx[:, 1], idx[:, 2]], 1),
-                               (h, w), imp, self.keep_ratios['bev'])
+                               (h, w), imp, self.keep_ratios['bev'], n)
             mask = torch.zeros(n, h, w, dtype=torch.bool, device=out.device)
             mask[idx[keep, 0], idx[keep, 1], idx[keep, 2]] = True
             out = out * mask[:, None].to(out.dtype)

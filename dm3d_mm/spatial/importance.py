@@ -65,13 +65,43 @@ class VoxelImportance(nn.Module):
         return torch.sigmoid(logits)
 
 
-def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float) -> torch.Tensor:
+def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
+              batch_size: Optional[int] = None) -> torch.Tensor:
     """True for the voxels kept: in each sample the floor(n * prune_ratio) lowest scores go
-    (ties broken by position, so the mask is deterministic)."""
+    (ties broken by position, so the mask is deterministic).
+
+    Sync-free where the batch size is known: one stable sort by score (ties keep their
+    position order), one stable sort by sample, each voxel's rank in its sample against its
+    sample's pruned count, all on the device; no count or threshold is read back.
+
+    Args:
+        scores (Tensor): (n, ) importance per voxel.
+        batch_idx (Tensor): (n, ) sample of each voxel.
+        prune_ratio (float): fraction of each sample's voxels pruned.
+        batch_size (int, optional): samples in the batch. None: read from ``batch_idx``
+            (one host sync). Defaults to None.
+    """
     n = scores.shape[0]
     keep = torch.ones(n, dtype=torch.bool, device=scores.device)
     if n == 0 or prune_ratio <= 0:
         return keep
+    scores = scores.detach()
+    if batch_size is None:
+        batch_size = int(batch_idx.max()) + 1
+    order = torch.sort(scores, stable=True).indices
+    if batch_size == 1:  # one sample: its count is the tensor's shape
+        keep[order[:int(n * prune_ratio)]] = False
+        return keep
+    batch_idx = batch_idx.long()
+    order = order[torch.sort(batch_idx[order], stable=True).indices]
+    sample = batch_idx[order]
+    counts = torch.zeros(batch_size, dtype=torch.long, device=scores.device).index_add_(
+        0, batch_idx, torch.ones_like(batch_idx))
+    rank = torch.arange(n, device=scores.device) - (torch.cumsum(counts, 0) - counts)[sample]
+    # int(count * prune_ratio) of each sample, in the same double arithmetic
+    pruned = (counts.double() * prune_ratio).floor().long()
+    keep[order] = rank >= pruned[sample]
+    return keep
     batch_idx = batch_idx.long()
     scores = scores.detach()
     first, last = int(batch_idx.min()), int(batch_idx.max())

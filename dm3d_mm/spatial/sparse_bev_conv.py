@@ -32,16 +32,20 @@ def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, str
     dev = mask_in.device
     ids = torch.full((n, h + 2 * ph + sh + (kh - 1) * dh, w + 2 * pw + sw + (kw - 1) * dw),
                      -1, dtype=torch.long, device=dev)
-    ids[:, ph:ph + h, pw:pw + w][mask_in] = torch.arange(int(mask_in.sum()), device=dev)
+    # each active input pixel's row (row-major rank among the active ones), -1 elsewhere:
+    # a cumulative sum instead of a boolean-mask write, so no wait for the active count
+    flat = mask_in.reshape(-1)
+    rank = torch.cumsum(flat.long(), 0) - 1
+    ids[:, ph:ph + h, pw:pw + w] = torch.where(flat, rank, -1).view(n, h, w)
     b, yo, xo = torch.nonzero(mask_out).unbind(1)
-    out_rows = torch.arange(len(b), device=dev)
-    book = []
-    for ky in range(kh):
-        for kx in range(kw):
-            rows = ids[b, yo * sh + ky * dh, xo * sw + kx * dw]
-            hit = rows >= 0
-            book.append((rows[hit], out_rows[hit]))
-    return FlatRulebook.from_pairs(book)
+    # every offset's input row of every active output pixel at once, (K, outputs); its hits
+    # in offset-major order are the pairs offset by offset (one nonzero for all of them)
+    ky, kx = torch.meshgrid(torch.arange(kh, device=dev), torch.arange(kw, device=dev),
+                            indexing='ij')
+    ky, kx = ky.reshape(-1, 1), kx.reshape(-1, 1)
+    rows = ids[b[None], yo[None] * sh + ky * dh, xo[None] * sw + kx * dw]
+    offset, out_rows = torch.nonzero(rows >= 0).unbind(1)
+    return FlatRulebook(rows[offset, out_rows], out_rows, offset, kh * kw, num_out=len(b))
 
 
 @MODELS.register_module()
@@ -95,17 +99,25 @@ class SparseBEVConv2d(nn.Conv2d):
         geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
         key = (*geometry, self.submanifold)
         last = SparseBEVConv2d._shared
-        if last is not None and last[0] == key and last[1].shape == mask_in.shape \
-                and last[1].device == mask_in.device and torch.equal(last[1], mask_in):
+        if last is not None and last[0] == key and (last[1] is mask_in or (
+                last[1].shape == mask_in.shape and last[1].device == mask_in.device
+                and torch.equal(last[1], mask_in))):
             return last[2:]
         mask_out = self._active_out(mask_in, x)
         book = bev_rulebook(mask_in, mask_out, *geometry)
         SparseBEVConv2d._shared = (key, mask_in, mask_out, book)
         return mask_out, book
 
+    # the density of the last mask asked about (the same mask object is asked again by the
+    # next layers of a block: one wait for its density, not one per layer)
+    _density = None
+
     def runs_sparse(self, mask_in: torch.Tensor) -> bool:
         """Whether a call on the active pixels ``mask_in`` (N, H, W) takes the sparse path."""
-        return float(mask_in.float().mean()) <= self.dense_above
+        last = SparseBEVConv2d._density
+        if last is None or last[0] is not mask_in:
+            last = SparseBEVConv2d._density = (mask_in, float(mask_in.float().mean()))
+        return last[1] <= self.dense_above
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask_in = (x != 0).any(1)
@@ -127,7 +139,8 @@ class SparseBEVConv2d(nn.Conv2d):
         kh, kw = self.kernel_size
         weight = self.weight.permute(2, 3, 1, 0).reshape(kh * kw, self.in_channels,
                                                          self.out_channels)
-        out = conv_from_rulebook(feats, weight, book, int(mask_out.sum()))
+        num_out = book.num_out if book.num_out is not None else int(mask_out.sum())
+        out = conv_from_rulebook(feats, weight, book, num_out)
         if self.bias is not None:
             out = out + self.bias
         return out, mask_out

@@ -36,6 +36,7 @@ class _SPSSMixin:
         self.gate = (importance == 'learned') if gate is None else bool(gate)
         self._last_pairs = None
         self.last_keep = None
+        self.last_kept = None  # the kept rows (indices) of a submanifold call
         # 'spconv': decode spconv's C++ pair generation (CPU); 'torch': our sorted-key search
         self.rulebook_backend = 'spconv'
         # who runs gather-GEMM-scatter on the rulebook: spconv's kernels (the ones the dense
@@ -44,7 +45,7 @@ class _SPSSMixin:
 
     def _score_and_gate(self, x):
         scores = self.importance(x)
-        keep = keep_mask(scores, x.indices[:, 0], self.prune_ratio)
+        keep = keep_mask(scores, x.indices[:, 0], self.prune_ratio, x.batch_size)
         feats = x.features * scores[:, None] if self.gate else x.features
         self.last_keep = keep.detach()
         return feats, keep
@@ -100,7 +101,7 @@ class SPSSSubMConv3d(_SPSSMixin, SubMConv3d):
     def kept_outputs(self, x: SparseConvTensor):
         """(input features as passed through, kept rows, conv outputs at the kept rows only)."""
         feats, keep = self._score_and_gate(x)
-        kept = torch.nonzero(keep).flatten()
+        kept = self.last_kept = torch.nonzero(keep).flatten()
         if self._use_native(x):
             book = subm_rulebook(x, self).keep_outputs(keep, renumber=True)
         else:
@@ -142,6 +143,12 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
         self._init_spss(prune_ratio, importance, gate)
 
     force_rulebook = False
+
+    def output_hw(self, spatial_shape) -> list:
+        """The output grid's size as host integers (no device value read back)."""
+        geom = [_as3(v) for v in (self.kernel_size, self.stride, self.padding, self.dilation)]
+        return [(int(n) + 2 * p - d * (k - 1) - 1) // st + 1
+                for n, k, st, p, d in zip(spatial_shape, *geom)]
 
     def output_shape(self, spatial_shape, device=None):
         ks, s, p, d = geometry(device, self.kernel_size, self.stride, self.padding,
@@ -193,7 +200,7 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
             book = FlatRulebook.from_pairs(rulebook(x.indices, sites, self.kernel_size,
                                                     self.stride, self.padding, self.dilation))
         out = self._conv(feats, book, len(sites))
-        return SparseConvTensor(out, sites.int(), [int(v) for v in out_shape], x.batch_size,
+        return SparseConvTensor(out, sites.int(), self.output_hw(x.spatial_shape), x.batch_size,
                                 indice_dict=dict(x.indice_dict))
 
 
@@ -214,7 +221,7 @@ class SPSSBlock(SparseSequential):
         if (conv.prune_ratio == 0 and not conv.force_rulebook) or len(x.indices) == 0:
             return super().forward(x)
         y = conv(x)  # through __call__, so FLOPs hooks see the pairs it computed
-        kept = torch.nonzero(conv.last_keep).flatten()
+        kept = conv.last_kept  # the rows its kept_outputs computed
         out = y.features.index_select(0, kept)  # rows not kept hold the (gated) input
         for m in rest:
             out = m(out)
