@@ -23,23 +23,15 @@ from dm3d_mm.apis.demo import config_name, ensure_demo_checkpoint, evaluate_chec
 from dm3d_mm.apis.kitti_summary import kitti_ap_table, summarize_kitti_metrics
 from dm3d_mm.apis.quiet import logged_to
 from dm3d_mm.studies.cells import DETECTORS
-from dm3d_mm.studies.demo_summary import DemoDetector, plot_summary, run_detector, summary_table
+from dm3d_mm.studies.demo_summary import (
+    DEMO_DETECTORS,
+    plot_summary,
+    run_detector,
+    summary_table,
+)
 
 POINTPILLARS = 'configs/demo/pointpillars_synth-kitti_cpu.py'
 CHECKPOINTS = 'checkpoints'  # the shipped ones (the rows' cells read them from there)
-# the joint rows' budgets: SECOND at 0.1 of the dense joint FLOPs (lossless after the 2-epoch
-# fine-tune, configs/demo/README.md), CenterPoint at 0.2 (5x; configs/distill/README.md)
-SUMMARY = (
-    DemoDetector('second', 'SECOND', budget=0.1, dm3d_budget=0.5,
-                 spatial=('spss50_fg-margin', 'ada3d'), joint_on='ada3d', calib_frames=8,
-                 finetuned='checkpoints/second_synth-kitti_cpu_ada3d_joint10_ft.pth'),
-    DemoDetector('centerpoint', 'CenterPoint', budget=0.2, dm3d_budget=0.5,
-                 spatial=('spss50_fg-margin', 'ada3d_sparse-head'),
-                 joint_on='ada3d_sparse-head', spatial_grid=dict(grid=(1.0, 0.5)),
-                 calib_frames=4,
-                 finetuned='checkpoints/centerpoint_synth-kitti_cpu_ada3d_joint20_ft.pth'),
-)
-
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,7 +45,7 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     log = osp.join(args.work_dir, 'demo.log')
     print(f'[demo] logs of every step: {log}', flush=True)
-    for spec in SUMMARY:  # the checkpoints every row starts from
+    for spec in DEMO_DETECTORS:  # the checkpoints every row starts from
         setup = DETECTORS[spec.detector]
         for ckpt in [setup.checkpoint] + [setup.spatial[s].checkpoint
                                           for s in (*spec.spatial, spec.joint_on)]:
@@ -64,7 +56,7 @@ def main():
             POINTPILLARS, checkpoint_for(POINTPILLARS, args, log), args.data_root,
             osp.join(args.work_dir, config_name(POINTPILLARS))))
     sections = {}
-    for spec in SUMMARY:
+    for spec in DEMO_DETECTORS:
         print(f'[demo] {spec.title}: dense, DM3D, spatial, hand-set and joint rows '
               '(pruned, counted, evaluated, then timed side by side)', flush=True)
         with logged_to(log):

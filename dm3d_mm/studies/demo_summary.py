@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence
 from ..apis.demo import evaluate_checkpoint
 from ..apis.kitti_summary import moderate_map, summarize_kitti_metrics
 from .ablation import Ablation
-from .cells import Cell
+from .cells import DETECTORS, Cell
 from .frontier_time import time_cells
 from .report import _pyplot, _save
 
@@ -40,7 +40,11 @@ class DemoDetector:
         joint_on (str): the spatial model of the hand-set and joint rows.
         spatial_grid (dict): the joint cells' ``spatial=`` section (grid, ...).
         calib_frames (int): the pruning's calibration frames.
-        finetuned (str, optional): a shipped fine-tuned checkpoint of the joint cell.
+        epochs (int): the fine-tune of the shipped joint checkpoint (``make checkpoints``).
+        teacher (str, optional): the config of its dense teacher (trained by ``make
+            checkpoints``); None: plain fine-tuning.
+        finetuned (str, optional): the shipped fine-tuned checkpoint of the joint cell.
+            Defaults to :func:`joint_checkpoint_path`'s.
     """
     detector: str
     title: str
@@ -50,7 +54,13 @@ class DemoDetector:
     joint_on: str
     spatial_grid: Dict = field(default_factory=dict)
     calib_frames: int = 8
+    epochs: int = 2
+    teacher: Optional[str] = None
     finetuned: Optional[str] = None
+
+    def __post_init__(self):
+        if self.finetuned is None:
+            self.finetuned = joint_checkpoint_path(self.detector, self.joint_on, self.budget)
 
     def cells(self, spatial_ratio: Dict[str, float]) -> List[Cell]:
         """Its cells; ``spatial_ratio``: each spatial model's FLOPs / dense (the hand-set
@@ -61,6 +71,28 @@ class DemoDetector:
                 *[Cell(det, spatial=s) for s in self.spatial],
                 Cell(det, spatial=self.joint_on, budget=hand),
                 Cell(det, spatial=self.joint_on, budget=self.budget, joint=True)]
+
+
+def joint_checkpoint_path(detector: str, spatial: str, budget: float,
+                          out_dir: str = 'checkpoints') -> str:
+    """Where the fine-tuned joint checkpoint of a demo detector ships:
+    ``<spatial checkpoint>_joint<percent>_ft.pth``."""
+    base = osp.splitext(osp.basename(DETECTORS[detector].spatial[spatial].checkpoint))[0]
+    return osp.join(out_dir, f'{base}_joint{round(100 * budget)}_ft.pth')
+
+
+#: the main demo's rows: SECOND's joint at 0.07 of the dense FLOPs, CenterPoint's at 0.2 (5x)
+#: (configs/distill/README.md), each with the fine-tune of its shipped joint checkpoint
+DEMO_DETECTORS = (
+    DemoDetector('second', 'SECOND', budget=0.07, dm3d_budget=0.5,
+                 spatial=('spss50_fg-margin', 'ada3d'), joint_on='ada3d', calib_frames=8,
+                 epochs=2, teacher='configs/demo/studies/second_synth-kitti_cpu_ada3d_control.py'),
+    DemoDetector('centerpoint', 'CenterPoint', budget=0.2, dm3d_budget=0.5,
+                 spatial=('spss50_fg-margin', 'ada3d_sparse-head'),
+                 joint_on='ada3d_sparse-head', spatial_grid=dict(grid=(1.0, 0.5)),
+                 calib_frames=4, epochs=6,
+                 teacher='configs/demo/studies/centerpoint_synth-kitti_cpu_ada3d_control.py'),
+)
 
 
 def label_of(row: Dict) -> str:
