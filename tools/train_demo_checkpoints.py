@@ -40,15 +40,23 @@ def make_joint_checkpoint(spec: DemoDetector, data_root: str, out_dir: str,
                    spatial_grid=spec.spatial_grid or None, checkpoints=checkpoints)
     row = abl.run(Cell(det, spatial=spec.joint_on, budget=spec.budget, joint=True,
                        recovery='kd' if spec.teacher else 'finetune'))
+    return ship_joint_checkpoint(abl, row, spec, out_dir, checkpoints)
+
+
+def ship_joint_checkpoint(abl: Ablation, row: dict, spec: DemoDetector, out_dir: str,
+                          teacher: dict) -> dict:
+    """Write the fine-tuned joint cell ``row`` of ``abl`` as the shipped checkpoint of
+    ``spec`` (weights, masks and keep ratios in its meta; no optimizer state) and its JSON
+    summary; returns the summary."""
     _, finetuned = abl.model_files(row['name'])
     state = _load_checkpoint(finetuned, map_location='cpu')
-    path = joint_checkpoint_path(det, spec.joint_on, spec.budget, out_dir)
+    path = joint_checkpoint_path(spec.detector, spec.joint_on, spec.budget, out_dir)
     tmp = path + '.tmp'
     save_checkpoint(dict(state_dict=state['state_dict'], meta=state.get('meta', {})), tmp)
     os.replace(tmp, path)  # never a half-written checkpoint
     summary = dict(cell=row['name'], checkpoint=path, flops_ratio=row['flops_ratio'],
-                   mAP=row['mAP'], metrics_3d=row['ap'], teacher=checkpoints, seed=0,
-                   torch=torch.__version__)
+                   mAP=row['mAP'], metrics_3d=row['ap'], seed=abl.results['_meta'].get('seed'),
+                   teacher=teacher, torch=torch.__version__)
     with open(path[:-len('.pth')] + '.json', 'w') as f:
         json.dump(summary, f, indent=1)
     return summary
