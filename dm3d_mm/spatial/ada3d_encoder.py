@@ -92,11 +92,12 @@ class Ada3DSparseEncoder(SparseEncoder):
         if r is None or r >= 1:
             return x
         keep = column_keep(x.indices, x.spatial_shape[1:], imp, r, x.batch_size)
-        if bool(keep.all()):
+        rows = torch.nonzero(keep).flatten()  # the one wait: the kept count sizes the rest
+        if len(rows) == len(keep):
             return x
         from spconv.pytorch import SparseConvTensor
-        return SparseConvTensor(x.features[keep], x.indices[keep], x.spatial_shape,
-                                x.batch_size)  # fresh rulebooks: the voxel set changed
+        return SparseConvTensor(x.features.index_select(0, rows), x.indices.index_select(0, rows),
+                                x.spatial_shape, x.batch_size)  # fresh rulebooks: new voxel set
 
     def forward(self, voxel_features, coors, batch_size):
         logits = self.predictor(voxel_features, coors, batch_size, self.sparse_shape)
@@ -120,7 +121,8 @@ class Ada3DSparseEncoder(SparseEncoder):
             keep = column_keep(torch.stack([idx[:, 0], idx[:, 0] * 0, idx[:, 1], idx[:, 2]], 1),
                                (h, w), imp, self.keep_ratios['bev'], n)
             mask = torch.zeros(n, h, w, dtype=torch.bool, device=out.device)
-            mask[idx[keep, 0], idx[keep, 1], idx[keep, 2]] = True
+            kept = idx.index_select(0, torch.nonzero(keep).flatten())
+            mask[kept[:, 0], kept[:, 1], kept[:, 2]] = True
             out = out * mask[:, None].to(out.dtype)
             self.last_bev_mask = mask
         return (out, encode_features) if self.return_middle_feats else out
