@@ -49,14 +49,14 @@ def test_one_error_path_decides_by_origin_not_by_class(capsys):
     assert err.startswith('error: config: NoSuchDetector is not in the') and '\n' == err[-1]
 
 
-def test_an_injected_internal_key_error_in_a_tool_shows_its_traceback(tmp_path):
+def test_an_injected_internal_key_error_in_a_tool_shows_its_traceback(synth_root, tmp_path):
     """A bug inside tools/prune.py (here a KeyError raised where the detector is built) is
     not a user mistake: full traceback, exit 1, nothing written."""
     code = ('import runpy, sys; import dm3d_mm.apis.model as m\n'
             'def boom(*a, **k):\n    raise KeyError("base_channels")\n'
             'm.build_detector = boom\n'
             f'sys.argv = ["prune.py", {SECOND!r}, "--checkpoint", {SECOND_CKPT!r}, '
-            f'"--work-dir", {str(tmp_path / "o")!r}]\n'
+            f'"--work-dir", {str(tmp_path / "o")!r}, "--data-root", {synth_root!r}]\n'
             'runpy.run_path("tools/prune.py", run_name="__main__")\n')
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                           cwd=REPO)
@@ -77,8 +77,9 @@ def test_an_injected_internal_key_error_in_a_tool_shows_its_traceback(tmp_path):
     ('prune.py', [SECOND, '--checkpoint', SECOND_CKPT, '--cfg-options',
                   'pruning.num_ratios=4'], ["needs ['flops_target']"]),
 ])
-def test_train_test_and_prune_config_mistakes_are_one_line(tmp_path, tool, args, words):
-    proc = _run(tool, *args, '--work-dir', str(tmp_path / 'w'))
+def test_train_test_and_prune_config_mistakes_are_one_line(synth_root, tmp_path, tool, args,
+                                                          words):
+    proc = _run(tool, *args, '--work-dir', str(tmp_path / 'w'), '--data-root', synth_root)
     _one_line_error(proc, *words)
 
 
