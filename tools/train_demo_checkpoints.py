@@ -3,10 +3,11 @@
 Each demo config is trained with mmengine's Runner and evaluated on the val split; the
 result is checkpoints/<config>.pth (weights and meta, no optimizer state, a few MB) and
 checkpoints/<config>.json (training time, per-class AP). Then the demo's fine-tuned joint
-checkpoints (``--joint``, on by default with no configs named): the dense detector's fair
-control is trained as the teacher (``configs/demo/studies/*_ada3d_control.py``, kept in
-work_dirs), the joint cell of ``tools/ablate.py`` is pruned from the shipped Ada3D model and
-fine-tuned with the teacher (seed 0), and its weights, masks and keep ratios are written as
+checkpoints (``--joint``, on by default with no configs named; ``DEMO_DETECTORS`` in
+``dm3d_mm/studies/demo_summary.py``): the joint cell of ``tools/ablate.py`` is pruned from
+the shipped Ada3D model and fine-tuned (seed 0; where the detector names a teacher, the
+dense detector's fair control ``configs/demo/studies/*_ada3d_control.py`` is trained first,
+kept in work_dirs, and distils), and its weights, masks and keep ratios are written as
 checkpoints/<spatial config>_joint<percent>_ft.pth.
 """
 import argparse
