@@ -102,19 +102,3 @@ def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
     pruned = (counts.double() * prune_ratio).floor().long()
     keep[order] = rank >= pruned[sample]
     return keep
-    batch_idx = batch_idx.long()
-    scores = scores.detach()
-    first, last = int(batch_idx.min()), int(batch_idx.max())
-    for b in range(first, last + 1):
-        rows = torch.arange(n, device=scores.device) if first == last else \
-            torch.nonzero(batch_idx == b).flatten()
-        n_pruned = int(len(rows) * prune_ratio)
-        if n_pruned:
-            sample = scores[rows]
-            # the n_pruned-th smallest score in O(n); ties at it go lowest position first
-            thr = torch.kthvalue(sample, n_pruned).values
-            below = sample < thr
-            ties = torch.nonzero(sample == thr).flatten()[:n_pruned - int(below.sum())]
-            below[ties] = True
-            keep[rows[below]] = False
-    return keep
