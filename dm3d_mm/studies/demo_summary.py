@@ -17,12 +17,7 @@ from ..apis.kitti_summary import moderate_map, summarize_kitti_metrics
 from .ablation import Ablation
 from .cells import DETECTORS, Cell
 from .frontier_time import time_cells
-from .report import _pyplot, _save
-
-#: what a row's FLOPs saving is, in the table's words
-SAVING = {'dense': '-', 'weight': 'counted only', 'spatial': 'skipped',
-          'spatial + weight': 'spatial skipped, weight counted only',
-          'joint': 'spatial skipped, weight counted only'}
+from .report import SAVING, _pyplot, _save
 
 
 @dataclass
