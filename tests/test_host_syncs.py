@@ -26,11 +26,17 @@ def test_each_waiting_op_is_counted_and_the_others_are_not():
         y = x.clone()
         y[mask] = 0                                       # sync: boolean mask assignment
         torch.topk(x, 3)                                  # no sync: known k
+        torch.nonzero_static(mask, size=6)                # no sync: the size is given
+        x.tolist()                                        # copy to the host
+        x.cpu().tolist()                                  # one copy, then a host read
+        x.to('cpu').numpy()                               # one copy, then a host read
+        x.to(torch.float64)                               # no copy to the host
     syncs = counter.count.syncs
     assert dict(syncs) == {'aten._local_scalar_dense': 1, 'aten.nonzero': 1,
                            'aten._unique2': 1, 'aten.bincount': 1,
                            'aten.repeat_interleave': 1, 'aten.equal': 1, 'aten.index': 1,
-                           'aten.index_put_': 1}
+                           'aten.index_put_': 1, 'Tensor.tolist': 1, 'Tensor.cpu': 1,
+                           'Tensor.to': 1}
     assert counter.count.ops['aten.topk'] == 1 and counter.count.ops['aten.index'] == 2
 
 
@@ -118,10 +124,11 @@ def _bev_rulebook_per_offset(mask_in, mask_out, kernel_size, stride, padding, di
 
 def test_bev_rulebook_has_every_offsets_pairs_in_order_with_two_host_syncs():
     """Random BEV masks and the 2D convs' geometries (3x3 stride 1 / 2, padded, dilated,
-    submanifold and regular outputs): the rulebook built with one nonzero over all offsets
+    submanifold and regular outputs): the rulebook built with one selection over all offsets
     holds exactly the per-offset reference's pairs, offset by offset in the same order,
     its counts those of the pairs and its output count the active outputs; two host syncs
-    (the active outputs and the hits). Fails with the offsets' hits taken column-major."""
+    (the active outputs' count and the pairs per offset), none more for the counts. Fails
+    with the offsets' hits taken column-major."""
     import torch.nn.functional as F
 
     from dm3d_mm.cost.host_syncs import HostSyncCounter
@@ -146,18 +153,22 @@ def test_bev_rulebook_has_every_offsets_pairs_in_order_with_two_host_syncs():
                 assert torch.equal(book.rows_in, torch.cat([i for i, _ in ref]))
                 assert torch.equal(book.rows_out, torch.cat([o for _, o in ref]))
                 assert book.counts().tolist() == [len(i) for i, _ in ref]
+                with HostSyncCounter() as counter:
+                    assert book.host_counts() == [len(i) for i, _ in ref]
+                assert not counter.count.syncs
                 assert book.num_out == int(mask_out.sum())
 
 
 # per shipped spatial demo model, on the first val frame: its checkpoint, the host syncs of
-# its test_step at most (tools/bench.py host_syncs; docs/gpu.md: a new wait in a hot path
-# fails here; the dense models: SECOND 19, CenterPoint 88) and its joint MACs, exactly (the
-# counted pairs of the sites it keeps, the same before and after the sync-free rewrite)
+# its test_step along the code path a CUDA run takes, at most (tools/bench.py host_syncs;
+# docs/gpu.md: a new wait in a hot path fails here; the dense models: SECOND 33, CenterPoint
+# 102) and its joint MACs, exactly (the counted pairs of the sites it keeps, the same before
+# and after the sync-free rewrite)
 PINNED = {
     'second_synth-kitti_cpu_spss50_fg-margin': ('second_synth-kitti_cpu_spss50_fg-margin', 42,
                                                 2118577872),
-    'second_synth-kitti_cpu_ada3d': ('second_synth-kitti_cpu_ada3d', 63, 477912416),
-    'centerpoint_synth-kitti_cpu_ada3d_sparse-head': ('centerpoint_synth-kitti_cpu_ada3d', 139,
+    'second_synth-kitti_cpu_ada3d': ('second_synth-kitti_cpu_ada3d', 55, 477912416),
+    'centerpoint_synth-kitti_cpu_ada3d_sparse-head': ('centerpoint_synth-kitti_cpu_ada3d', 133,
                                                       1794005344),
 }
 
@@ -182,3 +193,23 @@ def test_shipped_spatial_models_wait_no_more_often_than_pinned(config, synth_roo
         f'{n} {site}' for site, n in count.sites.most_common(8))
     counted = count_flops(model, batches, build_head_outputs(model, None, 'confidence'))
     assert counted.total_macs() == macs
+
+
+def test_unique_sites_of_the_valid_rows_without_selecting_them():
+    """Random sites (duplicates, several samples, coordinates up to the key's width) with a
+    validity mask: the sorted unique valid rows, as a boolean selection and a row-wise unique
+    give them, with one host sync (the unique's size). Fails with the sentinel sorted first."""
+    from dm3d_mm.cost.host_syncs import HostSyncCounter
+    from dm3d_mm.sparse.rulebook import KEY_BITS, unique_sites
+    gen = torch.Generator().manual_seed(3)
+    top = (1 << KEY_BITS) - 1
+    for n in (1, 7, 300):
+        sites = torch.cat([torch.randint(0, 3, (n, 1), generator=gen),
+                           torch.randint(0, 5, (n, 3), generator=gen)], 1)
+        sites[::5, 1:] = top  # the largest coordinates a key holds
+        valid = torch.rand(n, generator=gen) < 0.6
+        with HostSyncCounter() as counter:
+            got = unique_sites(sites, valid)
+        assert sum(counter.count.syncs.values()) == 1, counter.count.syncs
+        assert torch.equal(got, torch.unique(sites[valid], dim=0))
+        assert torch.equal(unique_sites(sites), torch.unique(sites, dim=0))

@@ -1,5 +1,6 @@
 """Host syncs and aten ops per frame of the shipped demo models' ``test_step`` (what a GPU
-would wait on; ``dm3d_mm/cost/host_syncs.py`` says what counts), counted on the CPU.
+would wait on; ``dm3d_mm/cost/host_syncs.py`` says what counts), counted on the CPU along the
+code path a CUDA run takes.
 
 Example:
   python tools/bench.py host_syncs --frames 4
@@ -36,6 +37,9 @@ class HostSyncsBench(Bench):
         p.add_argument('--frames', type=int, default=4, help='val frames counted per model')
         p.add_argument('--data-root', default='data/synth_kitti/')
         p.add_argument('--models', nargs='+', choices=list(MODELS), default=list(MODELS))
+        p.add_argument('--cpu-path', action='store_true',
+                       help='count the code path the models take on this CPU (SPS-Conv decoding '
+                            "spconv's CPU rulebooks) instead of the one a CUDA run takes")
 
     def run(self, args) -> None:
         print('| demo model | aten ops / frame | host syncs / frame | syncs by op (per frame) |')
@@ -44,7 +48,8 @@ class HostSyncsBench(Bench):
             config, ckpt = MODELS[row]
             cfg = load_config(f'configs/demo/{config}.py', data_root=args.data_root)
             model = build_detector(cfg, f'checkpoints/{ckpt}.pth')
-            count = count_host_syncs(model, calibration_batches(cfg, args.frames, 'val'))
+            count = count_host_syncs(model, calibration_batches(cfg, args.frames, 'val'),
+                                     cuda_path=not args.cpu_path)
             per = count.per_frame()
             by_op = ', '.join(f'{n / count.frames:g} {op.split(".")[-1]}'
                               for op, n in count.syncs.most_common())

@@ -14,12 +14,14 @@ import torch
 class FlatRulebook:
     """All (input row, output row) pairs, grouped by kernel offset (offset ids ascending);
     ``num_out``: the output rows it was built for where the builder knows it on the host
-    (None: unknown)."""
+    (None: unknown); ``sizes``: the pairs per offset on the host, where known (else read
+    back once, by :meth:`host_counts`)."""
     rows_in: torch.Tensor
     rows_out: torch.Tensor
     offset: torch.Tensor  # kernel offset id of every pair
     num_offsets: int
     num_out: Optional[int] = None
+    sizes: Optional[List[int]] = None
 
     @classmethod
     def from_pairs(cls, book: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> 'FlatRulebook':
@@ -32,7 +34,8 @@ class FlatRulebook:
 
         def cat(ts):
             return torch.cat(ts).long() if ts else torch.zeros(0, dtype=torch.long, device=dev)
-        return cls(cat([i for i, _ in book]), cat([o for _, o in book]), offset, len(book))
+        return cls(cat([i for i, _ in book]), cat([o for _, o in book]), offset, len(book),
+                   sizes=sizes)
 
     def counts(self) -> torch.Tensor:
         """Pairs per kernel offset, (K,) int64 (a scatter-add of the pairs' offsets: its size
@@ -40,6 +43,13 @@ class FlatRulebook:
         return torch.zeros(self.num_offsets, dtype=torch.long,
                            device=self.offset.device).index_add_(
                                0, self.offset, torch.ones_like(self.offset))
+
+    def host_counts(self) -> List[int]:
+        """Pairs per kernel offset on the host: known from the builder, or read back once
+        (one host sync per rulebook, however many convs run it)."""
+        if self.sizes is None:
+            self.sizes = self.counts().tolist()
+        return self.sizes
 
     def keep_outputs(self, keep_out: torch.Tensor, renumber: bool = False) -> 'FlatRulebook':
         """Only the pairs whose output is kept (outputs renumbered to the kept ones if asked)."""
@@ -60,7 +70,7 @@ def spconv_offset_weights(weight: torch.Tensor) -> torch.Tensor:
 def conv_from_rulebook(features: torch.Tensor, weight_kio: torch.Tensor, book: FlatRulebook,
                        num_out: int) -> torch.Tensor:
     """out[o] = sum over pairs (i, o) at offset k of features[i] @ W_k."""
-    counts: List[int] = book.counts().tolist()
+    counts = book.host_counts()
     gathered = features.index_select(0, book.rows_in)
     out = features.new_zeros(num_out, weight_kio.shape[-1])
     if not len(gathered):

@@ -9,7 +9,7 @@ kernel offset k when ``f = c * stride - padding + k * dilation`` (per axis). A r
 maps fine -> coarse, an inverse conv coarse -> fine, a submanifold conv has stride 1,
 padding (K - 1) / 2 * dilation and identical fine and coarse sets.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -34,12 +34,19 @@ def geometry(device, *values) -> List[torch.Tensor]:
     return [torch.tensor(_as3(v), dtype=torch.long, device=device) for v in values]
 
 
-def _encode(idx: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
-    """Unique int64 key of (batch, z, y, x) rows; coordinates must lie in [0, extent)."""
+#: bits per axis of the int64 voxel keys: (z, y, x) in [0, 2**18) (a 0.05 m grid 13 km wide)
+#: and batch indices below 2**9; a fixed width, so no device value is read back to size them
+KEY_BITS = 18
+_AXIS_MASK = (1 << KEY_BITS) - 1
+
+
+def _encode(idx: torch.Tensor) -> torch.Tensor:
+    """Unique int64 key of (batch, z, y, x) rows ordered as the rows are lexicographically;
+    coordinates must lie in [0, 2**KEY_BITS)."""
     idx = idx.long()
     key = idx[:, 0]
     for axis in range(3):
-        key = key * int(extent[axis]) + idx[:, axis + 1]
+        key = (key << KEY_BITS) | idx[:, axis + 1]
     return key
 
 
@@ -59,55 +66,68 @@ def rulebook(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1, pa
         return [(empty, empty) for _ in range(len(k_off))]
     fine = fine.long()
     coarse = coarse.long()
-    # a common extent big enough for every candidate coordinate (shifted to be >= 0)
+    # every candidate coordinate shifted to be >= 0
     shift = (p.max() + 1).long()
-    hi = torch.maximum(fine[:, 1:].max(0).values, coarse[:, 1:].max(0).values * s)
-    extent = hi + s + (k_off.max(0).values * d) + 2 * shift + 1
     shift4 = torch.stack([torch.zeros((), dtype=torch.long, device=dev), shift, shift, shift])
-    fine_keys, fine_order = torch.sort(_encode(fine + shift4, extent))
+    fine_keys, fine_order = torch.sort(_encode(fine + shift4))
     # candidates: offsets major, coarse rows minor, so each offset's pairs are contiguous
     xyz = (coarse[:, 1:] * s - p + shift)[None] + (k_off * d)[:, None]  # (K, M, 3)
     ok = (xyz >= 0).all(-1)
     batch = coarse[:, 0].expand(len(k_off), -1)
-    keys = _encode(torch.cat([batch[..., None], xyz.clamp(min=0)], -1).reshape(-1, 4),
-                   extent)
+    keys = _encode(torch.cat([batch[..., None], xyz.clamp(min=0)], -1).reshape(-1, 4))
     pos = torch.searchsorted(fine_keys, keys).clamp(max=len(fine_keys) - 1)
     hit = (fine_keys[pos] == keys) & ok.reshape(-1)
-    flat = torch.nonzero(hit).flatten()
+    # the pairs per offset read once; their total sizes the pairs' selection (no second wait)
+    counts = hit.reshape(len(k_off), -1).sum(1).tolist()
+    flat = torch.nonzero_static(hit, size=sum(counts)).flatten()
     rows_in = fine_order[pos[flat]]
     rows_out = flat % len(coarse)
-    counts = hit.reshape(len(k_off), -1).sum(1).tolist()
     return list(zip(torch.split(rows_in, counts), torch.split(rows_out, counts)))
 
 
-def unique_sites(sites: torch.Tensor) -> torch.Tensor:
-    """Sorted unique (batch, z, y, x) rows; a 1-D unique of packed keys (unique(dim=0) is slow)."""
+def unique_sites(sites: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Sorted unique (batch, z, y, x) rows (those where ``valid``, if given); a 1-D unique of
+    packed keys (unique(dim=0) is slow). The invalid rows are left out without a boolean
+    selection: their keys become one sentinel above every site's, dropped from the end."""
     if len(sites) == 0:
         return sites.long().reshape(0, 4)
-    sites = sites.long()
-    extent = sites[:, 1:].max(0).values + 1
-    keys = torch.unique(_encode(sites, extent))
+    keys = _encode(sites.long().clamp(min=0))
+    if valid is not None:
+        sentinel = torch.full((1,), torch.iinfo(torch.long).max, dtype=torch.long,
+                              device=keys.device)
+        keys = torch.unique(torch.cat([torch.where(valid, keys, sentinel), sentinel]))[:-1]
+    else:
+        keys = torch.unique(keys)
     out = torch.empty(len(keys), 4, dtype=torch.long, device=keys.device)
     for axis in (3, 2, 1):
-        out[:, axis] = keys % extent[axis - 1]
-        keys = torch.div(keys, extent[axis - 1], rounding_mode='floor')
+        out[:, axis] = keys & _AXIS_MASK
+        keys = keys >> KEY_BITS
     out[:, 0] = keys
     return out
 
 
-def regular_conv_outputs(fine: torch.Tensor, kernel_size, stride, padding, dilation,
-                         spatial_shape: Sequence[int]) -> torch.Tensor:
-    """Output sites of a regular sparse conv: every in-bounds c with a paired fine site."""
+def regular_conv_candidates(fine: torch.Tensor, kernel_size, stride, padding, dilation,
+                            spatial_shape: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Every fine site's output cell at every kernel offset, (K, N, 4) (batch, z, y, x), and
+    whether the offset pairs it with an in-bounds cell, (K, N)."""
     dev = fine.device
     k_off = kernel_offsets(kernel_size, dev)
     s, p, d, ks = geometry(dev, stride, padding, dilation, kernel_size)
     shape = torch.tensor(list(spatial_shape), dtype=torch.long, device=dev)
     out_shape = (shape + 2 * p - d * (ks - 1) - 1) // s + 1
-    if len(fine) == 0:
-        return torch.zeros((0, 4), dtype=torch.long, device=dev)
     fine = fine.long()
     num = (fine[:, 1:] + p)[None] - (k_off * d)[:, None]  # (K, N, 3)
     c = torch.div(num, s, rounding_mode='floor')
     ok = ((num - c * s) == 0).all(-1) & ((c >= 0) & (c < out_shape)).all(-1)
     batch = fine[:, 0].expand(len(k_off), -1)
-    return unique_sites(torch.cat([batch[..., None], c], -1)[ok])
+    return torch.cat([batch[..., None], c], -1), ok
+
+
+def regular_conv_outputs(fine: torch.Tensor, kernel_size, stride, padding, dilation,
+                         spatial_shape: Sequence[int]) -> torch.Tensor:
+    """Output sites of a regular sparse conv: every in-bounds c with a paired fine site."""
+    if len(fine) == 0:
+        return torch.zeros((0, 4), dtype=torch.long, device=fine.device)
+    cells, ok = regular_conv_candidates(fine, kernel_size, stride, padding, dilation,
+                                        spatial_shape)
+    return unique_sites(cells.reshape(-1, 4), ok.reshape(-1))

@@ -14,6 +14,7 @@ from mmdet3d.models.middle_encoders import SparseEncoder
 from mmdet3d.registry import MODELS
 
 from ..errors import UserError
+from .active_pixels import active_index, active_pixels
 from .backends import require_backend
 from .importance import keep_mask
 from .spss_encoder import empty_bev, encode
@@ -30,19 +31,26 @@ def _importance_at(imp: torch.Tensor, hw) -> torch.Tensor:
 
 
 def column_keep(indices: torch.Tensor, spatial_hw, imp: torch.Tensor,
-                keep_ratio: float, batch_size: Optional[int] = None) -> torch.Tensor:
+                keep_ratio: float, batch_size: Optional[int] = None,
+                one_per_column: bool = False) -> torch.Tensor:
     """Per voxel row: whether its BEV column is among the kept top ``keep_ratio`` fraction
     of the sample's non-empty columns, ranked by ``imp`` resampled to ``spatial_hw``
-    (``batch_size``: the samples, if known; see :func:`keep_mask`)."""
+    (``batch_size``: the samples, if known; see :func:`keep_mask`). ``one_per_column``: the
+    rows are distinct columns in row-major order already (BEV pixels), so no ``unique``
+    (and its wait) is needed to find them."""
     if len(indices) == 0 or keep_ratio >= 1:
         return torch.ones(len(indices), dtype=torch.bool, device=indices.device)
     h, w = int(spatial_hw[0]), int(spatial_hw[1])
     grid = _importance_at(imp.detach(), (h, w))
     col = (indices[:, 0].long() * h + indices[:, 2].long()) * w + indices[:, 3].long()
-    cols, inverse = torch.unique(col, return_inverse=True)
+    if one_per_column:
+        cols, inverse = col, None
+    else:
+        cols, inverse = torch.unique(col, return_inverse=True)
     batch = torch.div(cols, h * w, rounding_mode='floor')
     scores = grid.reshape(-1)[cols]
-    return keep_mask(scores, batch, 1.0 - keep_ratio, batch_size)[inverse]
+    keep = keep_mask(scores, batch, 1.0 - keep_ratio, batch_size)
+    return keep if inverse is None else keep[inverse]
 
 
 @MODELS.register_module()
@@ -106,7 +114,9 @@ class Ada3DSparseEncoder(SparseEncoder):
         if self.keep_ratios.get('input', 1.0) < 1:
             keep = column_keep(coors, self.sparse_shape[1:], imp, self.keep_ratios['input'],
                                batch_size)
-            voxel_features, coors = voxel_features[keep], coors[keep]
+            rows = torch.nonzero(keep).flatten()  # one wait for both selections
+            voxel_features, coors = voxel_features.index_select(0, rows), \
+                coors.index_select(0, rows)
         if coors.shape[0] == 0:
             self.last_bev_mask = None
             return empty_bev(self, voxel_features, batch_size)
@@ -117,12 +127,11 @@ class Ada3DSparseEncoder(SparseEncoder):
         n, _, h, w = out.shape
         if 'bev' in self.keep_ratios:
             active = (out != 0).any(1)
-            idx = torch.nonzero(active)
-            keep = column_keep(torch.stack([idx[:, 0], idx[:, 0] * 0, idx[:, 1], idx[:, 2]], 1),
-                               (h, w), imp, self.keep_ratios['bev'], n)
-            mask = torch.zeros(n, h, w, dtype=torch.bool, device=out.device)
-            kept = idx.index_select(0, torch.nonzero(keep).flatten())
-            mask[kept[:, 0], kept[:, 1], kept[:, 2]] = True
+            b, y, x = active_pixels(active)  # the one wait: the active count
+            keep = column_keep(torch.stack([b, b * 0, y, x], 1), (h, w), imp,
+                               self.keep_ratios['bev'], n, one_per_column=True)
+            mask = torch.zeros(n * h * w, dtype=torch.bool, device=out.device)
+            mask = mask.index_put_((active_index(active), ), keep).view(n, h, w)
             out = out * mask[:, None].to(out.dtype)
             self.last_bev_mask = mask
         return (out, encode_features) if self.return_middle_feats else out

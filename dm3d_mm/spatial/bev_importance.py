@@ -51,7 +51,10 @@ class BEVImportancePredictor(nn.Module):
             flat[:, :c] = flat[:, :c].index_reduce(0, cell, feats, 'amax', include_self=True)
             flat[:, :c] = torch.where(torch.isinf(flat[:, :c]), torch.zeros_like(flat[:, :c]),
                                       flat[:, :c])
-            flat[:, c] = torch.log1p(torch.bincount(cell, minlength=len(flat)).to(feats.dtype))
+            # points per cell as a scatter-add (bincount would wait for the data's maximum)
+            count = torch.zeros(len(flat), dtype=feats.dtype, device=feats.device)
+            flat[:, c] = torch.log1p(count.index_add_(0, cell, torch.ones_like(cell,
+                                                                             dtype=feats.dtype)))
         return flat.reshape(batch_size, h, w, c + 1).permute(0, 3, 1, 2).contiguous()
 
     def forward(self, feats, coors, batch_size, sparse_shape) -> torch.Tensor:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..cost.counter import count_call, count_elementwise, only_counting_hooks
 from ..errors import UnfitModel
+from .active_pixels import active_index, remember_count
 from .sparse_bev_conv import SparseBEVConv2d, bev_rows, rows_to_bev
 from .spbn import SparsityPreservingBN2d
 
@@ -34,9 +35,12 @@ def _live(rows: torch.Tensor, mask: torch.Tensor):
     live = (rows != 0).any(1)
     if bool(live.all()):
         return rows, mask
+    index = active_index(mask)
     mask = mask.clone()
-    mask[mask.clone()] = live
-    return rows[live], mask
+    mask.view(-1).index_copy_(0, index, live)
+    rows = rows[live]
+    remember_count(mask, len(rows))
+    return rows, mask
 
 
 def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..sparse.gather_conv import FlatRulebook, conv_from_rulebook
+from .active_pixels import active_count, active_index, active_pixels, remember_count
 
 
 def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, stride, padding,
@@ -37,15 +38,20 @@ def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, str
     flat = mask_in.reshape(-1)
     rank = torch.cumsum(flat.long(), 0) - 1
     ids[:, ph:ph + h, pw:pw + w] = torch.where(flat, rank, -1).view(n, h, w)
-    b, yo, xo = torch.nonzero(mask_out).unbind(1)
+    b, yo, xo = active_pixels(mask_out)
     # every offset's input row of every active output pixel at once, (K, outputs); its hits
     # in offset-major order are the pairs offset by offset (one nonzero for all of them)
     ky, kx = torch.meshgrid(torch.arange(kh, device=dev), torch.arange(kw, device=dev),
                             indexing='ij')
     ky, kx = ky.reshape(-1, 1), kx.reshape(-1, 1)
     rows = ids[b[None], yo[None] * sh + ky * dh, xo[None] * sw + kx * dw]
-    offset, out_rows = torch.nonzero(rows >= 0).unbind(1)
-    return FlatRulebook(rows[offset, out_rows], out_rows, offset, kh * kw, num_out=len(b))
+    # the pairs per offset read once; their total sizes the pairs' selection (no second wait)
+    hit = rows >= 0
+    sizes = hit.sum(1).tolist()
+    offset, out_rows = torch.nonzero_static(hit, size=sum(sizes)).unbind(1)
+    remember_count(mask_out, len(b))
+    return FlatRulebook(rows[offset, out_rows], out_rows, offset, kh * kw, num_out=len(b),
+                        sizes=sizes)
 
 
 @MODELS.register_module()
@@ -93,6 +99,8 @@ class SparseBEVConv2d(nn.Conv2d):
     def _active_out(self, mask_in: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """(N, Ho, Wo) active output pixels of the active input pixels ``mask_in``."""
         ho, wo = self.output_hw(*x.shape[-2:])
+        if self.submanifold and self.stride == (1, 1) and (ho, wo) == tuple(mask_in.shape[1:]):
+            return mask_in  # the same pixels: the same mask object, so later layers see it
         return self._out_mask(mask_in[:, None].to(x.dtype))[:, 0, :ho, :wo] > 0
 
     def _rulebook(self, x: torch.Tensor, mask_in: torch.Tensor):
@@ -108,16 +116,10 @@ class SparseBEVConv2d(nn.Conv2d):
         SparseBEVConv2d._shared = (key, mask_in, mask_out, book)
         return mask_out, book
 
-    # the density of the last mask asked about (the same mask object is asked again by the
-    # next layers of a block: one wait for its density, not one per layer)
-    _density = None
-
     def runs_sparse(self, mask_in: torch.Tensor) -> bool:
-        """Whether a call on the active pixels ``mask_in`` (N, H, W) takes the sparse path."""
-        last = SparseBEVConv2d._density
-        if last is None or last[0] is not mask_in:
-            last = SparseBEVConv2d._density = (mask_in, float(mask_in.float().mean()))
-        return last[1] <= self.dense_above
+        """Whether a call on the active pixels ``mask_in`` (N, H, W) takes the sparse path
+        (its density read once per mask, and not at all where its count is known)."""
+        return active_count(mask_in) / max(mask_in.numel(), 1) <= self.dense_above
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask_in = (x != 0).any(1)
@@ -134,7 +136,7 @@ class SparseBEVConv2d(nn.Conv2d):
         active output mask). Runs the sparse path whatever the density."""
         probe = feats.new_empty((shape[0], 0, *shape[2:]))  # shape and dtype only, no data
         mask_out, book = self._rulebook(probe, mask_in)
-        self._last_pairs = book.counts().cpu()
+        self._last_pairs = torch.tensor(book.host_counts())
         self.spatial_saving = 'skipped'
         kh, kw = self.kernel_size
         weight = self.weight.permute(2, 3, 1, 0).reshape(kh * kw, self.in_channels,
@@ -160,7 +162,7 @@ class SparseBEVConv2d(nn.Conv2d):
             raise ValueError(f'blocks() needs a pointwise conv, not kernel {self.kernel_size} '
                              f'stride {self.stride} padding {self.padding}')
         mask = (x != 0).any(1)
-        index = torch.nonzero(mask, as_tuple=True)
+        index = active_pixels(mask)
         rows = bev_rows(x, mask) @ self.weight.flatten(1).t()
         self._last_pairs = torch.tensor([len(rows)])
         self.spatial_saving = 'skipped'
@@ -176,14 +178,15 @@ class SparseBEVConv2d(nn.Conv2d):
 
 def bev_rows(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(active pixels, C) feature rows of a BEV map (N, C, H, W), row-major over ``mask``."""
-    return x.permute(0, 2, 3, 1)[mask]
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).index_select(0, active_index(mask))
 
 
 def rows_to_bev(rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The BEV map (N, C, H, W) holding ``rows`` at ``mask`` (N, H, W) and zeros elsewhere."""
-    y = rows.new_zeros(*mask.shape, rows.shape[1])
-    y[mask] = rows
-    return y.permute(0, 3, 1, 2)
+    remember_count(mask, len(rows))
+    y = rows.new_zeros(mask.numel(), rows.shape[1])
+    y.index_copy_(0, active_index(mask), rows)
+    return y.view(*mask.shape, rows.shape[1]).permute(0, 3, 1, 2)
 
 
 @MODELS.register_module()
@@ -212,7 +215,7 @@ class SparseBEVDeconv2d(nn.ConvTranspose2d):
         tensors (batch, row, col) into the (N, H * kh, W * kw) output grid)."""
         kh, kw = self.kernel_size
         mask = (x != 0).any(1)
-        b, y, xx = torch.nonzero(mask, as_tuple=True)  # the rows' pixels, row-major
+        b, y, xx = active_pixels(mask)  # the rows' pixels, row-major
         feats = bev_rows(x, mask)  # (active, C)
         # columns ordered (kh, kw, out): row (pixel, i, j) of the product is the output
         # pixel (y * kh + i, x * kw + j)

@@ -19,7 +19,8 @@ from ..sparse.gather_conv import (
     spconv_offset_weights,
 )
 from ..sparse.native_rulebook import native_pairs_available, regular_rulebook, subm_rulebook
-from ..sparse.rulebook import _as3, geometry, regular_conv_outputs, rulebook, unique_sites
+from ..sparse.rulebook import (_as3, geometry, regular_conv_candidates, rulebook,
+                               unique_sites)
 from .importance import VoxelImportance, keep_mask
 
 
@@ -188,15 +189,21 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
             # unimportant one (the pair at its own offset)
             src = book.rows_in
             hit = keep[src] | ((book.offset == own_offset[src]) & ok[src])
-            computed = torch.zeros(len(full_sites), dtype=torch.bool, device=keep.device)
-            computed[book.rows_out[hit]] = True
+            computed = torch.zeros(len(full_sites), dtype=torch.long, device=keep.device)
+            computed = computed.index_add_(0, book.rows_out, hit.long()) > 0
             book = book.keep_outputs(computed, renumber=True)
-            sites = full_sites[computed].long()
+            sites = full_sites.index_select(0, torch.nonzero(computed).flatten()).long()
         else:
-            own = self.own_sites(x.indices[~keep], out_shape)
-            grown = regular_conv_outputs(x.indices[keep], self.kernel_size, self.stride,
-                                         self.padding, self.dilation, x.spatial_shape)
-            sites = unique_sites(torch.cat([grown, own]))
+            # the cells the kept voxels' kernels reach and the pruned voxels' own cells, in
+            # one unique (no boolean selection of either set)
+            own, _, own_ok = self._own(x.indices, out_shape)
+            grown, grown_ok = regular_conv_candidates(x.indices, self.kernel_size, self.stride,
+                                                      self.padding, self.dilation,
+                                                      x.spatial_shape)
+            cells = torch.cat([grown.reshape(-1, 4),
+                               torch.cat([x.indices[:, :1].long(), own], 1)])
+            valid = torch.cat([(grown_ok & keep[None]).reshape(-1), own_ok & ~keep])
+            sites = unique_sites(cells, valid)
             book = FlatRulebook.from_pairs(rulebook(x.indices, sites, self.kernel_size,
                                                     self.stride, self.padding, self.dilation))
         out = self._conv(feats, book, len(sites))

@@ -1,0 +1,61 @@
+"""Active-pixel counts and indices of BEV masks, each read from the device once per mask.
+
+A sparse BEV layer needs, per (N, H, W) mask of active pixels, how many there are (its
+density decision, the size of its feature rows) and where they are (gather and scatter of the
+rows). Both come from one read of the count: the indices are then a ``nonzero_static`` of a
+size known on the host, which does not wait for the device. A builder that knows a mask's
+count already (a rulebook's outputs, a row tensor's length) tells it here, and the mask costs
+no wait at all. Masks are remembered by identity while they live, so a mask must not be
+changed in place once asked about.
+"""
+import weakref
+from typing import Dict, Optional, Tuple
+
+import torch
+
+# id -> (weakref to the mask, active count, flat active indices or None)
+_KNOWN: Dict[int, Tuple[weakref.ref, int, Optional[torch.Tensor]]] = {}
+_MAX_KNOWN = 64
+
+
+def _entry(mask: torch.Tensor):
+    entry = _KNOWN.get(id(mask))
+    return entry if entry is not None and entry[0]() is mask else None
+
+
+def remember_count(mask: torch.Tensor, count: int) -> None:
+    """Record that ``mask`` holds ``count`` active pixels (known on the host)."""
+    entry = _entry(mask)
+    if entry is not None and entry[1] == count:
+        return
+    if len(_KNOWN) >= _MAX_KNOWN:
+        for key in [k for k, (ref, _, _) in _KNOWN.items() if ref() is None] or list(_KNOWN):
+            del _KNOWN[key]
+    _KNOWN[id(mask)] = (weakref.ref(mask), int(count), None)
+
+
+def active_count(mask: torch.Tensor) -> int:
+    """Active pixels of ``mask``: known, or read back once (one host sync)."""
+    entry = _entry(mask)
+    if entry is None:
+        remember_count(mask, int(mask.sum()))
+        entry = _entry(mask)
+    return entry[1]
+
+
+def active_index(mask: torch.Tensor) -> torch.Tensor:
+    """Flat row-major indices of the active pixels of ``mask`` (the order of ``x[mask]``)."""
+    count = active_count(mask)
+    ref, _, index = _KNOWN[id(mask)]
+    if index is None:
+        index = torch.nonzero_static(mask.reshape(-1), size=count).flatten()
+        _KNOWN[id(mask)] = (ref, count, index)
+    return index
+
+
+def active_pixels(mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(batch, row, col) of the active pixels of ``mask`` (N, H, W), row-major, as
+    ``torch.nonzero(mask, as_tuple=True)`` gives them."""
+    index = active_index(mask)
+    h, w = mask.shape[1:]
+    return index // (h * w), index // w % h, index % w
