@@ -9,13 +9,13 @@ indexing or index assignment with a boolean mask (``x[mask]``, ``x[mask] = v``: 
 decides the shape). Copies to the host, which dispatch no aten op on a CPU tensor, are seen
 as the tensor methods called (``.tolist()``, ``.numpy()``, ``.cpu()``, ``.to('cpu')``) and
 counted too: on a GPU each is a device-to-host copy that waits (on a tensor already on the
-host it would not be; the count cannot tell), ``t.cpu().tolist()`` once. Not seen: work outside torch (spconv's and
-mmcv's compiled ops, their own syncs).
+host it would not be; the count cannot tell), ``t.cpu().tolist()`` once. Not seen: work
+outside torch (spconv's and mmcv's compiled ops, their own syncs).
 """
 import sys
-from contextlib import contextmanager, nullcontext
 import weakref
 from collections import Counter
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence
 

@@ -19,8 +19,7 @@ from ..sparse.gather_conv import (
     spconv_offset_weights,
 )
 from ..sparse.native_rulebook import native_pairs_available, regular_rulebook, subm_rulebook
-from ..sparse.rulebook import (_as3, geometry, regular_conv_candidates, rulebook,
-                               unique_sites)
+from ..sparse.rulebook import _as3, geometry, regular_conv_candidates, rulebook, unique_sites
 from .importance import VoxelImportance, keep_mask
 
 
