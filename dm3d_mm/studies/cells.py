@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..pruning.pruner import ESTIMATOR_NAMES, METHODS
 
 _DEMO = 'dm3d_mm::demo/'
+_DISTILL = 'dm3d_mm::distill/'
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,13 @@ DETECTORS: Dict[str, DetectorSetup] = {
             'ada3d_sparse-head': SpatialSetup(
                 _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head.py',
                 'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth',
-                _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py')},
+                _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py'),
+            # Ada3D from the dense weights with growing 2D blocks, its joint step distilled
+            # from a dense teacher (configs/distill/centerpoint_..._ada3d-grow_kd.py)
+            'ada3d-grow_sparse-head': SpatialSetup(
+                _DISTILL + 'centerpoint_synth-kitti_cpu_ada3d-grow_sparse-head.py',
+                'checkpoints/centerpoint_synth-kitti_cpu_ada3d-grow_kd.pth',
+                _DISTILL + 'centerpoint_synth-kitti_cpu_ada3d-grow_sparse-head_dm3d50.py')},
         # the heatmap term over the teacher's peaks (over its whole heatmap mass it is
         # ~0.04, too small to train), the box term at the GT box loss' weight (0.25)
         distill_losses=(dict(type='center_head_response', loss_weight=2.0, box_weight=0.25,
