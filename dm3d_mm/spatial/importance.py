@@ -70,9 +70,11 @@ def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
     """True for the voxels kept: in each sample the floor(n * prune_ratio) lowest scores go
     (ties broken by position, so the mask is deterministic).
 
-    Sync-free where the batch size is known: one stable sort by score (ties keep their
-    position order), one stable sort by sample, each voxel's rank in its sample against its
-    sample's pruned count, all on the device; no count or threshold is read back.
+    Sync-free where the batch size is known: for one sample, the pruned count's score by
+    selection (``kthvalue``, linear time) and its ties by a cumulative count; for several, one
+    stable sort by score (ties keep their position order), one stable sort by sample, each
+    voxel's rank in its sample against its sample's pruned count; all on the device, no count
+    or threshold read back.
 
     Args:
         scores (Tensor): (n, ) importance per voxel.
@@ -88,10 +90,17 @@ def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
     scores = scores.detach()
     if batch_size is None:
         batch_size = int(batch_idx.max()) + 1
+    if batch_size == 1:  # one sample: its pruned count is known from the tensor's shape
+        n_pruned = int(n * prune_ratio)
+        if n_pruned == 0:
+            return keep
+        # the n_pruned-th smallest score in O(n) (no sort); the ties at it go lowest
+        # position first, counted on the device
+        thr = torch.kthvalue(scores, n_pruned).values
+        below = scores < thr
+        tie = scores == thr
+        return ~(below | (tie & (torch.cumsum(tie.long(), 0) <= n_pruned - below.sum())))
     order = torch.sort(scores, stable=True).indices
-    if batch_size == 1:  # one sample: its count is the tensor's shape
-        keep[order[:int(n * prune_ratio)]] = False
-        return keep
     batch_idx = batch_idx.long()
     order = order[torch.sort(batch_idx[order], stable=True).indices]
     sample = batch_idx[order]
