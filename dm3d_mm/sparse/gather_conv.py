@@ -75,17 +75,16 @@ def conv_from_rulebook(features: torch.Tensor, weight_kio: torch.Tensor, book: F
     out = features.new_zeros(num_out, weight_kio.shape[-1])
     if not len(gathered):
         return out
+    # each offset's rows and weight as views from one split / unbind (not a slice and a
+    # select per offset: fewer ops for the host to dispatch)
+    segments, weights = gathered.split(counts), weight_kio.unbind(0)
     if torch.is_grad_enabled() and (features.requires_grad or weight_kio.requires_grad):
-        products = torch.cat([seg @ weight_kio[k] for k, seg in
-                              enumerate(torch.split(gathered, counts)) if counts[k]])
+        products = torch.cat([seg @ w for seg, w, n in zip(segments, weights, counts) if n])
     else:  # inference: write each offset's GEMM straight into one buffer (no concat copy)
         products = features.new_empty(len(gathered), weight_kio.shape[-1])
-        start = 0
-        for k, n in enumerate(counts):
+        for seg, w, dst, n in zip(segments, weights, products.split(counts), counts):
             if n:
-                torch.mm(gathered[start:start + n], weight_kio[k],
-                         out=products[start:start + n])
-                start += n
+                torch.mm(seg, w, out=dst)
     return out.index_add_(0, book.rows_out, products)
 
 
