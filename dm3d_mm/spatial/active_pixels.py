@@ -6,7 +6,7 @@ rows). Both come from one read of the count: the indices are then a ``nonzero_st
 size known on the host, which does not wait for the device. A builder that knows a mask's
 count already (a rulebook's outputs, a row tensor's length) tells it here, and the mask costs
 no wait at all. Masks are remembered by identity while they live, so a mask must not be
-changed in place once asked about.
+changed in place once asked about; what is remembered of a mask goes when the mask does.
 """
 import weakref
 from typing import Dict, Optional, Tuple
@@ -29,9 +29,10 @@ def remember_count(mask: torch.Tensor, count: int) -> None:
     if entry is not None and entry[1] == count:
         return
     if len(_KNOWN) >= _MAX_KNOWN:
-        for key in [k for k, (ref, _, _) in _KNOWN.items() if ref() is None] or list(_KNOWN):
-            del _KNOWN[key]
-    _KNOWN[id(mask)] = (weakref.ref(mask), int(count), None)
+        _KNOWN.clear()
+    key = id(mask)
+    # the entry (and its index tensor) goes with the mask
+    _KNOWN[key] = (weakref.ref(mask, lambda _, key=key: _KNOWN.pop(key, None)), int(count), None)
 
 
 def active_count(mask: torch.Tensor) -> int:
