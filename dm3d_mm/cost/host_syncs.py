@@ -173,7 +173,11 @@ class HostSyncCounter(TorchDispatchMode):
 def cuda_code_path(model: torch.nn.Module):
     """Inside the block, ``model`` takes the code path it takes on CUDA wherever a module
     has a CPU-only one: SPS-Conv's rulebooks built in torch (``rulebook_backend='torch'``),
-    not decoded from spconv's CPU rulebook."""
+    not decoded from spconv's CPU rulebook.
+
+    Args:
+        model (nn.Module): the detector; its modules are restored on exit.
+    """
     switched = [m for m in model.modules() if getattr(m, 'rulebook_backend', None) == 'spconv']
     for m in switched:
         m.rulebook_backend = 'torch'

@@ -88,7 +88,12 @@ def rulebook(fine: torch.Tensor, coarse: torch.Tensor, kernel_size, stride=1, pa
 def unique_sites(sites: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Sorted unique (batch, z, y, x) rows (those where ``valid``, if given); a 1-D unique of
     packed keys (unique(dim=0) is slow). The invalid rows are left out without a boolean
-    selection: their keys become one sentinel above every site's, dropped from the end."""
+    selection: their keys become one sentinel above every site's, dropped from the end.
+
+    Args:
+        sites (Tensor): (M, 4) integer sites, coordinates in [0, 2**KEY_BITS).
+        valid (Tensor, optional): (M, ) bool, the rows to keep. Defaults to None (all).
+    """
     if len(sites) == 0:
         return sites.long().reshape(0, 4)
     keys = _encode(sites.long().clamp(min=0))
@@ -109,7 +114,13 @@ def unique_sites(sites: torch.Tensor, valid: Optional[torch.Tensor] = None) -> t
 def regular_conv_candidates(fine: torch.Tensor, kernel_size, stride, padding, dilation,
                             spatial_shape: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
     """Every fine site's output cell at every kernel offset, (K, N, 4) (batch, z, y, x), and
-    whether the offset pairs it with an in-bounds cell, (K, N)."""
+    whether the offset pairs it with an in-bounds cell, (K, N).
+
+    Args:
+        fine (Tensor): (N, 4) input sites (batch, z, y, x).
+        kernel_size, stride, padding, dilation (int | tuple): the conv's geometry.
+        spatial_shape (Sequence[int]): the input grid's (z, y, x) size.
+    """
     dev = fine.device
     k_off = kernel_offsets(kernel_size, dev)
     s, p, d, ks = geometry(dev, stride, padding, dilation, kernel_size)

@@ -24,7 +24,12 @@ def _entry(mask: torch.Tensor):
 
 
 def remember_count(mask: torch.Tensor, count: int) -> None:
-    """Record that ``mask`` holds ``count`` active pixels (known on the host)."""
+    """Record that ``mask`` holds ``count`` active pixels (known on the host).
+
+    Args:
+        mask (Tensor): (N, H, W) bool mask of active pixels.
+        count (int): its number of True entries.
+    """
     entry = _entry(mask)
     if entry is not None and entry[1] == count:
         return
@@ -36,7 +41,11 @@ def remember_count(mask: torch.Tensor, count: int) -> None:
 
 
 def active_count(mask: torch.Tensor) -> int:
-    """Active pixels of ``mask``: known, or read back once (one host sync)."""
+    """Active pixels of ``mask``: known, or read back once (one host sync).
+
+    Args:
+        mask (Tensor): (N, H, W) bool mask of active pixels.
+    """
     entry = _entry(mask)
     if entry is None:
         remember_count(mask, int(mask.sum()))
@@ -45,7 +54,12 @@ def active_count(mask: torch.Tensor) -> int:
 
 
 def active_index(mask: torch.Tensor) -> torch.Tensor:
-    """Flat row-major indices of the active pixels of ``mask`` (the order of ``x[mask]``)."""
+    """Flat row-major indices of the active pixels of ``mask`` (the order of ``x[mask]``),
+    selected with the known count (``nonzero_static``: no wait).
+
+    Args:
+        mask (Tensor): (N, H, W) bool mask of active pixels.
+    """
     count = active_count(mask)
     ref, _, index = _KNOWN[id(mask)]
     if index is None:
@@ -55,8 +69,12 @@ def active_index(mask: torch.Tensor) -> torch.Tensor:
 
 
 def active_pixels(mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(batch, row, col) of the active pixels of ``mask`` (N, H, W), row-major, as
-    ``torch.nonzero(mask, as_tuple=True)`` gives them."""
+    """(batch, row, col) of the active pixels of ``mask``, row-major, as
+    ``torch.nonzero(mask, as_tuple=True)`` gives them.
+
+    Args:
+        mask (Tensor): (N, H, W) bool mask of active pixels.
+    """
     index = active_index(mask)
     h, w = mask.shape[1:]
     return index // (h * w), index // w % h, index % w
