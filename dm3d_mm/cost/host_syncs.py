@@ -120,8 +120,9 @@ class _HostCopies(TorchFunctionMode):
             del self.copied[id(args[0])]  # read on the host after its counted copy
         else:
             self.counter.add_sync(name)
-            if isinstance(out, torch.Tensor):
-                self.copied[id(out)] = weakref.ref(out)
+            if isinstance(out, torch.Tensor):  # the entry goes with the tensor
+                key = id(out)
+                self.copied[key] = weakref.ref(out, lambda _, key=key: self.copied.pop(key, None))
         return out
 
     def _copied(self, tensor) -> bool:

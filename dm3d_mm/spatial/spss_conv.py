@@ -170,11 +170,6 @@ class SPSSSparseConv3d(_SPSSMixin, SparseConv3d):
         offset = (kk[:, 0] * ks[1] + kk[:, 1]) * ks[2] + kk[:, 2]
         return own, offset, ok
 
-    def own_sites(self, indices: torch.Tensor, out_shape: torch.Tensor) -> torch.Tensor:
-        """One output site per voxel: the coarse cell it falls in, if the kernel reaches it."""
-        own, _, ok = self._own(indices, out_shape)
-        return torch.cat([indices[ok, :1].long(), own[ok]], 1)
-
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
         if self.prune_ratio == 0 and not self.force_rulebook:
             self._last_pairs = None
