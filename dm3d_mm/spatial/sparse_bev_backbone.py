@@ -15,7 +15,7 @@ over the rows), so the model is counted as it runs. The pairs multiplied are the
 way.
 Same arguments and state_dict keys as SECOND.
 """
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -87,13 +87,37 @@ class SparseBEVSECOND(SECOND):
             reach per block, so that features reach empty pixels next to the points (an
             object's centre, say). Defaults to False (submanifold throughout: the active set
             never grows).
+        dense_blocks (Sequence[int]): indices of blocks built as mmdet3d's SECOND builds
+            them (``dense_conv_cfg`` / ``dense_norm_cfg``): they compute every pixel, so the
+            pixels dropped before them get features again (the last block, say, whose
+            upsampled output then reaches the head at every pixel). Their state_dict keys
+            are SECOND's, so a dense checkpoint loads into them as it is. Defaults to ().
+        dense_conv_cfg (dict): conv config of the dense blocks. Defaults to
+            ``dict(type='Conv2d', bias=False)``.
+        dense_norm_cfg (dict): norm config of the dense blocks. Defaults to
+            ``dict(type='BN', eps=1e-3, momentum=0.01)``, SECOND's.
         **kwargs: SECOND's keyword arguments.
     """
 
-    def __init__(self, *args, grow_per_block: bool = False, **kwargs):
+    def __init__(self, *args, grow_per_block: bool = False,
+                 dense_blocks: Sequence[int] = (),
+                 dense_conv_cfg: dict = dict(type='Conv2d', bias=False),
+                 dense_norm_cfg: dict = dict(type='BN', eps=1e-3, momentum=0.01), **kwargs):
         super().__init__(*args, **kwargs)
+        self.dense_blocks = tuple(int(i) for i in dense_blocks)
+        bad = [i for i in self.dense_blocks if not 0 <= i < len(self.blocks)]
+        if bad:
+            raise UnfitModel(f'dense_blocks {bad} out of range: the backbone has '
+                             f'{len(self.blocks)} blocks')
+        if self.dense_blocks:
+            dense = SECOND(*args, **dict(kwargs, conv_cfg=dense_conv_cfg,
+                                         norm_cfg=dense_norm_cfg))
+            for i in self.dense_blocks:
+                self.blocks[i] = dense.blocks[i]
         if grow_per_block:  # the state is each first conv's own ``submanifold`` flag
-            for block in self.blocks:
+            for i, block in enumerate(self.blocks):
+                if i in self.dense_blocks:
+                    continue
                 if not isinstance(block[0], SparseBEVConv2d):
                     raise UnfitModel('grow_per_block needs conv_cfg type SparseBEVConv2d, got '
                                     f'{type(block[0]).__name__}')
