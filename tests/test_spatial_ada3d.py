@@ -599,3 +599,35 @@ def test_support_convs_compute_the_reached_pixels_only(zero_background):
         del inp, hidden, outs
         gc.collect()
         assert all(r() is None for r in maps), grad
+
+
+def test_dense_blocks_are_second_blocks():
+    """``dense_blocks`` builds the named blocks as mmdet3d's SECOND does: a dense SECOND
+    checkpoint loads into them strictly, they compute every pixel (features reach the pixels
+    the sparse block left empty) and equal SECOND's block on the sparse block's output; an
+    index past the blocks is a clear error. (Fails if the sparse block were kept: the
+    stride-2 output would stay zero outside the pooled mask.)"""
+    from mmdet3d.models.backbones import SECOND
+    from dm3d_mm.errors import UnfitModel
+    from dm3d_mm.spatial import SparseBEVSECOND
+    torch.manual_seed(0)
+    args = dict(in_channels=6, out_channels=[8, 12], layer_nums=[2, 1], layer_strides=[1, 2])
+    net = SparseBEVSECOND(**args, conv_cfg=dict(type='SparseBEVConv2d', bias=False),
+                          norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.5),
+                          dense_blocks=(1, )).eval()
+    dense = SECOND(**args).eval()
+    dense.blocks[1].load_state_dict(net.blocks[1].state_dict(), strict=True)
+    assert isinstance(net.blocks[0][0], SparseBEVConv2d)
+    assert type(net.blocks[1][0]) is torch.nn.Conv2d
+    x, mask = _sparse_bev(seed=3, shape=(2, 6, 16, 14), density=0.2)
+    with torch.no_grad():
+        for m in net.blocks[1].modules():  # BN statistics that move values off zero
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+        dense.blocks[1].load_state_dict(net.blocks[1].state_dict())
+        outs = net(x)
+        assert torch.allclose(outs[1], dense.blocks[1](outs[0]), atol=1e-6)
+    keep = torch.nn.functional.max_pool2d(mask, 2, 2)
+    assert bool(((outs[1] != 0).any(1, keepdim=True) & (keep == 0)).any())
+    with pytest.raises(UnfitModel, match='dense_blocks'):
+        SparseBEVSECOND(**args, dense_blocks=(2, ))
