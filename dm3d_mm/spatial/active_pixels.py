@@ -7,6 +7,10 @@ size known on the host, which does not wait for the device. A builder that knows
 count already (a rulebook's outputs, a row tensor's length) tells it here, and the mask costs
 no wait at all. Masks are remembered by identity while they live, so a mask must not be
 changed in place once asked about; what is remembered of a mask goes when the mask does.
+
+A BEV map built from feature rows can carry the mask of its non-zero pixels
+(:func:`note_nonzero`), so the next sparse layer takes that mask (and its known count) instead
+of computing ``(x != 0).any(1)`` and reading its count again (:func:`nonzero_pixels`).
 """
 import weakref
 from typing import Dict, Optional, Tuple
@@ -78,3 +82,33 @@ def active_pixels(mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch
     index = active_index(mask)
     h, w = mask.shape[1:]
     return index // (h * w), index // w % h, index % w
+
+
+def note_nonzero(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Record on the map ``x`` (N, C, H, W) that ``mask`` (N, H, W) is exactly
+    ``(x != 0).any(1)``; the record is an attribute of that tensor object, void once ``x``
+    is changed in place.
+
+    Args:
+        x (Tensor): the BEV map.
+        mask (Tensor): its non-zero pixels.
+
+    Returns:
+        Tensor: ``x``.
+    """
+    x.bev_nonzero = (mask, x._version)
+    return x
+
+
+def nonzero_pixels(x: torch.Tensor) -> torch.Tensor:
+    """``(x != 0).any(1)`` of a BEV map (N, C, H, W): the recorded mask where
+    :func:`note_nonzero` left one that still holds, else computed.
+
+    Args:
+        x (Tensor): the BEV map.
+    """
+    known = getattr(x, 'bev_nonzero', None)
+    if known is not None and known[1] == x._version and \
+            tuple(known[0].shape) == (x.shape[0], *x.shape[2:]):
+        return known[0]
+    return (x != 0).any(1)

@@ -108,6 +108,8 @@ class Ada3DSparseEncoder(SparseEncoder):
                                 x.spatial_shape, x.batch_size)  # fresh rulebooks: new voxel set
 
     def forward(self, voxel_features, coors, batch_size):
+        # mmdet3d's CenterPoint passes a 0-d tensor: one read here, not one at each use
+        batch_size = int(batch_size)
         logits = self.predictor(voxel_features, coors, batch_size, self.sparse_shape)
         self.last_logits = logits
         imp = torch.sigmoid(logits)

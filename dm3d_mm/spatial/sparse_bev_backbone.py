@@ -23,9 +23,9 @@ from mmdet3d.models.backbones import SECOND
 from mmdet3d.registry import MODELS
 from torch import nn
 
-from ..cost.counter import count_call, count_elementwise, only_counting_hooks
+from ..cost.counter import FlopsCounter, count_call, count_elementwise, only_counting_hooks
 from ..errors import UnfitModel
-from .active_pixels import active_index, remember_count
+from .active_pixels import active_index, note_nonzero, nonzero_pixels, remember_count
 from .sparse_bev_conv import SparseBEVConv2d, bev_rows, rows_to_bev
 from .spbn import SparsityPreservingBN2d
 
@@ -43,17 +43,30 @@ def _live(rows: torch.Tensor, mask: torch.Tensor):
     return rows, mask
 
 
-def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``block(x)`` with its sparse convs, SPBNs and ReLUs on feature rows (see module doc)."""
+class _LiveFlags:
+    """Stands in for :func:`_live` on the optimistic path: keeps every row and collects, on
+    the device, whether all rows were live at each check (read once, at the block's end)."""
+
+    def __init__(self):
+        self.flags = []
+
+    def __call__(self, rows: torch.Tensor, mask: torch.Tensor):
+        self.flags.append((rows != 0).any(1).all())
+        return rows, mask
+
+
+def _rows_pass(block: nn.Sequential, x: torch.Tensor, live):
+    """One pass of ``block`` on rows; ``live`` checks the rows before each conv after the
+    first. Returns (output map, output rows or None, their mask)."""
     rows = mask = None
     for layer in block:
         if isinstance(layer, SparseBEVConv2d):
             if rows is None:
-                mask = (x != 0).any(1)
+                mask = nonzero_pixels(x)
                 if layer.runs_sparse(mask):  # gather only for a sparse call
                     rows, shape = bev_rows(x, mask), tuple(x.shape)
             else:
-                rows, mask = _live(rows, mask)
+                rows, mask = live(rows, mask)
             if rows is not None and layer.runs_sparse(mask):
                 sites_in = len(rows)
                 rows, mask = layer.forward_rows(rows, mask, shape)
@@ -72,7 +85,49 @@ def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         if rows is not None:
             x, rows = rows_to_bev(rows, mask), None
         x = layer(x)
-    return x if rows is None else rows_to_bev(rows, mask)
+    return (x, None, None) if rows is None else (rows_to_bev(rows, mask), rows, mask)
+
+
+def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``block(x)`` with its sparse convs, SPBNs and ReLUs on feature rows (see module doc).
+
+    In eval mode without a FLOPs counter the block runs optimistically: rows are not checked
+    for death before each conv (a host wait each) but flagged on the device, and the flags
+    are read once at the end; only if a row died before a conv does the block run again
+    with the checks (the values and pairs of the checked pass are the result). A counted or
+    training call runs the checked pass alone (the counter sees the pairs multiplied; SPBN
+    statistics update once). The output map carries its non-zero mask where every output
+    row is live (:func:`~.active_pixels.note_nonzero`).
+
+    Args:
+        block (nn.Sequential): a SECOND block (convs, norms, ReLUs).
+        x (Tensor): its input map (N, C, H, W).
+
+    Returns:
+        Tensor: the block's output map.
+    """
+    if block.training or FlopsCounter.active():
+        out, rows, mask = _rows_pass(block, x, _live)
+        if rows is not None and bool((rows != 0).any(1).all()):
+            note_nonzero(out, mask)
+        return out
+    flags = _LiveFlags()
+    out, rows, mask = _rows_pass(block, x, flags)
+    checks = torch.stack(flags.flags) if flags.flags else None
+    if rows is not None:
+        end = (rows != 0).any(1).all().view(1)
+        checks = end if checks is None else torch.cat([checks, end])
+    if checks is None:
+        return out
+    ok = checks.tolist()  # the block's one wait
+    if rows is not None:
+        ok, end_live = ok[:-1], ok[-1]
+    if not all(ok):  # a row died before a conv: the checked pass decides
+        out, rows, mask = _rows_pass(block, x, _live)
+        end_live = rows is not None and bool((rows != 0).any(1).all())
+    if rows is not None and end_live:
+        note_nonzero(out, mask)
+    return out
 
 
 @MODELS.register_module()

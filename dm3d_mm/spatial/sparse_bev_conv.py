@@ -21,7 +21,8 @@ from torch import nn
 
 from ..errors import UserError
 from ..sparse.gather_conv import FlatRulebook, conv_from_rulebook
-from .active_pixels import active_count, active_index, active_pixels, remember_count
+from .active_pixels import (active_count, active_index, active_pixels, nonzero_pixels,
+                            remember_count)
 
 
 def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, stride, padding,
@@ -122,7 +123,7 @@ class SparseBEVConv2d(nn.Conv2d):
         return active_count(mask_in) / max(mask_in.numel(), 1) <= self.dense_above
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask_in = (x != 0).any(1)
+        mask_in = nonzero_pixels(x)
         if not self.runs_sparse(mask_in):
             # the pairs are counted from the input if a FLOPs counter asks (flops_pairs)
             self.spatial_saving, self._last_pairs = 'counted only', None
@@ -161,7 +162,7 @@ class SparseBEVConv2d(nn.Conv2d):
         if not self.is_pointwise:
             raise ValueError(f'blocks() needs a pointwise conv, not kernel {self.kernel_size} '
                              f'stride {self.stride} padding {self.padding}')
-        mask = (x != 0).any(1)
+        mask = nonzero_pixels(x)
         index = active_pixels(mask)
         rows = bev_rows(x, mask) @ self.weight.flatten(1).t()
         self._last_pairs = torch.tensor([len(rows)])
@@ -214,7 +215,7 @@ class SparseBEVDeconv2d(nn.ConvTranspose2d):
         (active * kh * kw, out_channels) without the bias, their output pixels as index
         tensors (batch, row, col) into the (N, H * kh, W * kw) output grid)."""
         kh, kw = self.kernel_size
-        mask = (x != 0).any(1)
+        mask = nonzero_pixels(x)
         b, y, xx = active_pixels(mask)  # the rows' pixels, row-major
         feats = bev_rows(x, mask)  # (active, C)
         # columns ordered (kh, kw, out): row (pixel, i, j) of the product is the output

@@ -159,7 +159,10 @@ def encode(encoder: SparseEncoder, voxel_features, coors, batch_size,
 
     ``memo``: a :class:`StageMemo` to resume from the deepest stage already run on this frame
     with the same settings (the encoder's ``stage_settings(i)``); ``reads``: tensors other
-    than the inputs that the stages depend on (digested into the memo's key)."""
+    than the inputs that the stages depend on (digested into the memo's key). A 0-d tensor
+    ``batch_size`` (mmdet3d's CenterPoint passes one) is read once here: spconv would read it
+    at every conv."""
+    batch_size = int(batch_size)
     with torch.autocast(voxel_features.device.type, enabled=False):
         stages = list(encoder.encoder_layers)
         run = None if memo is None else memo.begin(
