@@ -167,8 +167,8 @@ def test_bev_rulebook_has_every_offsets_pairs_in_order_with_two_host_syncs():
 PINNED = {
     'second_synth-kitti_cpu_spss50_fg-margin': ('second_synth-kitti_cpu_spss50_fg-margin', 42,
                                                 2118577872),
-    'second_synth-kitti_cpu_ada3d': ('second_synth-kitti_cpu_ada3d', 55, 477912416),
-    'centerpoint_synth-kitti_cpu_ada3d_sparse-head': ('centerpoint_synth-kitti_cpu_ada3d', 133,
+    'second_synth-kitti_cpu_ada3d': ('second_synth-kitti_cpu_ada3d', 51, 477912416),
+    'centerpoint_synth-kitti_cpu_ada3d_sparse-head': ('centerpoint_synth-kitti_cpu_ada3d', 61,
                                                       1794005344),
 }
 

@@ -631,3 +631,32 @@ def test_dense_blocks_are_second_blocks():
     assert bool(((outs[1] != 0).any(1, keepdim=True) & (keep == 0)).any())
     with pytest.raises(UnfitModel, match='dense_blocks'):
         SparseBEVSECOND(**args, dense_blocks=(2, ))
+
+
+def test_eval_rows_path_reruns_checked_when_a_row_dies():
+    """In eval mode the row path skips the per-conv live-row check and reads its flags once
+    per block; where a row dies before a conv (here: a centre-tap identity conv and a ReLU
+    zero the pixels whose features are all negative) the block runs again with the checks, so
+    the output equals the layer-by-layer one, and the map carries its exact non-zero mask.
+    (Fails if the checked pass were skipped: the next conv would write the dead pixels.)"""
+    from dm3d_mm.spatial import SparseBEVSECOND
+    from dm3d_mm.spatial.active_pixels import nonzero_pixels
+    torch.manual_seed(0)
+    net = SparseBEVSECOND(in_channels=4, out_channels=[4], layer_nums=[1], layer_strides=[1],
+                          conv_cfg=dict(type='SparseBEVConv2d', bias=False, dense_above=1.0),
+                          norm_cfg=dict(type='SPBN2d', eps=1e-3, momentum=0.5)).eval()
+    first = net.blocks[0][0]
+    with torch.no_grad():
+        first.weight.zero_()
+        first.weight[:, :, 1, 1] = torch.eye(4)
+    x, mask = _sparse_bev(seed=5, shape=(1, 4, 12, 10), density=0.5)
+    x[:, :, :6] = -x[:, :, :6].abs()  # the top half dies after the first ReLU
+    x[:, :, 6:] = x[:, :, 6:].abs()
+    with torch.no_grad():
+        ref = net.blocks[0](x)  # layer by layer, each conv on its input's non-zero pixels
+        out, = net(x)
+    died = mask[:, 0].bool() & ~(net.blocks[0][:3](x) != 0).any(1)
+    assert bool(died.any()) and bool((mask[:, 0, 6:] > 0).any())
+    assert torch.allclose(out, ref, atol=1e-6)
+    assert torch.equal((out[:, :, :6] != 0).any(1), torch.zeros_like(died[:, :6]))
+    assert torch.equal(nonzero_pixels(out), (out != 0).any(1))

@@ -14,9 +14,9 @@ from mmdet3d.models.middle_encoders import SparseEncoder
 from mmdet3d.registry import MODELS
 
 from ..errors import UserError
-from .active_pixels import active_index, active_pixels
+from .active_pixels import active_index, active_pixels, note_nonzero, remember_count
 from .backends import require_backend
-from .importance import keep_mask
+from .importance import keep_mask, kept_count
 from .spss_encoder import empty_bev, encode
 from .stage_memo import StageMemo
 
@@ -134,6 +134,10 @@ class Ada3DSparseEncoder(SparseEncoder):
                                self.keep_ratios['bev'], n, one_per_column=True)
             mask = torch.zeros(n * h * w, dtype=torch.bool, device=out.device)
             mask = mask.index_put_((active_index(active), ), keep).view(n, h, w)
-            out = out * mask[:, None].to(out.dtype)
+            kept = kept_count(len(b), 1.0 - self.keep_ratios['bev'], n)
+            if kept is not None:
+                remember_count(mask, kept)
+            # the kept pixels were non-zero, so ``mask`` is the new map's non-zero mask
+            out = note_nonzero(out * mask[:, None].to(out.dtype), mask)
             self.last_bev_mask = mask
         return (out, encode_features) if self.return_middle_feats else out

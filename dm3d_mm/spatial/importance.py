@@ -65,6 +65,20 @@ class VoxelImportance(nn.Module):
         return torch.sigmoid(logits)
 
 
+def kept_count(n: int, prune_ratio: float, batch_size: Optional[int]) -> Optional[int]:
+    """How many of ``n`` voxels :func:`keep_mask` keeps, where the host knows it (one sample:
+    ``n - floor(n * prune_ratio)``); None for several samples (each sample's count decides).
+
+    Args:
+        n (int): the voxels ranked.
+        prune_ratio (float): fraction of each sample's voxels pruned.
+        batch_size (int, optional): samples in the batch.
+    """
+    if n == 0 or prune_ratio <= 0:
+        return n
+    return n - int(n * prune_ratio) if batch_size == 1 else None
+
+
 def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
               batch_size: Optional[int] = None) -> torch.Tensor:
     """True for the voxels kept: in each sample the floor(n * prune_ratio) lowest scores go
@@ -91,7 +105,7 @@ def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
     if batch_size is None:
         batch_size = int(batch_idx.max()) + 1
     if batch_size == 1:  # one sample: its pruned count is known from the tensor's shape
-        n_pruned = int(n * prune_ratio)
+        n_pruned = n - kept_count(n, prune_ratio, 1)
         if n_pruned == 0:
             return keep
         # the n_pruned-th smallest score in O(n) (no sort); the ties at it go lowest

@@ -69,7 +69,7 @@ def _rows_pass(block: nn.Sequential, x: torch.Tensor, live):
                 rows, mask = live(rows, mask)
             if rows is not None and layer.runs_sparse(mask):
                 sites_in = len(rows)
-                rows, mask = layer.forward_rows(rows, mask, shape)
+                rows, mask = layer.forward_rows(rows, mask, shape, compare_masks=False)
                 count_call(layer, layer._last_pairs, sites_in, len(rows), rows.numel())
                 ho, wo = mask.shape[1:]
                 shape = (shape[0], layer.out_channels, ho, wo)
