@@ -7,7 +7,9 @@ whole map: on the demo's Ada3D SECOND that bookkeeping costs more than the GEMMs
 gathers once, runs its sparse convs, SPBN and ReLU on the rows, and scatters once at its end
 (or before a layer that needs the map: a conv taking its dense path, any other module).
 Pixels whose features become all zero drop out of the active set before the next conv, as
-the one-by-one path's ``(x != 0).any(1)`` drops them, so the values are the same. While any
+the one-by-one path's ``(x != 0).any(1)`` drops them, so the values are the same (in eval
+that check is one read of device-side flags per block, and the block runs again checked in
+the rare case a pixel died: :func:`run_block_on_rows`). While any
 module of a block has forward hooks other than a FLOPs counter's (pruning masks, calibration)
 the block runs one by one, so that every hook sees its layer's call; a FLOPs counter is told
 of every call the rows path makes (pairs, active pixels in and out, norm and activation work
