@@ -608,6 +608,7 @@ def test_dense_blocks_are_second_blocks():
     index past the blocks is a clear error. (Fails if the sparse block were kept: the
     stride-2 output would stay zero outside the pooled mask.)"""
     from mmdet3d.models.backbones import SECOND
+
     from dm3d_mm.errors import UnfitModel
     from dm3d_mm.spatial import SparseBEVSECOND
     torch.manual_seed(0)

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..cost.counter import FlopsCounter, count_call, count_elementwise, only_counting_hooks
 from ..errors import UnfitModel
-from .active_pixels import active_index, note_nonzero, nonzero_pixels, remember_count
+from .active_pixels import active_index, nonzero_pixels, note_nonzero, remember_count
 from .sparse_bev_conv import SparseBEVConv2d, bev_rows, rows_to_bev
 from .spbn import SparsityPreservingBN2d
 

@@ -21,8 +21,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..sparse.gather_conv import FlatRulebook, conv_from_rulebook
-from .active_pixels import (active_count, active_index, active_pixels, nonzero_pixels,
-                            remember_count)
+from .active_pixels import active_count, active_index, active_pixels, nonzero_pixels, remember_count
 
 
 def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, stride, padding,
