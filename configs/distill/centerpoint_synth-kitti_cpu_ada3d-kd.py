@@ -7,12 +7,9 @@
 # added to the GT losses. From step 2 (centerpoint_synth-kitti_cpu_ada3d-kd_stage2.py):
 #   D=configs/distill/centerpoint_synth-kitti_cpu_ada3d-kd
 #   tools/train_demo_checkpoints.py ${D}_stage1.py ${D}_stage2.py ${D}.py
-_base_ = ['../demo/centerpoint_synth-kitti_cpu_ada3d.py']
-distill = dict(
-    teacher=dict(config='configs/demo/centerpoint_synth-kitti_cpu.py',
-                 checkpoint='work_dirs/demo_checkpoints/teachers/'
-                            'centerpoint_synth-kitti_cpu_ada3d_control.pth'),
-    losses=[dict(type='center_head_response', loss_weight=2.0, box_weight=0.25, cls_norm='peaks'),
-            dict(type='bev_feature', loss_weight=0.5, region='active')])
+_base_ = ['../demo/centerpoint_synth-kitti_cpu_ada3d.py',
+          '../_base_/distill/centerpoint_dense_teacher.py']
+distill = dict(teacher=dict(checkpoint='work_dirs/demo_checkpoints/teachers/'
+                                       'centerpoint_synth-kitti_cpu_ada3d_control.pth'))
 custom_hooks = [dict(type='DistillationHook')]
 load_from = 'checkpoints/centerpoint_synth-kitti_cpu_ada3d-kd_stage2.pth'

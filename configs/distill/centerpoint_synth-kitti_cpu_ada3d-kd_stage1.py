@@ -4,10 +4,6 @@
 # (trained on that same schedule) as a frozen teacher: its heatmaps and regression maps and
 # its BEV features over the student's active pixels are added to the GT losses. Steps 2 and
 # 3: centerpoint_synth-kitti_cpu_ada3d-kd_stage2.py and centerpoint_synth-kitti_cpu_ada3d-kd.py.
-_base_ = ['../demo/centerpoint_synth-kitti_cpu_ada3d_stage1.py']
-distill = dict(
-    teacher=dict(config='configs/demo/centerpoint_synth-kitti_cpu.py',
-                 checkpoint='checkpoints/centerpoint_synth-kitti_cpu.pth'),
-    losses=[dict(type='center_head_response', loss_weight=2.0, box_weight=0.25, cls_norm='peaks'),
-            dict(type='bev_feature', loss_weight=0.5, region='active')])
+_base_ = ['../demo/centerpoint_synth-kitti_cpu_ada3d_stage1.py',
+          '../_base_/distill/centerpoint_dense_teacher.py']
 custom_hooks = [dict(type='DistillationHook')]

@@ -4,11 +4,7 @@
 # BEV features (over the pixels the student keeps) added to the GT losses.
 #   tools/train.py configs/distill/centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50_kd.py \
 #       --cfg-options load_from=PRUNED.pth
-_base_ = ['../demo/centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py']
-distill = dict(
-    teacher=dict(config='configs/demo/centerpoint_synth-kitti_cpu.py',
-                 checkpoint='checkpoints/centerpoint_synth-kitti_cpu.pth'),
-    losses=[dict(type='center_head_response', loss_weight=2.0, box_weight=0.25, cls_norm='peaks'),
-            dict(type='bev_feature', loss_weight=0.5, region='active')])
+_base_ = ['../demo/centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py',
+          '../_base_/distill/centerpoint_dense_teacher.py']
 custom_hooks = [dict(type='DM3DPruningHook', freeze_norm_stats=True),
                 dict(type='DistillationHook')]
