@@ -44,6 +44,17 @@ def remember_count(mask: torch.Tensor, count: int) -> None:
     _KNOWN[key] = (weakref.ref(mask, lambda _, key=key: _KNOWN.pop(key, None)), int(count), None)
 
 
+def known_count(mask: torch.Tensor) -> Optional[int]:
+    """Active pixels of ``mask`` where they are known on the host already, else None (no
+    read).
+
+    Args:
+        mask (Tensor): (N, H, W) bool mask of active pixels.
+    """
+    entry = _entry(mask)
+    return None if entry is None else entry[1]
+
+
 def active_count(mask: torch.Tensor) -> int:
     """Active pixels of ``mask``: known, or read back once (one host sync).
 

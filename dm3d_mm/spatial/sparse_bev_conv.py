@@ -21,16 +21,29 @@ from torch import nn
 
 from ..errors import UserError
 from ..sparse.gather_conv import FlatRulebook, conv_from_rulebook
-from .active_pixels import active_count, active_index, active_pixels, nonzero_pixels, remember_count
+from .active_pixels import (
+    active_count,
+    active_index,
+    active_pixels,
+    known_count,
+    nonzero_pixels,
+    remember_count,
+)
 
 
 def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, stride, padding,
                  dilation) -> FlatRulebook:
     """Pairs (active input row, active output row) per kernel offset (row-major offsets);
-    rows number the active pixels of ``mask_in`` / ``mask_out`` (N, H, W) in row-major order."""
+    rows number the active pixels of ``mask_in`` / ``mask_out`` (N, H, W) in row-major order.
+    Enumerated from the output pixels, or, where only the input's active count is known on
+    the host (a strided conv's pooled output), from the input pixels, reading the output
+    count together with the pairs per offset (one wait, not two)."""
     n, h, w = mask_in.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     dev = mask_in.device
+    if known_count(mask_out) is None and known_count(mask_in) is not None:
+        return _bev_rulebook_from_inputs(mask_in, mask_out, kernel_size, stride, padding,
+                                         dilation)
     ids = torch.full((n, h + 2 * ph + sh + (kh - 1) * dh, w + 2 * pw + sw + (kw - 1) * dw),
                      -1, dtype=torch.long, device=dev)
     # each active input pixel's row (row-major rank among the active ones), -1 elsewhere:
@@ -51,6 +64,34 @@ def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, str
     offset, out_rows = torch.nonzero_static(hit, size=sum(sizes)).unbind(1)
     remember_count(mask_out, len(b))
     return FlatRulebook(rows[offset, out_rows], out_rows, offset, kh * kw, num_out=len(b),
+                        sizes=sizes)
+
+
+def _bev_rulebook_from_inputs(mask_in, mask_out, kernel_size, stride, padding,
+                              dilation) -> FlatRulebook:
+    """:func:`bev_rulebook` enumerated from the active input pixels: each reaches, per
+    offset, at most one output pixel ((y + p - k * d) / s where that divides); within an
+    offset the pairs are in input order (each output row still gets one pair per offset)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    dev = mask_in.device
+    ho, wo = mask_out.shape[1:]
+    b, yi, xi = active_pixels(mask_in)
+    flat = mask_out.reshape(-1)
+    out_ids = torch.where(flat, torch.cumsum(flat.long(), 0) - 1, -1).view(mask_out.shape)
+    ky, kx = torch.meshgrid(torch.arange(kh, device=dev), torch.arange(kw, device=dev),
+                            indexing='ij')
+    ny = yi[None] + ph - ky.reshape(-1, 1) * dh  # (K, inputs): stride multiples of yo
+    nx = xi[None] + pw - kx.reshape(-1, 1) * dw
+    yo, xo = torch.div(ny, sh, rounding_mode='floor'), torch.div(nx, sw, rounding_mode='floor')
+    valid = (ny >= 0) & (nx >= 0) & (ny % sh == 0) & (nx % sw == 0) & (yo < ho) & (xo < wo)
+    rows = torch.where(valid, out_ids[b[None].expand_as(yo), yo.clamp(0, ho - 1),
+                                      xo.clamp(0, wo - 1)], -1)
+    hit = rows >= 0
+    read = torch.cat([hit.sum(1), flat.sum().view(1)]).tolist()  # the one wait
+    sizes, num_out = read[:-1], read[-1]
+    offset, in_rows = torch.nonzero_static(hit, size=sum(sizes)).unbind(1)
+    remember_count(mask_out, num_out)
+    return FlatRulebook(in_rows, rows[offset, in_rows], offset, kh * kw, num_out=num_out,
                         sizes=sizes)
 
 
