@@ -98,8 +98,8 @@ def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     are read once at the end; only if a row died before a conv does the block run again
     with the checks (the values and pairs of the checked pass are the result). A counted or
     training call runs the checked pass alone (the counter sees the pairs multiplied; SPBN
-    statistics update once). The output map carries its non-zero mask where every output
-    row is live (:func:`~.active_pixels.note_nonzero`).
+    statistics update once). In eval the output map carries its non-zero mask where every
+    output row is live (:func:`~.active_pixels.note_nonzero`).
 
     Args:
         block (nn.Sequential): a SECOND block (convs, norms, ReLUs).
@@ -109,25 +109,19 @@ def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         Tensor: the block's output map.
     """
     if block.training or FlopsCounter.active():
-        out, rows, mask = _rows_pass(block, x, _live)
-        if rows is not None and bool((rows != 0).any(1).all()):
-            note_nonzero(out, mask)
-        return out
+        return _rows_pass(block, x, _live)[0]
     flags = _LiveFlags()
     out, rows, mask = _rows_pass(block, x, flags)
-    checks = torch.stack(flags.flags) if flags.flags else None
-    if rows is not None:
-        end = (rows != 0).any(1).all().view(1)
-        checks = end if checks is None else torch.cat([checks, end])
-    if checks is None:
+    if rows is not None:  # the output rows' check goes with the others
+        flags(rows, mask)
+    if not flags.flags:
         return out
-    ok = checks.tolist()  # the block's one wait
-    if rows is not None:
-        ok, end_live = ok[:-1], ok[-1]
+    ok = torch.stack(flags.flags).tolist()  # the block's one wait
+    end_live = ok.pop() if rows is not None else False
     if not all(ok):  # a row died before a conv: the checked pass decides
         out, rows, mask = _rows_pass(block, x, _live)
         end_live = rows is not None and bool((rows != 0).any(1).all())
-    if rows is not None and end_live:
+    if end_live:
         note_nonzero(out, mask)
     return out
 
