@@ -130,13 +130,7 @@ DETECTORS: Dict[str, DetectorSetup] = {
             'ada3d-grow_sparse-head': SpatialSetup(
                 _DISTILL + 'centerpoint_synth-kitti_cpu_ada3d-grow_sparse-head.py',
                 'checkpoints/centerpoint_synth-kitti_cpu_ada3d-grow_kd.pth',
-                _DISTILL + 'centerpoint_synth-kitti_cpu_ada3d-grow_sparse-head_dm3d50.py'),
-            # the same from the dense weights with a dense last 2D block
-            # (configs/distill/centerpoint_..._ada3d-dense-last_kd.py)
-            'ada3d-dense-last': SpatialSetup(
-                _DISTILL + 'centerpoint_synth-kitti_cpu_ada3d-dense-last.py',
-                'checkpoints/centerpoint_synth-kitti_cpu_ada3d-dense-last_kd.pth',
-                _DISTILL + 'centerpoint_synth-kitti_cpu_ada3d-dense-last_dm3d50.py')},
+                _DISTILL + 'centerpoint_synth-kitti_cpu_ada3d-grow_sparse-head_dm3d50.py')},
         # the heatmap term over the teacher's peaks (over its whole heatmap mass it is
         # ~0.04, too small to train), the box term at the GT box loss' weight (0.25)
         distill_losses=(dict(type='center_head_response', loss_weight=2.0, box_weight=0.25,
