@@ -27,7 +27,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-# Re-train the shipped demo checkpoints (20-35 min each on 2 cores; the Ada3D SECOND in
-# three steps, each loading the one before; its first two steps are not shipped).
+# Re-train the shipped demo checkpoints at seed 0 (20-35 min each on 2 cores; each Ada3D
+# model in three steps, each loading the one before; the first two steps are not shipped).
 checkpoints: data
 	$(PY) tools/train_demo_checkpoints.py --data-root $(DATA)

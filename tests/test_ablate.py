@@ -189,6 +189,13 @@ def test_missing_spatial_checkpoint_skips_its_cells(tmp_path):
     assert 'tools/train_demo_checkpoints.py' in logs[0]
     assert 'centerpoint_synth-kitti_cpu_ada3d.py' in logs[0]
     assert abl.results == {} and not osp.exists(abl.path)
+    # a spatial model whose checkpoint another config makes (the distilled Ada3D, run with
+    # the sparse-head config): the command names the config that trains it
+    abl.checkpoints['centerpoint:ada3d-kd_sparse-head'] = missing
+    assert abl.run(Cell('centerpoint', spatial='ada3d-kd_sparse-head', budget=0.5),
+                   log=logs.append) is None
+    assert ('tools/train_demo_checkpoints.py '
+            'configs/distill/centerpoint_synth-kitti_cpu_ada3d-kd.py') in logs[-1]
     with pytest.raises(FileNotFoundError, match='centerpoint checkpoint not found'):
         abl.run(Cell('centerpoint'))
     ran = []
@@ -396,3 +403,34 @@ def test_results_of_runs_sharing_a_file_are_all_kept(tmp_path):
     assert all(f'{t}{i}' in saved for t in 'xy' for i in range(25))
     assert saved['_meta']['x'] == {'n': 24} and saved['_meta']['y'] == {'n': 24}
     assert 'lamp33' in saved and not list(tmp_path.glob('*.tmp'))
+
+
+def test_every_demo_checkpoint_input_is_shipped_or_made_by_a_demo_config(tmp_path):
+    """`make checkpoints` can re-make every demo checkpoint: what each demo config starts
+    from (``load_from``) or distils from (``distill.teacher.checkpoint``) is made by an
+    earlier demo config or by the config of its name (a teacher in work_dirs); a config
+    whose input is missing and made by none fails before training, naming both."""
+    from dm3d_mm.apis import load_config
+    from dm3d_mm.apis.demo import DEMO_CONFIGS, config_making, train_demo_checkpoint
+    from dm3d_mm.errors import MissingFile
+    made = []
+    for config in DEMO_CONFIGS:
+        cfg = load_config(osp.join(REPO, config))
+        teacher = (cfg.get('distill') or {}).get('teacher') or {}
+        for needed in (cfg.get('load_from'), teacher.get('checkpoint')):
+            if needed and needed.startswith('checkpoints/'):
+                assert config_making(needed) in made, (config, needed)
+            elif needed:  # a teacher trained into work_dirs when missing
+                maker = config_making(needed)
+                assert maker and config_making(maker) == maker, (config, needed)
+        made.append(config)
+    assert config_making('work_dirs/demo_checkpoints/teachers/'
+                         'centerpoint_synth-kitti_cpu_ada3d_control.pth') == \
+        'configs/demo/studies/centerpoint_synth-kitti_cpu_ada3d_control.py'
+    bad = tmp_path / 'student.py'
+    bad.write_text(f"_base_ = ['{REPO}/configs/demo/second_synth-kitti_cpu.py']\n"
+                   "load_from = 'checkpoints/no_such_model.pth'\n")
+    with pytest.raises(MissingFile, match=f'{bad} needs checkpoints/no_such_model.pth'):
+        train_demo_checkpoint(str(bad), str(tmp_path), str(tmp_path / 'out'),
+                              str(tmp_path / 'work'))
+    assert not osp.exists(tmp_path / 'out')

@@ -19,7 +19,12 @@ import time
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
-from dm3d_mm.apis.demo import config_name, ensure_demo_checkpoint, evaluate_checkpoint
+from dm3d_mm.apis.demo import (
+    config_making,
+    config_name,
+    ensure_demo_checkpoint,
+    evaluate_checkpoint,
+)
 from dm3d_mm.apis.kitti_summary import kitti_ap_table, summarize_kitti_metrics
 from dm3d_mm.apis.quiet import logged_to
 from dm3d_mm.studies.cells import DETECTORS
@@ -49,7 +54,7 @@ def main():
         setup = DETECTORS[spec.detector]
         for ckpt in [setup.checkpoint] + [setup.spatial[s].checkpoint
                                           for s in (*spec.spatial, spec.joint_on)]:
-            checkpoint_for(f'configs/demo/{osp.basename(ckpt)[:-len(".pth")]}.py', args, log)
+            checkpoint_for(config_making(ckpt), args, log)
     print(f'[demo] evaluating {config_name(POINTPILLARS)} on the val split', flush=True)
     with logged_to(log):
         ap = summarize_kitti_metrics(evaluate_checkpoint(

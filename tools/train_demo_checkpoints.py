@@ -1,14 +1,17 @@
 """Re-train the shipped CPU demo checkpoints on the synthetic benchmark.
 
-Each demo config is trained with mmengine's Runner and evaluated on the val split; the
-result is checkpoints/<config>.pth (weights and meta, no optimizer state, a few MB) and
-checkpoints/<config>.json (training time, per-class AP). Then the demo's fine-tuned joint
-checkpoints (``--joint``, on by default with no configs named; ``DEMO_DETECTORS`` in
+Each demo config (``DEMO_CONFIGS`` in ``dm3d_mm/apis/demo.py``) is trained with mmengine's
+Runner at seed 0 (``--seed``) and evaluated on the val split; the result is
+checkpoints/<config>.pth (weights and meta, no optimizer state, a few MB) and
+checkpoints/<config>.json (training time, per-class AP). A checkpoint a config starts from
+or distils from is trained first where it is missing (the Ada3D CenterPoint's teacher, its
+fair control ``configs/demo/studies/*_ada3d_control.py``, into
+work_dirs/demo_checkpoints/teachers/). Then the demo's fine-tuned joint checkpoints
+(``--joint``, on by default with no configs named; ``DEMO_DETECTORS`` in
 ``dm3d_mm/studies/demo_summary.py``): the joint cell of ``tools/ablate.py`` is pruned from
-the shipped Ada3D model and fine-tuned (seed 0; where the detector names a teacher, the
-dense detector's fair control ``configs/demo/studies/*_ada3d_control.py`` is trained first,
-kept in work_dirs, and distils), and its weights, masks and keep ratios are written as
-checkpoints/<spatial config>_joint<percent>_ft.pth.
+the demo's spatial model and fine-tuned (seed 0, with the detector's teacher where it names
+one), and its weights, masks and keep ratios are written as
+checkpoints/<spatial checkpoint>_joint<percent>_ft.pth.
 """
 import argparse
 import json
@@ -20,7 +23,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
 
 import dm3d_mm  # noqa: F401
 from dm3d_mm.apis.cli import add_debug_arg, run_cli
-from dm3d_mm.apis.demo import DEMO_CONFIGS, train_demo_checkpoint
+from dm3d_mm.apis.demo import DEMO_CONFIGS, ensure_demo_checkpoint, train_demo_checkpoint
 from dm3d_mm.apis.kitti_summary import kitti_ap_table
 from dm3d_mm.studies.ablation import Ablation
 from dm3d_mm.studies.cells import Cell
@@ -34,8 +37,8 @@ def make_joint_checkpoint(spec: DemoDetector, data_root: str, out_dir: str,
     det = spec.detector
     checkpoints = {}
     if spec.teacher:
-        checkpoints[f'{det}:teacher'] = train_demo_checkpoint(
-            spec.teacher, data_root, osp.join(work_root, 'teachers'), work_root)['checkpoint']
+        checkpoints[f'{det}:teacher'] = ensure_demo_checkpoint(
+            spec.teacher, data_root, osp.join(work_root, 'teachers'), work_root)
     abl = Ablation(osp.join(work_root, f'joint_{det}'), data_root, epochs=spec.epochs,
                    calib_frames=spec.calib_frames, seed=0,
                    spatial_grid=spec.spatial_grid or None, checkpoints=checkpoints)
@@ -71,10 +74,11 @@ def main():
                    help='(re)make the fine-tuned joint checkpoints (default with no configs)')
     p.add_argument('--data-root', default='data/synth_kitti')
     p.add_argument('--out-dir', default='checkpoints')
+    p.add_argument('--seed', type=int, default=0, help="the trainings' randomness.seed")
     add_debug_arg(p)
     args = p.parse_args()
     for config in args.configs or list(DEMO_CONFIGS):
-        s = train_demo_checkpoint(config, args.data_root, args.out_dir)
+        s = train_demo_checkpoint(config, args.data_root, args.out_dir, seed=args.seed)
         print(f"\n{config}: trained in {s['train_seconds'] / 60:.1f} min -> {s['checkpoint']}")
         print(kitti_ap_table(s['metrics_3d']))
     if args.joint or not args.configs:

@@ -17,7 +17,8 @@ DENSE_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu.py',
                       'configs/demo/pointpillars_synth-kitti_cpu.py',
                       'configs/demo/centerpoint_synth-kitti_cpu.py')
 # spatially pruned demo detectors, trained the way their methods train: SPS-Conv from scratch
-# with the pruning in place; Ada3D in three steps (each step loads the one before)
+# with the pruning in place; Ada3D in three steps (each step loads the one before); the Ada3D
+# CenterPoint also with a dense teacher in its two detector-training steps (configs/distill)
 SPATIAL_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu_spss50.py',
                         'configs/demo/second_synth-kitti_cpu_spss50_fg-margin.py',
                         'configs/demo/centerpoint_synth-kitti_cpu_spss50_fg-margin.py',
@@ -26,30 +27,64 @@ SPATIAL_DEMO_CONFIGS = ('configs/demo/second_synth-kitti_cpu_spss50.py',
                         'configs/demo/second_synth-kitti_cpu_ada3d.py',
                         'configs/demo/centerpoint_synth-kitti_cpu_ada3d_stage1.py',
                         'configs/demo/centerpoint_synth-kitti_cpu_ada3d_stage2.py',
-                        'configs/demo/centerpoint_synth-kitti_cpu_ada3d.py')
+                        'configs/demo/centerpoint_synth-kitti_cpu_ada3d.py',
+                        'configs/distill/centerpoint_synth-kitti_cpu_ada3d-kd_stage1.py',
+                        'configs/distill/centerpoint_synth-kitti_cpu_ada3d-kd_stage2.py',
+                        'configs/distill/centerpoint_synth-kitti_cpu_ada3d-kd.py')
 DEMO_CONFIGS = DENSE_DEMO_CONFIGS + SPATIAL_DEMO_CONFIGS
+#: where the config that writes a demo checkpoint (or a teacher) of the same name lives
+DEMO_CONFIG_DIRS = ('configs/demo', 'configs/distill', 'configs/demo/studies')
 
 
 def config_name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
 
 
-def ensure_demo_checkpoint(config: str, data_root: str,
-                           out_dir: str = 'checkpoints') -> str:
-    """``out_dir/<config>.pth``, trained first if missing, after the demo checkpoint that
-    the config starts from (its ``load_from``), if that one is missing too."""
+def config_making(checkpoint: str) -> Optional[str]:
+    """The demo config whose training writes ``checkpoint`` (``<name>.pth`` is made by
+    ``<name>.py`` in one of :data:`DEMO_CONFIG_DIRS`), or None.
+
+    Args:
+        checkpoint (str): a checkpoint path.
+    """
+    name = config_name(checkpoint)
+    for folder in DEMO_CONFIG_DIRS:
+        config = osp.join(folder, f'{name}.py')
+        if osp.isfile(config):
+            return config
+    return None
+
+
+def ensure_demo_checkpoint(config: str, data_root: str, out_dir: str = 'checkpoints',
+                           work_root: str = 'work_dirs/demo_checkpoints') -> str:
+    """``out_dir/<config>.pth``, trained first if missing (after the checkpoints it starts
+    from or distils from, if those are missing too: see :func:`train_demo_checkpoint`).
+
+    Args:
+        config (str): the demo config.
+        data_root (str): the dataset root.
+        out_dir (str): where its checkpoint lies. Defaults to 'checkpoints'.
+        work_root (str): the Runner's work dirs. Defaults to 'work_dirs/demo_checkpoints'.
+    """
     ckpt = osp.join(out_dir, f'{config_name(config)}.pth')
-    if osp.isfile(ckpt):
-        return ckpt
-    start = load_config(config).get('load_from')
-    if start and not osp.isfile(start):
-        before = osp.join(osp.dirname(config), f'{config_name(start)}.py')
-        if not osp.isfile(before):
-            raise MissingFile(f'{config} starts from {start}, which is missing and is '
-                                    'not a demo checkpoint')
-        ensure_demo_checkpoint(before, data_root, out_dir)
-    train_demo_checkpoint(config, data_root, out_dir)
+    if not osp.isfile(ckpt):
+        train_demo_checkpoint(config, data_root, out_dir, work_root)
     return ckpt
+
+
+def _ensure_inputs(config: str, cfg, data_root: str, work_root: str) -> None:
+    """Train the checkpoints ``cfg`` starts from (``load_from``) or distils from
+    (``distill.teacher.checkpoint``) where they are missing, each with the demo config of
+    its name; a missing one that no demo config makes is a one-line error."""
+    teacher = (cfg.get('distill') or {}).get('teacher') or {}
+    for needed in (cfg.get('load_from'), teacher.get('checkpoint')):
+        if not needed or osp.isfile(needed):
+            continue
+        maker = config_making(needed)
+        if maker is None:
+            raise MissingFile(f'{config} needs {needed}, which is missing and is not made '
+                              'by a demo config')
+        ensure_demo_checkpoint(maker, data_root, osp.dirname(needed) or '.', work_root)
 
 
 def evaluate_checkpoint(config: str, checkpoint: Optional[str], data_root: str,
@@ -131,11 +166,28 @@ def evaluate_model(model: torch.nn.Module, cfg, work_dir: str) -> Dict:
 
 
 def train_demo_checkpoint(config: str, data_root: str, out_dir: str = 'checkpoints',
-                          work_root: str = 'work_dirs/demo_checkpoints') -> Dict:
-    """Train a demo config, evaluate it once, save weights-only checkpoint + JSON summary."""
+                          work_root: str = 'work_dirs/demo_checkpoints', seed: int = 0) -> Dict:
+    """Train a demo config, evaluate it once, save weights-only checkpoint + JSON summary.
+    The checkpoints it starts from or distils from are trained first where they are missing
+    (with the demo configs of their names).
+
+    Args:
+        config (str): the demo config.
+        data_root (str): the dataset root.
+        out_dir (str): where ``<config>.pth`` and ``<config>.json`` go. Defaults to
+            'checkpoints'.
+        work_root (str): the Runner's work dirs. Defaults to 'work_dirs/demo_checkpoints'.
+        seed (int): the training's seed (``randomness.seed``; ``tools/train.py`` with
+            ``--cfg-options randomness.seed=0`` trains the same model). Defaults to 0.
+
+    Returns:
+        dict: the summary (also written as JSON).
+    """
     from mmengine.runner import Runner
     name = config_name(config)
     cfg = load_config(config, work_dir=osp.join(work_root, name), data_root=data_root)
+    cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
+    _ensure_inputs(config, cfg, data_root, work_root)
     cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs + 1  # evaluated once below
     runner = Runner.from_cfg(cfg)
     t0 = time.time()
@@ -144,7 +196,7 @@ def train_demo_checkpoint(config: str, data_root: str, out_dir: str = 'checkpoin
     metrics = runner.test()
     os.makedirs(out_dir, exist_ok=True)
     ckpt = osp.join(out_dir, f'{name}.pth')
-    meta = dict(config=config, train_seconds=round(train_s, 1),
+    meta = dict(config=config, seed=seed, train_seconds=round(train_s, 1),
                 epochs=cfg.train_cfg.max_epochs, torch=torch.__version__)
     tmp = ckpt + '.tmp'
     save_checkpoint(dict(state_dict=weights_to_cpu(get_state_dict(runner.model)), meta=meta),

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Dict, Optional, Tuple
 
 from ..apis.config_utils import load_config
-from ..apis.demo import evaluate_checkpoint
+from ..apis.demo import config_making, evaluate_checkpoint
 from ..apis.finetune import finetune_and_test
 from ..apis.flops import joint_gmacs
 from ..apis.kitti_summary import moderate_map, summarize_kitti_metrics
@@ -277,7 +277,8 @@ class Ablation:
                 raise
             # a spatial model not trained yet: the study goes on without its cells (not
             # recorded, so a re-run after the training runs them)
-            config = DETECTORS[cell.detector].spatial[cell.spatial].config
+            setup = DETECTORS[cell.detector].spatial[cell.spatial]
+            config = config_making(setup.checkpoint) or setup.config
             log(f'[ablate] {cell.name}: skipped: {e} (train it: '
                 f'tools/train_demo_checkpoints.py {config})')
             return None

@@ -125,6 +125,12 @@ DETECTORS: Dict[str, DetectorSetup] = {
                 _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head.py',
                 'checkpoints/centerpoint_synth-kitti_cpu_ada3d.pth',
                 _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py'),
+            # the same model and head trained with a dense teacher in Ada3D's steps 1 and 3
+            # (configs/distill/centerpoint_synth-kitti_cpu_ada3d-kd*.py): the demo's
+            'ada3d-kd_sparse-head': SpatialSetup(
+                _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head.py',
+                'checkpoints/centerpoint_synth-kitti_cpu_ada3d-kd.pth',
+                _DEMO + 'centerpoint_synth-kitti_cpu_ada3d_sparse-head_dm3d50.py'),
             # Ada3D from the dense weights with growing 2D blocks, its joint step distilled
             # from a dense teacher (configs/distill/centerpoint_..._ada3d-grow_kd.py)
             'ada3d-grow_sparse-head': SpatialSetup(
