@@ -26,6 +26,8 @@ MODELS = {  # row -> (config, checkpoint) of the shipped demo models
                           'centerpoint_synth-kitti_cpu_ada3d'),
     'CenterPoint Ada3D, sparse head': ('centerpoint_synth-kitti_cpu_ada3d_sparse-head',
                                        'centerpoint_synth-kitti_cpu_ada3d'),
+    'CenterPoint Ada3D-KD, sparse head': ('centerpoint_synth-kitti_cpu_ada3d_sparse-head',
+                                          'centerpoint_synth-kitti_cpu_ada3d-kd'),
 }
 
 

@@ -10,7 +10,11 @@ changed in place once asked about; what is remembered of a mask goes when the ma
 
 A BEV map built from feature rows can carry the mask of its non-zero pixels
 (:func:`note_nonzero`), so the next sparse layer takes that mask (and its known count) instead
-of computing ``(x != 0).any(1)`` and reading its count again (:func:`nonzero_pixels`).
+of computing ``(x != 0).any(1)`` and reading its count again (:func:`nonzero_pixels`). Or it
+carries the mask of the rows it was built from (count known) with, on the device, which of
+them are non-zero (:func:`note_live_rows`): a layer that gives a zero row what it gives an
+inactive pixel runs on those rows (:func:`row_pixels`), one that must skip the zero rows
+takes the flags along (:func:`live_rows`), and neither waits for the live count.
 """
 import weakref
 from typing import Dict, Optional, Tuple
@@ -123,3 +127,60 @@ def nonzero_pixels(x: torch.Tensor) -> torch.Tensor:
             tuple(known[0].shape) == (x.shape[0], *x.shape[2:]):
         return known[0]
     return (x != 0).any(1)
+
+
+def note_live_rows(x: torch.Tensor, mask: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """Record on the map ``x`` (N, C, H, W) that it is zero outside ``mask`` (N, H, W; its
+    count known) and that, of ``mask``'s pixels in row-major order, exactly those flagged in
+    ``alive`` are non-zero; the record is an attribute of that tensor object, void once
+    ``x`` is changed in place.
+
+    Args:
+        x (Tensor): the BEV map.
+        mask (Tensor): the pixels it was built from.
+        alive (Tensor): (pixels of ``mask``, ) bool, the non-zero ones.
+
+    Returns:
+        Tensor: ``x``.
+    """
+    x.bev_live_rows = (mask, alive, x._version)
+    return x
+
+
+def live_rows(x: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """(mask, alive) that :func:`note_live_rows` recorded on ``x`` where it still holds,
+    else None.
+
+    Args:
+        x (Tensor): the BEV map.
+    """
+    known = getattr(x, 'bev_live_rows', None)
+    if known is not None and known[2] == x._version and \
+            tuple(known[0].shape) == (x.shape[0], *x.shape[2:]):
+        return known[0], known[1]
+    return None
+
+
+def row_pixels(x: torch.Tensor) -> torch.Tensor:
+    """Pixels outside which the map ``x`` is zero, for a layer that gives a zero row what
+    it gives an inactive pixel: the rows' mask :func:`note_live_rows` recorded (its count
+    known; some of its rows may be zero), else :func:`nonzero_pixels`.
+
+    Args:
+        x (Tensor): the BEV map.
+    """
+    known = live_rows(x)
+    return nonzero_pixels(x) if known is None else known[0]
+
+
+def live_mask(mask: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """The pixels of ``mask`` flagged in ``alive`` (row-major), as a new mask (no wait;
+    its count is not known).
+
+    Args:
+        mask (Tensor): (N, H, W) bool mask with a known count.
+        alive (Tensor): (pixels of ``mask``, ) bool.
+    """
+    out = torch.zeros_like(mask)
+    out.view(-1).index_copy_(0, active_index(mask), alive)
+    return out

@@ -36,21 +36,27 @@ def column_keep(indices: torch.Tensor, spatial_hw, imp: torch.Tensor,
     """Per voxel row: whether its BEV column is among the kept top ``keep_ratio`` fraction
     of the sample's non-empty columns, ranked by ``imp`` resampled to ``spatial_hw``
     (``batch_size``: the samples, if known; see :func:`keep_mask`). ``one_per_column``: the
-    rows are distinct columns in row-major order already (BEV pixels), so no ``unique``
-    (and its wait) is needed to find them."""
-    if len(indices) == 0 or keep_ratio >= 1:
-        return torch.ones(len(indices), dtype=torch.bool, device=indices.device)
+    rows are distinct columns in row-major order already (BEV pixels). Otherwise the voxels
+    are sorted by column and the first of each column is ranked for it (the order and ties
+    of the distinct columns, without ``unique``'s wait for their count)."""
+    n = len(indices)
+    if n == 0 or keep_ratio >= 1:
+        return torch.ones(n, dtype=torch.bool, device=indices.device)
     h, w = int(spatial_hw[0]), int(spatial_hw[1])
-    grid = _importance_at(imp.detach(), (h, w))
+    grid = _importance_at(imp.detach(), (h, w)).reshape(-1)
     col = (indices[:, 0].long() * h + indices[:, 2].long()) * w + indices[:, 3].long()
     if one_per_column:
-        cols, inverse = col, None
-    else:
-        cols, inverse = torch.unique(col, return_inverse=True)
-    batch = torch.div(cols, h * w, rounding_mode='floor')
-    scores = grid.reshape(-1)[cols]
-    keep = keep_mask(scores, batch, 1.0 - keep_ratio, batch_size)
-    return keep if inverse is None else keep[inverse]
+        return keep_mask(grid[col], torch.div(col, h * w, rounding_mode='floor'),
+                         1.0 - keep_ratio, batch_size)
+    col, order = torch.sort(col)
+    first = torch.ones(n, dtype=torch.bool, device=col.device)
+    first[1:] = col[1:] != col[:-1]
+    keep = keep_mask(grid[col], torch.div(col, h * w, rounding_mode='floor'), 1.0 - keep_ratio,
+                     batch_size, ranked=first)
+    # every voxel takes its column's first voxel's decision
+    at = torch.arange(n, device=col.device)
+    keep = keep[torch.where(first, at, 0).cummax(0).values]
+    return torch.empty_like(keep).index_put_((order, ), keep)
 
 
 @MODELS.register_module()

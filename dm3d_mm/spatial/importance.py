@@ -80,7 +80,8 @@ def kept_count(n: int, prune_ratio: float, batch_size: Optional[int]) -> Optiona
 
 
 def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
-              batch_size: Optional[int] = None) -> torch.Tensor:
+              batch_size: Optional[int] = None,
+              ranked: Optional[torch.Tensor] = None) -> torch.Tensor:
     """True for the voxels kept: in each sample the floor(n * prune_ratio) lowest scores go
     (ties broken by position, so the mask is deterministic).
 
@@ -96,6 +97,9 @@ def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
         prune_ratio (float): fraction of each sample's voxels pruned.
         batch_size (int, optional): samples in the batch. None: read from ``batch_idx``
             (one host sync). Defaults to None.
+        ranked (Tensor, optional): (n, ) bool, the voxels that are ranked; the others are
+            kept and not counted in their sample's n (a count the host does not know, so
+            the sort path runs for one sample too). None: all. Defaults to None.
     """
     n = scores.shape[0]
     keep = torch.ones(n, dtype=torch.bool, device=scores.device)
@@ -104,7 +108,7 @@ def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
     scores = scores.detach()
     if batch_size is None:
         batch_size = int(batch_idx.max()) + 1
-    if batch_size == 1:  # one sample: its pruned count is known from the tensor's shape
+    if batch_size == 1 and ranked is None:  # one sample: its pruned count is the shape's
         n_pruned = n - kept_count(n, prune_ratio, 1)
         if n_pruned == 0:
             return keep
@@ -114,6 +118,8 @@ def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
         below = scores < thr
         tie = scores == thr
         return ~(below | (tie & (torch.cumsum(tie.long(), 0) <= n_pruned - below.sum())))
+    if ranked is not None:  # the others rank last in their sample
+        scores = scores.masked_fill(~ranked, float('inf'))
     order = torch.sort(scores, stable=True).indices
     batch_idx = batch_idx.long()
     order = order[torch.sort(batch_idx[order], stable=True).indices]
@@ -121,6 +127,8 @@ def keep_mask(scores: torch.Tensor, batch_idx: torch.Tensor, prune_ratio: float,
     counts = torch.zeros(batch_size, dtype=torch.long, device=scores.device).index_add_(
         0, batch_idx, torch.ones_like(batch_idx))
     rank = torch.arange(n, device=scores.device) - (torch.cumsum(counts, 0) - counts)[sample]
+    if ranked is not None:
+        counts = torch.zeros_like(counts).index_add_(0, batch_idx, ranked.long())
     # int(count * prune_ratio) of each sample, in the same double arithmetic
     pruned = (counts.double() * prune_ratio).floor().long()
     keep[order] = rank >= pruned[sample]

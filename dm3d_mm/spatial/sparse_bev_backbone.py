@@ -27,7 +27,13 @@ from torch import nn
 
 from ..cost.counter import FlopsCounter, count_call, count_elementwise, only_counting_hooks
 from ..errors import UnfitModel
-from .active_pixels import active_index, nonzero_pixels, note_nonzero, remember_count
+from .active_pixels import (
+    active_index,
+    live_rows,
+    nonzero_pixels,
+    note_live_rows,
+    remember_count,
+)
 from .sparse_bev_conv import SparseBEVConv2d, bev_rows, rows_to_bev
 from .spbn import SparsityPreservingBN2d
 
@@ -45,33 +51,45 @@ def _live(rows: torch.Tensor, mask: torch.Tensor):
     return rows, mask
 
 
-class _LiveFlags:
-    """Stands in for :func:`_live` on the optimistic path: keeps every row and collects, on
-    the device, whether all rows were live at each check (read once, at the block's end)."""
+class _LiveMask:
+    """Stands in for :func:`_live` on the optimistic path: keeps every row and tracks, on
+    the device, which are still live (non-zero at every check so far); the dead ones are
+    zeroed before each conv, so the live rows get exactly the sums the checked pass gives
+    them (a dead row adds only zeros) and the dead ones are dropped at the block's end."""
 
     def __init__(self):
-        self.flags = []
+        self.alive = None
 
     def __call__(self, rows: torch.Tensor, mask: torch.Tensor):
-        self.flags.append((rows != 0).any(1).all())
-        return rows, mask
+        live = (rows != 0).any(1)
+        self.alive = live if self.alive is None else self.alive & live
+        return torch.where(self.alive[:, None], rows, 0), mask
 
 
-def _rows_pass(block: nn.Sequential, x: torch.Tensor, live):
+def _rows_pass(block: nn.Sequential, x: torch.Tensor, live, to_map: bool = True):
     """One pass of ``block`` on rows; ``live`` checks the rows before each conv after the
-    first. Returns (output map, output rows or None, their mask)."""
-    rows = mask = None
+    first. Returns (output map (None for output rows where not ``to_map``), output rows or
+    None, their mask)."""
+    rows = mask = alive = None
     for layer in block:
         if isinstance(layer, SparseBEVConv2d):
             if rows is None:
-                mask = nonzero_pixels(x)
+                # the rows of the block before with their live flags, on the optimistic path
+                known = live_rows(x) if isinstance(live, _LiveMask) else None
+                mask, alive = known if known is not None else (nonzero_pixels(x), None)
                 if layer.runs_sparse(mask):  # gather only for a sparse call
                     rows, shape = bev_rows(x, mask), tuple(x.shape)
+                elif alive is not None:
+                    mask = nonzero_pixels(x)
             else:
                 rows, mask = live(rows, mask)
             if rows is not None and layer.runs_sparse(mask):
                 sites_in = len(rows)
-                rows, mask = layer.forward_rows(rows, mask, shape, compare_masks=False)
+                if alive is not None and layer.keeps_pixels(shape[2:]):
+                    live.alive = alive  # the same rows on: the dead stay dead
+                rows, mask = layer.forward_rows(rows, mask, shape, compare_masks=False,
+                                                alive=alive)
+                alive = None
                 count_call(layer, layer._last_pairs, sites_in, len(rows), rows.numel())
                 ho, wo = mask.shape[1:]
                 shape = (shape[0], layer.out_channels, ho, wo)
@@ -87,19 +105,31 @@ def _rows_pass(block: nn.Sequential, x: torch.Tensor, live):
         if rows is not None:
             x, rows = rows_to_bev(rows, mask), None
         x = layer(x)
-    return (x, None, None) if rows is None else (rows_to_bev(rows, mask), rows, mask)
+    if rows is None:
+        return x, None, None
+    return (rows_to_bev(rows, mask) if to_map else None), rows, mask
+
+
+def _same_rows_after_first(block: nn.Sequential) -> bool:
+    """Whether every layer of ``block`` runs on rows and every conv after its first keeps
+    the active pixels (stride 1, submanifold): the rows of one pixel set throughout."""
+    convs = [m for m in block if isinstance(m, SparseBEVConv2d)]
+    return bool(convs) and block[0] is convs[0] and all(
+        isinstance(m, (SparseBEVConv2d, SparsityPreservingBN2d, nn.ReLU)) for m in block) \
+        and all(c.submanifold and c.stride == (1, 1) for c in convs[1:])
 
 
 def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``block(x)`` with its sparse convs, SPBNs and ReLUs on feature rows (see module doc).
 
-    In eval mode without a FLOPs counter the block runs optimistically: rows are not checked
-    for death before each conv (a host wait each) but flagged on the device, and the flags
-    are read once at the end; only if a row died before a conv does the block run again
-    with the checks (the values and pairs of the checked pass are the result). A counted or
-    training call runs the checked pass alone (the counter sees the pairs multiplied; SPBN
-    statistics update once). In eval the output map carries its non-zero mask where every
-    output row is live (:func:`~.active_pixels.note_nonzero`).
+    In eval mode without a FLOPs counter, a block whose convs after the first keep the
+    active pixels runs once and waits for nothing of its own: the rows that die (all zero
+    before a conv, where the checked pass drops them) are tracked on the device and zeroed
+    (a dead row adds only zeros to its neighbours' sums), and the output map carries its
+    rows' mask with their live flags (:func:`~.active_pixels.note_live_rows`) for the next
+    block's first conv (pairs of the live rows only) and the neck's upsampling (a zero row
+    gives what an inactive pixel gives). A counted or training call, or another block, runs
+    the checked pass (the counter sees the pairs multiplied; SPBN statistics update once).
 
     Args:
         block (nn.Sequential): a SECOND block (convs, norms, ReLUs).
@@ -108,22 +138,14 @@ def run_block_on_rows(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     Returns:
         Tensor: the block's output map.
     """
-    if block.training or FlopsCounter.active():
+    if block.training or FlopsCounter.active() or not _same_rows_after_first(block):
         return _rows_pass(block, x, _live)[0]
-    flags = _LiveFlags()
-    out, rows, mask = _rows_pass(block, x, flags)
-    if rows is not None:  # the output rows' check goes with the others
-        flags(rows, mask)
-    if not flags.flags:
+    track = _LiveMask()
+    out, rows, mask = _rows_pass(block, x, track, to_map=False)
+    if rows is None:  # the block ran dense
         return out
-    ok = torch.stack(flags.flags).tolist()  # the block's one wait
-    end_live = ok.pop() if rows is not None else False
-    if not all(ok):  # a row died before a conv: the checked pass decides
-        out, rows, mask = _rows_pass(block, x, _live)
-        end_live = rows is not None and bool((rows != 0).any(1).all())
-    if end_live:
-        note_nonzero(out, mask)
-    return out
+    rows, _ = track(rows, mask)  # the rows that died are zero
+    return note_live_rows(rows_to_bev(rows, mask), mask, track.alive)
 
 
 @MODELS.register_module()

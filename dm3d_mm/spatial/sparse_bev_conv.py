@@ -12,7 +12,7 @@ at 50 %, up to 8x at 100 %), so above ``dense_above`` active input pixels the la
 dense conv and masks it: same values, same counted pairs, but that call's saving is then
 counted only, and ``spatial_saving`` says so to the FLOPs report.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,24 +26,28 @@ from .active_pixels import (
     active_index,
     active_pixels,
     known_count,
+    live_mask,
     nonzero_pixels,
     remember_count,
+    row_pixels,
 )
 
 
 def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, stride, padding,
-                 dilation) -> FlatRulebook:
+                 dilation, alive: Optional[torch.Tensor] = None) -> FlatRulebook:
     """Pairs (active input row, active output row) per kernel offset (row-major offsets);
     rows number the active pixels of ``mask_in`` / ``mask_out`` (N, H, W) in row-major order.
     Enumerated from the output pixels, or, where only the input's active count is known on
     the host (a strided conv's pooled output), from the input pixels, reading the output
-    count together with the pairs per offset (one wait, not two)."""
+    count together with the pairs per offset (one wait, not two). ``alive``: flags of
+    ``mask_in``'s rows (its count known); only the flagged ones make pairs (from the input
+    pixels)."""
     n, h, w = mask_in.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     dev = mask_in.device
-    if known_count(mask_out) is None and known_count(mask_in) is not None:
+    if alive is not None or (known_count(mask_out) is None and known_count(mask_in) is not None):
         return _bev_rulebook_from_inputs(mask_in, mask_out, kernel_size, stride, padding,
-                                         dilation)
+                                         dilation, alive)
     ids = torch.full((n, h + 2 * ph + sh + (kh - 1) * dh, w + 2 * pw + sw + (kw - 1) * dw),
                      -1, dtype=torch.long, device=dev)
     # each active input pixel's row (row-major rank among the active ones), -1 elsewhere:
@@ -68,7 +72,7 @@ def bev_rulebook(mask_in: torch.Tensor, mask_out: torch.Tensor, kernel_size, str
 
 
 def _bev_rulebook_from_inputs(mask_in, mask_out, kernel_size, stride, padding,
-                              dilation) -> FlatRulebook:
+                              dilation, alive=None) -> FlatRulebook:
     """:func:`bev_rulebook` enumerated from the active input pixels: each reaches, per
     offset, at most one output pixel ((y + p - k * d) / s where that divides); within an
     offset the pairs are in input order (each output row still gets one pair per offset)."""
@@ -84,6 +88,8 @@ def _bev_rulebook_from_inputs(mask_in, mask_out, kernel_size, stride, padding,
     nx = xi[None] + pw - kx.reshape(-1, 1) * dw
     yo, xo = torch.div(ny, sh, rounding_mode='floor'), torch.div(nx, sw, rounding_mode='floor')
     valid = (ny >= 0) & (nx >= 0) & (ny % sh == 0) & (nx % sw == 0) & (yo < ho) & (xo < wo)
+    if alive is not None:
+        valid &= alive[None]
     rows = torch.where(valid, out_ids[b[None].expand_as(yo), yo.clamp(0, ho - 1),
                                       xo.clamp(0, wo - 1)], -1)
     hit = rows >= 0
@@ -171,15 +177,30 @@ class SparseBEVConv2d(nn.Conv2d):
         out, mask_out = self.forward_rows(bev_rows(x, mask_in), mask_in, x.shape)
         return rows_to_bev(out, mask_out)
 
+    def keeps_pixels(self, hw) -> bool:
+        """Whether the active output pixels are the input's (stride 1, submanifold) on an
+        input of height and width ``hw``."""
+        return self.submanifold and self.stride == (1, 1) and \
+            self.output_hw(*hw) == tuple(hw)
+
     def forward_rows(self, feats: torch.Tensor, mask_in: torch.Tensor, shape,
-                     compare_masks: bool = True):
+                     compare_masks: bool = True, alive: Optional[torch.Tensor] = None):
         """The sparse path on feature rows: ``feats`` (active pixels, C) in the row-major
         order of ``mask_in`` (N, H, W) of an input of ``shape`` (N, C, H, W) -> (output rows,
         active output mask). Runs the sparse path whatever the density. ``compare_masks``:
         reuse the last rulebook also for an equal mask that is another object (a comparison
-        the host waits for); a caller that hands each mask on as one object passes False."""
+        the host waits for); a caller that hands each mask on as one object passes False.
+        ``alive``: the rows that are non-zero (the others are zero rows the checked path
+        would not have): where the conv keeps the pixels, the output rows are ``mask_in``'s
+        (the dead ones for the caller to zero); else only the live rows make pairs and the
+        active outputs are those of the live pixels."""
         probe = feats.new_empty((shape[0], 0, *shape[2:]))  # shape and dtype only, no data
-        mask_out, book = self._rulebook(probe, mask_in, compare_masks)
+        if alive is not None and not self.keeps_pixels(shape[2:]):
+            geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
+            mask_out = self._active_out(live_mask(mask_in, alive), probe)
+            book = bev_rulebook(mask_in, mask_out, *geometry, alive=alive)
+        else:
+            mask_out, book = self._rulebook(probe, mask_in, compare_masks)
         self._last_pairs = torch.tensor(book.host_counts())
         self.spatial_saving = 'skipped'
         kh, kw = self.kernel_size
@@ -205,7 +226,7 @@ class SparseBEVConv2d(nn.Conv2d):
         if not self.is_pointwise:
             raise ValueError(f'blocks() needs a pointwise conv, not kernel {self.kernel_size} '
                              f'stride {self.stride} padding {self.padding}')
-        mask = nonzero_pixels(x)
+        mask = row_pixels(x)  # a zero row gives zero, as an inactive pixel does
         index = active_pixels(mask)
         rows = bev_rows(x, mask) @ self.weight.flatten(1).t()
         self._last_pairs = torch.tensor([len(rows)])
@@ -258,7 +279,7 @@ class SparseBEVDeconv2d(nn.ConvTranspose2d):
         (active * kh * kw, out_channels) without the bias, their output pixels as index
         tensors (batch, row, col) into the (N, H * kh, W * kw) output grid)."""
         kh, kw = self.kernel_size
-        mask = nonzero_pixels(x)
+        mask = row_pixels(x)  # a zero row's block is the bias, an inactive pixel's
         b, y, xx = active_pixels(mask)  # the rows' pixels, row-major
         feats = bev_rows(x, mask)  # (active, C)
         # columns ordered (kh, kw, out): row (pixel, i, j) of the product is the output
