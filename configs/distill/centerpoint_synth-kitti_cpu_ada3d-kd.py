@@ -4,7 +4,9 @@
 # (its fair control, ../demo/studies/centerpoint_synth-kitti_cpu_ada3d_control.py, which
 # `make checkpoints` trains into work_dirs/demo_checkpoints/teachers/). Its CenterHead's
 # heatmaps and regression maps and its BEV features over the pixels the student keeps are
-# added to the GT losses. From step 2 (centerpoint_synth-kitti_cpu_ada3d-kd_stage2.py):
+# added to the GT losses. From step 2 (centerpoint_synth-kitti_cpu_ada3d-kd_stage2.py). The
+# demo's CenterPoint spatial model, checkpoints/centerpoint_synth-kitti_cpu_ada3d-kd.pth (run
+# it with ../demo/centerpoint_synth-kitti_cpu_ada3d_sparse-head.py), made by `make checkpoints`:
 #   D=configs/distill/centerpoint_synth-kitti_cpu_ada3d-kd
 #   tools/train_demo_checkpoints.py ${D}_stage1.py ${D}_stage2.py ${D}.py
 _base_ = ['../demo/centerpoint_synth-kitti_cpu_ada3d.py',
