@@ -77,15 +77,17 @@ def joint_checkpoint_path(detector: str, spatial: str, budget: float,
 
 
 #: the main demo's rows: SECOND's joint at 0.1 of the dense FLOPs (its lossless point, plain
-#: 2-epoch fine-tune), CenterPoint's at 0.2 (5x, fine-tuned with the fair control as the
-#: teacher; not lossless), each with the fine-tune of its shipped joint checkpoint
+#: 2-epoch fine-tune), CenterPoint's at 0.2 (5x, on the Ada3D model trained with a dense
+#: teacher, fine-tuned with the fair control as the teacher; not lossless; the Ada3D model
+#: trained without one shown alone beside it), each with the fine-tune of its shipped joint
+#: checkpoint
 DEMO_DETECTORS = (
     DemoDetector('second', 'SECOND', budget=0.1, dm3d_budget=0.5,
                  spatial=('spss50_fg-margin', 'ada3d'), joint_on='ada3d', calib_frames=8,
                  epochs=2),
     DemoDetector('centerpoint', 'CenterPoint', budget=0.2, dm3d_budget=0.5,
-                 spatial=('spss50_fg-margin', 'ada3d_sparse-head'),
-                 joint_on='ada3d_sparse-head', spatial_grid=dict(grid=(1.0, 0.5)),
+                 spatial=('spss50_fg-margin', 'ada3d_sparse-head', 'ada3d-kd_sparse-head'),
+                 joint_on='ada3d-kd_sparse-head', spatial_grid=dict(grid=(1.0, 0.5)),
                  calib_frames=4, epochs=6,
                  teacher='configs/demo/studies/centerpoint_synth-kitti_cpu_ada3d_control.py'),
 )
