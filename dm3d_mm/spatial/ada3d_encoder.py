@@ -45,14 +45,15 @@ def column_keep(indices: torch.Tensor, spatial_hw, imp: torch.Tensor,
     h, w = int(spatial_hw[0]), int(spatial_hw[1])
     grid = _importance_at(imp.detach(), (h, w)).reshape(-1)
     col = (indices[:, 0].long() * h + indices[:, 2].long()) * w + indices[:, 3].long()
-    if one_per_column:
-        return keep_mask(grid[col], torch.div(col, h * w, rounding_mode='floor'),
-                         1.0 - keep_ratio, batch_size)
-    col, order = torch.sort(col)
-    first = torch.ones(n, dtype=torch.bool, device=col.device)
-    first[1:] = col[1:] != col[:-1]
+    first = None
+    if not one_per_column:
+        col, order = torch.sort(col)
+        first = torch.ones(n, dtype=torch.bool, device=col.device)
+        first[1:] = col[1:] != col[:-1]
     keep = keep_mask(grid[col], torch.div(col, h * w, rounding_mode='floor'), 1.0 - keep_ratio,
                      batch_size, ranked=first)
+    if one_per_column:
+        return keep
     # every voxel takes its column's first voxel's decision
     at = torch.arange(n, device=col.device)
     keep = keep[torch.where(first, at, 0).cummax(0).values]

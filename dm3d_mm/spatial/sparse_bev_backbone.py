@@ -28,7 +28,7 @@ from torch import nn
 from ..cost.counter import FlopsCounter, count_call, count_elementwise, only_counting_hooks
 from ..errors import UnfitModel
 from .active_pixels import (
-    active_index,
+    live_mask,
     live_rows,
     nonzero_pixels,
     note_live_rows,
@@ -43,9 +43,7 @@ def _live(rows: torch.Tensor, mask: torch.Tensor):
     live = (rows != 0).any(1)
     if bool(live.all()):
         return rows, mask
-    index = active_index(mask)
-    mask = mask.clone()
-    mask.view(-1).index_copy_(0, index, live)
+    mask = live_mask(mask, live)
     rows = rows[live]
     remember_count(mask, len(rows))
     return rows, mask
@@ -55,7 +53,8 @@ class _LiveMask:
     """Stands in for :func:`_live` on the optimistic path: keeps every row and tracks, on
     the device, which are still live (non-zero at every check so far); the dead ones are
     zeroed before each conv, so the live rows get exactly the sums the checked pass gives
-    them (a dead row adds only zeros) and the dead ones are dropped at the block's end."""
+    them (a dead row adds only zeros), and at the block's end, where ``alive`` goes on with
+    the map (:func:`~.active_pixels.note_live_rows`)."""
 
     def __init__(self):
         self.alive = None
@@ -79,8 +78,6 @@ def _rows_pass(block: nn.Sequential, x: torch.Tensor, live, to_map: bool = True)
                 mask, alive = known if known is not None else (nonzero_pixels(x), None)
                 if layer.runs_sparse(mask):  # gather only for a sparse call
                     rows, shape = bev_rows(x, mask), tuple(x.shape)
-                elif alive is not None:
-                    mask = nonzero_pixels(x)
             else:
                 rows, mask = live(rows, mask)
             if rows is not None and layer.runs_sparse(mask):

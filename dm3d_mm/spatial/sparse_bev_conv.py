@@ -145,9 +145,9 @@ class SparseBEVConv2d(nn.Conv2d):
 
     def _active_out(self, mask_in: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """(N, Ho, Wo) active output pixels of the active input pixels ``mask_in``."""
-        ho, wo = self.output_hw(*x.shape[-2:])
-        if self.submanifold and self.stride == (1, 1) and (ho, wo) == tuple(mask_in.shape[1:]):
+        if self.keeps_pixels(mask_in.shape[1:]):
             return mask_in  # the same pixels: the same mask object, so later layers see it
+        ho, wo = self.output_hw(*x.shape[-2:])
         return self._out_mask(mask_in[:, None].to(x.dtype))[:, 0, :ho, :wo] > 0
 
     def _rulebook(self, x: torch.Tensor, mask_in: torch.Tensor, compare: bool = True):
